@@ -1,0 +1,111 @@
+"""The `commissioning` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from shared.logging import configure_logging
+from shared.partners import PartnerRegistry, PartnerRegistryError
+from shared.settings import Settings
+
+
+def _fail(message: str) -> int:
+    print(f"commissioning: {message}", file=sys.stderr)
+    return 2
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from services.runtime import SERVICES, ConfigurationError, serve
+
+    settings = _settings()
+    names = args.services or list(SERVICES)
+    configure_logging("+".join(names), settings.log_level, settings.log_format)
+    if settings.partners is None:
+        return _fail("COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML)")
+    try:
+        registry = PartnerRegistry.load(settings.partners)
+        asyncio.run(serve(names, settings, registry))
+    except (ConfigurationError, PartnerRegistryError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.runtime import SERVICES, ConfigurationError, serve
+    from shared.redis_server import NoRedisServerError, RedisServer
+    from shared.tscip import write_registry
+
+    settings = _settings()
+    configure_logging("up", settings.log_level, settings.log_format)
+    data_dir = settings.data_dir.resolve()
+    server = None
+    overrides: dict[str, object] = {}
+    if not settings.redis_url:
+        try:
+            server = RedisServer(data_dir / "redis", port=args.redis_port).start()
+        except NoRedisServerError as e:
+            return _fail(str(e))
+        overrides["redis_url"] = server.url
+        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}", flush=True)
+    if settings.partners is None:
+        path = data_dir / "partners.toml"
+        if not path.exists():
+            write_registry(path)
+        overrides["partners"] = path
+        print(f"Partner registry: {path} (set COMMISSIONING_PARTNERS to use your own)", flush=True)
+    settings = settings.model_copy(update=overrides)
+    print(
+        f"HTTP on http://{settings.http_host}:{settings.http_port} "
+        "(POST /events, /health/live, /health/ready, /docs/asyncapi); Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        registry = PartnerRegistry.load(settings.partners)  # type: ignore[arg-type]
+        asyncio.run(serve(list(SERVICES), settings, registry))
+    except (ConfigurationError, PartnerRegistryError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+            print(f"Redis stopped; data kept in {server.data_dir}", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="commissioning",
+        description="Shared commissioning of public services: the cycle as events on Redis.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run services against REDIS_URL, as a container would")
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="needs, procurement, contracts, savings (default: all)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("up", help="everything on one machine, with a private Redis when REDIS_URL is unset")
+    p.add_argument("--redis-port", type=int, default=None, help="port for the private Redis (default: a free one)")
+    p.set_defaults(func=cmd_up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as e:
+        return _fail(f"invalid setting in the environment:\n{e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Contracts service: contracts from awards, monitoring returns, concerns, decommissioning."""

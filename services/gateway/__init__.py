@@ -1,0 +1,1 @@
+"""The inbound gateway: verifies what partners send and republishes it on the canonical streams."""

@@ -1,0 +1,69 @@
+"""The HTTP endpoints every process serves: `POST /events` and health."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faststream.asgi import AsgiResponse, Request, get, post
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.gateway.service import Gateway
+from shared.bus import Bus
+from shared.inbound import Accepted
+
+
+def json_response(data: Any, status: int = 200) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(data, separators=(",", ":")).encode(),
+        status,
+        {"Content-Type": "application/json"},
+    )
+
+
+def core_routes(bus: Bus, redis: Redis, gateway: Gateway, max_bytes: int) -> list[tuple[str, Any]]:
+    @post(description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason.")
+    async def events(request: Request) -> AsgiResponse:
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/cloudevents+json"):
+            return json_response(
+                {
+                    "code": "unsupported_media_type",
+                    "message": "send Content-Type: application/cloudevents+json",
+                    "errors": [],
+                },
+                415,
+            )
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                break  # the gateway rejects it as too large; read no further
+        verdict = await gateway.post(bus, body, request.headers.get("x-signature"))
+        if isinstance(verdict, Accepted):
+            return json_response({"id": verdict.event.id, "source": verdict.event.source}, 202)
+        status = {"bad_signature": 401, "missing_signature": 401, "unknown_partner": 401,
+                  "acting_for_another": 403, "too_large": 413}.get(verdict.code, 422)
+        return json_response(verdict.reason(), status)
+
+    @get(description="The process is up.")
+    async def live(request: Request) -> AsgiResponse:
+        return json_response({"status": "live"})
+
+    @get(description="Redis reachable and every consumer group in place.")
+    async def ready(request: Request) -> AsgiResponse:
+        try:
+            await redis.ping()
+            missing = []
+            for sub in bus.subscriptions:
+                groups = await redis.xinfo_groups(sub.stream)
+                if not any(g["name"] in (sub.group, sub.group.encode()) for g in groups):
+                    missing.append(f"{sub.group}@{sub.stream}")
+        except RedisError as e:
+            return json_response({"status": "not ready", "reason": f"redis: {e}"}, 503)
+        if missing:
+            return json_response({"status": "not ready", "reason": "missing groups", "groups": missing}, 503)
+        return json_response({"status": "ready", "consumer": bus.consumer})
+
+    return [("/events", events), ("/health/live", live), ("/health/ready", ready)]

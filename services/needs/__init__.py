@@ -1,0 +1,1 @@
+"""Needs service: the register of partner needs, cross-partner matching, option appraisal."""

@@ -1,0 +1,1 @@
+"""Procurement service: routes by value, tenders, confidential bids, evaluation and award."""

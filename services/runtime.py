@@ -1,0 +1,119 @@
+"""Bootstrap: wires settings, Redis, the bus, the gateway and the chosen services into one
+FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import structlog
+import uvicorn
+from faststream.asgi import AsgiFastStream
+from faststream.redis import RedisBroker, RedisRouter
+from redis.asyncio import Redis
+
+from services.contracts.app import build as build_contracts
+from services.gateway.service import Gateway
+from services.http import core_routes
+from services.needs.app import build as build_needs
+from services.procurement.app import build as build_procurement
+from services.savings.app import build as build_savings
+from services.service import Context, Service
+from shared.bus import Bus
+from shared.partners import PartnerRegistry
+from shared.settings import Settings
+from shared.streams import Streams
+
+SERVICES: dict[str, Callable[[Context], Service]] = {
+    "needs": build_needs,
+    "procurement": build_procurement,
+    "contracts": build_contracts,
+    "savings": build_savings,
+}
+
+log = structlog.get_logger("runtime")
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def build_app(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> tuple[AsgiFastStream, Bus]:
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown service(s): {', '.join(unknown)}; choose from {', '.join(SERVICES)}"
+        )
+    if not settings.redis_url:
+        raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
+
+    streams = Streams(settings.prefix)
+    redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    bus = Bus(
+        redis,
+        streams,
+        batch_size=settings.batch_size,
+        block_ms=settings.block_ms,
+        claim_idle_ms=settings.claim_idle_ms,
+        max_deliveries=settings.max_deliveries,
+    )
+    gateway = Gateway(streams, registry, settings.max_event_bytes)
+    bus.add(gateway.subscription())
+    ctx = Context(settings, streams, redis, bus, registry)
+    services = [SERVICES[n](ctx) for n in names]
+    for s in services:
+        bus.add(*s.subscriptions)
+
+    broker = RedisBroker(settings.redis_url, graceful_timeout=settings.shutdown_timeout_s, logger=None)
+    router = RedisRouter()
+    bus.register(router)
+    broker.include_router(router)
+
+    routes = core_routes(bus, redis, gateway, settings.max_event_bytes)
+    for s in services:
+        routes.extend(s.routes)
+
+    async def started() -> None:
+        bus.start_sweepers()
+        log.info(
+            "serving",
+            services=["gateway", *names],
+            consumer=bus.consumer,
+            prefix=settings.prefix,
+            partners=len(registry),
+        )
+
+    async def stopping() -> None:
+        await bus.stop_sweepers()
+        for s in services:
+            for hook in s.on_shutdown:
+                await hook()
+
+    async def closed() -> None:
+        await redis.aclose()
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=routes,
+        logger=None,
+        on_startup=[bus.ensure_groups, *[h for s in services for h in s.on_startup]],
+        after_startup=[started],
+        on_shutdown=[stopping],
+        after_shutdown=[closed],
+        asyncapi_path="/docs/asyncapi",
+    )
+    return app, bus
+
+
+async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
+    app, _ = build_app(names, settings, registry)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+    )
+    server = uvicorn.Server(config)
+    await server.serve()

@@ -1,0 +1,1 @@
+"""Savings service: the running ROI projection from the event stream."""

@@ -1,0 +1,1 @@
+"""The contract in code: event models, stream names, money, partners, signing, settings, logging."""

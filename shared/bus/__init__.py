@@ -1,0 +1,23 @@
+"""The bus: one reliable-consumption mechanism over Redis Streams, used by every service."""
+
+from shared.bus.consumer import (
+    Applied,
+    Bus,
+    Effect,
+    Entry,
+    Poison,
+    Subscription,
+    consumer_name,
+    event_subscription,
+)
+
+__all__ = [
+    "Applied",
+    "Bus",
+    "Effect",
+    "Entry",
+    "Poison",
+    "Subscription",
+    "consumer_name",
+    "event_subscription",
+]

@@ -1,0 +1,390 @@
+"""Reliable consumption of Redis Streams, the same for every service.
+
+- a consumer group per service per stream, created from id `0` (MKSTREAM) before any read;
+- new entries read by FastStream batch subscribers (bounded by `batch_size`), parsed by our
+  own parser (the contract's `event` field, not FastStream's envelope), acked manually;
+- each entry's effect is a list of Redis commands applied by one Lua script together with
+  the idempotency mark (`source id`) and the XACK: stored and acked atomically, once;
+- a failing entry stays pending with its error recorded; a sweeper reclaims entries idle
+  longer than `claim_idle_ms` (from this or a dead consumer) and retries them; after
+  `max_deliveries` deliveries the entry moves to `P:dead-letter` with its error;
+- a `Poison` entry (one that can never succeed) goes to the dead-letter stream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import structlog
+from faststream import AckPolicy, Context
+from faststream.redis import RedisRouter, StreamSub
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from shared.events import CloudEvent, errors_of, to_json
+from shared.streams import Streams
+
+log = structlog.get_logger("bus")
+
+Command = tuple[str | bytes | int, ...]
+
+
+def consumer_name() -> str:
+    """Unique per process: host, pid and a random suffix (pids repeat across containers)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    stream: str
+    id: str
+    fields: Mapping[bytes, bytes]
+    deliveries: int = 1
+
+    @property
+    def raw_event(self) -> bytes | None:
+        return self.fields.get(b"event")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What handling one entry does to Redis, applied atomically with its ack.
+
+    `once_key` (the event's `source id`) makes the effect apply only the first time that
+    event is seen by the group; `None` applies it every time (rejections, plain logging).
+    """
+
+    commands: tuple[Command, ...] = ()
+    once_key: str | None = None
+
+    @staticmethod
+    def publish(stream: str, event: CloudEvent | bytes) -> Command:
+        body = event if isinstance(event, bytes) else to_json(event)
+        return ("XADD", stream, "*", "event", body)
+
+
+class Poison(Exception):
+    """An entry that can never be processed: dead-lettered at once, with this reason."""
+
+    def __init__(self, code: str, message: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.errors = errors or []
+
+    def reason(self) -> dict[str, Any]:
+        return {"code": self.code, "message": str(self), "errors": self.errors}
+
+
+@dataclass(frozen=True)
+class Applied:
+    entry: Entry
+    fresh: bool  # False when the event had already been applied (a duplicate)
+
+
+Handle = Callable[[Entry], Awaitable[Effect]]
+AfterBatch = Callable[[list[Applied]], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    group: str  # the consuming service
+    stream: str
+    handle: Handle
+    after_batch: AfterBatch | None = None
+    title: str = ""
+    description: str = ""
+
+
+def event_subscription(
+    group: str,
+    stream: str,
+    handle: Callable[[CloudEvent, Entry], Awaitable[Sequence[Command]]],
+    after_batch: AfterBatch | None = None,
+    description: str = "",
+) -> Subscription:
+    """A subscription to a canonical stream: parse the CloudEvent, bind ids to the log,
+    and make the effect idempotent on the event's `source` + `id`."""
+
+    async def _handle(entry: Entry) -> Effect:
+        event = parse_event(entry)
+        structlog.contextvars.bind_contextvars(
+            event_id=event.id, event_type=event.type, correlation_id=event.correlation_id
+        )
+        try:
+            commands = await handle(event, entry)
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type", "correlation_id")
+        return Effect(tuple(commands), once_key=event.key)
+
+    return Subscription(group, stream, _handle, after_batch, f"{group}:{stream}", description)
+
+
+def parse_event(entry: Entry) -> CloudEvent:
+    raw = entry.raw_event
+    if raw is None:
+        raise Poison("missing_event", f"entry {entry.id} on {entry.stream} has no `event` field")
+    try:
+        return CloudEvent.parse(raw)
+    except ValidationError as e:
+        raise Poison("invalid_event", "the entry is not a valid CloudEvent", errors_of(e)) from e
+
+
+def _load_script(name: str) -> str:
+    return resources.files("shared.bus").joinpath(name).read_text(encoding="utf-8")
+
+
+@dataclass
+class Bus:
+    """Runs subscriptions for one process. One `Bus` per process; one consumer name."""
+
+    redis: Redis
+    streams: Streams
+    batch_size: int = 100
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    consumer: str = field(default_factory=consumer_name)
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._apply = self.redis.register_script(_load_script("apply.lua"))
+        self._dead_letter = self.redis.register_script(_load_script("dead_letter.lua"))
+        self._sweepers: list[asyncio.Task[None]] = []
+        self.processed = 0  # entries applied or dead-lettered by this process
+        self.failures = 0
+
+    def add(self, *subs: Subscription) -> None:
+        self.subscriptions.extend(subs)
+
+    # -- setup ---------------------------------------------------------------------------
+
+    async def ensure_groups(self) -> None:
+        """Create every group from id 0 (so nothing published earlier is missed)."""
+        for sub in self.subscriptions:
+            try:
+                await self.redis.xgroup_create(sub.stream, sub.group, id="0", mkstream=True)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+
+    def register(self, router: RedisRouter) -> None:
+        """Attach one FastStream batch subscriber per subscription to `router`."""
+        for sub in self.subscriptions:
+            self._register_one(router, sub)
+
+    def _register_one(self, router: RedisRouter, sub: Subscription) -> None:
+        stream_sub = StreamSub(
+            sub.stream,
+            group=sub.group,
+            consumer=self.consumer,
+            batch=True,
+            max_records=self.batch_size,
+            polling_interval=self.block_ms,
+            last_id=">",
+        )
+
+        async def on_batch(body: Any, message: RedisBatchStreamMessage = Context("message")) -> None:
+            raw = message.raw_message
+            entries = [
+                Entry(sub.stream, _s(i), dict(d))
+                for i, d in zip(raw["message_ids"], raw["data"], strict=True)
+            ]
+            await self.process(sub, entries)
+
+        router.subscriber(
+            stream=stream_sub,
+            parser=_parse_batch,
+            decoder=_decode_batch,
+            ack_policy=AckPolicy.MANUAL,
+            title=sub.title or f"{sub.group}:{sub.stream}",
+            description=sub.description or None,
+        )(on_batch)
+
+    # -- processing ----------------------------------------------------------------------
+
+    async def process(self, sub: Subscription, entries: list[Entry]) -> list[Applied]:
+        """Handle a batch: effects + acks in one pipelined round trip; failures left pending."""
+        effects: list[tuple[Entry, Effect]] = []
+        poisoned: list[tuple[Entry, Poison]] = []
+        failed: list[tuple[Entry, BaseException]] = []
+        for entry in entries:
+            try:
+                effects.append((entry, await sub.handle(entry)))
+            except Poison as p:
+                poisoned.append((entry, p))
+            except Exception as e:  # noqa: BLE001 - any failure leaves the entry pending
+                failed.append((entry, e))
+
+        pipe = self.redis.pipeline(transaction=False)
+        seen, errors = self.streams.seen(sub.group), self.streams.errors(sub.group)
+        for entry, effect in effects:
+            await self._apply(keys=[seen, sub.stream, errors], args=_apply_args(sub.group, entry.id, effect), client=pipe)
+        for entry, p in poisoned:
+            await self._dead_letter(
+                keys=[sub.stream, self.streams.dead_letter, errors],
+                args=[sub.group, entry.id, self.consumer, 0, entry.deliveries, json.dumps(p.reason())],
+                client=pipe,
+            )
+        for entry, e in failed:
+            pipe.hset(errors, f"{sub.stream}/{entry.id}", _error_json(e))
+        results = await pipe.execute(raise_on_error=False)
+
+        applied: list[Applied] = []
+        for (entry, _), result in zip(effects, results, strict=False):
+            if isinstance(result, Exception):
+                failed.append((entry, result))
+                await self._record_error(sub, entry, result)
+            else:
+                applied.append(Applied(entry, bool(result)))
+        for entry, p in poisoned:
+            log.warning("dead-lettered", stream=sub.stream, entry_id=entry.id, code=p.code, error=str(p))
+        for entry, e in failed:
+            log.error(
+                "entry failed; left pending for retry",
+                stream=sub.stream,
+                entry_id=entry.id,
+                deliveries=entry.deliveries,
+                error=repr(e),
+            )
+        self.processed += len(applied) + len(poisoned)
+        self.failures += len(failed)
+        if applied and sub.after_batch is not None:
+            await sub.after_batch(applied)
+        return applied
+
+    async def apply_now(self, group: str, effect: Effect) -> bool:
+        """Apply an effect that has no stream entry behind it (e.g. `POST /events`).
+        Returns False when its `once_key` had already been applied."""
+        keys = [self.streams.seen(group), "", self.streams.errors(group)]
+        return bool(await self._apply(keys=keys, args=_apply_args(group, "", effect)))
+
+    async def _record_error(self, sub: Subscription, entry: Entry, e: BaseException) -> None:
+        try:
+            await self.redis.hset(self.streams.errors(sub.group), f"{sub.stream}/{entry.id}", _error_json(e))
+        except RedisError:
+            log.exception("could not record an entry's error", entry_id=entry.id)
+
+    # -- reclaiming and dead-lettering ---------------------------------------------------
+
+    async def sweep(self, sub: Subscription) -> int:
+        """Reclaim entries idle for `claim_idle_ms`; dead-letter those delivered too often.
+        Returns how many entries it moved on."""
+        moved = 0
+        start = "-"
+        while True:
+            rows = await self.redis.xpending_range(
+                sub.stream, sub.group, min=start, max="+", count=self.batch_size, idle=self.claim_idle_ms
+            )
+            if not rows:
+                return moved
+            retry: dict[str, int] = {}
+            for row in rows:
+                entry_id = _s(row["message_id"])
+                if row["times_delivered"] >= self.max_deliveries:
+                    moved += await self._move_to_dead_letter(sub, entry_id, row["times_delivered"])
+                else:
+                    retry[entry_id] = row["times_delivered"] + 1
+            if retry:
+                claimed = await self.redis.xclaim(
+                    sub.stream, sub.group, self.consumer, self.claim_idle_ms, list(retry)
+                )
+                entries = [
+                    Entry(sub.stream, _s(i), dict(d), deliveries=retry[_s(i)])
+                    for i, d in claimed
+                    if d is not None
+                ]
+                if entries:
+                    log.info("reclaimed pending entries", stream=sub.stream, count=len(entries))
+                    await self.process(sub, entries)
+                    moved += len(entries)
+            if len(rows) < self.batch_size:
+                return moved
+            start = "(" + _s(rows[-1]["message_id"])
+
+    async def _move_to_dead_letter(self, sub: Subscription, entry_id: str, deliveries: int) -> int:
+        errors = self.streams.errors(sub.group)
+        error = await self.redis.hget(errors, f"{sub.stream}/{entry_id}")
+        reason = json.loads(error) if error else {"code": "failed", "message": "no error recorded"}
+        reason = {**reason, "code": reason.get("code", "failed"), "deliveries": deliveries}
+        moved = await self._dead_letter(
+            keys=[sub.stream, self.streams.dead_letter, errors],
+            args=[sub.group, entry_id, self.consumer, self.claim_idle_ms, deliveries, json.dumps(reason)],
+        )
+        if moved:
+            log.warning(
+                "dead-lettered after repeated failures",
+                stream=sub.stream,
+                entry_id=entry_id,
+                deliveries=deliveries,
+                error=reason.get("message"),
+            )
+            self.processed += 1
+        return int(moved)
+
+    async def _sweep_forever(self, sub: Subscription) -> None:
+        interval = min(max(self.claim_idle_ms / 2000, 0.1), 5.0)
+        while True:
+            try:
+                await self.sweep(sub)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis away: try again next round
+                log.exception("sweep failed; will retry", stream=sub.stream)
+            await asyncio.sleep(interval)
+
+    def start_sweepers(self) -> None:
+        self._sweepers = [asyncio.create_task(self._sweep_forever(s)) for s in self.subscriptions]
+
+    async def stop_sweepers(self) -> None:
+        for t in self._sweepers:
+            t.cancel()
+        await asyncio.gather(*self._sweepers, return_exceptions=True)
+        self._sweepers = []
+
+
+def _apply_args(group: str, entry_id: str, effect: Effect) -> list[Any]:
+    args: list[Any] = [group, entry_id, effect.once_key or "", len(effect.commands)]
+    for cmd in effect.commands:
+        args.append(len(cmd))
+        args.extend(cmd)
+    return args
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _error_json(e: BaseException) -> str:
+    return json.dumps(
+        {"code": "handler_error", "message": f"{type(e).__name__}: {e}", "at": time.time()}
+    )
+
+
+async def _parse_batch(message: Any) -> RedisBatchStreamMessage:
+    """FastStream parser for the contract's wire format: entries stay as Redis gave them."""
+    return RedisBatchStreamMessage(
+        raw_message=message,
+        body=b"",
+        headers={},
+        batch_headers=[],
+        content_type=None,
+        correlation_id=_s(message["message_ids"][0]) if message["message_ids"] else "",
+        message_id=_s(message["message_ids"][0]) if message["message_ids"] else "",
+        consumer=FAKE_CONSUMER,  # acks are ours, in the same script as the effect
+        group=None,
+    )
+
+
+async def _decode_batch(message: RedisBatchStreamMessage) -> Any:
+    return None

@@ -1,0 +1,245 @@
+"""The event contract (CONTRACT.md, version 1) as pydantic models.
+
+A CloudEvents 1.0 envelope in JSON structured mode, and one frozen, strict model per payload.
+Partner payloads refuse unknown fields; money is `Decimal` from a string, dates are dates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from shared.money import IsoDate, IsoTime, Money, Quantity
+
+PartnerId = Annotated[StrictStr, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
+Ident = Annotated[StrictStr, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
+Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=2000)]
+
+PARTNER_SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})$")
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+
+
+class Payload(BaseModel):
+    """Base of every payload: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    #: the field that must name the signing partner (a partner never acts for another)
+    signer_field: ClassVar[str | None] = "partner_id"
+
+
+class NeedIdentified(Payload):
+    type: ClassVar[str] = "need.identified"
+
+    need_id: Ident
+    partner_id: PartnerId
+    service_category: Ident
+    title: Text
+    annual_budget: Money
+    current_arrangements: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    current_annual_resource_cost: Money
+    current_arrangements_end: IsoDate
+    outcomes: tuple[Text, ...] = ()
+    open_to_sharing: StrictBool
+
+
+class Supplier(Payload):
+    id: Ident
+    name: Text
+
+
+class AwardShare(Payload):
+    partner_id: PartnerId
+    need_id: Ident
+    annual_contribution: Money | None = None
+
+
+class TenderAwarded(Payload):
+    type: ClassVar[str] = "tender.awarded"
+    signer_field: ClassVar[str | None] = "lead_partner_id"
+
+    tender_id: Ident
+    contract_id: Ident
+    lead_partner_id: PartnerId
+    commissioning_model: Literal["aligned_budgets", "stand_alone_partnership", "single_partner"]
+    supplier: Supplier
+    annual_value: Money
+    contract_start: IsoDate
+    contract_end: IsoDate
+    partners: Annotated[tuple[AwardShare, ...], Field(min_length=1, max_length=500)]
+    annual_management_cost: Money | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TenderAwarded:
+        if self.contract_end < self.contract_start:
+            raise ValueError("contract_end is before contract_start")
+        needs = [(p.partner_id, p.need_id) for p in self.partners]
+        if len(set(needs)) != len(needs):
+            raise ValueError("the same partner need is listed twice in partners")
+        return self
+
+
+class Kpi(Payload):
+    kpi_id: Ident
+    target: Quantity
+    actual: Quantity
+
+
+class MonitoringReturnSubmitted(Payload):
+    type: ClassVar[str] = "monitoring.return.submitted"
+
+    contract_id: Ident
+    partner_id: PartnerId
+    period_start: IsoDate
+    period_end: IsoDate
+    spend: Money
+    management_cost: Money | None = None
+    kpis: Annotated[tuple[Kpi, ...], Field(max_length=200)] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitoringReturnSubmitted:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        return self
+
+
+DecommissionReason = Literal[
+    "requirements_unfulfilled",
+    "provider_unable",
+    "financial_constraints",
+    "no_longer_strategic",
+    "contract_end",
+]
+
+
+class ContractDecommissioned(Payload):
+    type: ClassVar[str] = "contract.decommissioned"
+
+    contract_id: Ident
+    partner_id: PartnerId
+    effective_date: IsoDate
+    reason: DecommissionReason
+    replacement: Literal["separate_arrangements", "none"]
+
+
+class InvestmentRecorded(Payload):
+    type: ClassVar[str] = "investment.recorded"
+
+    investment_id: Ident
+    partner_id: PartnerId
+    date: IsoDate
+    amount: Money
+    description: Annotated[StrictStr, StringConstraints(max_length=2000)] = ""
+
+
+#: the types a partner may send to `P:inbound`, and their payload models
+PARTNER_TYPES: Mapping[str, type[Payload]] = {
+    m.type: m
+    for m in (
+        NeedIdentified,
+        TenderAwarded,
+        MonitoringReturnSubmitted,
+        ContractDecommissioned,
+        InvestmentRecorded,
+    )
+}
+
+#: every type with a payload model, including those only services publish
+PAYLOADS: dict[str, type[Payload]] = dict(PARTNER_TYPES)
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope, JSON structured mode; `data` kept as parsed JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)]
+    source: Annotated[StrictStr, StringConstraints(min_length=1, max_length=512)]
+    type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+    time: IsoTime | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _extensions(self) -> CloudEvent:
+        for name, value in (self.model_extra or {}).items():
+            if not _EXTENSION_NAME.match(name):
+                raise ValueError(
+                    f"'{name}' is not a CloudEvents attribute: extension names are 1-20 "
+                    "lowercase letters or digits"
+                )
+            if not isinstance(value, (str, int, bool)):
+                raise ValueError(f"extension attribute '{name}' must be a string, integer or boolean")
+        return self
+
+    @property
+    def key(self) -> str:
+        """`source` + `id`: what identifies an event everywhere."""
+        return f"{self.source} {self.id}"
+
+    @property
+    def correlation_id(self) -> str:
+        extra = self.model_extra or {}
+        return str(extra.get("correlationid") or self.id)
+
+    def payload(self) -> Payload:
+        """The typed payload; raises `ValidationError` or `KeyError` for an unknown type."""
+        return PAYLOADS[self.type].model_validate(self.data)
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> CloudEvent:
+        return cls.model_validate_json(raw)
+
+
+def new_event(
+    payload: Payload,
+    *,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+    correlation_id: str | None = None,
+) -> CloudEvent:
+    extra = {"correlationid": correlation_id} if correlation_id else {}
+    return CloudEvent(
+        specversion="1.0",
+        id=event_id or str(uuid.uuid4()),
+        source=source,
+        type=payload.type,
+        time=time or datetime.now(timezone.utc),
+        datacontenttype="application/json",
+        data=payload.model_dump(mode="json", exclude_none=True),
+        **extra,
+    )
+
+
+def to_json(event: CloudEvent) -> bytes:
+    """The contract's plain JSON bytes for one event (what goes in a stream's `event` field)."""
+    return json.dumps(
+        event.model_dump(mode="json", exclude_none=True), separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def errors_of(e: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as a machine-readable list, without echoing input values back."""
+    return [
+        {"loc": ".".join(str(p) for p in err["loc"]), "type": err["type"], "msg": err["msg"]}
+        for err in e.errors(include_url=False, include_input=False)
+    ]

@@ -1,0 +1,106 @@
+"""Money and dates on the wire: `Decimal` pounds from strings with at most 2 places, ISO dates.
+
+The one place money is rounded is `to_pence`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+PENNY = Decimal("0.01")
+MAX_POUNDS = Decimal("1000000000000")  # £1tn: anything larger is a typo, not a budget
+
+_MONEY = re.compile(r"^\d{1,13}(\.\d{1,2})?$")
+_QUANTITY = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EARLIEST = date(1990, 1, 1)
+LATEST = date(2200, 12, 31)
+
+
+def to_pence(amount: Decimal) -> Decimal:
+    """Round to the penny, half up: the project's only rounding rule for money."""
+    return amount.quantize(PENNY, rounding=ROUND_HALF_UP)
+
+
+def money_str(amount: Decimal) -> str:
+    return f"{to_pence(amount):.2f}"
+
+
+def _parse_money(value: Any) -> Decimal:
+    if isinstance(value, Decimal):  # built in code, not read from the wire
+        return value
+    if not isinstance(value, str):
+        raise ValueError('money must be a JSON string of pounds, e.g. "41000.00"')
+    if not _MONEY.match(value):
+        raise ValueError(
+            f'"{value}" is not an amount of money: use pounds with at most 2 decimal places, '
+            'not negative, e.g. "41000.00"'
+        )
+    amount = Decimal(value)
+    if amount >= MAX_POUNDS:
+        raise ValueError(f'"{value}" is larger than any budget this system accepts (£1tn)')
+    return amount
+
+
+def _parse_quantity(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise ValueError('a KPI figure must be a JSON string holding a number, e.g. "1200"')
+    return Decimal(value)
+
+
+def _parse_date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError('a date must be an ISO 8601 string "YYYY-MM-DD"')
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError as e:
+        raise ValueError(f'"{value}" is not a calendar date') from e
+    if not EARLIEST <= parsed <= LATEST:
+        raise ValueError(f'"{value}" is outside {EARLIEST.isoformat()}..{LATEST.isoformat()}')
+    return parsed
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f'"{value}" is not an ISO 8601 time') from e
+    else:
+        raise ValueError("a time must be an ISO 8601 string with an offset")
+    if parsed.tzinfo is None:
+        raise ValueError("a time must carry its offset, e.g. 2013-01-01T09:00:00+00:00")
+    return parsed
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_parse_money),
+    PlainSerializer(money_str, return_type=str, when_used="json"),
+]
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_parse_quantity),
+    PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+]
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_parse_date),
+    PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json"),
+]
+IsoTime = Annotated[
+    datetime,
+    BeforeValidator(_parse_time),
+    PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json"),
+]

@@ -1,0 +1,43 @@
+"""Stream and key names, all under the deployment's prefix (`P:` in the contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Streams:
+    prefix: str = "commissioning"
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @property
+    def inbound(self) -> str:
+        return self.key("inbound")
+
+    @property
+    def dead_letter(self) -> str:
+        return self.key("dead-letter")
+
+    @property
+    def savings_updated(self) -> str:
+        return self.key("savings.updated")
+
+    def rejected(self, partner_id: str) -> str:
+        return self.key("rejected", partner_id)
+
+    def of_type(self, event_type: str) -> str:
+        return self.key(event_type)
+
+    # Internal keys, the project's own (not part of the contract).
+    def seen(self, group: str) -> str:
+        """Set of `source id` pairs a consumer group has applied: its idempotency record."""
+        return self.key("group", group, "seen")
+
+    def errors(self, group: str) -> str:
+        """Hash `stream/entry-id` -> last error, kept until the entry is acked or dead-lettered."""
+        return self.key("group", group, "errors")
+
+    def state(self, service: str, *parts: str) -> str:
+        return self.key("state", service, *parts)

@@ -3,6 +3,7 @@ FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -83,6 +84,7 @@ def build_app(names: Sequence[str], settings: Settings, registry: PartnerRegistr
         )
 
     async def stopping() -> None:
+        log.info("stopping: in-flight batches finish, unfinished entries stay pending")
         await bus.stop_sweepers()
         for s in services:
             for hook in s.on_shutdown:
@@ -90,6 +92,7 @@ def build_app(names: Sequence[str], settings: Settings, registry: PartnerRegistr
 
     async def closed() -> None:
         await redis.aclose()
+        log.info("stopped", processed=bus.processed, failures=bus.failures)
 
     app = AsgiFastStream(
         broker,
@@ -115,5 +118,16 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     await server.serve()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process would
+    end "killed by signal". A clean stop here exits 0."""
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True

@@ -1,0 +1,136 @@
+"""The bus's guarantees, proven with real processes on a real Redis: nothing lost, nothing
+counted twice, poison entries dead-lettered while the rest flow, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support import Proc, service_env, signed, event, need_data, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def work_event(i: int, **data: object) -> bytes:
+    return json.dumps(
+        {"specversion": "1.0", "id": f"w-{i}", "source": "/test/producer", "type": "work.done",
+         "datacontenttype": "application/json", "data": {"n": i, **data}}
+    ).encode()
+
+
+def counter(tmp: Path, env: dict[str, str], n: int) -> Proc:
+    return Proc([sys.executable, "-m", "tests.procs.counter"], env, tmp / f"counter-{n}.log").start()
+
+
+def counts(r: redis.Redis, prefix: str) -> dict[bytes, int]:
+    return {k: int(v) for k, v in r.hgetall(f"{prefix}:counts").items()}
+
+
+def pending(r: redis.Redis, stream: str, group: str) -> int:
+    return int(r.xpending(stream, group)["pending"])
+
+
+def test_sigkill_mid_batch_loses_nothing_and_counts_nothing_twice(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    n = 3000
+    env = service_env(redis_url, prefix, partners_path, batch_size="50", claim_idle_ms="300")
+    env["COUNTER_DELAY_MS"] = "1"  # ~50 ms a batch: a kill lands inside one
+    stream = f"{prefix}:work"
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.xadd(stream, {"event": work_event(i)})
+        if i % 10 == 0:  # the same event sent again: must count once
+            pipe.xadd(stream, {"event": work_event(i)})
+    pipe.execute()
+
+    rng = random.Random(7)
+    for k in range(3):
+        proc = counter(tmp_path, env, k)
+        target = (k + 1) * n // 4 + rng.randrange(100)
+        wait_for(lambda: len(counts(r, prefix)) >= target, 60, what=f"{target} events counted")
+        proc.kill()  # SIGKILL: no chance to finish or ack anything
+        assert pending(r, stream, "counter") > 0 or len(counts(r, prefix)) == n
+
+    proc = counter(tmp_path, env, 9)
+    try:
+        wait_for(lambda: len(counts(r, prefix)) == n and pending(r, stream, "counter") == 0, 60,
+                 what="every event counted and nothing pending")
+    finally:
+        proc.terminate()
+    c = counts(r, prefix)
+    assert len(c) == n
+    assert set(c.values()) == {1}, "an event was applied twice"
+    assert r.xlen(f"{prefix}:dead-letter") == 0
+
+
+def test_poison_entry_is_dead_lettered_after_n_deliveries_while_the_rest_flow(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    env = service_env(redis_url, prefix, partners_path, batch_size="10", claim_idle_ms="200", max_deliveries="3")
+    stream = f"{prefix}:work"
+    for i in range(40):
+        r.xadd(stream, {"event": work_event(i, poison=(i == 5))})
+    r.xadd(stream, {"event": b"this is not a CloudEvent"})  # can never succeed: dead-lettered at once
+    proc = counter(tmp_path, env, 0)
+    try:
+        wait_for(lambda: len(counts(r, prefix)) == 39, 30, what="the 39 good events")
+        wait_for(lambda: r.xlen(f"{prefix}:dead-letter") == 2, 30, what="two dead letters")
+        wait_for(lambda: pending(r, stream, "counter") == 0, 10, what="nothing pending")
+    finally:
+        assert proc.terminate() == 0
+    dead = [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange(f"{prefix}:dead-letter")]
+    by_code = {json.loads(d["error"])["code"]: d for d in dead}
+    assert set(by_code) == {"handler_error", "invalid_event"}
+    poison = by_code["handler_error"]
+    assert poison["deliveries"] == "3"
+    assert "poisoned on purpose" in json.loads(poison["error"])["message"]
+    assert json.loads(poison["event"])["id"] == "w-5"
+    assert poison["stream"] == stream and poison["group"] == "counter"
+    assert by_code["invalid_event"]["event"] == "this is not a CloudEvent"
+    assert set(counts(r, prefix).values()) == {1}
+    assert r.hlen(f"{prefix}:group:counter:errors") == 0
+
+
+def test_entries_published_before_the_group_existed_are_consumed(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    env = service_env(redis_url, prefix, partners_path)
+    for i in range(5):
+        r.xadd(f"{prefix}:work", {"event": work_event(i)})
+    proc = counter(tmp_path, env, 0)
+    try:
+        wait_for(lambda: len(counts(r, prefix)) == 5, 20, what="the five early events")
+        r.xadd(f"{prefix}:work", {"event": work_event(99)})  # and new ones after that
+        wait_for(lambda: len(counts(r, prefix)) == 6, 20, what="a new event")
+    finally:
+        proc.terminate()
+
+
+def test_sigterm_stops_cleanly_and_nothing_is_lost(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    n = 2000
+    env = service_env(redis_url, prefix, partners_path, batch_size="100", claim_idle_ms="300")
+    env["COUNTER_DELAY_MS"] = "1"
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.xadd(f"{prefix}:work", {"event": work_event(i)})
+    pipe.execute()
+    proc = counter(tmp_path, env, 0)
+    wait_for(lambda: len(counts(r, prefix)) > 300, 30, what="work under way")
+    assert proc.terminate(timeout=20) == 0, proc.log()
+    done = len(counts(r, prefix))
+    assert done < n, "stopped too late to show anything"
+    proc = counter(tmp_path, env, 1)
+    try:
+        wait_for(lambda: len(counts(r, prefix)) == n and pending(r, f"{prefix}:work", "counter") == 0, 60,
+                 what="the rest after restart")
+    finally:
+        proc.terminate()
+    assert set(counts(r, prefix).values()) == {1}

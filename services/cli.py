@@ -82,6 +82,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.demo import main as demo
+
+    settings = _settings()
+    configure_logging("demo", "WARNING", settings.log_format)
+    return demo(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commissioning",
@@ -96,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="everything on one machine, with a private Redis when REDIS_URL is unset")
     p.add_argument("--redis-port", type=int, default=None, help="port for the private Redis (default: a free one)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("demo", help="the reference partnership end to end, with its figures")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

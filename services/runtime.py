@@ -38,7 +38,9 @@ class ConfigurationError(RuntimeError):
     pass
 
 
-def build_app(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> tuple[AsgiFastStream, Bus]:
+def build_app(
+    names: Sequence[str], settings: Settings, registry: PartnerRegistry
+) -> tuple[AsgiFastStream, Bus, list[Service]]:
     unknown = [n for n in names if n not in SERVICES]
     if unknown:
         raise ConfigurationError(
@@ -104,11 +106,11 @@ def build_app(names: Sequence[str], settings: Settings, registry: PartnerRegistr
         after_shutdown=[closed],
         asyncapi_path="/docs/asyncapi",
     )
-    return app, bus
+    return app, bus, services
 
 
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
-    app, _ = build_app(names, settings, registry)
+    app, _, _ = build_app(names, settings, registry)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

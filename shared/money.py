@@ -1,13 +1,16 @@
 """Money and dates on the wire: `Decimal` pounds from strings with at most 2 places, ISO dates.
 
-The one place money is rounded is `to_pence`.
+Figures are computed exactly (Decimal from the wire, Fraction in between) and rounded once,
+to the penny, half up (`pence` / `round_money`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -23,7 +26,7 @@ LATEST = date(2200, 12, 31)
 
 
 def to_pence(amount: Decimal) -> Decimal:
-    """Round to the penny, half up: the project's only rounding rule for money."""
+    """Round a Decimal to the penny, half up (the same rule as `pence`)."""
     return amount.quantize(PENNY, rounding=ROUND_HALF_UP)
 
 
@@ -104,3 +107,30 @@ IsoTime = Annotated[
     BeforeValidator(_parse_time),
     PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json"),
 ]
+
+
+def pence(amount: Fraction | Decimal | int) -> int:
+    """Exact amount in pounds -> whole pence, half up (away from zero): the one rounding rule."""
+    f = Fraction(amount) * 100
+    n = math.floor(abs(f) + Fraction(1, 2))
+    return n if f >= 0 else -n
+
+
+def from_pence(p: int) -> Decimal:
+    return (Decimal(p) / 100).quantize(PENNY)
+
+
+def round_money(amount: Fraction | Decimal | int) -> Decimal:
+    """Exact (rational) pounds rounded to the penny, half up."""
+    return from_pence(pence(amount))
+
+
+def gbp(amount: Decimal | str, whole: bool = True) -> str:
+    """As UK public-sector reports show money: £317,648; negatives as −£1,234."""
+    value = Decimal(amount)
+    if whole:
+        value = value.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        text = f"£{abs(value):,.0f}"
+    else:
+        text = f"£{abs(value):,.2f}"
+    return f"\u2212{text}" if value < 0 else text

@@ -1,0 +1,494 @@
+"""The savings model: a pure function of the set of events. No I/O.
+
+`evolve(facts, key, payload)` adds one event to an order-independent index (`Facts`);
+`project(facts, policy)` computes every figure from it. Arithmetic is exact (`Fraction`) and
+money is rounded once, to the penny, per contract figure; portfolio and partner figures are
+sums and exact splits of those, so every table adds up. The rules are written out in
+docs/savings.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any
+
+from shared.events import (
+    ContractDecommissioned,
+    InvestmentRecorded,
+    MonitoringReturnSubmitted,
+    NeedIdentified,
+    Payload,
+    TenderAwarded,
+)
+from shared.money import from_pence, pence
+from shared.policy import SavingsPolicy
+
+DAY = timedelta(days=1)
+
+
+# -- the index of facts --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fact:
+    key: str  # the event's `source id`: ties between events claiming the same thing go to the larger
+    payload: Any
+
+
+@dataclass
+class Facts:
+    needs: dict[tuple[str, str], Fact] = field(default_factory=dict)
+    awards: dict[str, Fact] = field(default_factory=dict)
+    returns: dict[str, dict[tuple[date, date], Fact]] = field(default_factory=dict)
+    decommissions: dict[str, Fact] = field(default_factory=dict)
+    investments: dict[tuple[str, str], Fact] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)
+
+
+def _later(old: Fact | None, new: Fact) -> Fact:
+    return new if old is None or new.key > old.key else old
+
+
+def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
+    """Add one event. Adding the same events in any order, any number of times, gives the
+    same `Facts`: each slot keeps a choice that depends only on the set."""
+    if key in facts.applied:
+        return facts
+    facts.applied.add(key)
+    fact = Fact(key, payload)
+    match payload:
+        case NeedIdentified():
+            slot = (payload.partner_id, payload.need_id)
+            facts.needs[slot] = _later(facts.needs.get(slot), fact)
+        case TenderAwarded():
+            facts.awards[payload.contract_id] = _later(facts.awards.get(payload.contract_id), fact)
+        case MonitoringReturnSubmitted():
+            periods = facts.returns.setdefault(payload.contract_id, {})
+            slot = (payload.period_start, payload.period_end)
+            periods[slot] = _later(periods.get(slot), fact)
+        case ContractDecommissioned():
+            old = facts.decommissions.get(payload.contract_id)
+            # the earliest decommissioning stands; among equals, the larger key
+            if old is None or (payload.effective_date, _neg(key)) < (old.payload.effective_date, _neg(old.key)):
+                facts.decommissions[payload.contract_id] = fact
+        case InvestmentRecorded():
+            slot = (payload.partner_id, payload.investment_id)
+            facts.investments[slot] = _later(facts.investments.get(slot), fact)
+        case _:
+            raise TypeError(f"the savings model does not use {type(payload).__name__}")
+    return facts
+
+
+def _neg(key: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in key)
+
+
+# -- calendar helpers ----------------------------------------------------------------------
+
+
+def add_months(d: date, months: int) -> date:
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - DAY).day
+    return date(year, month, min(d.day, last))
+
+
+def _overlap(a0: date, a1: date, b0: date, b1: date) -> int:
+    """Days in [a0, a1) ∩ [b0, b1)."""
+    return max(0, (min(a1, b1) - max(a0, b0)).days)
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: date
+    end: date  # exclusive
+    rate: Fraction  # pounds saved a day
+
+
+@dataclass
+class ContractFigures:
+    award: TenderAwarded
+    baseline: Decimal
+    budgets: Decimal
+    shared_cost: Decimal
+    shared_cost_estimated: bool
+    needs_missing: list[str]
+    end: date  # exclusive: the day it stops saving
+    status: str
+    segments: list[Segment]
+    realised_p: int = 0
+    years_p: list[int] = field(default_factory=list)
+    years_disc_p: list[int] = field(default_factory=list)
+
+    @property
+    def annual_saving(self) -> Decimal:
+        return self.baseline - self.shared_cost
+
+    @property
+    def price_saving(self) -> Decimal | None:
+        return None if self.needs_missing else self.budgets - self.award.annual_value
+
+
+def contract_years(start: date, end: date) -> list[tuple[date, date]]:
+    """The contract's years from its start date, [start + k years, start + k+1 years)."""
+    years, k = [], 0
+    while True:
+        a, b = add_months(start, 12 * k), add_months(start, 12 * (k + 1))
+        if a >= end:
+            return years
+        years.append((a, b))
+        k += 1
+
+
+def segments(baseline: Decimal, shared_cost: Decimal, start: date, end: date,
+             actuals: list[tuple[date, date, Decimal]]) -> list[Segment]:
+    """Daily saving rates over [start, end). In each contract year the annual figures are spread
+    evenly over its days; a monitoring return's actual management cost replaces the estimate
+    over its own period (`actuals`: non-overlapping [from, to) with the cost for that period)."""
+    cuts = {start, end}
+    years = contract_years(start, end)
+    cuts.update(b for _, b in years if b < end)
+    for a, b, _ in actuals:
+        cuts.update(d for d in (a, b) if start < d < end)
+    points = sorted(cuts)
+    out: list[Segment] = []
+    yi = ai = 0
+    for a, b in zip(points, points[1:], strict=False):
+        while years[yi][1] <= a:
+            yi += 1
+        year_days = (years[yi][1] - years[yi][0]).days
+        while ai < len(actuals) and actuals[ai][1] <= a:
+            ai += 1
+        base = Fraction(baseline) / year_days
+        if ai < len(actuals) and actuals[ai][0] <= a:
+            p0, p1, cost = actuals[ai]
+            rate = base - Fraction(cost) / (p1 - p0).days
+        else:
+            rate = base - Fraction(shared_cost) / year_days
+        out.append(Segment(a, b, rate))
+    return out
+
+
+def _actuals(returns: dict[tuple[date, date], Fact]) -> list[tuple[date, date, Decimal]]:
+    """Returns with an actual management cost, as non-overlapping periods: where periods
+    overlap, the one that starts first (then ends first) stands and the other is not used."""
+    chosen: list[tuple[date, date, Decimal]] = []
+    for (p0, p1), fact in sorted(returns.items()):
+        cost = fact.payload.management_cost
+        if cost is None:
+            continue
+        end = p1 + DAY
+        if chosen and p0 < chosen[-1][1]:
+            continue
+        chosen.append((p0, end, cost))
+    return chosen
+
+
+def split(total: int, weights: dict[str, Fraction]) -> dict[str, int]:
+    """Split pence by weights, largest remainder first (ties by id): the parts sum to the whole."""
+    if not weights:
+        return {}
+    wsum = sum(weights.values())
+    if wsum <= 0:
+        weights, wsum = {k: Fraction(1) for k in weights}, Fraction(len(weights))
+    sign, whole = (1 if total >= 0 else -1), abs(total)
+    exact = {k: whole * w / wsum for k, w in weights.items()}
+    parts = {k: math.floor(v) for k, v in exact.items()}
+    left = whole - sum(parts.values())
+    for k in sorted(exact, key=lambda k: (-(exact[k] - parts[k]), k))[:left]:
+        parts[k] += 1
+    return {k: sign * v for k, v in parts.items()}
+
+
+def as_of(facts: Facts) -> date | None:
+    dates = [f.payload.contract_start for f in facts.awards.values()]
+    dates += [f.payload.period_end for ps in facts.returns.values() for f in ps.values()]
+    dates += [f.payload.effective_date for f in facts.decommissions.values()]
+    dates += [f.payload.date for f in facts.investments.values()]
+    return max(dates, default=None)
+
+
+def horizon(facts: Facts, policy: SavingsPolicy) -> tuple[date, date] | None:
+    """From the programme start (the earliest investment or contract start) for
+    `horizon_months` (5.5 years by default)."""
+    starts = [f.payload.date for f in facts.investments.values()]
+    starts += [f.payload.contract_start for f in facts.awards.values()]
+    if not starts:
+        return None
+    h0 = min(starts)
+    return h0, add_months(h0, policy.horizon_months)
+
+
+def _ratio(x: int, y: int) -> str | None:
+    if y == 0:
+        return None
+    return str((Decimal(x) / Decimal(y)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _m(p: int) -> str:
+    return f"{from_pence(p):.2f}"
+
+
+def _d(x: Decimal | None) -> str | None:
+    return None if x is None else f"{x:.2f}"
+
+
+def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> ContractFigures:
+    award: TenderAwarded = fact.payload
+    baseline = budgets = Decimal(0)
+    missing = []
+    for share in award.partners:
+        need = facts.needs.get((share.partner_id, share.need_id))
+        if need is None:
+            missing.append(f"{share.partner_id}/{share.need_id}")
+        else:
+            baseline += need.payload.current_annual_resource_cost
+            budgets += need.payload.annual_budget
+    n = len({s.partner_id for s in award.partners})
+    estimated = award.annual_management_cost is None
+    cost = policy.shared_cost(n) if estimated else award.annual_management_cost
+    end = award.contract_end + DAY
+    decommission = facts.decommissions.get(award.contract_id)
+    if decommission is not None:
+        end = min(end, decommission.payload.effective_date)
+    if decommission is not None and decommission.payload.effective_date <= today:
+        status = "decommissioned"
+    elif award.contract_end <= today:
+        status = "ended"
+    else:
+        status = "active"
+    actuals = _actuals(facts.returns.get(award.contract_id, {}))
+    segs = segments(baseline, cost, award.contract_start, end, actuals) if end > award.contract_start else []
+    return ContractFigures(award, baseline, budgets, cost, estimated, missing, end, status, segs)
+
+
+def _weights(award: TenderAwarded, facts: Facts) -> dict[str, Fraction]:
+    """Partner shares: by contributions when every partner states one, else by baselines."""
+    contributions: dict[str, Fraction] = {}
+    baselines: dict[str, Fraction] = {}
+    for s in award.partners:
+        if s.annual_contribution is not None:
+            contributions[s.partner_id] = contributions.get(s.partner_id, Fraction(0)) + Fraction(s.annual_contribution)
+        need = facts.needs.get((s.partner_id, s.need_id))
+        base = Fraction(need.payload.current_annual_resource_cost) if need else Fraction(0)
+        baselines[s.partner_id] = baselines.get(s.partner_id, Fraction(0)) + base
+    if len(contributions) == len(baselines) and sum(contributions.values()) > 0:
+        return contributions
+    return baselines
+
+
+def _payback(days: list[tuple[date, date, Fraction]], target: Fraction) -> date | None:
+    """The day on which cumulative savings first reach `target` (None if never)."""
+    if target <= 0:
+        return None
+    total = Fraction(0)
+    for a, b, rate in days:
+        span = (b - a).days
+        if rate > 0 and total + rate * span >= target:
+            return a + timedelta(days=math.ceil((target - total) / rate) - 1)
+        total += rate * span
+    return None
+
+
+def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
+    """Every figure, as JSON-ready data (money as strings with 2 places)."""
+    today = as_of(facts)
+    span = horizon(facts, policy)
+    contracts = [
+        _contract(f, facts, policy, today or date.min) for _, f in sorted(facts.awards.items())
+    ]
+    factor = Fraction(1) / (1 + Fraction(policy.discount_rate))
+    buckets: list[tuple[date, date]] = []
+    if span:
+        h0, h1 = span
+        k = 0
+        while add_months(h0, 12 * k) < h1:
+            buckets.append((add_months(h0, 12 * k), min(add_months(h0, 12 * (k + 1)), h1)))
+            k += 1
+
+    for c in contracts:
+        stop = (today + DAY) if today else date.min
+        c.realised_p = pence(sum((s.rate * _overlap(s.start, s.end, c.award.contract_start, stop) for s in c.segments), Fraction(0)))
+        for k, (b0, b1) in enumerate(buckets):
+            exact = sum((s.rate * _overlap(s.start, s.end, b0, b1) for s in c.segments), Fraction(0))
+            c.years_p.append(pence(exact))
+            c.years_disc_p.append(pence(exact * factor**k))
+
+    invest_p = sum(pence(f.payload.amount) for f in facts.investments.values())
+    invest_disc = Fraction(0)
+    if span:
+        for f in facts.investments.values():
+            k = max(0, next((i for i, (b0, b1) in enumerate(buckets) if b0 <= f.payload.date < b1), len(buckets)))
+            invest_disc += Fraction(f.payload.amount) * factor**k
+    invest_disc_p = pence(invest_disc)
+
+    active = [c for c in contracts if c.status == "active"]
+    annual_p = {c.award.contract_id: pence(c.annual_saving) for c in contracts}
+    projected_p = {c.award.contract_id: sum(c.years_p) for c in contracts}
+    pv_p = sum(sum(c.years_disc_p) for c in contracts)
+    projected_total = sum(projected_p.values())
+    realised_total = sum(c.realised_p for c in contracts)
+
+    # payback: walk the horizon day-rate timeline, plain and discounted
+    timeline: list[tuple[date, date, Fraction]] = []
+    timeline_disc: list[tuple[date, date, Fraction]] = []
+    if span:
+        cuts = sorted({d for c in contracts for s in c.segments for d in (s.start, s.end)} | {d for b in buckets for d in b})
+        cuts = [d for d in cuts if span[0] <= d <= span[1]]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            rate = sum((s.rate for c in contracts for s in c.segments if s.start <= a < s.end), Fraction(0))
+            k = next(i for i, (b0, b1) in enumerate(buckets) if b0 <= a < b1)
+            timeline.append((a, b, rate))
+            timeline_disc.append((a, b, rate * factor**k))
+    payback = _payback(timeline, Fraction(invest_p, 100))
+    payback_disc = _payback(timeline_disc, Fraction(invest_disc_p, 100))
+
+    # partners: exact splits of each contract's rounded figures
+    partners: dict[str, dict[str, int]] = {}
+
+    def add(pid: str, name: str, p: int) -> None:
+        row = partners.setdefault(pid, {"annual_saving": 0, "realised_saving": 0, "projected_saving": 0, "investment": 0, "baseline_annual_cost": 0})
+        row[name] += p
+
+    for c in contracts:
+        w = _weights(c.award, facts)
+        for pid in w:
+            partners.setdefault(pid, {"annual_saving": 0, "realised_saving": 0, "projected_saving": 0, "investment": 0, "baseline_annual_cost": 0})
+        if c.status == "active":
+            for pid, p in split(annual_p[c.award.contract_id], w).items():
+                add(pid, "annual_saving", p)
+            for s in c.award.partners:
+                need = facts.needs.get((s.partner_id, s.need_id))
+                if need:
+                    add(s.partner_id, "baseline_annual_cost", pence(need.payload.current_annual_resource_cost))
+        for pid, p in split(c.realised_p, w).items():
+            add(pid, "realised_saving", p)
+        for pid, p in split(projected_p[c.award.contract_id], w).items():
+            add(pid, "projected_saving", p)
+    for f in facts.investments.values():
+        add(f.payload.partner_id, "investment", pence(f.payload.amount))
+
+    in_contract: dict[tuple[str, str], ContractFigures] = {}
+    warnings: list[str] = []
+    for c in contracts:
+        for s in c.award.partners:
+            slot = (s.partner_id, s.need_id)
+            other = in_contract.get(slot)
+            if other is not None and other.status == "active" and c.status == "active":
+                warnings.append(f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: {other.award.contract_id}, {c.award.contract_id}")
+            if other is None or c.status == "active":
+                in_contract[slot] = c
+        if c.needs_missing:
+            warnings.append(f"contract {c.award.contract_id} names needs not yet identified: {', '.join(c.needs_missing)}")
+
+    baseline_p = sum(pence(c.baseline) for c in active)
+    shared_p = sum(pence(c.shared_cost) for c in active)
+    price = [c.price_saving for c in active]
+    years = []
+    cumulative = 0
+    for k, (b0, b1) in enumerate(buckets):
+        saving = sum(c.years_p[k] for c in contracts)
+        cumulative += saving
+        years.append({
+            "year": k + 1,
+            "from": b0.isoformat(),
+            "to": (b1 - DAY).isoformat(),
+            "saving": _m(saving),
+            "discounted_saving": _m(sum(c.years_disc_p[k] for c in contracts)),
+            "cumulative_saving": _m(cumulative),
+        })
+
+    return {
+        "as_of": today.isoformat() if today else None,
+        "portfolio": {
+            "baseline_annual_cost": _m(baseline_p),
+            "shared_annual_cost": _m(shared_p),
+            "annual_saving": _m(baseline_p - shared_p),
+            "contract_price_annual_saving": _m(sum(pence(p) for p in price if p is not None)),
+            "investment": _m(invest_p),
+            "projected_saving": _m(projected_total),
+            "realised_saving": _m(realised_total),
+            "roi": _ratio(projected_total - invest_p, invest_p),
+            "payback_date": payback.isoformat() if payback else None,
+            "active_contracts": len(active),
+        },
+        "discounted": {
+            "rate": str(policy.discount_rate),
+            "present_value_saving": _m(pv_p),
+            "present_value_investment": _m(invest_disc_p),
+            "npv": _m(pv_p - invest_disc_p),
+            "roi": _ratio(pv_p - invest_disc_p, invest_disc_p),
+            "payback_date": payback_disc.isoformat() if payback_disc else None,
+        },
+        "horizon": {
+            "from": span[0].isoformat() if span else None,
+            "to": (span[1] - DAY).isoformat() if span else None,
+            "months": policy.horizon_months,
+        },
+        "years": years,
+        "partners": [{"partner_id": pid, **{k: _m(v) for k, v in row.items()}} for pid, row in sorted(partners.items())],
+        "contracts": [
+            {
+                "contract_id": c.award.contract_id,
+                "tender_id": c.award.tender_id,
+                "lead_partner_id": c.award.lead_partner_id,
+                "supplier": c.award.supplier.name,
+                "commissioning_model": c.award.commissioning_model,
+                "status": c.status,
+                "contract_start": c.award.contract_start.isoformat(),
+                "contract_end": c.award.contract_end.isoformat(),
+                "saving_until": (c.end - DAY).isoformat(),
+                "partners": len({s.partner_id for s in c.award.partners}),
+                "arrangements_replaced": sum(
+                    facts.needs[(s.partner_id, s.need_id)].payload.current_arrangements
+                    for s in c.award.partners if (s.partner_id, s.need_id) in facts.needs
+                ),
+                "baseline_annual_cost": _d(c.baseline),
+                "shared_annual_cost": _d(c.shared_cost),
+                "shared_cost_estimated": c.shared_cost_estimated,
+                "annual_saving": _m(annual_p[c.award.contract_id]),
+                "contract_price_annual_saving": _d(c.price_saving),
+                "realised_saving": _m(c.realised_p),
+                "projected_saving": _m(projected_p[c.award.contract_id]),
+                "needs_missing": c.needs_missing,
+                "decommissioning": (
+                    {k: str(v) for k, v in facts.decommissions[c.award.contract_id].payload.model_dump().items()}
+                    if c.award.contract_id in facts.decommissions else None
+                ),
+            }
+            for c in contracts
+        ],
+        "needs": [
+            {
+                "partner_id": pid,
+                "need_id": nid,
+                "service_category": f.payload.service_category,
+                "baseline_annual_cost": _d(f.payload.current_annual_resource_cost),
+                "annual_budget": _d(f.payload.annual_budget),
+                "current_arrangements": f.payload.current_arrangements,
+                "contract_id": in_contract[(pid, nid)].award.contract_id if (pid, nid) in in_contract else None,
+                "status": _need_status(in_contract.get((pid, nid)), facts),
+            }
+            for (pid, nid), f in sorted(facts.needs.items())
+        ],
+        "warnings": warnings,
+        "events_applied": len(facts.applied),
+    }
+
+
+def _need_status(c: ContractFigures | None, facts: Facts) -> str:
+    if c is None:
+        return "separate_arrangements"
+    if c.status == "active":
+        return "shared_contract"
+    d = facts.decommissions.get(c.award.contract_id)
+    if d is not None and d.payload.replacement == "none":
+        return "no_arrangements"
+    return "separate_arrangements"

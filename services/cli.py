@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from shared.logging import configure_logging
+from shared.money import gbp
 from shared.partners import PartnerRegistry, PartnerRegistryError
 from shared.settings import Settings
 
@@ -90,6 +91,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(settings)
 
 
+def cmd_savings_rebuild(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from services.savings.rebuild import rebuild
+    from shared.streams import Streams
+
+    settings = _settings()
+    configure_logging("savings-rebuild", "WARNING", settings.log_format)
+    if not settings.redis_url:
+        return _fail("REDIS_URL is not set: point it at the Redis whose streams to replay")
+
+    async def run() -> dict[str, object]:
+        redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        try:
+            return await rebuild(redis, Streams(settings.prefix))
+        finally:
+            await redis.aclose()
+
+    result = asyncio.run(run())
+    print(
+        f"rebuilt from {result['entries_read']} entries in {result['seconds']}s: "
+        f"{result['events']} events applied, {result['skipped']} unusable entries left out, "
+        f"{result['caught_up']} caught up after the swap"
+    )
+    portfolio = result["portfolio"]
+    assert isinstance(portfolio, dict)
+    print(f"annual saving {gbp(portfolio['annual_saving'])}, projected {gbp(portfolio['projected_saving'])}, ROI {portfolio['roi']}")
+    print("figures unchanged" if result["unchanged"] else f"figures changed; before: {result['before']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commissioning",
@@ -104,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="everything on one machine, with a private Redis when REDIS_URL is unset")
     p.add_argument("--redis-port", type=int, default=None, help="port for the private Redis (default: a free one)")
     p.set_defaults(func=cmd_up)
+
+    savings = sub.add_parser("savings", help="the savings projection").add_subparsers(dest="action", required=True)
+    p = savings.add_parser("rebuild", help="replay the streams into a fresh projection, with progress")
+    p.set_defaults(func=cmd_savings_rebuild)
 
     p = sub.add_parser("demo", help="the reference partnership end to end, with its figures")
     p.set_defaults(func=cmd_demo)

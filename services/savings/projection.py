@@ -114,12 +114,27 @@ class Projection:
             evolve(facts, key.decode(), event.payload())
         self.facts, self.generation = facts, generation
 
-    async def _refresh(self) -> None:
+    async def _refresh(self) -> bool:
         stored = await self.redis.hlen(self.events_key)
         generation = await self.redis.get(self.generation_key)
         if stored != len(self.facts.applied) or generation != self.generation:
             log.info("projection changed elsewhere; reloading", stored=stored, known=len(self.facts.applied))
             await self._load()
+            return True
+        return False
+
+    async def keep_fresh(self, interval: float = 2.0) -> None:
+        """Pick up changes made elsewhere (another replica, a rebuild) even when idle."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self._lock:
+                    if await self._refresh():
+                        self.figures = project(self.facts, self.policy)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis away: next round
+                log.exception("refresh failed; will retry")
 
 
 async def _hscan(redis: Redis, key: str, count: int = 1000) -> AsyncIterator[tuple[bytes, bytes]]:

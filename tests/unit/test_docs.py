@@ -41,3 +41,11 @@ def test_every_setting_is_documented() -> None:
     for name, field in Settings.model_fields.items():
         env = field.validation_alias or f"COMMISSIONING_{name.upper()}"
         assert f"`{env}`" in README, f"{env} is not in the README's configuration table"
+
+
+def test_every_savings_policy_setting_is_documented() -> None:
+    from shared.policy import SavingsPolicy
+
+    doc = (ROOT / "docs" / "savings.md").read_text(encoding="utf-8")
+    for name in SavingsPolicy.model_fields:
+        assert f"`COMMISSIONING_SAVINGS_{name.upper()}`" in doc

@@ -1,0 +1,107 @@
+"""`commissioning savings rebuild`: replay the streams into a fresh projection.
+
+1. Read every accepted event of the five types from its stream (XRANGE, in chunks) into new
+   keys, showing progress; events the model cannot use are counted and left out, as the
+   service would have dead-lettered them.
+2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running
+   savings processes reload.
+3. Catch up: events appended while step 1 ran are applied through the same once-only step the
+   service uses, so nothing that arrived meanwhile is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from services.savings.app import GROUP
+from services.savings.projection import TYPES, Projection
+from shared.bus import Bus, Effect
+from shared.events import CloudEvent
+from shared.policy import SavingsPolicy
+from shared.progress import Progress
+from shared.streams import Streams
+
+CHUNK = 2000
+
+
+def _parse(raw: bytes | None) -> CloudEvent | None:
+    if raw is None:
+        return None
+    try:
+        event = CloudEvent.parse(raw)
+        event.payload()
+        return event
+    except (ValidationError, KeyError):
+        return None
+
+
+async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> dict[str, Any]:
+    projection = Projection(redis, streams, SavingsPolicy())
+    await projection.load()
+    before = projection.figures
+
+    events_tmp = projection.events_key + ":rebuild"
+    seen_tmp = streams.seen(GROUP) + ":rebuild"
+    await redis.delete(events_tmp, seen_tmp)
+    keys = {t: streams.of_type(t) for t in TYPES}
+    total = sum([await redis.xlen(k) for k in keys.values()])
+    progress = Progress(total, "rebuild: events replayed", out)
+    last: dict[str, str] = {}
+    done = skipped = 0
+    for stream in keys.values():
+        start = "-"
+        while True:
+            chunk = await redis.xrange(stream, min=start, max="+", count=CHUNK)
+            if not chunk:
+                break
+            pipe = redis.pipeline(transaction=False)
+            for entry_id, fields in chunk:
+                event = _parse(fields.get(b"event"))
+                if event is None:
+                    skipped += 1
+                    continue
+                pipe.hset(events_tmp, event.key, fields[b"event"])
+                pipe.sadd(seen_tmp, event.key)
+            await pipe.execute()
+            done += len(chunk)
+            progress.update(done)
+            last[stream] = chunk[-1][0].decode()
+            start = "(" + last[stream]
+    elapsed = progress.finish()
+
+    tx = redis.pipeline(transaction=True)
+    if await redis.exists(events_tmp):
+        tx.rename(events_tmp, projection.events_key)
+        tx.rename(seen_tmp, streams.seen(GROUP))
+    else:
+        tx.delete(projection.events_key, streams.seen(GROUP))
+    tx.incr(projection.generation_key)
+    await tx.execute()
+
+    bus = Bus(redis, streams)
+    caught_up = 0
+    for stream in keys.values():
+        start = "(" + last[stream] if stream in last else "-"
+        for _, fields in await redis.xrange(stream, min=start, max="+"):
+            event = _parse(fields.get(b"event"))
+            if event is not None and await bus.apply_now(
+                GROUP, Effect((("HSET", projection.events_key, event.key, fields[b"event"]),), once_key=event.key)
+            ):
+                caught_up += 1
+
+    await projection.load()
+    after = projection.figures
+    return {
+        "entries_read": done,
+        "events": after["events_applied"],
+        "skipped": skipped,
+        "caught_up": caught_up,
+        "seconds": round(elapsed, 3),
+        "unchanged": before == after,
+        "portfolio": after["portfolio"],
+        "before": before["portfolio"],
+    }

@@ -1,0 +1,79 @@
+"""Property tests: the figures are a function of the set of events alone."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.savings.model import Facts, evolve, project, split
+from shared.events import PAYLOADS
+from shared.policy import SavingsPolicy
+from tests.eventgen import history
+
+POLICY = SavingsPolicy()
+PARTNERS = ["a-cc", "b-dc", "c-pct", "d-police", "e-fire"]
+
+
+def keyed(seed: int) -> list[tuple[str, Any]]:
+    return [(f"/partners/{pid} ev-{seed}-{n}", PAYLOADS[t].model_validate(d))
+            for n, (pid, t, d) in enumerate(history(seed, PARTNERS))]
+
+
+def fold(events: list[tuple[str, Any]]) -> dict[str, Any]:
+    facts = Facts()
+    for key, payload in events:
+        evolve(facts, key, payload)
+    return project(facts, POLICY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False), dupes=st.integers(0, 30))
+def test_shuffling_and_duplicating_events_changes_no_figure(seed: int, order: random.Random, dupes: int) -> None:
+    events = keyed(seed)
+    expected = fold(events)
+    noisy = events + [order.choice(events) for _ in range(dupes)]
+    order.shuffle(noisy)
+    assert fold(noisy) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False))
+def test_replaying_into_a_projection_that_already_has_them_changes_nothing(seed: int, order: random.Random) -> None:
+    events = keyed(seed)
+    facts = Facts()
+    for key, payload in events:
+        evolve(facts, key, payload)
+    once = project(facts, POLICY)
+    replay = list(events)
+    order.shuffle(replay)
+    for key, payload in replay:
+        evolve(facts, key, payload)
+    assert project(facts, POLICY) == once
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_every_table_adds_up_to_the_penny(seed: int) -> None:
+    f = fold(keyed(seed))
+    p = f["portfolio"]
+    active = [c for c in f["contracts"] if c["status"] == "active"]
+    assert Decimal(p["annual_saving"]) == sum((Decimal(c["annual_saving"]) for c in active), Decimal(0))
+    assert Decimal(p["annual_saving"]) == sum((Decimal(x["annual_saving"]) for x in f["partners"]), Decimal(0))
+    assert Decimal(p["projected_saving"]) == sum((Decimal(x["projected_saving"]) for x in f["partners"]), Decimal(0))
+    assert Decimal(p["realised_saving"]) == sum((Decimal(x["realised_saving"]) for x in f["partners"]), Decimal(0))
+    assert Decimal(p["projected_saving"]) == sum((Decimal(y["saving"]) for y in f["years"]), Decimal(0))
+    assert Decimal(p["investment"]) == sum((Decimal(x["investment"]) for x in f["partners"]), Decimal(0))
+
+
+@given(total=st.integers(-10**12, 10**12),
+       weights=st.dictionaries(st.text("abcdef", min_size=1, max_size=3),
+                               st.fractions(min_value=0, max_value=10**9), min_size=1, max_size=20))
+def test_split_always_sums_to_the_whole(total: int, weights: dict[str, Fraction]) -> None:
+    parts = split(total, weights)
+    assert sum(parts.values()) == total
+    assert set(parts) == set(weights)

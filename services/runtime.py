@@ -51,14 +51,7 @@ def build_app(
 
     streams = Streams(settings.prefix)
     redis = Redis.from_url(settings.redis_url, health_check_interval=30)
-    bus = Bus(
-        redis,
-        streams,
-        batch_size=settings.batch_size,
-        block_ms=settings.block_ms,
-        claim_idle_ms=settings.claim_idle_ms,
-        max_deliveries=settings.max_deliveries,
-    )
+    bus = Bus.from_settings(redis, settings)
     gateway = Gateway(streams, registry, settings.max_event_bytes)
     bus.add(gateway.subscription())
     ctx = Context(settings, streams, redis, bus, registry)

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared.events import CloudEvent, errors_of, to_json
+from shared.settings import Settings
 from shared.streams import Streams
 
 log = structlog.get_logger("bus")
@@ -163,6 +164,17 @@ class Bus:
         self._sweepers: list[asyncio.Task[None]] = []
         self.processed = 0  # entries applied or dead-lettered by this process
         self.failures = 0
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> Bus:
+        return cls(
+            redis,
+            Streams(settings.prefix),
+            batch_size=settings.batch_size,
+            block_ms=settings.block_ms,
+            claim_idle_ms=settings.claim_idle_ms,
+            max_deliveries=settings.max_deliveries,
+        )
 
     def add(self, *subs: Subscription) -> None:
         self.subscriptions.extend(subs)
@@ -332,11 +344,30 @@ class Bus:
             self.processed += 1
         return int(moved)
 
+    async def forget_departed(self, sub: Subscription, idle_ms: int) -> list[str]:
+        """Remove consumers of the group with nothing pending that have not read for
+        `idle_ms` (processes that stopped): restarts would otherwise pile them up. A consumer
+        with pending entries is never removed; its entries are reclaimed first."""
+        gone = []
+        for c in await self.redis.xinfo_consumers(sub.stream, sub.group):
+            name = _s(c["name"])
+            if name != self.consumer and c["pending"] == 0 and c["idle"] >= idle_ms:
+                await self.redis.xgroup_delconsumer(sub.stream, sub.group, name)
+                gone.append(name)
+        if gone:
+            log.info("removed departed consumers", stream=sub.stream, consumers=gone)
+        return gone
+
     async def _sweep_forever(self, sub: Subscription) -> None:
         interval = min(max(self.claim_idle_ms / 2000, 0.1), 5.0)
+        departed_ms = max(10 * self.claim_idle_ms, 600_000)
+        rounds = 0
         while True:
             try:
                 await self.sweep(sub)
+                if rounds % max(int(60 / interval), 1) == 0:
+                    await self.forget_departed(sub, departed_ms)
+                rounds += 1
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - Redis away: try again next round

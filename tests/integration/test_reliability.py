@@ -134,3 +134,38 @@ def test_sigterm_stops_cleanly_and_nothing_is_lost(
     finally:
         proc.terminate()
     assert set(counts(r, prefix).values()) == {1}
+
+
+def test_departed_consumers_with_nothing_pending_are_forgotten(
+    r: redis.Redis, prefix: str, redis_url: str
+) -> None:
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from shared.bus import Bus, Effect, Subscription
+    from shared.streams import Streams
+
+    stream = f"{prefix}:work"
+    r.xgroup_create(stream, "g", id="0", mkstream=True)
+    r.xadd(stream, {"event": work_event(1)})
+    r.xadd(stream, {"event": work_event(2)})
+    r.xreadgroup("g", "dead-with-pending", {stream: ">"}, count=1)
+    r.xreadgroup("g", "dead-and-done", {stream: ">"}, count=1)
+    entry_id = r.xpending_range(stream, "g", "-", "+", 10, consumername="dead-and-done")[0]["message_id"]
+    r.xack(stream, "g", entry_id)
+
+    async def run() -> list[str]:
+        client = Redis.from_url(redis_url)
+        bus = Bus(client, Streams(prefix))
+
+        async def noop(entry: object) -> Effect:
+            return Effect()
+
+        gone = await bus.forget_departed(Subscription("g", stream, noop), idle_ms=0)
+        await client.aclose()
+        return gone
+
+    assert asyncio.run(run()) == ["dead-and-done"]
+    names = {c["name"].decode() for c in r.xinfo_consumers(stream, "g")}
+    assert names == {"dead-with-pending"}

@@ -30,14 +30,7 @@ def main() -> None:
     streams = Streams(settings.prefix)
     redis = Redis.from_url(settings.redis_url)
     delay = int(os.environ.get("COUNTER_DELAY_MS", "0")) / 1000
-    bus = Bus(
-        redis,
-        streams,
-        batch_size=settings.batch_size,
-        block_ms=settings.block_ms,
-        claim_idle_ms=settings.claim_idle_ms,
-        max_deliveries=settings.max_deliveries,
-    )
+    bus = Bus.from_settings(redis, settings)
 
     async def count(event: CloudEvent, entry: Entry) -> list[tuple[str, ...]]:
         if event.data.get("poison"):

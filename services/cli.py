@@ -122,6 +122,19 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from services import docs
+
+    if args.write:
+        for path in docs.write():
+            print(f"wrote {path}")
+        return 0
+    stale = docs.stale()
+    for path in stale:
+        print(f"out of date: {path} (run: commissioning docs --write)")
+    return 1 if stale else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commissioning",
@@ -140,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     savings = sub.add_parser("savings", help="the savings projection").add_subparsers(dest="action", required=True)
     p = savings.add_parser("rebuild", help="replay the streams into a fresh projection, with progress")
     p.set_defaults(func=cmd_savings_rebuild)
+
+    p = sub.add_parser("docs", help="check (or --write) docs/asyncapi.json and docs/schemas/ against the code")
+    p.add_argument("--write", action="store_true", help="write the documents instead of checking them")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("demo", help="the reference partnership end to end, with its figures")
     p.set_defaults(func=cmd_demo)

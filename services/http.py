@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.gateway.service import Gateway
+from services.metrics import Metrics
 from shared.bus import Bus
 from shared.inbound import Accepted
 
@@ -22,7 +23,9 @@ def json_response(data: Any, status: int = 200) -> AsgiResponse:
     )
 
 
-def core_routes(bus: Bus, redis: Redis, gateway: Gateway, max_bytes: int) -> list[tuple[str, Any]]:
+def core_routes(
+    bus: Bus, redis: Redis, gateway: Gateway, metrics: Metrics, max_bytes: int, max_lag: int
+) -> list[tuple[str, Any]]:
     @post(description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason.")
     async def events(request: Request) -> AsgiResponse:
         content_type = request.headers.get("content-type", "")
@@ -51,19 +54,21 @@ def core_routes(bus: Bus, redis: Redis, gateway: Gateway, max_bytes: int) -> lis
     async def live(request: Request) -> AsgiResponse:
         return json_response({"status": "live"})
 
-    @get(description="Redis reachable and every consumer group in place.")
+    @get(description="Redis reachable, every consumer group in place, consumers running, lag under the threshold.")
     async def ready(request: Request) -> AsgiResponse:
         try:
             await redis.ping()
-            missing = []
-            for sub in bus.subscriptions:
-                groups = await redis.xinfo_groups(sub.stream)
-                if not any(g["name"] in (sub.group, sub.group.encode()) for g in groups):
-                    missing.append(f"{sub.group}@{sub.stream}")
+            lags = await metrics.lags()
         except RedisError as e:
             return json_response({"status": "not ready", "reason": f"redis: {e}"}, 503)
+        missing = [f"{s.group}@{s.stream}" for s in bus.subscriptions if (s.group, s.stream) not in lags]
         if missing:
             return json_response({"status": "not ready", "reason": "missing groups", "groups": missing}, 503)
+        if not bus.running:
+            return json_response({"status": "not ready", "reason": "consumers not running"}, 503)
+        behind = {f"{g}@{s}": lag for (g, s), lag in lags.items() if lag is not None and lag > max_lag}
+        if behind:
+            return json_response({"status": "not ready", "reason": f"lag over {max_lag}", "lag": behind}, 503)
         return json_response({"status": "ready", "consumer": bus.consumer})
 
     return [("/events", events), ("/health/live", live), ("/health/ready", ready)]

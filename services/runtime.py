@@ -12,9 +12,13 @@ from faststream.asgi import AsgiFastStream
 from faststream.redis import RedisBroker, RedisRouter
 from redis.asyncio import Redis
 
+from faststream.specification import AsyncAPI
+
 from services.contracts.app import build as build_contracts
+from services.docs import declare
 from services.gateway.service import Gateway
 from services.http import core_routes
+from services.metrics import Metrics
 from services.needs.app import build as build_needs
 from services.procurement.app import build as build_procurement
 from services.savings.app import build as build_savings
@@ -39,7 +43,7 @@ class ConfigurationError(RuntimeError):
 
 
 def build_app(
-    names: Sequence[str], settings: Settings, registry: PartnerRegistry
+    names: Sequence[str], settings: Settings, registry: PartnerRegistry, consumer: str | None = None
 ) -> tuple[AsgiFastStream, Bus, list[Service]]:
     unknown = [n for n in names if n not in SERVICES]
     if unknown:
@@ -52,6 +56,8 @@ def build_app(
     streams = Streams(settings.prefix)
     redis = Redis.from_url(settings.redis_url, health_check_interval=30)
     bus = Bus.from_settings(redis, settings)
+    if consumer:
+        bus.consumer = consumer
     gateway = Gateway(streams, registry, settings.max_event_bytes)
     bus.add(gateway.subscription())
     ctx = Context(settings, streams, redis, bus, registry)
@@ -59,12 +65,21 @@ def build_app(
     for s in services:
         bus.add(*s.subscriptions)
 
-    broker = RedisBroker(settings.redis_url, graceful_timeout=settings.shutdown_timeout_s, logger=None)
+    projection = next((s.extra["projection"] for s in services if "projection" in s.extra), None)
+    metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None)
+    broker = RedisBroker(
+        settings.redis_url,
+        graceful_timeout=settings.shutdown_timeout_s,
+        logger=None,
+        middlewares=[metrics.middleware],
+    )
     router = RedisRouter()
     bus.register(router)
+    declare(router, streams)
     broker.include_router(router)
 
-    routes = core_routes(bus, redis, gateway, settings.max_event_bytes)
+    routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag)
+    routes.append(metrics.route())
     for s in services:
         routes.extend(s.routes)
 
@@ -91,6 +106,11 @@ def build_app(
 
     app = AsgiFastStream(
         broker,
+        specification=AsyncAPI(
+            title="Shared commissioning event API",
+            version="1",
+            description="Redis Streams; every entry carries one CloudEvent (JSON) in the field `event`. See CONTRACT.md.",
+        ),
         asgi_routes=routes,
         logger=None,
         on_startup=[bus.ensure_groups, *[h for s in services for h in s.on_startup]],

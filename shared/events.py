@@ -243,3 +243,43 @@ def errors_of(e: ValidationError) -> list[dict[str, Any]]:
         {"loc": ".".join(str(p) for p in err["loc"]), "type": err["type"], "msg": err["msg"]}
         for err in e.errors(include_url=False, include_input=False)
     ]
+
+
+# -- `savings.updated`: what dashboards read (published by the savings service only) --------
+
+MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")]
+
+
+class _Open(BaseModel):
+    """Dashboard documents name the fields they guarantee and may carry more."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class SavingsPortfolio(_Open):
+    baseline_annual_cost: MoneyText
+    shared_annual_cost: MoneyText
+    annual_saving: MoneyText
+    contract_price_annual_saving: MoneyText
+    investment: MoneyText
+    projected_saving: MoneyText
+    realised_saving: MoneyText
+    roi: Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")] | None
+
+
+class SavingsPartner(_Open):
+    partner_id: PartnerId
+    annual_saving: MoneyText
+
+
+class SavingsContract(_Open):
+    contract_id: Ident
+    annual_saving: MoneyText
+    status: Literal["active", "ended", "decommissioned"]
+
+
+class SavingsUpdatedData(_Open):
+    as_of: Annotated[StrictStr, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None
+    portfolio: SavingsPortfolio
+    partners: list[SavingsPartner]
+    contracts: list[SavingsContract]

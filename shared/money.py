@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 PENNY = Decimal("0.01")
 MAX_POUNDS = Decimal("1000000000000")  # £1tn: anything larger is a typo, not a budget
@@ -91,21 +91,25 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_parse_money),
     PlainSerializer(money_str, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": _MONEY.pattern, "description": "pounds, at most 2 decimal places", "examples": ["41000.00"]}),
 ]
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_parse_quantity),
     PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": _QUANTITY.pattern, "description": "a number, as a string"}),
 ]
 IsoDate = Annotated[
     date,
     BeforeValidator(_parse_date),
     PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date", "description": f"ISO 8601 date, {EARLIEST.isoformat()} to {LATEST.isoformat()}"}),
 ]
 IsoTime = Annotated[
     datetime,
     BeforeValidator(_parse_time),
     PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO 8601 time with an offset"}),
 ]
 
 

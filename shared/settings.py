@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    ready_max_lag: int = Field(default=10_000, ge=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     data_dir: Path = Path(".commissioning")
     log_level: str = "INFO"

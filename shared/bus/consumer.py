@@ -374,6 +374,11 @@ class Bus:
                 log.exception("sweep failed; will retry", stream=sub.stream)
             await asyncio.sleep(interval)
 
+    @property
+    def running(self) -> bool:
+        """Every sweeper alive (they stop only with the process, or on a bug)."""
+        return bool(self._sweepers) and not any(t.done() for t in self._sweepers)
+
     def start_sweepers(self) -> None:
         self._sweepers = [asyncio.create_task(self._sweep_forever(s)) for s in self.subscriptions]
 

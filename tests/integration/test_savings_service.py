@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from services.savings.model import Facts, evolve, project
-from shared.events import PAYLOADS
+from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
 from tests.eventgen import history
 from tests.support import PARTNERS, event, serve, service_env, signed, wait_for
@@ -66,6 +66,7 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
         last = r.xrevrange(f"{prefix}:savings.updated", count=1)[0][1][b"event"]
         update = json.loads(last)
         assert update["type"] == "savings.updated" and update["source"] == "/services/savings"
+        SavingsUpdatedData.model_validate(update["data"])  # the contract's shape
         assert update["data"]["portfolio"] == expected["portfolio"]
         assert update["data"]["partners"] == expected["partners"]
         assert [c["contract_id"] for c in update["data"]["contracts"]] == [c["contract_id"] for c in expected["contracts"]]

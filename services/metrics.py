@@ -1,0 +1,86 @@
+"""Prometheus metrics for every process: FastStream's Redis middleware, plus the bus's own
+state (lag, pending, dead letters, rejections per partner) and the portfolio savings, read
+from Redis at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from faststream.asgi import AsgiResponse, Request, get
+from faststream.redis.prometheus import RedisPrometheusMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from shared.bus import Bus
+from shared.inbound import UNKNOWN
+from shared.partners import PartnerRegistry
+
+SAVINGS_FIGURES = ("baseline_annual_cost", "shared_annual_cost", "annual_saving", "contract_price_annual_saving",
+                   "investment", "projected_saving", "realised_saving")
+
+
+class Metrics:
+    def __init__(self, bus: Bus, redis: Redis, partners: PartnerRegistry,
+                 figures: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
+        self.bus, self.redis, self.partners, self.figures = bus, redis, partners, figures
+        self.registry = CollectorRegistry()
+        self.middleware = RedisPrometheusMiddleware(registry=self.registry, app_name="commissioning")
+        r = self.registry
+        self.lag = Gauge("commissioning_consumer_lag", "Entries in the stream not yet delivered to the group", ["group", "stream"], registry=r)
+        self.pending = Gauge("commissioning_pending_entries", "Entries delivered to the group but not yet acknowledged", ["group", "stream"], registry=r)
+        self.dead = Gauge("commissioning_dead_letters", "Entries in the dead-letter stream", registry=r)
+        self.rejected = Gauge("commissioning_rejections", "Entries in P:rejected:<partner>", ["partner"], registry=r)
+        self.processed = Gauge("commissioning_entries_processed", "Entries this process applied or dead-lettered since it started", registry=r)
+        self.failures = Gauge("commissioning_entry_failures", "Entry failures in this process since it started (left pending for retry)", registry=r)
+        self.savings = Gauge("commissioning_savings_pounds", "Portfolio savings figures, in pounds", ["figure"], registry=r)
+        self.roi = Gauge("commissioning_savings_roi", "Portfolio ROI over the horizon (ratio)", registry=r)
+        self.up = Gauge("commissioning_redis_up", "1 when Redis answered the last scrape", registry=r)
+
+    async def lags(self) -> dict[tuple[str, str], int | None]:
+        out: dict[tuple[str, str], int | None] = {}
+        for sub in self.bus.subscriptions:
+            try:
+                groups = await self.redis.xinfo_groups(sub.stream)
+            except ResponseError:
+                groups = []
+            for g in groups:
+                if _s(g["name"]) == sub.group:
+                    self.pending.labels(sub.group, sub.stream).set(g["pending"])
+                    out[(sub.group, sub.stream)] = g.get("lag")
+        return out
+
+    async def refresh(self) -> None:
+        try:
+            for (group, stream), lag in (await self.lags()).items():
+                if lag is not None:
+                    self.lag.labels(group, stream).set(lag)
+            streams = self.bus.streams
+            self.dead.set(await self.redis.xlen(streams.dead_letter))
+            for pid in [p.id for p in self.partners] + [UNKNOWN]:
+                self.rejected.labels(pid).set(await self.redis.xlen(streams.rejected(pid)))
+            self.up.set(1)
+        except RedisError:
+            self.up.set(0)
+        self.processed.set(self.bus.processed)
+        self.failures.set(self.bus.failures)
+        figures = self.figures()
+        if figures:
+            p = figures["portfolio"]
+            for name in SAVINGS_FIGURES:
+                self.savings.labels(name).set(float(p[name]))
+            if p["roi"] is not None:
+                self.roi.set(float(p["roi"]))
+
+    def route(self) -> tuple[str, Any]:
+        @get(description="Prometheus metrics.")
+        async def metrics(request: Request) -> AsgiResponse:
+            await self.refresh()
+            return AsgiResponse(generate_latest(self.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
+
+        return ("/metrics", metrics)
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v

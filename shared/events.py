@@ -30,6 +30,8 @@ from shared.money import IsoDate, IsoTime, Money, Quantity
 PartnerId = Annotated[StrictStr, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
 Ident = Annotated[StrictStr, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=2000)]
+#: money as published by services: pounds with exactly 2 places, may be negative
+MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")]
 
 PARTNER_SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})$")
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
@@ -149,6 +151,92 @@ class InvestmentRecorded(Payload):
     description: Annotated[StrictStr, StringConstraints(max_length=2000)] = ""
 
 
+# -- additions to the contract (docs/contract-additions.md) --------------------------------
+
+Revision = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+
+
+class NeedUpdated(NeedIdentified):
+    """A partner restates its own need. The highest `revision` stands (need.identified is
+    revision 0), whatever order the events arrive in."""
+
+    type: ClassVar[str] = "need.updated"
+
+    revision: Revision
+
+
+class NeedWithdrawn(Payload):
+    """A partner withdraws its own need; a later revision (need.updated) can restore it."""
+
+    type: ClassVar[str] = "need.withdrawn"
+
+    need_id: Ident
+    partner_id: PartnerId
+    revision: Revision
+    reason: Annotated[StrictStr, StringConstraints(max_length=2000)] = ""
+
+
+class OpportunityJoined(Payload):
+    """A partner opts in to a shared commissioning opportunity (its sovereign decision)."""
+
+    type: ClassVar[str] = "opportunity.joined"
+
+    opportunity_id: Ident
+    partner_id: PartnerId
+    revision: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    offers_to_lead: StrictBool = False
+
+
+class OpportunityDeclined(Payload):
+    """A partner opts out of an opportunity. Of a partner's decisions the highest `revision`
+    stands; at equal revisions, a decline."""
+
+    type: ClassVar[str] = "opportunity.declined"
+
+    opportunity_id: Ident
+    partner_id: PartnerId
+    revision: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    reason: Annotated[StrictStr, StringConstraints(max_length=2000)] = ""
+
+
+class OptionAppraisal(Payload):
+    option: Literal["aligned_budgets", "stand_alone_partnership", "do_nothing"]
+    annual_cost: Money
+    annual_saving: MoneyText
+    lead_partner_id: PartnerId | None = None
+    summary: Text
+
+
+class OpportunityNeed(Payload):
+    partner_id: PartnerId
+    need_id: Ident
+    decision: Literal["joined", "declined", "undecided"]
+
+
+class OpportunityIdentified(Payload):
+    """Published by the needs service when needs of two or more partners could be commissioned
+    together; republished as `opportunity.updated` whenever it changes."""
+
+    type: ClassVar[str] = "opportunity.identified"
+    signer_field: ClassVar[str | None] = None
+
+    opportunity_id: Ident
+    service_category: Ident
+    revision: Annotated[StrictInt, Field(ge=0)]
+    status: Literal["open", "proposed", "not_viable", "closed"]
+    needs: tuple[OpportunityNeed, ...]
+    window_start: IsoDate
+    window_end: IsoDate
+    lead_partner_id: PartnerId | None
+    options: tuple[OptionAppraisal, ...]
+    recommendation: Literal["aligned_budgets", "stand_alone_partnership", "do_nothing"]
+    reasons: tuple[Text, ...]
+
+
+class OpportunityUpdated(OpportunityIdentified):
+    type: ClassVar[str] = "opportunity.updated"
+
+
 #: the types a partner may send to `P:inbound`, and their payload models
 PARTNER_TYPES: Mapping[str, type[Payload]] = {
     m.type: m
@@ -158,11 +246,19 @@ PARTNER_TYPES: Mapping[str, type[Payload]] = {
         MonitoringReturnSubmitted,
         ContractDecommissioned,
         InvestmentRecorded,
+        NeedUpdated,
+        NeedWithdrawn,
+        OpportunityJoined,
+        OpportunityDeclined,
     )
 }
 
 #: every type with a payload model, including those only services publish
-PAYLOADS: dict[str, type[Payload]] = dict(PARTNER_TYPES)
+PAYLOADS: dict[str, type[Payload]] = {
+    **PARTNER_TYPES,
+    OpportunityIdentified.type: OpportunityIdentified,
+    OpportunityUpdated.type: OpportunityUpdated,
+}
 
 
 class CloudEvent(BaseModel):
@@ -246,9 +342,6 @@ def errors_of(e: ValidationError) -> list[dict[str, Any]]:
 
 
 # -- `savings.updated`: what dashboards read (published by the savings service only) --------
-
-MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")]
-
 
 class _Open(BaseModel):
     """Dashboard documents name the fields they guarantee and may carry more."""

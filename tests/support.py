@@ -173,3 +173,21 @@ def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve") -
         tmp / f"{name}-{port}.log",
         http_port=port,
     ).start()
+
+
+def tscip_secret(partner_id: str) -> str:
+    return f"s-{partner_id}"
+
+
+def write_tscip_partners(path: Path) -> Path:
+    """A registry of the reference partnership's fifteen partners, with known secrets."""
+    from shared.tscip import PARTNERS as TSCIP
+
+    path.write_text("".join(f'[[partner]]\nid = "{p}"\nname = "{n}"\nsecret = "{tscip_secret(p)}"\n' for p, n, _ in TSCIP))
+    return path
+
+
+def send_as(r: Any, prefix: str, partner: str, etype: str, data: dict[str, Any], event_id: str) -> None:
+    """XADD one event to P:inbound, signed by a reference partner."""
+    r.xadd(f"{prefix}:inbound", signed(event(data, type=etype, partner=partner, id=event_id), partner=partner,
+                                       secret=tscip_secret(partner)))

@@ -1,9 +1,60 @@
-"""Wiring of the needs service (consumes only, for now: matching comes with its own issue)."""
+"""Wiring of the needs service: the register and matching (state.py), partner views over HTTP."""
 
-from services.service import Context, Service, listening_service
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from faststream.asgi import AsgiResponse
+from faststream.asgi.request import AsgiRequest
+
+from services.http import bad_request, partner_get
+from services.needs.model import NeedsPolicy
+from services.needs.state import TYPES, NeedsState
+from services.needs.views import own_needs, partner_opportunities, timetable, upcoming
+from services.service import Context, Service
+from shared.bus import event_subscription
+from shared.policy import SavingsPolicy
+
+GROUP = "needs"
 
 
 def build(ctx: Context) -> Service:
-    return listening_service(
-        "needs", ctx, ["need.identified"], "needs register and matching: listening only, not built yet"
+    state = NeedsState(ctx.redis, ctx.streams, NeedsPolicy(), SavingsPolicy())
+
+    def needs(pid: str, request: AsgiRequest) -> dict[str, Any]:
+        return {"partner_id": pid, "needs": own_needs(state.index, pid)}
+
+    def opportunities(pid: str, request: AsgiRequest) -> dict[str, Any]:
+        return {"partner_id": pid, "opportunities": partner_opportunities(state.index, state.opportunities, pid)}
+
+    def reviews(pid: str, request: AsgiRequest) -> dict[str, Any] | AsgiResponse:
+        params = request.query_params
+        which = params.get("scope", ["mine"])[0]
+        if which not in ("mine", "partnership"):
+            return bad_request("scope is mine or partnership")
+        try:
+            since = date.fromisoformat(params["from"][0]) if "from" in params else None
+        except ValueError:
+            return bad_request("from is a date, YYYY-MM-DD")
+        rows = timetable(state.index, pid if which == "mine" else None)
+        return {"scope": which, "reviews": upcoming(rows, since)}
+
+    subs = [
+        event_subscription(GROUP, ctx.streams.of_type(t), state.handle, after_batch=state.after_batch,
+                           description=f"{t} into the needs register")
+        for t in TYPES
+    ]
+    return Service(
+        GROUP,
+        subs,
+        routes=[
+            ("/needs", partner_get(ctx.registry, "The calling partner's own needs, in full.", needs)),
+            ("/needs/opportunities", partner_get(ctx.registry, "The opportunities the calling partner is part of.", opportunities)),
+            ("/needs/timetable", partner_get(ctx.registry, "Upcoming reviews: ?scope=mine|partnership, ?from=YYYY-MM-DD.", reviews)),
+        ],
+        on_startup=[state.start],
+        on_shutdown=[state.stop],
+        summary="needs register, matching and appraisal; publishes opportunity.identified/updated",
+        extra={"state": state},
     )

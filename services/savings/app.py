@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream.asgi import AsgiResponse, Request, get
 
 from services.http import json_response
@@ -22,17 +20,6 @@ def build(ctx: Context) -> Service:
     async def savings(request: Request) -> AsgiResponse:
         return json_response(projection.figures)
 
-    tasks: list[asyncio.Task[None]] = []
-
-    async def load() -> None:
-        await projection.load()
-        tasks.append(asyncio.create_task(projection.keep_fresh()))
-
-    async def stop() -> None:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
     subs = [
         event_subscription(
             GROUP,
@@ -47,8 +34,8 @@ def build(ctx: Context) -> Service:
         GROUP,
         subs,
         routes=[("/savings", savings)],
-        on_startup=[load],
-        on_shutdown=[stop],
+        on_startup=[projection.start],
+        on_shutdown=[projection.stop],
         summary="the running ROI projection; GET /savings; publishes savings.updated",
         extra={"projection": projection},
     )

@@ -24,10 +24,10 @@ from shared.events import (
     Payload,
     TenderAwarded,
 )
+from shared.dates import DAY, add_months
 from shared.money import from_pence, pence
 from shared.policy import SavingsPolicy
 
-DAY = timedelta(days=1)
 
 
 # -- the index of facts --------------------------------------------------------------------
@@ -37,6 +37,7 @@ DAY = timedelta(days=1)
 class Fact:
     key: str  # the event's `source id`: ties between events claiming the same thing go to the larger
     payload: Any
+    revision: int = 0  # a need's revision (need.updated): the highest stands
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Facts:
 
 
 def _later(old: Fact | None, new: Fact) -> Fact:
-    return new if old is None or new.key > old.key else old
+    return new if old is None or (new.revision, new.key) > (old.revision, old.key) else old
 
 
 def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
@@ -59,9 +60,9 @@ def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
     if key in facts.applied:
         return facts
     facts.applied.add(key)
-    fact = Fact(key, payload)
+    fact = Fact(key, payload, getattr(payload, "revision", 0))
     match payload:
-        case NeedIdentified():
+        case NeedIdentified():  # and NeedUpdated, its subclass
             slot = (payload.partner_id, payload.need_id)
             facts.needs[slot] = _later(facts.needs.get(slot), fact)
         case TenderAwarded():
@@ -88,13 +89,6 @@ def _neg(key: str) -> tuple[int, ...]:
 
 
 # -- calendar helpers ----------------------------------------------------------------------
-
-
-def add_months(d: date, months: int) -> date:
-    y, m = divmod(d.month - 1 + months, 12)
-    year, month = d.year + y, m + 1
-    last = (date(year + month // 12, month % 12 + 1, 1) - DAY).day
-    return date(year, month, min(d.day, last))
 
 
 def _overlap(a0: date, a1: date, b0: date, b1: date) -> int:

@@ -1,6 +1,6 @@
 """`commissioning savings rebuild`: replay the streams into a fresh projection.
 
-1. Read every accepted event of the five types from its stream (XRANGE, in chunks) into new
+1. Read every accepted event of the types it uses from its stream (XRANGE, in chunks) into new
    keys, showing progress; events the model cannot use are counted and left out, as the
    service would have dead-lettered them.
 2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running

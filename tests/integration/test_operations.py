@@ -12,7 +12,7 @@ import redis
 
 from shared.tscip import reference_payloads
 from tests.integration.test_savings_service import build
-from tests.support import ROOT, PARTNERS, event, serve, service_env, signed, wait_for
+from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +25,7 @@ def metric(text: str, name: str, labels: str = "") -> float | None:
 def test_health_and_metrics_on_every_service(
     r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
-    from tests.support import write_partners
-    from shared.tscip import PARTNERS as TSCIP
-
-    partners = tmp_path / "tscip.toml"
-    partners.write_text("".join(f'[[partner]]\nid = "{p}"\nname = "{n}"\nsecret = "s-{p}"\n' for p, n, _ in TSCIP))
+    partners = write_tscip_partners(tmp_path / "tscip.toml")
     env = service_env(redis_url, prefix, partners)
     procs = {name: serve(tmp_path, env, name) for name in ("needs", "procurement", "contracts", "savings")}
     try:
@@ -38,7 +34,7 @@ def test_health_and_metrics_on_every_service(
             assert httpx.get(f"{p.url}/health/live").json() == {"status": "live"}
             assert httpx.get(f"{p.url}/health/ready").json()["status"] == "ready"
         for n, (pid, etype, data) in enumerate(reference_payloads("fifteen")):
-            r.xadd(f"{prefix}:inbound", signed(event(data, type=etype, partner=pid, id=f"ref-{n}"), partner=pid, secret=f"s-{pid}"))
+            send_as(r, prefix, pid, etype, data, f"ref-{n}")
         r.xadd(f"{prefix}:inbound", {"event": b'{"source": "/partners/tamworth-bc"', "signature": b"x"})
         savings = procs["savings"]
         wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"] == "317648.00", 30)

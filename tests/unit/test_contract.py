@@ -102,13 +102,18 @@ def test_decommission_reasons_are_the_contracts() -> None:
         ContractDecommissioned.model_validate({**ok, "reason": "bored"})
 
 
-def test_partner_types_are_exactly_the_contracts() -> None:
+def test_partner_types_are_the_contracts_plus_the_documented_additions() -> None:
     assert set(PARTNER_TYPES) == {
         "need.identified",
         "tender.awarded",
         "monitoring.return.submitted",
         "contract.decommissioned",
         "investment.recorded",
+        # docs/contract-additions.md
+        "need.updated",
+        "need.withdrawn",
+        "opportunity.joined",
+        "opportunity.declined",
     }
 
 

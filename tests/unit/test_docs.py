@@ -49,3 +49,11 @@ def test_every_savings_policy_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "savings.md").read_text(encoding="utf-8")
     for name in SavingsPolicy.model_fields:
         assert f"`COMMISSIONING_SAVINGS_{name.upper()}`" in doc
+
+
+def test_every_needs_policy_setting_is_documented() -> None:
+    from services.needs.model import NeedsPolicy
+
+    doc = (ROOT / "docs" / "contract-additions.md").read_text(encoding="utf-8")
+    for name in NeedsPolicy.model_fields:
+        assert f"`COMMISSIONING_NEEDS_{name.upper()}`" in doc

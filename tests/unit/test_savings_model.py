@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.savings.model import Facts, add_months, evolve, project, split
+from services.savings.model import Facts, evolve, project, split
+from shared.dates import add_months
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
 from shared.tscip import reference_payloads

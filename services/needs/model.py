@@ -1,0 +1,238 @@
+"""The needs model: the register of needs, cross-partner matching and option appraisal.
+Pure functions of the set of events; no I/O.
+
+- A need's current state is its event with the highest revision (`need.identified` is 0,
+  `need.updated` and `need.withdrawn` carry theirs); at equal revisions a withdrawal, then the
+  larger `source id`. A partner's decision on an opportunity is likewise its highest revision,
+  a decline at equal revisions.
+- Matching: in each service category, needs open to sharing are grouped by when their current
+  arrangements end: a group starts at the earliest end date and takes every need ending within
+  `window_months` of it. A group is an opportunity when it holds at least one need worth
+  sharing (annual budget at least `floor`) and needs of two or more partners; needs below the
+  floor join only such groups.
+- Appraisal: aligned budgets with a lead commissioner, a stand-alone partnership, and doing
+  nothing (always listed, the baseline), costed with the one shared cost policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.events import (
+    NeedIdentified,
+    NeedUpdated,
+    NeedWithdrawn,
+    OpportunityDeclined,
+    OpportunityJoined,
+    Payload,
+)
+from shared.dates import add_months
+from shared.money import gbp
+from shared.policy import SavingsPolicy
+
+
+class NeedsPolicy(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_NEEDS_", extra="ignore", frozen=True)
+
+    #: needs whose arrangements end within this many months of each other can be matched
+    window_months: int = Field(default=12, ge=0, le=120)
+    #: a need is worth sharing on its own from this annual budget; smaller ones only join
+    floor: Decimal = Field(default=Decimal("10000"), ge=0)
+
+
+# -- the register ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Version:
+    rank: tuple[int, int, str]  # (revision, withdrawal or decline first, source id)
+    payload: Any
+
+
+@dataclass
+class Register:
+    needs: dict[tuple[str, str], Version] = field(default_factory=dict)
+    decisions: dict[tuple[str, str], Version] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)
+
+    def current(self) -> list[NeedIdentified]:
+        return [v.payload for _, v in sorted(self.needs.items()) if not isinstance(v.payload, NeedWithdrawn)]
+
+    def decision(self, opportunity_id: str, partner_id: str) -> Payload | None:
+        v = self.decisions.get((opportunity_id, partner_id))
+        return v.payload if v else None
+
+
+def _keep(slots: dict[tuple[str, str], Version], slot: tuple[str, str], new: Version) -> None:
+    old = slots.get(slot)
+    if old is None or new.rank > old.rank:
+        slots[slot] = new
+
+
+def evolve(reg: Register, key: str, payload: Payload) -> Register:
+    if key in reg.applied:
+        return reg
+    reg.applied.add(key)
+    match payload:
+        case NeedUpdated() | NeedWithdrawn():
+            first = 1 if isinstance(payload, NeedWithdrawn) else 0
+            _keep(reg.needs, (payload.partner_id, payload.need_id), Version((payload.revision, first, key), payload))
+        case NeedIdentified():
+            _keep(reg.needs, (payload.partner_id, payload.need_id), Version((0, 0, key), payload))
+        case OpportunityJoined() | OpportunityDeclined():
+            first = 1 if isinstance(payload, OpportunityDeclined) else 0
+            _keep(reg.decisions, (payload.opportunity_id, payload.partner_id), Version((payload.revision, first, key), payload))
+        case _:
+            raise TypeError(f"the needs register does not use {type(payload).__name__}")
+    return reg
+
+
+# -- matching -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    opportunity_id: str
+    service_category: str
+    needs: tuple[NeedIdentified, ...]
+    window_start: date
+    window_end: date
+
+
+def match(needs: list[NeedIdentified], policy: NeedsPolicy) -> list[Group]:
+    by_category: dict[str, list[NeedIdentified]] = {}
+    for n in needs:
+        if n.open_to_sharing:
+            by_category.setdefault(n.service_category, []).append(n)
+    groups = []
+    for category, candidates in sorted(by_category.items()):
+        candidates.sort(key=lambda n: (n.current_arrangements_end, n.partner_id, n.need_id))
+        i = 0
+        while i < len(candidates):
+            start = candidates[i].current_arrangements_end
+            limit = add_months(start, policy.window_months)
+            j = i
+            while j < len(candidates) and candidates[j].current_arrangements_end <= limit:
+                j += 1
+            members = tuple(candidates[i:j])
+            anchors = [n for n in members if n.annual_budget >= policy.floor]
+            if anchors and len({n.partner_id for n in members}) >= 2:
+                groups.append(Group(f"{category}-{start:%Y-%m}", category, members, start,
+                                    members[-1].current_arrangements_end))
+            i = j
+    return groups
+
+
+# -- appraisal ------------------------------------------------------------------------------
+
+
+def _lead(needs: list[NeedIdentified], offers: set[str]) -> str | None:
+    """The largest contributor (annual budget in this opportunity), among those who offered to
+    lead if any did; ties to the partner id that sorts first."""
+    budgets: dict[str, Decimal] = {}
+    for n in needs:
+        budgets[n.partner_id] = budgets.get(n.partner_id, Decimal(0)) + n.annual_budget
+    pool = {p: b for p, b in budgets.items() if p in offers} or budgets
+    return min(pool, key=lambda p: (-pool[p], p)) if pool else None
+
+
+def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, Any]:
+    """The opportunity's payload (OpportunityIdentified fields but `revision`)."""
+    decisions = {}
+    offers = set()
+    for n in group.needs:
+        d = reg.decision(group.opportunity_id, n.partner_id)
+        decisions[n.partner_id] = (
+            "declined" if isinstance(d, OpportunityDeclined) else "joined" if isinstance(d, OpportunityJoined) else "undecided"
+        )
+        if isinstance(d, OpportunityJoined) and d.offers_to_lead:
+            offers.add(n.partner_id)
+    joined = [n for n in group.needs if decisions[n.partner_id] == "joined"]
+    active = [n for n in group.needs if decisions[n.partner_id] != "declined"]
+    if len({n.partner_id for n in joined}) >= 2:
+        status, basis = "proposed", joined
+    elif len({n.partner_id for n in active}) >= 2:
+        status, basis = "open", active
+    else:
+        status, basis = "not_viable", active
+
+    partners = sorted({n.partner_id for n in basis})
+    count = len(partners)
+    arrangements = sum(n.current_arrangements for n in basis)
+    baseline = sum((n.current_annual_resource_cost for n in basis), Decimal(0))
+    lead = _lead(basis, offers) if count >= 2 else None
+    aligned_cost = policy.shared_cost(count)
+    stand_alone_cost = policy.shared_cost(1) * count
+    options = [
+        _option("aligned_budgets", aligned_cost, baseline - aligned_cost, lead,
+                f"{lead} leads and procures once for {count} partners; one contract, managed once, "
+                f"estimated at {gbp(aligned_cost)} a year"),
+        _option("stand_alone_partnership", stand_alone_cost, baseline - stand_alone_cost, lead,
+                f"{lead} procures once; each of the {count} partners keeps managing its own contract, "
+                f"{gbp(policy.shared_cost(1))} a year each"),
+        _option("do_nothing", baseline, Decimal(0), None,
+                f"{arrangements} separate arrangements stay as they are, costing {gbp(baseline)} a year to administer"),
+    ]
+    best = max(options[:2], key=lambda o: Decimal(o["annual_saving"]))
+    if status == "not_viable" or Decimal(best["annual_saving"]) <= 0:
+        recommendation = "do_nothing"
+    else:
+        recommendation = best["option"]
+    return {
+        "opportunity_id": group.opportunity_id,
+        "service_category": group.service_category,
+        "status": status,
+        "needs": [{"partner_id": n.partner_id, "need_id": n.need_id, "decision": decisions[n.partner_id]} for n in group.needs],
+        "window_start": group.window_start.isoformat(),
+        "window_end": group.window_end.isoformat(),
+        "lead_partner_id": lead,
+        "options": options,
+        "recommendation": recommendation,
+        "reasons": _reasons(status, recommendation, options, count, arrangements, baseline, group, decisions),
+    }
+
+
+def _option(name: str, cost: Decimal, saving: Decimal, lead: str | None, summary: str) -> dict[str, Any]:
+    return {"option": name, "annual_cost": f"{cost:.2f}", "annual_saving": f"{saving:.2f}",
+            "lead_partner_id": lead, "summary": summary}
+
+
+def _reasons(status: str, recommendation: str, options: list[dict[str, Any]], count: int, arrangements: int,
+             baseline: Decimal, group: Group, decisions: dict[str, str]) -> list[str]:
+    declined = sorted(p for p, d in decisions.items() if d == "declined")
+    reasons = []
+    if status == "not_viable":
+        reasons.append(f"Fewer than two partners remain ({count}); shared commissioning needs at least two.")
+    else:
+        reasons.append(
+            f"{count} partners need {group.service_category} with arrangements ending between "
+            f"{group.window_start:%-d %B %Y} and {group.window_end:%-d %B %Y}: {arrangements} arrangements "
+            f"costing {gbp(baseline)} a year to administer."
+        )
+    if declined:
+        reasons.append(f"Not included, having declined: {', '.join(declined)}.")
+    chosen = next(o for o in options if o["option"] == recommendation)
+    if recommendation == "do_nothing":
+        if status != "not_viable":
+            reasons.append("Neither shared option saves money here, so the partners are better off as they are.")
+    else:
+        other = next(o for o in options[:2] if o["option"] != recommendation)
+        reasons.append(
+            f"{recommendation.replace('_', ' ').capitalize()} saves {gbp(chosen['annual_saving'])} a year, "
+            f"against {gbp(other['annual_saving'])} for the {other['option'].replace('_', ' ')}."
+        )
+    if status == "open":
+        reasons.append("Each partner decides: it is proposed for joint procurement once two or more partners join.")
+    elif status == "proposed":
+        reasons.append("Proposed for joint procurement with the partners that joined.")
+    return reasons
+
+
+def opportunities(reg: Register, policy: NeedsPolicy, savings: SavingsPolicy) -> dict[str, dict[str, Any]]:
+    return {g.opportunity_id: appraise(g, reg, savings) for g in match(reg.current(), policy)}

@@ -1,0 +1,178 @@
+"""Needs: matching, appraisal against the report's three options, sovereignty, revisions."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.needs.model import NeedsPolicy, Register, evolve, opportunities
+from services.needs.views import own_needs, partner_opportunities, timetable
+from shared.auth import AuthError, authenticate, authorization
+from shared.events import PAYLOADS
+from shared.policy import SavingsPolicy
+from shared.tscip import reference_payloads
+
+POLICY, SAVINGS = NeedsPolicy(), SavingsPolicy()
+
+
+def need(pid: str, nid: str, category: str = "advocacy", budget: str = "50000.00", cost: str = "10000.00",
+         ends: str = "2013-03-31", sharing: bool = True, **extra: Any) -> tuple[str, dict[str, Any]]:
+    data = {"need_id": nid, "partner_id": pid, "service_category": category, "title": category,
+            "annual_budget": budget, "current_arrangements": 2, "current_annual_resource_cost": cost,
+            "current_arrangements_end": ends, "open_to_sharing": sharing}
+    if "revision" in extra:
+        return "need.updated", {**data, **extra}
+    return "need.identified", data
+
+
+def register(items: list[tuple[str, dict[str, Any]]]) -> Register:
+    reg = Register()
+    for n, (etype, data) in enumerate(items):
+        evolve(reg, f"/partners/{data['partner_id']} e{n}", PAYLOADS[etype].model_validate(data))
+    return reg
+
+
+def opps(items: list[tuple[str, dict[str, Any]]], policy: NeedsPolicy = POLICY) -> dict[str, dict[str, Any]]:
+    return opportunities(register(items), policy, SAVINGS)
+
+
+def saving(opp: dict[str, Any], option: str = "aligned_budgets") -> str:
+    return next(o["annual_saving"] for o in opp["options"] if o["option"] == option)
+
+
+def test_reference_partnership_gives_the_reports_three_shared_contracts() -> None:
+    items = [(t, d) for _, t, d in reference_payloads("fifteen") if t == "need.identified"]
+    found = opps(items)
+    assert {oid: saving(o) for oid, o in found.items()} == {
+        "advocacy-2012-03": "81441.00",
+        "debt-benefits-consumer-advice-2012-12": "96500.00",
+        "infrastructure-volunteering-2013-03": "139707.00",
+    }
+    assert sum(Decimal(saving(o)) for o in found.values()) == Decimal("317648.00")
+    for o in found.values():
+        assert o["recommendation"] == "aligned_budgets"
+        assert o["lead_partner_id"] == "staffordshire-cc", "the largest contributor leads"
+        assert [x["option"] for x in o["options"]] == ["aligned_budgets", "stand_alone_partnership", "do_nothing"]
+        assert o["status"] == "open"
+    assert len(found["advocacy-2012-03"]["needs"]) == 5
+
+
+def test_one_partner_alone_or_below_the_floor_is_no_opportunity() -> None:
+    assert opps([need("a", "n1"), need("a", "n2")]) == {}
+    assert opps([need("a", "n1", budget="900.00"), need("b", "n2", budget="5000.00")]) == {}
+    assert opps([need("a", "n1"), need("b", "n2", sharing=False)]) == {}
+    small_joins_large = opps([need("a", "n1", budget="900.00"), need("b", "n2", budget="50000.00")])
+    assert [len(o["needs"]) for o in small_joins_large.values()] == [2]
+
+
+def test_timing_window() -> None:
+    apart = [need("a", "n1", ends="2013-01-31"), need("b", "n2", ends="2014-03-31")]
+    assert opps(apart) == {}
+    assert len(opps(apart, NeedsPolicy(window_months=14))) == 1
+    assert len(opps([need("a", "n1", ends="2013-01-31"), need("b", "n2", ends="2014-01-31")])) == 1
+
+
+def test_a_decline_removes_the_partner_and_the_appraisal_updates() -> None:
+    items = [need(p, f"{p}-adv", cost="20000.00") for p in ("a", "b", "c")]
+    oid = next(iter(opps(items)))
+    before = opps(items)[oid]
+    assert saving(before) == f"{Decimal('60000') - SAVINGS.shared_cost(3):.2f}"
+    declined = opps([*items, ("opportunity.declined", {"opportunity_id": oid, "partner_id": "c"})])[oid]
+    assert saving(declined) == f"{Decimal('40000') - SAVINGS.shared_cost(2):.2f}"
+    assert {n["partner_id"]: n["decision"] for n in declined["needs"]}["c"] == "declined"
+    assert any("declined: c" in r for r in declined["reasons"])
+    alone = opps([*items, *[("opportunity.declined", {"opportunity_id": oid, "partner_id": p}) for p in "bc"]])[oid]
+    assert alone["status"] == "not_viable" and alone["recommendation"] == "do_nothing"
+
+
+def test_only_joined_partners_are_carried_forward() -> None:
+    items = [need(p, f"{p}-adv", cost="20000.00", budget=b) for p, b in (("a", "10000.00"), ("b", "90000.00"), ("c", "50000.00"))]
+    oid = next(iter(opps(items)))
+    one = opps([*items, ("opportunity.joined", {"opportunity_id": oid, "partner_id": "a"})])[oid]
+    assert one["status"] == "open"
+    two = [*items, ("opportunity.joined", {"opportunity_id": oid, "partner_id": "a"}),
+           ("opportunity.joined", {"opportunity_id": oid, "partner_id": "c"})]
+    proposed = opps(two)[oid]
+    assert proposed["status"] == "proposed"
+    assert saving(proposed) == f"{Decimal('40000') - SAVINGS.shared_cost(2):.2f}", "b has not joined"
+    assert proposed["lead_partner_id"] == "c", "the largest contributor among the members"
+    offered = opps([*two[:-1], ("opportunity.joined", {"opportunity_id": oid, "partner_id": "c"}),
+                    ("opportunity.joined", {"opportunity_id": oid, "partner_id": "a", "revision": 1, "offers_to_lead": True})])[oid]
+    assert offered["lead_partner_id"] == "a", "partners can say otherwise"
+
+
+def test_when_sharing_costs_more_the_recommendation_is_do_nothing() -> None:
+    o = next(iter(opps([need("a", "n1", cost="1000.00"), need("b", "n2", cost="1000.00")]).values()))
+    assert o["recommendation"] == "do_nothing"
+    assert any("better off as they are" in r for r in o["reasons"])
+
+
+def test_updates_and_withdrawals_follow_revisions_not_arrival() -> None:
+    base = [need("a", "n1", cost="10000.00"), need("b", "n2", cost="10000.00")]
+    update = need("a", "n1", cost="30000.00", revision=2)
+    older = need("a", "n1", cost="20000.00", revision=1)
+    one = opps([*base, update, older])
+    two = opps([older, update, *base])
+    assert one == two
+    assert saving(next(iter(one.values()))) == f"{Decimal('40000') - SAVINGS.shared_cost(2):.2f}"
+    withdrawn = ("need.withdrawn", {"need_id": "n1", "partner_id": "a", "revision": 3})
+    assert opps([*base, update, withdrawn]) == {}
+    restored = need("a", "n1", cost="5000.00", revision=4)
+    assert len(opps([*base, withdrawn, restored])) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.randoms(use_true_random=False))
+def test_opportunities_do_not_depend_on_arrival_order(order: random.Random) -> None:
+    items = [(t, d) for _, t, d in reference_payloads("fifteen") if t == "need.identified"]
+    items += [("opportunity.declined", {"opportunity_id": "advocacy-2012-03", "partner_id": "stoke-pct"}),
+              ("opportunity.joined", {"opportunity_id": "advocacy-2012-03", "partner_id": "stoke-pct", "revision": 1}),
+              ("opportunity.joined", {"opportunity_id": "advocacy-2012-03", "partner_id": "north-staffs-pct"}),
+              need("tamworth-bc", "tamworth-bc-debt-benefits-consumer-advice", category="debt-benefits-consumer-advice",
+                   budget="1.00", cost="1.00", ends="2012-12-31", revision=1)]
+    expected = opps(items)
+    shuffled = list(items)
+    order.shuffle(shuffled)
+    assert opps(shuffled) == expected
+
+
+def test_partners_see_their_own_detail_and_only_joined_budgets() -> None:
+    items = [need("a", "na", budget="11111.00"), need("b", "nb", budget="22222.00"), need("c", "nc", budget="33333.00")]
+    reg = register(items)
+    found = opportunities(reg, POLICY, SAVINGS)
+    oid = next(iter(found))
+    as_a = partner_opportunities(reg, found, "a")[0]
+    budgets = {n["partner_id"]: n.get("annual_budget") for n in as_a["needs"]}
+    assert budgets == {"a": "11111.00", "b": None, "c": None}
+    reg2 = register([*items, ("opportunity.joined", {"opportunity_id": oid, "partner_id": "a"}),
+                     ("opportunity.joined", {"opportunity_id": oid, "partner_id": "b"})])
+    found2 = opportunities(reg2, POLICY, SAVINGS)
+    budgets = {n["partner_id"]: n.get("annual_budget") for n in partner_opportunities(reg2, found2, "a")[0]["needs"]}
+    assert budgets == {"a": "11111.00", "b": "22222.00", "c": None}
+    assert partner_opportunities(reg2, found2, "zzz") == []
+    assert [n["need_id"] for n in own_needs(reg2, "b")] == ["nb"]
+    assert all("annual_budget" not in r for r in timetable(reg2, None))
+    assert [r["need_id"] for r in timetable(reg2, "c")] == ["nc"]
+
+
+def test_request_authentication(registry: Any) -> None:
+    header = authorization("tamworth-bc", "secret-tamworth", "GET", "/needs?x=1", now=1000)
+    assert authenticate(registry, "GET", "/needs?x=1", header, now=1010) == "tamworth-bc"
+    for target, now, code in (("/needs?x=2", 1010, "bad_signature"), ("/needs?x=1", 2000, "stale_request")):
+        try:
+            authenticate(registry, "GET", target, header, now=now)
+        except AuthError as e:
+            assert e.code == code
+        else:
+            raise AssertionError(code)
+    for bad in (None, "Bearer x", "Partner nobody:1:ab", "Partner a:b"):
+        try:
+            authenticate(registry, "GET", "/needs", bad, now=1000)
+        except AuthError:
+            pass
+        else:
+            raise AssertionError(bad)

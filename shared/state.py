@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -156,3 +158,37 @@ class Published:
             return "" if v is None else json.dumps(v, sort_keys=True, separators=(",", ":"))
 
         return bool(await self._script(keys=[self.key, stream], args=[entity, dump(expected), dump(new), to_json(event)]))
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One entity a service derives and publishes: the event type for its first version and
+    for later ones, and its payload (validated by `model`, which also shapes the JSON)."""
+
+    first_type: str
+    later_type: str
+    payload: dict[str, Any]
+    model: type[Payload]
+
+
+async def publish_changes(published: Published, streams: Streams, source: str, current: dict[str, Derived],
+                          vanished: Callable[[dict[str, Any]], Derived | None] = lambda before: None) -> list[str]:
+    """Publish every entity whose payload differs from what was last published (new ones at
+    revision 0), and what `vanished` says for entities no longer derived. Event ids are
+    `<entity>-r<revision>`: a version published twice counts once everywhere."""
+    last = await published.all()
+    done = []
+    for entity in sorted(set(current) | set(last)):
+        before = last.get(entity)
+        derived = current.get(entity) or (vanished(before) if before is not None else None)
+        if derived is None or (before is not None and before["payload"] == derived.payload):
+            continue
+        revision = 0 if before is None else before["revision"] + 1
+        data = derived.model.model_validate({**derived.payload, "revision": revision}).model_dump(mode="json")
+        etype = derived.first_type if before is None else derived.later_type
+        event = CloudEvent(specversion="1.0", id=f"{entity}-r{revision}", source=source, type=etype,
+                           time=datetime.now(timezone.utc), data=data)
+        if await published.publish(entity, before, {"revision": revision, "payload": derived.payload},
+                                   streams.of_type(etype), event):
+            done.append(entity)
+    return done

@@ -82,6 +82,12 @@ def test_needs_become_the_reports_proposals_and_partners_decide(
         proposed = published(r, prefix)["advocacy-2012-03"]
         assert saving(proposed) == f"{38415 + 24120 - (20433.50 + 2 * 1371.10):.2f}"
 
+        # a second partner's carers need makes tamworth's lonely one an opportunity; withdrawn, it closes
+        send_as(r, prefix, "lichfield-dc", "need.identified", {**lonely, "need_id": "lichfield-carers", "partner_id": "lichfield-dc"}, "c2")
+        wait_for(lambda: "carers-2013-03" in published(r, prefix), 20, what="the carers opportunity")
+        send_as(r, prefix, "lichfield-dc", "need.withdrawn", {"need_id": "lichfield-carers", "partner_id": "lichfield-dc", "revision": 1}, "w2")
+        wait_for(lambda: published(r, prefix)["carers-2013-03"]["status"] == "closed", 20, what="closed")
+
         # partner views
         assert get(proc.url, None, "/needs").status_code == 401
         mine = get(proc.url, "stoke-pct", "/needs").json()

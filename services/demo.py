@@ -56,7 +56,7 @@ async def run_case(case: str, settings: Settings, out: TextIO) -> dict[str, Any]
     prefix = f"{settings.prefix}-demo-{case}-{uuid.uuid4().hex[:6]}"
     settings = settings.model_copy(update={"prefix": prefix, "block_ms": 100})
     app, _, services = build_app(["savings"], settings, registry)
-    projection: Projection = services[0].extra["projection"]
+    projection: Projection = services[0].extra["state"]
     entries = signed_entries(case, registry, f"demo-{case}")
     redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
     try:

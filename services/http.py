@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -78,7 +79,8 @@ def core_routes(
     return [("/events", events), ("/health/live", live), ("/health/ready", ready)]
 
 
-PartnerView = Callable[[str, AsgiRequest], dict[str, Any] | AsgiResponse]
+#: (partner id, request, path) -> the answer
+PartnerView = Callable[[str, AsgiRequest, str], dict[str, Any] | AsgiResponse]
 
 
 def partner_get(registry: PartnerRegistry, description: str, view: PartnerView) -> Any:
@@ -93,7 +95,7 @@ def partner_get(registry: PartnerRegistry, description: str, view: PartnerView) 
             pid = authenticate(registry, request.method, target, request.headers.get("authorization"))
         except AuthError as e:
             return json_response({"code": e.code, "message": str(e), "errors": []}, 401)
-        answer = view(pid, request)
+        answer = view(pid, request, scope["path"])
         return answer if isinstance(answer, AsgiResponse) else json_response(answer)
 
     return handler
@@ -101,3 +103,24 @@ def partner_get(registry: PartnerRegistry, description: str, view: PartnerView) 
 
 def bad_request(message: str) -> AsgiResponse:
     return json_response({"code": "bad_request", "message": message, "errors": []}, 400)
+
+
+class PathParams:
+    """ASGI wrapper: a request to a path matching a route pattern such as `/contracts/{id}` goes
+    to that route's handler (FastStream's ASGI app matches exact paths only; the pattern is
+    registered with it as well, so the handler is set up and documented)."""
+
+    def __init__(self, app: Any, routes: list[tuple[str, Any]]) -> None:
+        self.app = app
+        self.patterns = [
+            (re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(path)) + "$"), handler)
+            for path, handler in routes if "{" in path
+        ]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for pattern, handler in self.patterns:
+                if pattern.match(scope["path"]):
+                    await handler(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ from faststream.specification import AsyncAPI
 from services.contracts.app import build as build_contracts
 from services.docs import declare
 from services.gateway.service import Gateway
-from services.http import core_routes
+from services.http import PathParams, core_routes
 from services.metrics import Metrics
 from services.needs.app import build as build_needs
 from services.procurement.app import build as build_procurement
@@ -65,7 +65,7 @@ def build_app(
     for s in services:
         bus.add(*s.subscriptions)
 
-    projection = next((s.extra["projection"] for s in services if "projection" in s.extra), None)
+    projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None)
     broker = RedisBroker(
         settings.redis_url,
@@ -125,7 +125,7 @@ def build_app(
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
     app, _, _ = build_app(names, settings, registry)
     config = uvicorn.Config(
-        app,
+        PathParams(app, app.routes),
         host=settings.http_host,
         port=settings.http_port,
         lifespan="on",

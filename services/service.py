@@ -13,6 +13,7 @@ from shared.bus import Bus, Entry, Subscription, event_subscription
 from shared.events import CloudEvent
 from shared.partners import PartnerRegistry
 from shared.settings import Settings
+from shared.state import EventSetState
 from shared.streams import Streams
 
 
@@ -48,3 +49,16 @@ def listening_service(name: str, ctx: Context, event_types: Sequence[str], summa
 
     subs = [event_subscription(name, ctx.streams.of_type(t), note) for t in event_types]
     return Service(name, subs, summary=summary)
+
+
+def state_service(name: str, ctx: Context, state: EventSetState[Any], event_types: Sequence[str],
+                  routes: Sequence[tuple[str, Any]], summary: str) -> Service:
+    """A service whose state is the set of events it applied (shared.state): it subscribes
+    to `event_types`, loads on start, and serves `routes`."""
+    subs = [
+        event_subscription(name, ctx.streams.of_type(t), state.handle, after_batch=state.after_batch,
+                           description=f"{t}: {summary}")
+        for t in event_types
+    ]
+    return Service(name, subs, routes=routes, on_startup=[state.start], on_shutdown=[state.stop],
+                   summary=summary, extra={"state": state})

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -237,6 +238,130 @@ class OpportunityUpdated(OpportunityIdentified):
     type: ClassVar[str] = "opportunity.updated"
 
 
+class KpiTerm(Payload):
+    kpi_id: Ident
+    description: Annotated[StrictStr, StringConstraints(max_length=500)] = ""
+    target: Quantity
+    higher_is_better: StrictBool = True
+
+
+class PartnerSchedule(Payload):
+    """A partner's individual schedule: requirements it adds to the shared SLA (seed 003)."""
+
+    partner_id: PartnerId
+    kpis: Annotated[tuple[KpiTerm, ...], Field(max_length=100)] = ()
+
+
+class PaymentByResults(Payload):
+    #: share of the contract value paid by results, e.g. "0.10"
+    share: Annotated[Quantity, Field(ge=0, le=1)]
+    #: achievement below this pays nothing of the results share
+    floor: Annotated[Quantity, Field(ge=0, le=1)] = Decimal("0")
+
+
+class ContractSlaAgreed(Payload):
+    """The lead partner states a contract's service level agreement: KPIs with targets, the
+    monitoring frequency, partners' individual schedules, payment by results. The highest
+    `revision` stands."""
+
+    type: ClassVar[str] = "contract.sla.agreed"
+
+    contract_id: Ident
+    partner_id: PartnerId
+    revision: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    kpis: Annotated[tuple[KpiTerm, ...], Field(min_length=1, max_length=100)]
+    monitoring: Literal["quarterly", "half_yearly", "annual"] | None = None
+    schedules: Annotated[tuple[PartnerSchedule, ...], Field(max_length=500)] = ()
+    payment_by_results: PaymentByResults | None = None
+
+
+# -- published by the contracts service ------------------------------------------------------
+
+Rating = Literal["on_target", "approaching_target", "requires_improvement", "inadequate"]
+
+
+class KpiRating(Payload):
+    kpi_id: Ident
+    target: StrictStr
+    actual: StrictStr
+    achievement: StrictStr
+    rating: Rating
+
+
+class MonitoringReturnJudged(Payload):
+    """`monitoring.return.accepted` (with each KPI's rating) or `monitoring.return.rejected`
+    (with the reason), for a `monitoring.return.submitted` event (`return_key`: its source + id)."""
+
+    type: ClassVar[str] = "monitoring.return.accepted"
+    signer_field: ClassVar[str | None] = None
+
+    return_key: StrictStr
+    contract_id: Ident
+    partner_id: PartnerId
+    period_start: IsoDate
+    period_end: IsoDate
+    status: Literal["accepted", "rejected"]
+    code: StrictStr | None
+    message: StrictStr | None
+    ratings: tuple[KpiRating, ...]
+    spend: MoneyText
+    management_cost: MoneyText | None
+    revision: Annotated[StrictInt, Field(ge=0)]
+
+
+class PerformanceConcern(Payload):
+    """One step of a performance concern: `performance.concern.raised` (a KPI below target),
+    then `.escalated` (still below after the improvement plan was due), `.termination_considered`
+    (the last resort) or `.resolved` (back on target). `period_end`: the return that moved it."""
+
+    type: ClassVar[str] = "performance.concern.raised"
+    signer_field: ClassVar[str | None] = None
+
+    concern_id: Ident
+    contract_id: Ident
+    kpi_id: Ident
+    raised_for: IsoDate
+    status: Literal["raised", "escalated", "termination_considered", "resolved"]
+    period_end: IsoDate
+    rating: Rating
+    improvement_plan_due: IsoDate
+    revision: Annotated[StrictInt, Field(ge=0)]
+
+
+class PaymentCalculated(Payload):
+    """Payment by results for one period of a contract."""
+
+    type: ClassVar[str] = "payment.calculated"
+    signer_field: ClassVar[str | None] = None
+
+    payment_id: Ident
+    contract_id: Ident
+    supplier_id: Ident
+    period_start: IsoDate
+    period_end: IsoDate
+    fixed_payment: MoneyText
+    results_at_risk: MoneyText
+    results_payment: MoneyText
+    total: MoneyText
+    achievement: StrictStr
+    revision: Annotated[StrictInt, Field(ge=0)]
+
+
+class ReturnOverdue(Payload):
+    """A monitoring period ended without a return: `monitoring.return.overdue`, then
+    `monitoring.return.received` when a late one arrives."""
+
+    type: ClassVar[str] = "monitoring.return.overdue"
+    signer_field: ClassVar[str | None] = None
+
+    contract_id: Ident
+    period_start: IsoDate
+    period_end: IsoDate
+    due: IsoDate
+    status: Literal["overdue", "received"]
+    revision: Annotated[StrictInt, Field(ge=0)]
+
+
 #: the types a partner may send to `P:inbound`, and their payload models
 PARTNER_TYPES: Mapping[str, type[Payload]] = {
     m.type: m
@@ -250,6 +375,7 @@ PARTNER_TYPES: Mapping[str, type[Payload]] = {
         NeedWithdrawn,
         OpportunityJoined,
         OpportunityDeclined,
+        ContractSlaAgreed,
     )
 }
 
@@ -258,6 +384,12 @@ PAYLOADS: dict[str, type[Payload]] = {
     **PARTNER_TYPES,
     OpportunityIdentified.type: OpportunityIdentified,
     OpportunityUpdated.type: OpportunityUpdated,
+    "monitoring.return.accepted": MonitoringReturnJudged,
+    "monitoring.return.rejected": MonitoringReturnJudged,
+    **{f"performance.concern.{s}": PerformanceConcern for s in ("raised", "escalated", "termination_considered", "resolved")},
+    PaymentCalculated.type: PaymentCalculated,
+    "monitoring.return.overdue": ReturnOverdue,
+    "monitoring.return.received": ReturnOverdue,
 }
 
 

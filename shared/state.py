@@ -169,10 +169,13 @@ class Derived:
     later_type: str
     payload: dict[str, Any]
     model: type[Payload]
+    #: False for a one-off event in a contract type without a `revision` field: published
+    #: once, with the entity as its id, never updated
+    revisioned: bool = True
 
 
 async def publish_changes(published: Published, streams: Streams, source: str, current: dict[str, Derived],
-                          vanished: Callable[[dict[str, Any]], Derived | None] = lambda before: None) -> list[str]:
+                          vanished: Callable[[str, dict[str, Any]], Derived | None] = lambda e, b: None) -> list[str]:
     """Publish every entity whose payload differs from what was last published (new ones at
     revision 0), and what `vanished` says for entities no longer derived. Event ids are
     `<entity>-r<revision>`: a version published twice counts once everywhere."""
@@ -180,14 +183,15 @@ async def publish_changes(published: Published, streams: Streams, source: str, c
     done = []
     for entity in sorted(set(current) | set(last)):
         before = last.get(entity)
-        derived = current.get(entity) or (vanished(before) if before is not None else None)
-        if derived is None or (before is not None and before["payload"] == derived.payload):
+        derived = current.get(entity) or (vanished(entity, before) if before is not None else None)
+        if derived is None or (before is not None and (before["payload"] == derived.payload or not derived.revisioned)):
             continue
         revision = 0 if before is None else before["revision"] + 1
-        data = derived.model.model_validate({**derived.payload, "revision": revision}).model_dump(mode="json")
+        stamped = {**derived.payload, "revision": revision} if derived.revisioned else derived.payload
+        data = derived.model.model_validate(stamped).model_dump(mode="json", exclude_none=not derived.revisioned)
         etype = derived.first_type if before is None else derived.later_type
-        event = CloudEvent(specversion="1.0", id=f"{entity}-r{revision}", source=source, type=etype,
-                           time=datetime.now(timezone.utc), data=data)
+        event = CloudEvent(specversion="1.0", id=f"{entity}-r{revision}" if derived.revisioned else entity,
+                           source=source, type=etype, time=datetime.now(timezone.utc), data=data)
         if await published.publish(entity, before, {"revision": revision, "payload": derived.payload},
                                    streams.of_type(etype), event):
             done.append(entity)

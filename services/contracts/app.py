@@ -1,12 +1,50 @@
-"""Wiring of the contracts service (consumes only, for now)."""
+"""Wiring of the contracts service: the register (state.py) and the partners' views of it."""
 
-from services.service import Context, Service, listening_service
+from __future__ import annotations
+
+from typing import Any
+
+from faststream.asgi import AsgiResponse
+from faststream.asgi.request import AsgiRequest
+
+from services.contracts.model import ContractsPolicy
+from services.contracts.state import TYPES, ContractsState
+from services.http import json_response, partner_get
+from services.service import Context, Service, state_service
+
+GROUP = "contracts"
+
+
+def visible_to(contract: dict[str, Any], partner_id: str) -> bool:
+    """The lead and each contributing partner see a contract; no one else."""
+    return partner_id == contract["lead_partner_id"] or partner_id in {p["partner_id"] for p in contract["partners"]}
 
 
 def build(ctx: Context) -> Service:
-    return listening_service(
-        "contracts",
-        ctx,
-        ["tender.awarded", "monitoring.return.submitted", "contract.decommissioned"],
-        "contract register and monitoring: listening only, not built yet",
+    state = ContractsState(ctx.redis, ctx.streams, ContractsPolicy())
+
+    def contracts(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
+        rows = [
+            {k: c[k] for k in ("contract_id", "status", "lead_partner_id", "supplier", "annual_value",
+                               "contract_start", "contract_end", "monitoring_months")}
+            | {"open_concerns": sum(1 for x in c["concerns"] if x["status"] != "resolved"),
+               "overdue_returns": sum(1 for x in c["schedule"] if x["status"] == "overdue")}
+            for c in state.view["contracts"].values() if visible_to(c, pid)
+        ]
+        return {"partner_id": pid, "as_of": state.view["as_of"], "contracts": rows}
+
+    def contract(pid: str, request: AsgiRequest, path: str) -> dict[str, Any] | AsgiResponse:
+        cid = path.removeprefix("/contracts/")
+        c = state.view["contracts"].get(cid)
+        if c is None or not visible_to(c, pid):
+            return json_response({"code": "not_found", "message": f"no contract '{cid}' that you are part of", "errors": []}, 404)
+        return c
+
+    return state_service(
+        GROUP, ctx, state, TYPES,
+        [
+            ("/contracts", partner_get(ctx.registry, "The contracts the calling partner leads or contributes to.", contracts)),
+            ("/contracts/{contract_id}", partner_get(ctx.registry, "One contract: register entry, SLA, schedule, returns, concerns, payments.", contract)),
+        ],
+        "contract register, returns, concerns, payment by results, decommissioning",
     )

@@ -12,8 +12,7 @@ from services.http import bad_request, partner_get
 from services.needs.model import NeedsPolicy
 from services.needs.state import TYPES, NeedsState
 from services.needs.views import own_needs, partner_opportunities, timetable, upcoming
-from services.service import Context, Service
-from shared.bus import event_subscription
+from services.service import Context, Service, state_service
 from shared.policy import SavingsPolicy
 
 GROUP = "needs"
@@ -22,13 +21,13 @@ GROUP = "needs"
 def build(ctx: Context) -> Service:
     state = NeedsState(ctx.redis, ctx.streams, NeedsPolicy(), SavingsPolicy())
 
-    def needs(pid: str, request: AsgiRequest) -> dict[str, Any]:
+    def needs(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         return {"partner_id": pid, "needs": own_needs(state.index, pid)}
 
-    def opportunities(pid: str, request: AsgiRequest) -> dict[str, Any]:
+    def opportunities(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         return {"partner_id": pid, "opportunities": partner_opportunities(state.index, state.opportunities, pid)}
 
-    def reviews(pid: str, request: AsgiRequest) -> dict[str, Any] | AsgiResponse:
+    def reviews(pid: str, request: AsgiRequest, path: str) -> dict[str, Any] | AsgiResponse:
         params = request.query_params
         which = params.get("scope", ["mine"])[0]
         if which not in ("mine", "partnership"):
@@ -40,21 +39,12 @@ def build(ctx: Context) -> Service:
         rows = timetable(state.index, pid if which == "mine" else None)
         return {"scope": which, "reviews": upcoming(rows, since)}
 
-    subs = [
-        event_subscription(GROUP, ctx.streams.of_type(t), state.handle, after_batch=state.after_batch,
-                           description=f"{t} into the needs register")
-        for t in TYPES
-    ]
-    return Service(
-        GROUP,
-        subs,
-        routes=[
+    return state_service(
+        GROUP, ctx, state, TYPES,
+        [
             ("/needs", partner_get(ctx.registry, "The calling partner's own needs, in full.", needs)),
             ("/needs/opportunities", partner_get(ctx.registry, "The opportunities the calling partner is part of.", opportunities)),
             ("/needs/timetable", partner_get(ctx.registry, "Upcoming reviews: ?scope=mine|partnership, ?from=YYYY-MM-DD.", reviews)),
         ],
-        on_startup=[state.start],
-        on_shutdown=[state.stop],
-        summary="needs register, matching and appraisal; publishes opportunity.identified/updated",
-        extra={"state": state},
+        "needs register, matching and appraisal",
     )

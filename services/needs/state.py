@@ -23,7 +23,7 @@ def _derived(payload: dict[str, Any]) -> Derived:
     return Derived("opportunity.identified", "opportunity.updated", payload, OpportunityIdentified)
 
 
-def _closed(before: dict[str, Any]) -> Derived | None:
+def _closed(entity: str, before: dict[str, Any]) -> Derived | None:
     if before["payload"]["status"] == "closed":
         return None
     return _derived({**before["payload"], "status": "closed",

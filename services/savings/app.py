@@ -6,8 +6,7 @@ from faststream.asgi import AsgiResponse, Request, get
 
 from services.http import json_response
 from services.savings.projection import TYPES, Projection
-from services.service import Context, Service
-from shared.bus import event_subscription
+from services.service import Context, Service, state_service
 from shared.policy import SavingsPolicy
 
 GROUP = "savings"
@@ -20,22 +19,8 @@ def build(ctx: Context) -> Service:
     async def savings(request: Request) -> AsgiResponse:
         return json_response(projection.figures)
 
-    subs = [
-        event_subscription(
-            GROUP,
-            ctx.streams.of_type(t),
-            projection.handle,
-            after_batch=projection.after_batch,
-            description=f"{t} into the savings projection",
-        )
-        for t in TYPES
-    ]
-    return Service(
-        GROUP,
-        subs,
-        routes=[("/savings", savings)],
-        on_startup=[projection.start],
-        on_shutdown=[projection.stop],
-        summary="the running ROI projection; GET /savings; publishes savings.updated",
-        extra={"projection": projection},
+    return state_service(
+        GROUP, ctx, projection, TYPES,
+        [("/savings", savings)],
+        "the running ROI projection",
     )

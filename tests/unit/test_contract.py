@@ -114,6 +114,7 @@ def test_partner_types_are_the_contracts_plus_the_documented_additions() -> None
         "need.withdrawn",
         "opportunity.joined",
         "opportunity.declined",
+        "contract.sla.agreed",
     }
 
 

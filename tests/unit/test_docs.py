@@ -57,3 +57,11 @@ def test_every_needs_policy_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "contract-additions.md").read_text(encoding="utf-8")
     for name in NeedsPolicy.model_fields:
         assert f"`COMMISSIONING_NEEDS_{name.upper()}`" in doc
+
+
+def test_every_contracts_policy_setting_is_documented() -> None:
+    from services.contracts.model import ContractsPolicy
+
+    doc = (ROOT / "docs" / "contract-additions.md").read_text(encoding="utf-8")
+    for name in ContractsPolicy.model_fields:
+        assert f"`COMMISSIONING_CONTRACTS_{name.upper()}`" in doc

@@ -1,0 +1,326 @@
+"""The contracts model: the register built from awards, SLAs, monitoring returns and
+decommissionings, and everything derived from it. Pure functions of the set of events.
+
+- Returns are judged against their contract: known contract, from the lead or a partner on
+  it, period inside the term and before any decommissioning, not a period already returned,
+  KPIs the SLA defines. A return judged before its award arrives is re-judged when it does.
+- KPIs are rated on the Procurement Act 2023 scale by actual / target: on target (>= 1),
+  approaching target, requires improvement, inadequate (thresholds in `ContractsPolicy`).
+- A KPI below target raises a performance concern with an improvement plan due date; a later
+  return on target resolves it; still below target after the due date it escalates, and a
+  further miss puts early termination on the table, the last resort (seed 004).
+- Payment by results: the SLA's share of the contract value for each period is paid in
+  proportion to achievement (mean of actual / target, each capped at 1; nothing below the
+  floor), the rest as a fixed payment.
+- Monitoring periods follow the SLA's frequency, else are proportionate to value (annual below
+  £25,000 a year, half-yearly below £100,000, else quarterly); a period that ended more than
+  `grace_days` before the latest business date without a return is overdue.
+- A contract whose end date the business dates have passed, without a decommissioning, ends
+  as `contract_end`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.dates import DAY, add_months
+from shared.events import (
+    ContractDecommissioned,
+    ContractSlaAgreed,
+    KpiTerm,
+    MonitoringReturnSubmitted,
+    Payload,
+    TenderAwarded,
+)
+from shared.money import round_money
+
+
+class ContractsPolicy(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_CONTRACTS_", extra="ignore", frozen=True)
+
+    #: actual / target from which a KPI is "approaching target" / "requires improvement"
+    approaching: Decimal = Field(default=Decimal("0.90"), gt=0, le=1)
+    requires_improvement: Decimal = Field(default=Decimal("0.75"), gt=0, le=1)
+    #: days after a period ends before its missing return is overdue
+    grace_days: int = Field(default=30, ge=0)
+    #: days a provider has to deliver an improvement plan's results
+    improvement_days: int = Field(default=90, ge=1)
+
+
+# -- the register ---------------------------------------------------------------------------
+
+
+@dataclass
+class Register:
+    awards: dict[str, tuple[str, TenderAwarded]] = field(default_factory=dict)
+    slas: dict[tuple[str, str], tuple[tuple[int, str], ContractSlaAgreed]] = field(default_factory=dict)  # by contract, partner
+    returns: dict[str, MonitoringReturnSubmitted] = field(default_factory=dict)  # by event key
+    decommissions: dict[str, tuple[tuple[date, str], ContractDecommissioned]] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)
+
+
+def evolve(reg: Register, key: str, payload: Payload) -> Register:
+    if key in reg.applied:
+        return reg
+    reg.applied.add(key)
+    match payload:
+        case TenderAwarded():
+            old = reg.awards.get(payload.contract_id)
+            if old is None or key > old[0]:
+                reg.awards[payload.contract_id] = (key, payload)
+        case ContractSlaAgreed():
+            rank, slot = (payload.revision, key), (payload.contract_id, payload.partner_id)
+            if slot not in reg.slas or rank > reg.slas[slot][0]:
+                reg.slas[slot] = (rank, payload)
+        case MonitoringReturnSubmitted():
+            reg.returns[key] = payload
+        case ContractDecommissioned():
+            # the earliest stands; at equal dates, the smaller key
+            drank = (payload.effective_date, key)
+            if payload.contract_id not in reg.decommissions or drank < reg.decommissions[payload.contract_id][0]:
+                reg.decommissions[payload.contract_id] = (drank, payload)
+        case _:
+            raise TypeError(f"the contracts register does not use {type(payload).__name__}")
+    return reg
+
+
+def sla_of(reg: Register, contract_id: str) -> ContractSlaAgreed | None:
+    """The contract's SLA: the highest revision, and only from its lead partner."""
+    award = reg.awards.get(contract_id)
+    sla = reg.slas.get((contract_id, award[1].lead_partner_id)) if award else None
+    return sla[1] if sla else None
+
+
+def as_of(reg: Register) -> date | None:
+    dates = [a.contract_start for _, a in reg.awards.values()]
+    dates += [r.period_end for r in reg.returns.values()]
+    dates += [d.effective_date for _, d in reg.decommissions.values()]
+    return max(dates, default=None)
+
+
+# -- judging returns ------------------------------------------------------------------------
+
+
+def frequency_months(award: TenderAwarded, sla: ContractSlaAgreed | None) -> int:
+    if sla is not None and sla.monitoring is not None:
+        return {"quarterly": 3, "half_yearly": 6, "annual": 12}[sla.monitoring]
+    if award.annual_value < 25_000:
+        return 12
+    return 6 if award.annual_value < 100_000 else 3
+
+
+def kpi_terms(sla: ContractSlaAgreed | None, partner_id: str) -> dict[str, KpiTerm]:
+    """The KPIs a return from `partner_id` answers: the SLA's, plus the partner's own schedule."""
+    if sla is None:
+        return {}
+    terms = {k.kpi_id: k for k in sla.kpis}
+    for schedule in sla.schedules:
+        if schedule.partner_id == partner_id:
+            terms.update({k.kpi_id: k for k in schedule.kpis})
+    return terms
+
+
+def rating(actual: Decimal, target: Decimal, higher_is_better: bool, policy: ContractsPolicy) -> tuple[Decimal, str]:
+    if higher_is_better:
+        ratio = Decimal(1) if target == 0 else actual / target
+    else:
+        ratio = Decimal(1) if actual == 0 else target / actual
+    if ratio >= 1:
+        return ratio, "on_target"
+    if ratio >= policy.approaching:
+        return ratio, "approaching_target"
+    if ratio >= policy.requires_improvement:
+        return ratio, "requires_improvement"
+    return ratio, "inadequate"
+
+
+@dataclass(frozen=True)
+class Judged:
+    key: str
+    ret: MonitoringReturnSubmitted
+    status: str  # accepted | rejected
+    code: str | None = None
+    message: str | None = None
+    ratings: tuple[dict[str, Any], ...] = ()
+    ratios: tuple[Decimal, ...] = ()  # exact actual / target per KPI, for payments
+
+
+def judge(reg: Register, policy: ContractsPolicy) -> list[Judged]:
+    """Every return, accepted with its ratings or rejected with a reason."""
+    out: list[Judged] = []
+    taken: set[tuple[str, date, date]] = set()
+    for key, ret in sorted(reg.returns.items()):
+        def no(code: str, message: str, key: str = key, ret: MonitoringReturnSubmitted = ret) -> None:
+            out.append(Judged(key, ret, "rejected", code, message))
+
+        award = reg.awards.get(ret.contract_id)
+        if award is None:
+            no("unknown_contract", f"no contract '{ret.contract_id}' has been awarded")
+            continue
+        a = award[1]
+        if ret.partner_id != a.lead_partner_id and ret.partner_id not in {p.partner_id for p in a.partners}:
+            no("not_a_partner", f"{ret.partner_id} is neither the lead nor a partner on {a.contract_id}")
+            continue
+        if ret.period_start < a.contract_start or ret.period_end > a.contract_end:
+            no("outside_term", f"the period {ret.period_start}..{ret.period_end} is outside the term {a.contract_start}..{a.contract_end}")
+            continue
+        d = reg.decommissions.get(ret.contract_id)
+        if d is not None and ret.period_start >= d[1].effective_date:
+            no("contract_decommissioned", f"{a.contract_id} was decommissioned from {d[1].effective_date} ({d[1].reason})")
+            continue
+        period = (ret.contract_id, ret.period_start, ret.period_end)
+        if period in taken:
+            no("duplicate_period", f"a return for {ret.period_start}..{ret.period_end} was already accepted")
+            continue
+        sla = sla_of(reg, ret.contract_id)
+        terms = kpi_terms(sla, ret.partner_id)
+        unknown = [k.kpi_id for k in ret.kpis if sla is not None and k.kpi_id not in terms]
+        if unknown:
+            no("unknown_kpi", f"the SLA does not define {', '.join(unknown)}")
+            continue
+        taken.add(period)
+        ratings, ratios = [], []
+        for k in ret.kpis:
+            term = terms.get(k.kpi_id)
+            target = term.target if term else k.target
+            ratio, rated = rating(k.actual, target, term.higher_is_better if term else True, policy)
+            ratios.append(ratio)
+            ratings.append({"kpi_id": k.kpi_id, "target": str(target), "actual": str(k.actual),
+                            "achievement": str(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)), "rating": rated})
+        out.append(Judged(key, ret, "accepted", ratings=tuple(ratings), ratios=tuple(ratios)))
+    return out
+
+
+# -- what follows from the judged returns ---------------------------------------------------
+
+
+def concerns(judged: list[Judged], policy: ContractsPolicy) -> dict[str, dict[str, Any]]:
+    """Performance concerns per contract and KPI, walking accepted returns in period order."""
+    series: dict[tuple[str, str], list[tuple[date, str]]] = {}
+    for j in judged:
+        if j.status == "accepted":
+            for r in j.ratings:
+                series.setdefault((j.ret.contract_id, r["kpi_id"]), []).append((j.ret.period_end, r["rating"]))
+    out: dict[str, dict[str, Any]] = {}
+    for (contract_id, kpi_id), points in sorted(series.items()):
+        open_: dict[str, Any] | None = None
+        for period_end, rated in sorted(points):
+            if open_ is None:
+                if rated != "on_target":
+                    cid = f"{contract_id}-{kpi_id}-{period_end.isoformat()}"
+                    open_ = {"concern_id": cid, "contract_id": contract_id, "kpi_id": kpi_id, "raised_for": period_end.isoformat(),
+                             "rating": rated, "status": "raised",
+                             "improvement_plan_due": (period_end + timedelta(days=policy.improvement_days)).isoformat(),
+                             "history": [{"period_end": period_end.isoformat(), "rating": rated}],
+                             "transitions": [("raised", period_end.isoformat(), rated)]}
+                    out[cid] = open_
+                continue
+            open_["history"].append({"period_end": period_end.isoformat(), "rating": rated})
+            open_["rating"] = rated
+            if rated == "on_target":
+                open_["status"] = "resolved"
+                open_["transitions"].append(("resolved", period_end.isoformat(), rated))
+                open_ = None
+            elif period_end.isoformat() > open_["improvement_plan_due"] and open_["status"] != "termination_considered":
+                # raised -> escalated -> termination considered, the last resort; it stays there
+                open_["status"] = "escalated" if open_["status"] == "raised" else "termination_considered"
+                open_["transitions"].append((open_["status"], period_end.isoformat(), rated))
+    return out
+
+
+def payments(reg: Register, judged: list[Judged]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for j in judged:
+        if j.status != "accepted":
+            continue
+        sla = sla_of(reg, j.ret.contract_id)
+        if sla is None or sla.payment_by_results is None:
+            continue
+        award = reg.awards[j.ret.contract_id][1]
+        pbr = sla.payment_by_results
+        days = (j.ret.period_end - j.ret.period_start).days + 1
+        value = award.annual_value * days / 365
+        ratios = [min(r, Decimal(1)) for r in j.ratios]
+        achievement = sum(ratios, Decimal(0)) / len(ratios) if ratios else Decimal(1)
+        if achievement < pbr.floor:
+            achievement = Decimal(0)
+        at_risk = round_money(value * pbr.share)
+        fixed = round_money(value) - at_risk  # fixed + at risk is the period's value, to the penny
+        outcome = round_money(value * pbr.share * achievement)
+        pid = f"{j.ret.contract_id}-{j.ret.period_start.isoformat()}"
+        out[pid] = {"payment_id": pid, "contract_id": j.ret.contract_id, "supplier_id": award.supplier.id,
+                    "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
+                    "fixed_payment": f"{fixed:.2f}", "results_at_risk": f"{at_risk:.2f}",
+                    "results_payment": f"{outcome:.2f}", "total": f"{fixed + outcome:.2f}",
+                    "achievement": str(achievement.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))}
+    return out
+
+
+def schedule(award: TenderAwarded, sla: ContractSlaAgreed | None, until: date) -> list[tuple[date, date]]:
+    months = frequency_months(award, sla)
+    periods, k = [], 0
+    while True:
+        a = add_months(award.contract_start, months * k)
+        if a > award.contract_end or a >= until:
+            return periods
+        periods.append((a, min(add_months(award.contract_start, months * (k + 1)) - DAY, award.contract_end)))
+        k += 1
+
+
+def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
+    """The whole register: contracts with status, SLA, schedule, returns, concerns, payments."""
+    today = as_of(reg)
+    judged = judge(reg, policy)
+    all_concerns = concerns(judged, policy)
+    all_payments = payments(reg, judged)
+    contracts = {}
+    for cid, (_, a) in sorted(reg.awards.items()):
+        sla = sla_of(reg, cid)
+        d = reg.decommissions.get(cid, (None, None))[1]
+        stop = min(d.effective_date, a.contract_end + DAY) if d else a.contract_end + DAY
+        if d is not None and today is not None and d.effective_date <= today:
+            status = "decommissioned"
+        elif today is not None and a.contract_end < today:
+            status = "ended"
+        else:
+            status = "active"
+        mine = [j for j in judged if j.ret.contract_id == cid]
+        accepted_ends = [j.ret.period_end for j in mine if j.status == "accepted"]
+        periods = []
+        for p0, p1 in schedule(a, sla, stop):
+            got = any(p0 <= e <= p1 for e in accepted_ends)
+            due = p1 + timedelta(days=policy.grace_days)
+            periods.append({"period_start": p0.isoformat(), "period_end": p1.isoformat(), "due": due.isoformat(),
+                            "status": "received" if got else ("overdue" if today is not None and due < today else "pending")})
+        contracts[cid] = {
+            "contract_id": cid, "tender_id": a.tender_id, "status": status,
+            "lead_partner_id": a.lead_partner_id, "commissioning_model": a.commissioning_model,
+            "supplier": a.supplier.model_dump(), "annual_value": f"{a.annual_value:.2f}",
+            "contract_start": a.contract_start.isoformat(), "contract_end": a.contract_end.isoformat(),
+            "partners": [p.model_dump(mode="json") for p in a.partners],
+            "sla": sla.model_dump(mode="json") if sla else None,
+            "monitoring_months": frequency_months(a, sla),
+            "schedule": periods,
+            "returns": [judged_row(j) for j in mine],
+            "concerns": [{k: v for k, v in c.items() if k != "transitions"} for c in all_concerns.values() if c["contract_id"] == cid],
+            "payments": [p for p in all_payments.values() if p["contract_id"] == cid],
+            "decommissioning": d.model_dump(mode="json") if d else None,
+            "ends_without_renewal": d is None and today is not None and a.contract_end < today,
+        }
+    orphans = [judged_row(j) for j in judged if j.ret.contract_id not in reg.awards]
+    return {"as_of": today.isoformat() if today else None, "contracts": contracts, "unmatched_returns": orphans,
+            "judged": judged, "concerns": all_concerns, "payments": all_payments}
+
+
+def judged_row(j: Judged) -> dict[str, Any]:
+    return {"return_key": j.key, "contract_id": j.ret.contract_id, "partner_id": j.ret.partner_id,
+            "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
+            "status": j.status, "code": j.code, "message": j.message, "ratings": list(j.ratings),
+            "spend": f"{j.ret.spend:.2f}",
+            "management_cost": f"{j.ret.management_cost:.2f}" if j.ret.management_cost is not None else None}

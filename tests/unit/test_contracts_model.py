@@ -1,0 +1,172 @@
+"""The contract register: returns judged, KPIs rated, concerns, payment by results, schedule."""
+
+from __future__ import annotations
+
+import random
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.contracts.model import ContractsPolicy, Register, evolve, register
+from services.contracts.state import derive
+from shared.events import PAYLOADS
+
+POLICY = ContractsPolicy()
+C = "debt-2013"
+
+
+def award(value: str = "400000.00", start: str = "2013-01-01", end: str = "2015-12-31") -> tuple[str, dict[str, Any]]:
+    return ("tender.awarded", {
+        "tender_id": "t", "contract_id": C, "lead_partner_id": "a", "commissioning_model": "aligned_budgets",
+        "supplier": {"id": "cab", "name": "CAB"}, "annual_value": value, "contract_start": start, "contract_end": end,
+        "partners": [{"partner_id": "a", "need_id": "na"}, {"partner_id": "b", "need_id": "nb"}]})
+
+
+def sla(**over: Any) -> tuple[str, dict[str, Any]]:
+    data = {"contract_id": C, "partner_id": "a", "kpis": [
+        {"kpi_id": "clients-advised", "target": "1200"},
+        {"kpi_id": "waiting-days", "target": "10", "higher_is_better": False}],
+        "schedules": [{"partner_id": "b", "kpis": [{"kpi_id": "b-local-clients", "target": "100"}]}],
+        "payment_by_results": {"share": "0.10"}}
+    return ("contract.sla.agreed", {**data, **over})
+
+
+def ret(start: str, end: str, clients: str, waiting: str = "8", partner: str = "a", **extra: Any) -> tuple[str, dict[str, Any]]:
+    return ("monitoring.return.submitted", {
+        "contract_id": C, "partner_id": partner, "period_start": start, "period_end": end, "spend": "98000.00",
+        "kpis": [{"kpi_id": "clients-advised", "target": "1200", "actual": clients},
+                 {"kpi_id": "waiting-days", "target": "10", "actual": waiting}], **extra})
+
+
+QUARTERS = [("2013-01-01", "2013-03-31", "1315"), ("2013-04-01", "2013-06-30", "1000"),
+            ("2013-07-01", "2013-09-30", "1250"), ("2013-10-01", "2013-12-31", "1210")]
+
+
+def view(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    reg = Register()
+    for n, (t, d) in enumerate(items):
+        evolve(reg, f"/partners/{d.get('partner_id') or d.get('lead_partner_id')} e{n:03d}", PAYLOADS[t].model_validate(d))
+    return register(reg, POLICY)
+
+
+def test_four_quarterly_returns_rated_a_miss_raises_a_concern_that_resolves() -> None:
+    v = view([award(), sla(), *[ret(a, b, c) for a, b, c in QUARTERS]])
+    c = v["contracts"][C]
+    assert c["monitoring_months"] == 3 and c["status"] == "active"
+    assert [r["status"] for r in c["returns"]] == ["accepted"] * 4
+    ratings = [{x["kpi_id"]: x["rating"] for x in r["ratings"]} for r in c["returns"]]
+    assert [r["clients-advised"] for r in ratings] == ["on_target", "requires_improvement", "on_target", "on_target"]
+    assert ratings[0]["waiting-days"] == "on_target", "lower is better: 8 days against 10"
+    [concern] = c["concerns"]
+    assert (concern["kpi_id"], concern["raised_for"], concern["status"]) == ("clients-advised", "2013-06-30", "resolved")
+    assert concern["improvement_plan_due"] == "2013-09-28"
+
+
+def test_a_concern_escalates_then_termination_is_considered_as_the_last_resort() -> None:
+    misses = [("2013-01-01", "2013-03-31", "800"), ("2013-04-01", "2013-06-30", "800"),
+              ("2013-07-01", "2013-09-30", "800"), ("2013-10-01", "2013-12-31", "800")]
+    [concern] = view([award(), sla(), *[ret(a, b, c) for a, b, c in misses]])["contracts"][C]["concerns"]
+    assert [h["rating"] for h in concern["history"]] == ["inadequate"] * 4
+    assert concern["status"] == "termination_considered"
+    two = view([award(), sla(), *[ret(a, b, c) for a, b, c in misses[:2]]])["contracts"][C]["concerns"][0]
+    assert two["status"] == "escalated"
+
+
+def test_payment_by_results() -> None:
+    v = view([award(), sla(), *[ret(a, b, c) for a, b, c in QUARTERS]])
+    q1, q2 = v["contracts"][C]["payments"][:2]
+    value = Decimal(400000) * 90 / 365
+    at_risk = (value * Decimal("0.1")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert q1["results_payment"] == q1["results_at_risk"] == f"{at_risk}"
+    assert q1["fixed_payment"] == f"{value.quantize(Decimal('0.01'), ROUND_HALF_UP) - at_risk}"
+    assert q1["total"] == "98630.14"
+    value2 = Decimal(400000) * 91 / 365
+    achievement = (Decimal(1000) / Decimal(1200) + 1) / 2
+    assert q2["results_payment"] == f"{(value2 * Decimal('0.1') * achievement).quantize(Decimal('0.01'), ROUND_HALF_UP)}"
+    assert Decimal(q2["total"]) == Decimal(q2["fixed_payment"]) + Decimal(q2["results_payment"])
+    floored = view([award(), sla(payment_by_results={"share": "0.10", "floor": "0.95"}), ret("2013-04-01", "2013-06-30", "1000")])
+    assert floored["contracts"][C]["payments"][0]["results_payment"] == "0.00"
+
+
+def test_returns_are_judged_against_the_contract() -> None:
+    items = [award(), sla(), ret("2013-01-01", "2013-03-31", "1300"),
+             ret("2013-01-01", "2013-03-31", "9999"),                       # the same period again
+             ret("2012-10-01", "2012-12-31", "1300"),                       # before the term
+             ret("2013-04-01", "2013-06-30", "1300", partner="z"),          # not a partner
+             ("monitoring.return.submitted", {**ret("2013-04-01", "2013-06-30", "1")[1],
+                                              "kpis": [{"kpi_id": "made-up", "target": "1", "actual": "1"}]}),
+             ("monitoring.return.submitted", {**ret("2013-04-01", "2013-06-30", "1")[1], "contract_id": "nope"}),
+             ("contract.decommissioned", {"contract_id": C, "partner_id": "a", "effective_date": "2014-01-01",
+                                          "reason": "provider_unable", "replacement": "separate_arrangements"}),
+             ret("2014-01-01", "2014-03-31", "1300")]
+    v = view(items)
+    codes = {(r["period_start"], r["partner_id"], r["ratings"][0]["actual"] if r["ratings"] else None): r["code"]
+             for r in v["contracts"][C]["returns"]}
+    assert sorted(map(str, codes.values())) == sorted(map(str, [None, "duplicate_period", "outside_term", "not_a_partner",
+                                                                "unknown_kpi", "contract_decommissioned"]))
+    assert codes[("2013-01-01", "a", "1300")] is None, "the first return for a period stands"
+    assert [r["code"] for r in v["unmatched_returns"]] == ["unknown_contract"]
+    assert v["contracts"][C]["status"] == "decommissioned"
+    late = next(r for r in v["contracts"][C]["returns"] if r["code"] == "contract_decommissioned")
+    assert "provider_unable" in late["message"]
+
+
+def test_partner_schedules_add_requirements() -> None:
+    mine = ("monitoring.return.submitted", {**ret("2013-01-01", "2013-03-31", "1300", partner="b")[1],
+                                             "kpis": [{"kpi_id": "b-local-clients", "target": "100", "actual": "120"}]})
+    v = view([award(), sla(), mine])
+    assert v["contracts"][C]["returns"][0]["status"] == "accepted"
+    theirs = ("monitoring.return.submitted", {**mine[1], "partner_id": "a"})
+    assert view([award(), sla(), theirs])["contracts"][C]["returns"][0]["code"] == "unknown_kpi"
+
+
+def test_only_the_lead_partner_sets_the_sla() -> None:
+    v = view([award(), sla(partner_id="b"), ret("2013-01-01", "2013-03-31", "1300")])
+    assert v["contracts"][C]["sla"] is None and v["contracts"][C]["payments"] == []
+
+
+def test_monitoring_is_proportionate_and_overdue_periods_are_flagged() -> None:
+    assert view([award(value="20000.00")])["contracts"][C]["monitoring_months"] == 12
+    assert view([award(value="60000.00")])["contracts"][C]["monitoring_months"] == 6
+    v = view([award(), sla(), ret("2013-01-01", "2013-03-31", "1300"), ret("2013-07-01", "2013-09-30", "1300")])
+    assert [p["status"] for p in v["contracts"][C]["schedule"][:3]] == ["received", "overdue", "received"]
+    derived = derive(v)
+    assert derived["overdue:debt-2013:2013-04-01"].payload["status"] == "overdue"
+
+
+def test_a_contract_past_its_end_without_renewal_ends_as_contract_end() -> None:
+    last_day = view([award(end="2013-12-31"), ret("2013-10-01", "2013-12-31", "1300")])
+    assert not last_day["contracts"][C]["ends_without_renewal"], "as_of on the last day: not past it"
+    other = ("tender.awarded", {**award()[1], "contract_id": "other", "contract_start": "2014-02-01", "contract_end": "2016-01-31"})
+    later = view([award(end="2013-12-31"), other])
+    c = later["contracts"][C]
+    assert c["ends_without_renewal"] and c["status"] == "ended"
+    end = derive(later)[f"{C}-contract-end"]
+    assert end.payload == {"contract_id": C, "partner_id": "a", "effective_date": "2014-01-01",
+                           "reason": "contract_end", "replacement": "separate_arrangements"}
+    assert not end.revisioned
+    decommissioned = ("contract.decommissioned", {**end.payload})
+    assert not view([award(end="2013-12-31"), other, decommissioned])["contracts"][C]["ends_without_renewal"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.randoms(use_true_random=False))
+def test_the_register_does_not_depend_on_arrival_order(order: random.Random) -> None:
+    items = [award(), sla(), *[ret(a, b, c) for a, b, c in QUARTERS], ret("2013-01-01", "2013-03-31", "1"),
+             ("contract.decommissioned", {"contract_id": C, "partner_id": "a", "effective_date": "2013-10-01",
+                                          "reason": "financial_constraints", "replacement": "none"})]
+    keyed = [(f"/partners/a e{n:03d}", PAYLOADS[t].model_validate(d)) for n, (t, d) in enumerate(items)]
+
+    def fold(events: list[tuple[str, Any]]) -> dict[str, Any]:
+        reg = Register()
+        for k, p in events:
+            evolve(reg, k, p)
+        v = register(reg, POLICY)
+        return {k: v[k] for k in ("as_of", "contracts", "unmatched_returns", "concerns", "payments")}
+
+    expected = fold(keyed)
+    shuffled = list(keyed) + keyed[:3]
+    order.shuffle(shuffled)
+    assert fold(shuffled) == expected

@@ -59,31 +59,39 @@ async def run_case(case: str, settings: Settings, out: TextIO) -> dict[str, Any]
     projection: Projection = services[0].extra["state"]
     entries = signed_entries(case, registry, f"demo-{case}")
     redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+    lifespan = app.start_lifespan_context()
+    await lifespan.__aenter__()
     try:
-        async with app.start_lifespan_context():
-            pipe = redis.pipeline(transaction=False)
-            for e in entries:
-                pipe.xadd(f"{prefix}:inbound", e)
-            await pipe.execute()
-            progress = Progress(len(entries), f"{case}: events into the projection", out)
-            for _ in range(1200):
-                applied = projection.figures["events_applied"]
-                progress.update(applied)
-                if applied >= len(entries):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"only {projection.figures['events_applied']} of {len(entries)} events applied in 60s")
-            progress.finish()
-            rejected = [k async for k in redis.scan_iter(match=f"{prefix}:rejected:*")]
-            if rejected:
-                raise RuntimeError(f"the demo's own events were rejected: see {rejected}")
-        return projection.figures
+        pipe = redis.pipeline(transaction=False)
+        for e in entries:
+            pipe.xadd(f"{prefix}:inbound", e)
+        await pipe.execute()
+        progress = Progress(len(entries), f"{case}: events into the projection", out)
+        for _ in range(1200):
+            applied = projection.figures["events_applied"]
+            progress.update(applied)
+            if applied >= len(entries):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError(f"only {projection.figures['events_applied']} of {len(entries)} events applied in 60s")
+        progress.finish()
+        rejected = [k async for k in redis.scan_iter(match=f"{prefix}:rejected:*")]
+        if rejected:
+            raise RuntimeError(f"the demo's own events were rejected: see {rejected}")
+        figures = projection.figures
     finally:
+        try:
+            # the figures are in hand: a slow stop must not hold the demo up
+            async with asyncio.timeout(15):
+                await lifespan.__aexit__(None, None, None)
+        except TimeoutError:
+            out.write(f"{case}: the services took over 15s to stop; carrying on\n")
         keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+    return figures
 
 
 def report(case: str, f: dict[str, Any], out: TextIO) -> None:

@@ -58,7 +58,8 @@ def build_app(
     bus = Bus.from_settings(redis, settings)
     if consumer:
         bus.consumer = consumer
-    gateway = Gateway(streams, registry, settings.max_event_bytes)
+    tolerance = settings.bid_date_tolerance_days
+    gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance)
     bus.add(gateway.subscription())
     ctx = Context(settings, streams, redis, bus, registry)
     services = [SERVICES[n](ctx) for n in names]

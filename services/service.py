@@ -56,7 +56,7 @@ def state_service(name: str, ctx: Context, state: EventSetState[Any], event_type
     """A service whose state is the set of events it applied (shared.state): it subscribes
     to `event_types`, loads on start, and serves `routes`."""
     subs = [
-        event_subscription(name, ctx.streams.of_type(t), state.handle, after_batch=state.after_batch,
+        event_subscription(name, ctx.streams.accepted(t), state.handle, after_batch=state.after_batch,
                            description=f"{t}: {summary}")
         for t in event_types
     ]

@@ -12,11 +12,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import PARTNER_SOURCE, PARTNER_TYPES, CloudEvent, Payload, errors_of
+from shared.events import PARTNER_SOURCE, PARTNER_TYPES, PROVIDER_TYPES, BidSubmitted, CloudEvent, Payload, errors_of
 from shared.partners import PartnerRegistry
 
 UNKNOWN = "unknown"
@@ -58,6 +59,8 @@ def check(
     signature: bytes | str | None,
     registry: PartnerRegistry,
     max_bytes: int,
+    today: date | None = None,
+    bid_date_tolerance_days: int | None = None,
 ) -> Accepted | Rejected:
     if raw is None:
         return Rejected(UNKNOWN, "missing_event", "the entry has no `event` field")
@@ -107,11 +110,14 @@ def check(
         return Rejected(partner.id, "invalid_envelope", "the CloudEvents envelope is invalid", errors_of(e))
 
     model = PARTNER_TYPES.get(event.type)
-    if model is None:
+    is_provider = partner.kind == "provider"
+    if model is None or (event.type in PROVIDER_TYPES) != is_provider:
+        allowed = sorted(PROVIDER_TYPES) if is_provider else sorted(set(PARTNER_TYPES) - PROVIDER_TYPES)
+        who = "a provider" if is_provider else "a partner"
         return Rejected(
             partner.id,
             "type_not_allowed",
-            f"a partner may not send '{event.type}'; allowed: {', '.join(sorted(PARTNER_TYPES))}",
+            f"{who} may not send '{event.type}'; allowed: {', '.join(allowed)}",
         )
 
     try:
@@ -126,6 +132,14 @@ def check(
                 partner.id,
                 "acting_for_another",
                 f"`{model.signer_field}` is '{named}' but the event is signed by '{partner.id}'",
+            )
+
+    if isinstance(payload, BidSubmitted) and bid_date_tolerance_days is not None and today is not None:
+        if abs((payload.submitted_on - today).days) > bid_date_tolerance_days:
+            return Rejected(
+                partner.id,
+                "stale_date",
+                f"submitted_on {payload.submitted_on} is more than {bid_date_tolerance_days} days from today ({today})",
             )
 
     return Accepted(partner.id, event, payload, raw)

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(default=30_000, ge=50)
     max_deliveries: int = Field(default=5, ge=1, le=100)
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: a bid's submitted_on must be within this many days of the gateway's date (-1: no check)
+    bid_date_tolerance_days: int = Field(default=2, ge=-1)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     ready_max_lag: int = Field(default=10_000, ge=0)

@@ -153,11 +153,15 @@ class Published:
         return {k.decode(): json.loads(v) for k, v in (await self.redis.hgetall(self.key)).items()}
 
     async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
-                      stream: str, event: CloudEvent) -> bool:
+                      stream: str, event: CloudEvent | None = None, fields: dict[str, str | bytes] | None = None) -> bool:
+        """Write `new` and append the entry (`event`, or raw `fields`) to `stream`, if the last
+        version is still `expected`."""
         def dump(v: dict[str, Any] | None) -> str:
             return "" if v is None else json.dumps(v, sort_keys=True, separators=(",", ":"))
 
-        return bool(await self._script(keys=[self.key, stream], args=[entity, dump(expected), dump(new), to_json(event)]))
+        entry = fields if fields is not None else {"event": to_json(event)} if event is not None else {}
+        flat = [x for kv in entry.items() for x in kv]
+        return bool(await self._script(keys=[self.key, stream], args=[entity, dump(expected), dump(new), *flat]))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.events import SEALED_TYPES
+
 
 @dataclass(frozen=True)
 class Streams:
@@ -29,6 +31,11 @@ class Streams:
 
     def of_type(self, event_type: str) -> str:
         return self.key(event_type)
+
+    def accepted(self, event_type: str) -> str:
+        """Where an accepted partner event goes: `P:<type>`, or `P:sealed:<type>` for types only
+        their service may read (bids)."""
+        return self.key("sealed", event_type) if event_type in SEALED_TYPES else self.key(event_type)
 
     # Internal keys, the project's own (not part of the contract).
     def seen(self, group: str) -> str:

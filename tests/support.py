@@ -179,11 +179,17 @@ def tscip_secret(partner_id: str) -> str:
     return f"s-{partner_id}"
 
 
+PROVIDERS = ("staffs-cab", "age-uk-staffs", "lowball-ltd")
+
+
 def write_tscip_partners(path: Path) -> Path:
-    """A registry of the reference partnership's fifteen partners, with known secrets."""
+    """A registry of the reference partnership's fifteen partners and three providers (bidders),
+    with known secrets."""
     from shared.tscip import PARTNERS as TSCIP
 
-    path.write_text("".join(f'[[partner]]\nid = "{p}"\nname = "{n}"\nsecret = "{tscip_secret(p)}"\n' for p, n, _ in TSCIP))
+    rows = [(p, n, k) for p, n, k in TSCIP] + [(p, p, "provider") for p in PROVIDERS]
+    path.write_text("".join(f'[[partner]]\nid = "{p}"\nname = "{n}"\nkind = "{k}"\nsecret = "{tscip_secret(p)}"\n'
+                            for p, n, k in rows))
     return path
 
 

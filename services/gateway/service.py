@@ -7,6 +7,7 @@ Every process started by `commissioning serve` runs the gateway in one shared co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import structlog
 
@@ -24,14 +25,16 @@ class Gateway:
     streams: Streams
     registry: PartnerRegistry
     max_event_bytes: int
+    bid_date_tolerance_days: int | None = None
 
     def decide(self, raw: bytes | None, signature: bytes | str | None, inbound_id: str) -> tuple[Accepted | Rejected, Effect]:
-        verdict = check(raw, signature, self.registry, self.max_event_bytes)
+        verdict = check(raw, signature, self.registry, self.max_event_bytes,
+                        datetime.now(timezone.utc).date(), self.bid_date_tolerance_days)
         if isinstance(verdict, Accepted):
             event = verdict.event
             structlog.contextvars.bind_contextvars(event_id=event.id, correlation_id=event.correlation_id)
             return verdict, Effect(
-                (Effect.publish(self.streams.of_type(event.type), verdict.raw),),
+                (Effect.publish(self.streams.accepted(event.type), verdict.raw),),
                 once_key=event.key,
             )
         kept = (raw or b"")[: self.max_event_bytes]  # an oversized body is kept only in part

@@ -65,3 +65,13 @@ def test_every_contracts_policy_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "contract-additions.md").read_text(encoding="utf-8")
     for name in ContractsPolicy.model_fields:
         assert f"`COMMISSIONING_CONTRACTS_{name.upper()}`" in doc
+
+
+def test_every_procurement_policy_setting_is_documented() -> None:
+    from services.procurement.model import ProcurementPolicy
+
+    doc = (ROOT / "docs" / "contract-additions.md").read_text(encoding="utf-8")
+    for name in ProcurementPolicy.model_fields:
+        if name not in ("grant_below", "quotation_below", "sub_central_threshold", "central_threshold", "light_touch_threshold"):
+            assert f"`COMMISSIONING_PROCUREMENT_{name.upper()}`" in doc, name
+    assert "COMMISSIONING_PROCUREMENT_*" in doc

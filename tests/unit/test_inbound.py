@@ -107,3 +107,28 @@ def test_registry_errors_say_what_to_fix(tmp_path) -> None:
 def test_secrets_are_not_shown_in_reprs(registry: PartnerRegistry) -> None:
     p = registry.get("staffordshire-cc")
     assert p is not None and "secret-staffordshire" not in repr(p)
+
+
+def test_bids_come_only_from_providers_and_are_dated_today(tmp_path) -> None:
+    from datetime import date
+
+    from shared.streams import Streams
+
+    path = tmp_path / "r.toml"
+    path.write_text('[[partner]]\nid = "cab"\nname = "CAB"\nkind = "provider"\nsecret = "k1"\n'
+                    '[[partner]]\nid = "council"\nname = "Council"\nkind = "unitary"\nsecret = "k2"\n')
+    reg = PartnerRegistry.load(path)
+    bid = {"tender_id": "t", "bid_id": "b", "provider_id": "cab", "provider_name": "CAB",
+           "submitted_on": "2026-11-22", "annual_price": "1000.00"}
+    today = date(2026, 11, 22)
+
+    def v(data: dict, partner: str, secret: str, etype: str = "bid.submitted", on: date = today) -> Accepted | Rejected:
+        f = signed(event(data, type=etype, partner=partner, id="x"), secret=secret)
+        return check(f["event"], f["signature"], reg, MAX, on, 2)
+
+    assert isinstance(v(bid, "cab", "k1"), Accepted)
+    assert v(bid, "cab", "k1", on=date(2026, 11, 30)).code == "stale_date"
+    assert v({**bid, "provider_id": "council"}, "council", "k2").code == "type_not_allowed"
+    assert v(need_data(partner="cab"), "cab", "k1", etype="need.identified").code == "type_not_allowed"
+    assert Streams("p").accepted("bid.submitted") == "p:sealed:bid.submitted"
+    assert Streams("p").accepted("need.identified") == "p:need.identified"

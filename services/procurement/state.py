@@ -1,0 +1,84 @@
+"""The procurement service's state (shared.state) and what it publishes: tender notices, the
+award (the contract's `tender.awarded`), and refusals to the sender's rejected stream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from services.procurement.model import ProcurementPolicy, Register, awards, evolve, tenders
+from shared.events import TenderAwarded, TenderNotice
+from shared.partners import PartnerRegistry
+from shared.state import Derived, EventSetState, Published, publish_changes
+from shared.streams import Streams
+
+SOURCE = "/services/procurement"
+TYPES = ("tender.requested", "bid.submitted", "tender.evaluation.submitted", "tender.award.confirmed", "tender.cancel.requested")
+log = structlog.get_logger("procurement")
+
+
+def notices(view: dict[str, dict[str, Any]]) -> dict[str, Derived]:
+    out: dict[str, Derived] = {}
+
+    def notice(tid: str, stage: str, status: str, **data: Any) -> None:
+        t = f"tender.{stage}"
+        out[f"{tid}:{stage}"] = Derived(t, t, {"tender_id": tid, "status": status, **data}, TenderNotice)
+
+    for tid, t in view.items():
+        req = t["request"]
+        notice(tid, "published", "published", title=req.title, service_category=req.service_category,
+               opportunity_id=req.opportunity_id, lead_partner_id=req.partner_id,
+               partners=[p.partner_id for p in req.partners], route=t["route"], route_reason=t["route_reason"],
+               lifetime_value=t["lifetime_value"], estimated_annual_value=f"{req.estimated_annual_value:.2f}",
+               term_months=req.term_months, date=req.date.isoformat(),
+               clarification_deadline=req.clarification_deadline.isoformat(), closing_date=req.closing_date.isoformat(),
+               contract_start=req.contract_start.isoformat(), weighting=req.weighting.model_dump(mode="json"),
+               lots=[lot.model_dump(mode="json") for lot in req.lots], consortia_allowed=req.consortia_allowed,
+               subcontracting_allowed=req.subcontracting_allowed)
+        if t["closed"]:
+            notice(tid, "closed", "closed", closing_date=req.closing_date.isoformat(), bids_received=len(t["bids"]))
+        if t["results"] is not None:
+            intended = [{"lot_id": lot["lot_id"], **{k: w[k] for k in ("provider_id", "provider_name")}}
+                        for lot in t["results"].values() for w in lot["bids"] if w["bid_id"] == lot["winner"]]
+            notice(tid, "award.intended", "standstill", standstill_end=t["standstill_end"].isoformat(), intended=intended)
+        if t["award"] is not None:
+            # evaluation results are published only with the award
+            notice(tid, "evaluation.published", "awarded", lots=list(t["results"].values()))
+            for a in awards(tid, t):
+                out[a["contract_id"]] = Derived("tender.awarded", "tender.awarded", a, TenderAwarded, revisioned=False)
+        if t["status"] == "cancelled":
+            c = t["cancelled"]
+            notice(tid, "cancelled", "cancelled", date=c.date.isoformat(), reason=c.reason)
+    return out
+
+
+class ProcurementState(EventSetState[Register]):
+    def __init__(self, redis: Redis, streams: Streams, policy: ProcurementPolicy, registry: PartnerRegistry) -> None:
+        super().__init__(redis, streams, "procurement", Register, evolve)
+        self.policy = policy
+        self.lead_kinds = {p.id: p.kind for p in registry}
+        self.published = Published(redis, streams.state("procurement", "published"))
+        self.refused = Published(redis, streams.state("procurement", "refused"))
+        self.view: dict[str, dict[str, Any]] = {}
+        self.refusals: list[Any] = []
+
+    async def changed(self, fresh: bool) -> None:
+        self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
+        for entity in await publish_changes(self.published, self.streams, SOURCE, notices(self.view)):
+            log.info("published", entity=entity)
+        done = await self.refused.all()
+        for r in self.refusals:
+            if r.key in done or r.code == "unknown_tender":
+                # the tender may simply not have been read yet (its stream is read on its own):
+                # an event for an unknown tender waits for it, listed in GET /tenders
+                continue
+            raw = await self.redis.hget(self.events_key, r.key) or b""
+            reason = json.dumps({"code": r.code, "message": r.message, "errors": [], "tender_id": r.tender_id},
+                                separators=(",", ":"))
+            if await self.refused.publish(r.key, None, {"revision": 0, "payload": {"code": r.code}},
+                                          self.streams.rejected(r.sender),
+                                          fields={"event": raw, "reason": reason, "inbound_id": ""}):
+                log.info("refused", tender_id=r.tender_id, sender=r.sender, code=r.code)

@@ -65,8 +65,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Partner registry: {path} (set COMMISSIONING_PARTNERS to use your own)", flush=True)
     settings = settings.model_copy(update=overrides)
     print(
+        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard\n"
         f"HTTP on http://{settings.http_host}:{settings.http_port} "
-        "(POST /events, /health/live, /health/ready, /docs/asyncapi); Ctrl-C stops",
+        "(POST /events, GET /savings, /savings/stream, /health/ready, /metrics, /docs/asyncapi); Ctrl-C stops",
         flush=True,
     )
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiResponse, Request, get
 
 from services.http import json_response
+from services.savings.live import Page, RecentEvents, SavingsStream
 from services.savings.projection import TYPES, Projection
 from services.service import Context, Service, state_service
 from shared.policy import SavingsPolicy
@@ -21,6 +22,8 @@ def build(ctx: Context) -> Service:
 
     return state_service(
         GROUP, ctx, projection, TYPES,
-        [("/savings", savings)],
+        [("/savings", savings), ("/savings/stream", SavingsStream(ctx.redis, ctx.streams)),
+         ("/events/recent", RecentEvents(ctx.redis, ctx.streams)), ("/", Page("index.html")),
+         ("/dashboard", Page("index.html")), ("/dashboard/app.js", Page("app.js")), ("/dashboard/app.css", Page("app.css"))],
         "the running ROI projection",
     )

@@ -1,0 +1,111 @@
+// The live savings page: JSON once, then Server-Sent Events. No dependencies, nothing fetched
+// from elsewhere. Money as UK public-sector reports show it (£317,648; −£1,234), dates as
+// 1 April 2013.
+"use strict";
+
+const pounds = new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP", maximumFractionDigits: 0, minimumFractionDigits: 0 });
+const longDate = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
+
+function money(text) {
+  if (text === null || text === undefined) return "–";
+  const value = Math.round(Number(text));
+  const shown = pounds.format(Math.abs(value));
+  return value < 0 ? "\u2212" + shown : shown;
+}
+function day(iso) { return iso ? longDate.format(new Date(iso + "T00:00:00Z")) : "–"; }
+function percent(ratio) { return ratio === null || ratio === undefined ? "–" : Math.round(Number(ratio) * 100) + "%"; }
+function text(id, value) { document.getElementById(id).textContent = value; }
+function cell(row, value, cls) { const td = row.insertCell(); td.textContent = value; if (cls) td.className = cls; return td; }
+
+function rag(contract) {
+  if (contract.status === "decommissioned") return ["red", "Red"];
+  if (contract.status === "ended") return ["grey", "Ended"];
+  return Number(contract.annual_saving) > 0 ? ["green", "Green"] : ["amber", "Amber"];
+}
+
+function chart(years) {
+  const box = document.getElementById("chart");
+  const width = 640, height = 240, pad = 34, top = 16;
+  const max = Math.max(1, ...years.map(y => Number(y.saving)));
+  const step = years.length ? (width - pad) / years.length : 0;
+  const bars = years.map((y, i) => {
+    const h = Math.max(0, Number(y.saving)) / max * (height - pad - top);
+    const x = pad + i * step + step * 0.15, w = step * 0.7, yTop = height - pad - h;
+    return `<rect class="bar" x="${x}" y="${yTop}" width="${w}" height="${h}"></rect>` +
+      `<text x="${x + w / 2}" y="${yTop - 4}" text-anchor="middle">${money(y.saving)}</text>` +
+      `<text x="${x + w / 2}" y="${height - pad + 16}" text-anchor="middle">Year ${y.year}</text>`;
+  }).join("");
+  const label = years.map(y => `Year ${y.year}: ${money(y.saving)}`).join("; ");
+  box.innerHTML = `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="Savings by year. ${label}">` +
+    `<line x1="${pad}" y1="${height - pad}" x2="${width}" y2="${height - pad}" stroke="#0b0c0c"></line>${bars}</svg>`;
+  const body = document.querySelector("#years-table tbody");
+  body.replaceChildren();
+  for (const y of years) { const r = body.insertRow(); cell(r, "Year " + y.year); cell(r, day(y.from)); cell(r, money(y.saving)); }
+}
+
+function render(data) {
+  const p = data.portfolio;
+  text("as-of", day(data.as_of));
+  text("annual-saving", money(p.annual_saving));
+  text("realised", money(p.realised_saving));
+  text("projected", money(p.projected_saving));
+  text("investment", money(p.investment));
+  text("roi", percent(p.roi));
+  text("payback", day(p.payback_date));
+  chart(data.years || []);
+  const partners = document.querySelector("#partners tbody");
+  partners.replaceChildren();
+  for (const x of data.partners) {
+    const r = partners.insertRow(); cell(r, x.partner_id); cell(r, money(x.annual_saving), "num"); cell(r, money(x.projected_saving), "num");
+  }
+  const contracts = document.querySelector("#contracts tbody");
+  contracts.replaceChildren();
+  for (const c of data.contracts) {
+    const r = contracts.insertRow();
+    cell(r, c.contract_id); cell(r, c.supplier || "–"); cell(r, c.partners ?? "–", "num");
+    cell(r, money(c.annual_saving), "num"); cell(r, c.status);
+    const [cls, label] = rag(c);
+    const span = document.createElement("span"); span.className = "rag " + cls; span.textContent = label;
+    r.insertCell().appendChild(span);
+  }
+}
+
+async function recent() {
+  try {
+    const res = await fetch("/events/recent?limit=12", { cache: "no-store" });
+    if (!res.ok) return;
+    const list = document.getElementById("events");
+    list.replaceChildren();
+    for (const e of (await res.json()).events) {
+      const li = document.createElement("li");
+      const when = document.createElement("time");
+      when.textContent = e.time ? new Date(e.time).toLocaleString("en-GB") + ": " : "";
+      li.append(when, `${e.type} ${e.subject ? "(" + e.subject + ")" : ""} from ${e.source}`);
+      list.appendChild(li);
+    }
+  } catch (_) { /* the list is a convenience; the figures come from the stream */ }
+}
+
+function status(live) {
+  const el = document.getElementById("status");
+  el.textContent = live ? "Live" : "Disconnected: reconnecting…";
+  el.className = "status " + (live ? "live" : "down");
+}
+
+async function start() {
+  try {
+    const res = await fetch("/savings", { cache: "no-store" });
+    if (res.ok) render(await res.json());
+  } catch (_) { status(false); }
+  recent();
+  const source = new EventSource("/savings/stream");  // reconnects by itself, sending Last-Event-ID
+  source.onopen = () => status(true);
+  source.onerror = () => status(false);
+  source.addEventListener("savings.updated", (msg) => {
+    status(true);
+    render(JSON.parse(msg.data).data);
+    recent();
+  });
+}
+
+start();

@@ -1,0 +1,123 @@
+"""The dashboard's endpoints: the page itself, `GET /savings/stream` (Server-Sent Events from
+`P:savings.updated`) and `GET /events/recent`. Plain ASGI apps: FastStream's HTTP handlers
+answer with one response, and a stream needs to keep writing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs
+
+from redis.asyncio import Redis
+
+from shared.streams import Streams
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+#: the canonical streams a dashboard may list (no bids: those are sealed)
+RECENT_TYPES = ("need.identified", "need.updated", "tender.published", "tender.awarded", "monitoring.return.submitted",
+                "contract.decommissioned", "investment.recorded", "opportunity.identified", "performance.concern.raised")
+SUBJECT_FIELDS = ("contract_id", "tender_id", "opportunity_id", "need_id", "investment_id")
+KEEPALIVE_S = 15
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Page:
+    """The static page: three files shipped in the package, nothing from elsewhere."""
+
+    TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+    def __init__(self, name: str) -> None:
+        suffix = name[name.rindex("."):]
+        self.body = resources.files("services.savings").joinpath("dashboard", name).read_bytes()
+        self.content_type = self.TYPES[suffix]
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        await _respond(send, 200, self.body, self.content_type)
+
+
+def _sse(entry_id: bytes, event: bytes) -> bytes:
+    return b"id: " + entry_id + b"\nevent: savings.updated\ndata: " + event.replace(b"\n", b"") + b"\n\n"
+
+
+class SavingsStream:
+    """`GET /savings/stream`: the latest `savings.updated` at once, then each new one as it is
+    published. A client that reconnects with `Last-Event-ID` gets what it missed."""
+
+    def __init__(self, redis: Redis, streams: Streams) -> None:
+        self.redis, self.key = redis, streams.savings_updated
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", []))
+        last = headers.get(b"last-event-id")
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
+        pump = asyncio.create_task(self._pump(send, last))
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+
+    async def _pump(self, send: Send, last: bytes | None) -> None:
+        if last:
+            backlog = await self.redis.xrange(self.key, min=b"(" + last, max="+")
+        else:
+            backlog = await self.redis.xrevrange(self.key, count=1)
+        cursor = last or b"$"
+        for entry_id, fields in backlog:
+            await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
+            cursor = entry_id
+        if cursor == b"$":
+            cursor = (await self.redis.xinfo_stream(self.key))["last-generated-id"] if await self.redis.exists(self.key) else b"0-0"
+        while True:
+            found = await self.redis.xread({self.key: cursor}, block=KEEPALIVE_S * 1000, count=100)
+            if not found:
+                await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
+                continue
+            for entry_id, fields in found[0][1]:
+                await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
+                cursor = entry_id
+
+
+class RecentEvents:
+    """`GET /events/recent?limit=N`: the newest accepted events, newest first: type, source, id,
+    time and what they are about (no money, no partner detail)."""
+
+    def __init__(self, redis: Redis, streams: Streams) -> None:
+        self.redis, self.streams = redis, streams
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode())
+        try:
+            limit = max(1, min(int(query.get("limit", ["20"])[0]), 100))
+        except ValueError:
+            limit = 20
+        pipe = self.redis.pipeline(transaction=False)
+        for t in RECENT_TYPES:
+            pipe.xrevrange(self.streams.of_type(t), count=limit)
+        rows = []
+        for entries in await pipe.execute():
+            for entry_id, fields in entries:
+                try:
+                    ev = json.loads(fields[b"event"])
+                except (KeyError, ValueError):
+                    continue
+                data = ev.get("data") or {}
+                subject = next((str(data[f]) for f in SUBJECT_FIELDS if f in data), None)
+                rows.append({"entry_id": entry_id.decode(), "type": ev.get("type"), "source": ev.get("source"),
+                             "id": ev.get("id"), "time": ev.get("time"), "subject": subject})
+        rows.sort(key=lambda r: tuple(int(x) for x in r["entry_id"].split("-")), reverse=True)
+        await _respond(send, 200, json.dumps({"events": rows[:limit]}).encode(), "application/json")

@@ -1,0 +1,106 @@
+"""The live savings page in a real browser (Debian's headless Chromium, driven by Playwright):
+the reference partnership replayed shows £317,648, and a decommissioning updates the page
+without a reload. A screenshot is saved to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shared.tscip import reference_payloads
+from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_page_shows_the_reference_figures_and_updates_live(
+    r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), "savings")
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        proc.wait_ready()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            requests: list[str] = []
+            page.on("request", lambda req: requests.append(req.url))
+            page.goto(f"{proc.url}/dashboard")
+            expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
+
+            for n, (pid, etype, data) in enumerate(reference_payloads("fifteen")):
+                send_as(r, prefix, pid, etype, data, f"ref-{n}")
+            expect(page.locator("#annual-saving")).to_have_text("£317,648", timeout=15_000)
+            expect(page.locator("#roi")).to_have_text("58%")
+            expect(page.locator("#as-of")).to_have_text("1 April 2013")
+            expect(page.locator("#contracts tbody tr")).to_have_count(3)
+            expect(page.locator("#partners tbody tr")).to_have_count(15)
+            expect(page.locator("#chart svg rect")).to_have_count(6)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-reference.png"), full_page=True)
+
+            # a decommissioning: the page follows within a second or so, with no reload
+            page.evaluate("window.__same_page = true")
+            send_as(r, prefix, "staffordshire-cc", "contract.decommissioned", {
+                "contract_id": "tscip-debt-advice-2013", "partner_id": "staffordshire-cc", "effective_date": "2014-06-30",
+                "reason": "financial_constraints", "replacement": "separate_arrangements"}, "decommission")
+            expect(page.locator("#annual-saving")).to_have_text("£221,148", timeout=5_000)  # 317,648 - 96,500
+            row = page.locator("#contracts tbody tr", has_text="tscip-debt-advice-2013")
+            expect(row).to_contain_text("decommissioned")
+            expect(row.locator(".rag")).to_have_text("Red")
+            expect(page.locator("#events li").first).to_contain_text("contract.decommissioned")
+            assert page.evaluate("window.__same_page") is True, "updated without a reload"
+            page.screenshot(path=str(ARTIFACTS / "dashboard-decommissioned.png"), full_page=True)
+
+            # keyboard and labels: the tables scroll regions take focus; every region is named
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.className") == "skip"
+            assert not [u for u in requests if not u.startswith(proc.url)], "nothing fetched from elsewhere"
+
+            # on a phone
+            phone = browser.new_page(viewport={"width": 375, "height": 812})
+            phone.goto(f"{proc.url}/dashboard")
+            expect(phone.locator("#annual-saving")).to_have_text("£221,148", timeout=10_000)
+            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+            phone.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
+            # the page says when it is disconnected, and reconnects by itself
+            proc.terminate()
+            expect(page.locator("#status")).to_have_text("Disconnected: reconnecting…", timeout=10_000)
+            browser.close()
+    finally:
+        proc.stop()
+
+
+def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path) -> None:
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), "savings")
+    try:
+        proc.wait_ready()
+        for n in range(3):
+            r.xadd(f"{prefix}:savings.updated", {"event": json.dumps({"id": f"u{n}", "type": "savings.updated"})})
+        first = r.xrange(f"{prefix}:savings.updated")[0][0].decode()
+        with httpx.stream("GET", f"{proc.url}/savings/stream", headers={"Last-Event-ID": first}, timeout=10) as res:
+            assert res.headers["content-type"].startswith("text/event-stream")
+            ids = []
+            for line in res.iter_lines():
+                if line.startswith("data: "):
+                    ids.append(json.loads(line[6:])["id"])
+                if len(ids) == 2:
+                    break
+        assert ids == ["u1", "u2"]
+        recent = httpx.get(f"{proc.url}/events/recent?limit=5").json()
+        assert recent == {"events": []}
+    finally:
+        assert proc.terminate() == 0, proc.log()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 
@@ -92,32 +93,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(settings)
 
 
-def cmd_savings_rebuild(args: argparse.Namespace) -> int:
+def _with_redis(run):  # type: ignore[no-untyped-def]
+    """Run `run(redis, streams)` against REDIS_URL."""
     from redis.asyncio import Redis
 
-    from services.savings.rebuild import rebuild
     from shared.streams import Streams
 
     settings = _settings()
-    configure_logging("savings-rebuild", "WARNING", settings.log_format)
     if not settings.redis_url:
-        return _fail("REDIS_URL is not set: point it at the Redis whose streams to replay")
+        raise SystemExit(_fail("REDIS_URL is not set: point it at the bus's Redis"))
 
-    async def run() -> dict[str, object]:
-        redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+    async def go():  # type: ignore[no-untyped-def]
+        redis = Redis.from_url(settings.redis_url)
         try:
-            return await rebuild(redis, Streams(settings.prefix))
+            return await run(redis, Streams(settings.prefix))
         finally:
             await redis.aclose()
 
-    result = asyncio.run(run())
+    return asyncio.run(go())
+
+
+def cmd_savings_rebuild(args: argparse.Namespace) -> int:
+    from services.savings.rebuild import rebuild
+
+    configure_logging("savings-rebuild", "WARNING", _settings().log_format)
+    result = _with_redis(lambda r, s: rebuild(r, s))
     print(
         f"rebuilt from {result['entries_read']} entries in {result['seconds']}s: "
         f"{result['events']} events applied, {result['skipped']} unusable entries left out, "
         f"{result['caught_up']} caught up after the swap"
     )
     portfolio = result["portfolio"]
-    assert isinstance(portfolio, dict)
     print(f"annual saving {gbp(portfolio['annual_saving'])}, projected {gbp(portfolio['projected_saving'])}, ROI {portfolio['roi']}")
     print("figures unchanged" if result["unchanged"] else f"figures changed; before: {result['before']}")
     return 0
@@ -134,6 +140,51 @@ def cmd_docs(args: argparse.Namespace) -> int:
     for path in stale:
         print(f"out of date: {path} (run: commissioning docs --write)")
     return 1 if stale else 0
+
+
+def cmd_dead_letter(args: argparse.Namespace) -> int:
+    from services import deadletter
+
+    if args.action == "list":
+        rows = _with_redis(lambda r, s: deadletter.listing(r, s, args.count))
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print("no dead letters")
+        for row in [] if args.json else rows:
+            print(f"{row['dead_letter_id']}  {row['stream']} ({row['group']}, {row['deliveries']} deliveries)  "
+                  f"{row['event']}\n    {row['code']}: {row['error']}")
+        return 0
+    results = _with_redis(lambda r, s: deadletter.retry(r, s, args.ids))
+    for i, outcome in results.items():
+        print(f"{i}: {outcome}")
+    if not results:
+        print("no dead letters to retry")
+    return 0 if all(v == "replayed" for v in results.values()) else 1
+
+
+def cmd_acl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.acl import generate
+    from shared.streams import Streams
+
+    settings = _settings()
+    if settings.partners is None:
+        return _fail("COMMISSIONING_PARTNERS is not set: the ACL gives each registered partner its own user")
+    try:
+        registry = PartnerRegistry.load(settings.partners)
+    except PartnerRegistryError as e:
+        return _fail(str(e))
+    text, passwords = generate(registry, Streams(settings.prefix))
+    out = Path(args.output)
+    out.write_text(text, encoding="utf-8")
+    creds = Path(args.passwords)
+    creds.write_text("".join(f'{u} = "{p}"\n' for u, p in passwords.items()), encoding="utf-8")
+    creds.chmod(0o600)
+    print(f"wrote {out} ({len(passwords)} users; load it with: redis-server --aclfile {out})")
+    print(f"wrote {creds} (the passwords, readable by you only): give each partner, service and dashboard its own")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     savings = sub.add_parser("savings", help="the savings projection").add_subparsers(dest="action", required=True)
     p = savings.add_parser("rebuild", help="replay the streams into a fresh projection, with progress")
     p.set_defaults(func=cmd_savings_rebuild)
+
+    dead = sub.add_parser("dead-letter", help="entries that failed repeatedly: list them, retry them once fixed")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    p = dead_sub.add_parser("list", help="list dead letters with their errors")
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dead_letter)
+    p = dead_sub.add_parser("retry", help="replay dead letters onto their streams (all when no id is given)")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.set_defaults(func=cmd_dead_letter)
+
+    p = sub.add_parser("acl", help="write a Redis ACL file (partners, services, dashboards) and their passwords")
+    p.add_argument("--output", default="users.acl", help="the ACL file (default users.acl)")
+    p.add_argument("--passwords", default="acl-passwords.toml", help="where to write the passwords (mode 600)")
+    p.set_defaults(func=cmd_acl)
 
     p = sub.add_parser("docs", help="check (or --write) docs/asyncapi.json and docs/schemas/ against the code")
     p.add_argument("--write", action="store_true", help="write the documents instead of checking them")

@@ -55,11 +55,14 @@ class RedisServer:
         port: int | None = None,
         appendfsync: str = "everysec",
         extra_args: list[str] | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.extra_args = extra_args or []
+        self.username, self.password = username, password  # to check it is up, under an ACL
         self.binary = find_server()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -87,7 +90,7 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        client = redis.Redis.from_url(self.url)
+        client = redis.Redis.from_url(self.url, username=self.username, password=self.password)
         try:
             while True:
                 if self.process.poll() is not None:

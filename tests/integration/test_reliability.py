@@ -169,3 +169,41 @@ def test_departed_consumers_with_nothing_pending_are_forgotten(
     assert asyncio.run(run()) == ["dead-and-done"]
     names = {c["name"].decode() for c in r.xinfo_consumers(stream, "g")}
     assert names == {"dead-with-pending"}
+
+
+def test_a_full_dead_letter_stream_is_listed_and_replayed_once_fixed(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.support import ROOT
+
+    env = service_env(redis_url, prefix, partners_path, batch_size="20", claim_idle_ms="200", max_deliveries="2")
+    stream = f"{prefix}:work"
+    for i in range(60):
+        r.xadd(stream, {"event": work_event(i, poison=(i % 3 == 0))})
+    proc = counter(tmp_path, env, 0)
+    try:
+        wait_for(lambda: r.xlen(f"{prefix}:dead-letter") == 20, 60, what="twenty dead letters")
+        assert len(counts(r, prefix)) == 40
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "services.cli", "dead-letter", *args], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=60)
+
+        listed = json.loads(cli("list", "--json").stdout)
+        assert len(listed) == 20 and {x["code"] for x in listed} == {"handler_error"}
+        assert all(x["deliveries"] == 2 and "poisoned on purpose" in x["error"] for x in listed)
+        assert "work.done /test/producer w-0" in cli("list").stdout
+
+        r.set(f"{prefix}:fixed", "1")  # the cause is fixed
+        one = cli("retry", listed[0]["dead_letter_id"])
+        assert one.returncode == 0 and "replayed" in one.stdout
+        rest = cli("retry")
+        assert rest.returncode == 0 and rest.stdout.count("replayed") == 19
+        wait_for(lambda: len(counts(r, prefix)) == 60, 30, what="the replayed entries counted")
+        assert r.xlen(f"{prefix}:dead-letter") == 0
+        assert set(counts(r, prefix).values()) == {1}
+        assert "no dead letters" in cli("list").stdout
+    finally:
+        proc.terminate()

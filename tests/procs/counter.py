@@ -1,7 +1,7 @@
 """A test consumer built on the product's own consumption mechanism (`shared.bus`).
 
 Its effect on each event is `HINCRBY <prefix>:counts <source id> 1`, so any event applied
-twice shows as a 2. Events whose data has `"poison": true` always fail. `COUNTER_DELAY_MS`
+twice shows as a 2. Events whose data has `"poison": true` fail until `<prefix>:fixed` exists. `COUNTER_DELAY_MS`
 slows each entry down so that a kill lands in the middle of a batch.
 Run: python -m tests.procs.counter  (env: REDIS_URL, COMMISSIONING_PREFIX, ...)
 """
@@ -33,7 +33,7 @@ def main() -> None:
     bus = Bus.from_settings(redis, settings)
 
     async def count(event: CloudEvent, entry: Entry) -> list[tuple[str, ...]]:
-        if event.data.get("poison"):
+        if event.data.get("poison") and not await redis.exists(streams.key("fixed")):
             raise RuntimeError(f"cannot process {event.id}: poisoned on purpose")
         if delay:
             await asyncio.sleep(delay)

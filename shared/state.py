@@ -68,6 +68,17 @@ class EventSetState(Generic[I]):
         self.index: I = new_index()
         self.generation: bytes | None = None
         self._lock = asyncio.Lock()
+        #: `changed` runs at most this often: under load many batches share one recompute
+        self.min_interval = 0.2
+        self._dirty = self._fresh = False
+        self._last = 0.0
+        self._took = 0.0
+        self._pending: asyncio.Task[None] | None = None
+        #: the log of applied events (one entry per event, in the order they were stored):
+        #: each process follows it to fold what other replicas applied
+        self.log_key = streams.state(service, "log")
+        self._log_pos = b"0-0"
+        self._stopped = False
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
@@ -76,7 +87,11 @@ class EventSetState(Generic[I]):
 
     async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
         payload_of(event)  # refuse, before storing, what the fold could never use
-        return [("HSET", self.events_key, event.key, entry.raw_event or to_json(event))]
+        return self.store(event.key, entry.raw_event or to_json(event))
+
+    def store(self, key: str, raw: bytes) -> list[tuple[str | bytes, ...]]:
+        """The commands that add one event to the set (applied once, with its ack)."""
+        return [("HSET", self.events_key, key, raw), ("XADD", self.log_key, "*", "key", key)]
 
     async def after_batch(self, applied: list[Applied]) -> None:
         async with self._lock:
@@ -85,7 +100,30 @@ class EventSetState(Generic[I]):
                     event = parse_event(a.entry)
                     self.fold(self.index, event.key, payload_of(event))
             await self._refresh()
-            await self.changed(any(a.fresh for a in applied))
+            self._dirty = True
+            self._fresh = self._fresh or any(a.fresh for a in applied)
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._recompute())
+
+    async def _recompute(self) -> None:
+        """Run `changed` once for everything folded since the last run, no sooner than
+        `min_interval` after it; again if more arrived meanwhile."""
+        loop = asyncio.get_running_loop()
+        while self._dirty:
+            # at most every min_interval, and never more than a third of the time computing
+            wait = self._last + max(self.min_interval, 2 * self._took) - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with self._lock:
+                fresh, self._dirty, self._fresh = self._fresh, False, False
+                self._last = loop.time()
+                try:
+                    await self.changed(fresh)
+                    self._took = loop.time() - self._last
+                except Exception:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
+                    self._dirty, self._fresh = True, self._fresh or fresh
+                    log.exception("recompute failed; will retry")
+                    await asyncio.sleep(self.min_interval)
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -99,34 +137,53 @@ class EventSetState(Generic[I]):
     async def _load(self) -> None:
         index = self.new_index()
         generation = await self.redis.get(self.generation_key)
+        last = await self.redis.xrevrange(self.log_key, count=1)  # before the scan: nothing falls between
         async for key, raw in hscan(self.redis, self.events_key):
             self.fold(index, key.decode(), CloudEvent.parse(raw).payload())
         self.index, self.generation = index, generation
+        self._log_pos = last[0][0] if last else b"0-0"
 
     async def _refresh(self) -> bool:
-        stored = await self.redis.hlen(self.events_key)
+        """Fold what other replicas applied (from the log); reload all after a rebuild."""
         generation = await self.redis.get(self.generation_key)
-        if stored != len(self.index.applied) or generation != self.generation:
-            log.info("state changed elsewhere; reloading", key=self.events_key, stored=stored,
-                     known=len(self.index.applied))
+        if generation != self.generation:
+            log.info("state rebuilt elsewhere; reloading", key=self.events_key)
             await self._load()
             return True
-        return False
+        changed = False
+        while True:
+            entries = await self.redis.xrange(self.log_key, min=b"(" + self._log_pos, max="+", count=5000)
+            if not entries:
+                return changed
+            self._log_pos = entries[-1][0]
+            missing = [f[b"key"].decode() for _, f in entries if f[b"key"].decode() not in self.index.applied]
+            if missing:
+                for key, raw in zip(missing, await self.redis.hmget(self.events_key, missing), strict=True):
+                    if raw is not None:
+                        self.fold(self.index, key, CloudEvent.parse(raw).payload())
+                changed = True
 
     async def start(self) -> None:
         """Load, then keep fresh in the background (a service's on_startup hook)."""
         await self.load()
         self._fresh_task = asyncio.create_task(self.keep_fresh())
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        self._stopped = True
         task = getattr(self, "_fresh_task", None)
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task], timeout=timeout)
+        if self._pending is not None and not self._pending.done():
+            self._last = 0.0  # publish what is folded now, not after the interval
+            _, stuck = await asyncio.wait([self._pending], timeout=timeout)
+            if stuck:
+                self._pending.cancel()
+                log.warning("figures not recomputed before stop: the next start does it")
 
     async def keep_fresh(self, interval: float = 2.0) -> None:
         """Pick up changes made elsewhere (another replica, a rebuild) even when idle."""
-        while True:
+        while not self._stopped:
             await asyncio.sleep(interval)
             try:
                 async with self._lock:

@@ -283,6 +283,8 @@ def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
     for cid, (_, a) in sorted(reg.awards.items()):
         sla = sla_of(reg, cid)
         d = reg.decommissions.get(cid, (None, None))[1]
+        if d is not None and d.effective_date > a.contract_end:
+            d = None  # after the contract's own end (as `contract_end` is): it changes nothing
         stop = min(d.effective_date, a.contract_end + DAY) if d else a.contract_end + DAY
         if d is not None and today is not None and d.effective_date <= today:
             status = "decommissioned"

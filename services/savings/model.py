@@ -117,6 +117,7 @@ class ContractFigures:
     end: date  # exclusive: the day it stops saving
     status: str
     segments: list[Segment]
+    decommissioning: dict[str, str] | None
     realised_p: int = 0
     years_p: list[int] = field(default_factory=list)
     years_disc_p: list[int] = field(default_factory=list)
@@ -250,6 +251,8 @@ def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> C
     cost = policy.shared_cost(n) if estimated else award.annual_management_cost
     end = award.contract_end + DAY
     decommission = facts.decommissions.get(award.contract_id)
+    if decommission is not None and decommission.payload.effective_date > award.contract_end:
+        decommission = None  # after the contract's own end (as `contract_end` is): it changes nothing
     if decommission is not None:
         end = min(end, decommission.payload.effective_date)
     if decommission is not None and decommission.payload.effective_date <= today:
@@ -260,7 +263,8 @@ def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> C
         status = "active"
     actuals = _actuals(facts.returns.get(award.contract_id, {}))
     segs = segments(baseline, cost, award.contract_start, end, actuals) if end > award.contract_start else []
-    return ContractFigures(award, baseline, budgets, cost, estimated, missing, end, status, segs)
+    shown = {k: str(v) for k, v in decommission.payload.model_dump().items()} if decommission else None
+    return ContractFigures(award, baseline, budgets, cost, estimated, missing, end, status, segs, shown)
 
 
 def _weights(award: TenderAwarded, facts: Facts) -> dict[str, Fraction]:
@@ -452,10 +456,7 @@ def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
                 "realised_saving": _m(c.realised_p),
                 "projected_saving": _m(projected_p[c.award.contract_id]),
                 "needs_missing": c.needs_missing,
-                "decommissioning": (
-                    {k: str(v) for k, v in facts.decommissions[c.award.contract_id].payload.model_dump().items()}
-                    if c.award.contract_id in facts.decommissions else None
-                ),
+                "decommissioning": c.decommissioning,
             }
             for c in contracts
         ],
@@ -468,7 +469,7 @@ def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
                 "annual_budget": _d(f.payload.annual_budget),
                 "current_arrangements": f.payload.current_arrangements,
                 "contract_id": in_contract[(pid, nid)].award.contract_id if (pid, nid) in in_contract else None,
-                "status": _need_status(in_contract.get((pid, nid)), facts),
+                "status": _need_status(in_contract.get((pid, nid))),
             }
             for (pid, nid), f in sorted(facts.needs.items())
         ],
@@ -477,12 +478,11 @@ def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
     }
 
 
-def _need_status(c: ContractFigures | None, facts: Facts) -> str:
+def _need_status(c: ContractFigures | None) -> str:
     if c is None:
         return "separate_arrangements"
     if c.status == "active":
         return "shared_contract"
-    d = facts.decommissions.get(c.award.contract_id)
-    if d is not None and d.payload.replacement == "none":
+    if c.decommissioning is not None and c.decommissioning["replacement"] == "none":
         return "no_arrangements"
     return "separate_arrangements"

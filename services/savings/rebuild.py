@@ -89,7 +89,7 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
         for _, fields in await redis.xrange(stream, min=start, max="+"):
             event = _parse(fields.get(b"event"))
             if event is not None and await bus.apply_now(
-                GROUP, Effect((("HSET", projection.events_key, event.key, fields[b"event"]),), once_key=event.key)
+                GROUP, Effect(tuple(projection.store(event.key, fields[b"event"])), once_key=event.key)
             ):
                 caught_up += 1
 

@@ -162,6 +162,7 @@ class Bus:
         self._apply = self.redis.register_script(_load_script("apply.lua"))
         self._dead_letter = self.redis.register_script(_load_script("dead_letter.lua"))
         self._sweepers: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.processed = 0  # entries applied or dead-lettered by this process
         self.failures = 0
 
@@ -362,7 +363,7 @@ class Bus:
         interval = min(max(self.claim_idle_ms / 2000, 0.1), 5.0)
         departed_ms = max(10 * self.claim_idle_ms, 600_000)
         rounds = 0
-        while True:
+        while not self._stopping:  # a flag as well as cancellation: a swallowed cancel cannot keep it going
             try:
                 await self.sweep(sub)
                 if rounds % max(int(60 / interval), 1) == 0:
@@ -382,10 +383,14 @@ class Bus:
     def start_sweepers(self) -> None:
         self._sweepers = [asyncio.create_task(self._sweep_forever(s)) for s in self.subscriptions]
 
-    async def stop_sweepers(self) -> None:
+    async def stop_sweepers(self, timeout: float = 5.0) -> None:
+        self._stopping = True
         for t in self._sweepers:
             t.cancel()
-        await asyncio.gather(*self._sweepers, return_exceptions=True)
+        if self._sweepers:
+            _, stuck = await asyncio.wait(self._sweepers, timeout=timeout)
+            if stuck:
+                log.warning("sweepers still busy at stop; left behind", count=len(stuck))
         self._sweepers = []
 
 

@@ -83,8 +83,8 @@ def test_award_to_contract_returns_concern_payments_decommission_and_savings(
         pay = {d["period_start"]: d for d in latest(r, prefix, "payment_id", "payment.calculated").values()}
         assert pay["2013-01-01"]["total"] == "98630.14"      # 400,000 x 90/365, all results earned
         assert pay["2013-04-01"]["results_payment"] == "8310.50"  # 10% of 400,000 x 91/365 x 1000/1200
-        before = httpx.get(f"{savings.url}/savings").json()
-        assert before["portfolio"]["annual_saving"] == f"{41230 + 27480 - 23175.70:.2f}"
+        wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"]
+                 == f"{41230 + 27480 - 23175.70:.2f}", 20, what="the contract's saving in the projection")
 
         send_as(r, prefix, LEAD, "contract.decommissioned", {
             "contract_id": C, "partner_id": LEAD, "effective_date": "2014-01-01",

@@ -39,11 +39,12 @@ def get(url: str, who: str, path: str) -> httpx.Response:
 
 def readable_by_partners(r: redis.Redis, prefix: str) -> str:
     """Everything on every stream a partner or another bidder can read: all streams but the
-    sealed ones, P:inbound (partners may only add to it) and the bidders' own rejected streams."""
+    sealed ones, P:inbound (partners may only add to it), the bidders' own rejected streams and
+    the services' internal state (the ACL gives each service alone its `P:state:<service>:*`)."""
     text = []
     for key in r.scan_iter(match=f"{prefix}:*", _type="stream"):
         k = key.decode()
-        if k.startswith(f"{prefix}:sealed:") or k == f"{prefix}:inbound":
+        if k.startswith((f"{prefix}:sealed:", f"{prefix}:state:")) or k == f"{prefix}:inbound":
             continue
         if any(k == f"{prefix}:rejected:{p}" for p in PROVIDERS):
             continue
@@ -93,7 +94,8 @@ def test_opportunity_to_award_with_sealed_bids(r: redis.Redis, prefix: str, redi
         send_as(r, prefix, LEAD, "tender.award.confirmed", {"tender_id": "tscip-advocacy", "partner_id": LEAD,
                                                              "date": d(0), "contract_id": "x"}, "too-soon")
 
-        published = wait_for(lambda: stream_events(r, prefix, "tender.published"), 30, what="tender.published")
+        published = wait_for(lambda: len(stream_events(r, prefix, "tender.published")) == 2 and stream_events(r, prefix, "tender.published"),
+                             30, what="both tenders published")
         routes = {e["data"]["tender_id"]: e["data"]["route"] for e in published}
         assert routes["tscip-advocacy"] == "competitive_tender"  # £180,000 lifetime, under the light-touch threshold
 
@@ -108,7 +110,7 @@ def test_opportunity_to_award_with_sealed_bids(r: redis.Redis, prefix: str, redi
         wait_for(lambda: "tender_not_evaluated" in reasons(LEAD), 20, what="the early award refused")
         def received() -> int:
             rows = get(procs["procurement"].url, LEAD, "/tenders").json()["tenders"]
-            return next(t["bids_received"] for t in rows if t["tender_id"] == "tscip-advocacy")
+            return next((t["bids_received"] for t in rows if t["tender_id"] == "tscip-advocacy"), 0)
 
         wait_for(lambda: received() == 3, 20, what="three bids received")
 
@@ -138,7 +140,7 @@ def test_opportunity_to_award_with_sealed_bids(r: redis.Redis, prefix: str, redi
         assert award["source"] == "/services/procurement"
         # lowball is abnormally low (excluded); staffs-cab: 0.4 x 95.37 + 42.5 + 6 = 86.65 beats 82.00
         assert award["data"]["supplier"]["id"] == "staffs-cab" and award["data"]["annual_value"] == "58123.45"
-        [evaluation] = stream_events(r, prefix, "tender.evaluation.published")
+        [evaluation] = wait_for(lambda: stream_events(r, prefix, "tender.evaluation.published"), 20, what="the scores")
         lowball = next(b for b in evaluation["data"]["lots"][0]["bids"] if b["bid_id"] == "bid-lowball-ltd")
         assert lowball["excluded"] and lowball["abnormally_low"]
 

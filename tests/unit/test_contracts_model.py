@@ -147,8 +147,12 @@ def test_a_contract_past_its_end_without_renewal_ends_as_contract_end() -> None:
     assert end.payload == {"contract_id": C, "partner_id": "a", "effective_date": "2014-01-01",
                            "reason": "contract_end", "replacement": "separate_arrangements"}
     assert not end.revisioned
-    decommissioned = ("contract.decommissioned", {**end.payload})
-    assert not view([award(end="2013-12-31"), other, decommissioned])["contracts"][C]["ends_without_renewal"]
+    # its own contract_end event, read back, changes nothing (effective after the end)
+    echoed = view([award(end="2013-12-31"), other, ("contract.decommissioned", {**end.payload})])["contracts"][C]
+    assert echoed["ends_without_renewal"] and echoed["decommissioning"] is None and echoed["status"] == "ended"
+    early = ("contract.decommissioned", {**end.payload, "effective_date": "2013-12-01", "reason": "provider_unable"})
+    c = view([award(end="2013-12-31"), other, early])["contracts"][C]
+    assert not c["ends_without_renewal"] and c["status"] == "decommissioned"
 
 
 @settings(max_examples=40, deadline=None)

@@ -115,6 +115,10 @@ IsoTime = Annotated[
 
 def pence(amount: Fraction | Decimal | int) -> int:
     """Exact amount in pounds -> whole pence, half up (away from zero): the one rounding rule."""
+    if isinstance(amount, Decimal):  # the common case, money from the wire: already whole pence
+        hundredfold = amount * 100
+        if hundredfold == hundredfold.to_integral_value():
+            return int(hundredfold)
     f = Fraction(amount) * 100
     n = math.floor(abs(f) + Fraction(1, 2))
     return n if f >= 0 else -n

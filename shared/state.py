@@ -36,6 +36,9 @@ class Index(Protocol):
 
 I = TypeVar("I", bound=Index)  # noqa: E741
 
+#: a recompute waits this many times as long as the last one took (so at most 1/5 of the time)
+RECOMPUTE_SPACING = 4
+
 
 def payload_of(event: CloudEvent) -> Payload:
     """The typed payload, or `Poison` (dead-lettered at once) when it can never be used."""
@@ -79,6 +82,8 @@ class EventSetState(Generic[I]):
         self.log_key = streams.state(service, "log")
         self._log_pos = b"0-0"
         self._stopped = False
+        #: payloads parsed by `handle`, by (stream, entry id), until their batch is folded
+        self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
@@ -86,7 +91,10 @@ class EventSetState(Generic[I]):
     # -- handlers (for `event_subscription`) ------------------------------------------------
 
     async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
-        payload_of(event)  # refuse, before storing, what the fold could never use
+        # refuse, before storing, what the fold could never use; keep it for after_batch
+        if len(self._parsed) > 100_000:
+            self._parsed.clear()  # left by effects that failed to store: after_batch re-parses
+        self._parsed[(entry.stream, entry.id)] = (event.key, payload_of(event))
         return self.store(event.key, entry.raw_event or to_json(event))
 
     def store(self, key: str, raw: bytes) -> list[tuple[str | bytes, ...]]:
@@ -96,9 +104,12 @@ class EventSetState(Generic[I]):
     async def after_batch(self, applied: list[Applied]) -> None:
         async with self._lock:
             for a in applied:
+                parsed = self._parsed.pop((a.entry.stream, a.entry.id), None)
                 if a.fresh:
-                    event = parse_event(a.entry)
-                    self.fold(self.index, event.key, payload_of(event))
+                    if parsed is None:
+                        event = parse_event(a.entry)
+                        parsed = (event.key, payload_of(event))
+                    self.fold(self.index, *parsed)
             await self._refresh()
             self._dirty = True
             self._fresh = self._fresh or any(a.fresh for a in applied)
@@ -110,8 +121,8 @@ class EventSetState(Generic[I]):
         `min_interval` after it; again if more arrived meanwhile."""
         loop = asyncio.get_running_loop()
         while self._dirty:
-            # at most every min_interval, and never more than a third of the time computing
-            wait = self._last + max(self.min_interval, 2 * self._took) - loop.time()
+            # at most every min_interval, and never more than a fifth of the time computing
+            wait = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took) - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             async with self._lock:

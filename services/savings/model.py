@@ -121,6 +121,7 @@ class ContractFigures:
     realised_p: int = 0
     years_p: list[int] = field(default_factory=list)
     years_disc_p: list[int] = field(default_factory=list)
+    shares: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def annual_saving(self) -> Decimal:
@@ -295,13 +296,37 @@ def _payback(days: list[tuple[date, date, Fraction]], target: Fraction) -> date 
     return None
 
 
-def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
-    """Every figure, as JSON-ready data (money as strings with 2 places)."""
+def _key(fact: Fact, facts: Facts, today: date | None, buckets: tuple[tuple[date, date], ...],
+         policy: SavingsPolicy) -> tuple[Any, ...]:
+    """Everything a contract's figures depend on: equal keys, equal figures."""
+    a = fact.payload
+    needs = tuple((s.partner_id, s.need_id, facts.needs[(s.partner_id, s.need_id)].key
+                   if (s.partner_id, s.need_id) in facts.needs else None) for s in a.partners)
+    d = facts.decommissions.get(a.contract_id)
+    returns = tuple(sorted((period, f.key) for period, f in facts.returns.get(a.contract_id, {}).items()))
+    return (fact.key, needs, d.key if d else None, returns, today, buckets, policy)
+
+
+def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None,
+             buckets: tuple[tuple[date, date], ...], factor: Fraction) -> ContractFigures:
+    c = _contract(fact, facts, policy, today or date.min)
+    stop = (today + DAY) if today else date.min
+    c.realised_p = pence(sum((s.rate * _overlap(s.start, s.end, c.award.contract_start, stop) for s in c.segments), Fraction(0)))
+    for k, (b0, b1) in enumerate(buckets):
+        exact = sum((s.rate * _overlap(s.start, s.end, b0, b1) for s in c.segments), Fraction(0))
+        c.years_p.append(pence(exact))
+        c.years_disc_p.append(pence(exact * factor**k))
+    w = _weights(c.award, facts)
+    c.shares = {"annual_saving": split(pence(c.annual_saving), w), "realised_saving": split(c.realised_p, w),
+                "projected_saving": split(sum(c.years_p), w)}
+    return c
+
+
+def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigures] | None = None) -> dict[str, Any]:
+    """Every figure, as JSON-ready data (money as strings with 2 places). `cache` (kept by the
+    caller between calls) memoises each contract's figures on everything they depend on."""
     today = as_of(facts)
     span = horizon(facts, policy)
-    contracts = [
-        _contract(f, facts, policy, today or date.min) for _, f in sorted(facts.awards.items())
-    ]
     factor = Fraction(1) / (1 + Fraction(policy.discount_rate))
     buckets: list[tuple[date, date]] = []
     if span:
@@ -310,14 +335,14 @@ def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
         while add_months(h0, 12 * k) < h1:
             buckets.append((add_months(h0, 12 * k), min(add_months(h0, 12 * (k + 1)), h1)))
             k += 1
-
-    for c in contracts:
-        stop = (today + DAY) if today else date.min
-        c.realised_p = pence(sum((s.rate * _overlap(s.start, s.end, c.award.contract_start, stop) for s in c.segments), Fraction(0)))
-        for k, (b0, b1) in enumerate(buckets):
-            exact = sum((s.rate * _overlap(s.start, s.end, b0, b1) for s in c.segments), Fraction(0))
-            c.years_p.append(pence(exact))
-            c.years_disc_p.append(pence(exact * factor**k))
+    frozen = tuple(buckets)
+    cache = {} if cache is None else cache
+    contracts = []
+    for _, f in sorted(facts.awards.items()):
+        key = _key(f, facts, today, frozen, policy)
+        if key not in cache:
+            cache[key] = _figures(f, facts, policy, today, frozen, factor)
+        contracts.append(cache[key])
 
     invest_p = sum(pence(f.payload.amount) for f in facts.investments.values())
     invest_disc = Fraction(0)
@@ -338,13 +363,20 @@ def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
     timeline: list[tuple[date, date, Fraction]] = []
     timeline_disc: list[tuple[date, date, Fraction]] = []
     if span:
-        cuts = sorted({d for c in contracts for s in c.segments for d in (s.start, s.end)} | {d for b in buckets for d in b})
-        cuts = [d for d in cuts if span[0] <= d <= span[1]]
+        deltas: dict[date, Fraction] = {}
+        for c in contracts:
+            for seg in c.segments:
+                deltas[seg.start] = deltas.get(seg.start, Fraction(0)) + seg.rate
+                deltas[seg.end] = deltas.get(seg.end, Fraction(0)) - seg.rate
+        cuts = sorted(set(deltas) | {d for b in buckets for d in b})
+        rate, k = Fraction(0), 0
         for a, b in zip(cuts, cuts[1:], strict=False):
-            rate = sum((s.rate for c in contracts for s in c.segments if s.start <= a < s.end), Fraction(0))
-            k = next(i for i, (b0, b1) in enumerate(buckets) if b0 <= a < b1)
-            timeline.append((a, b, rate))
-            timeline_disc.append((a, b, rate * factor**k))
+            rate += deltas.get(a, 0)  # the daily rate from a: a running sum of starts and ends
+            while k < len(buckets) - 1 and a >= buckets[k][1]:
+                k += 1
+            if span[0] <= a < span[1]:
+                timeline.append((a, min(b, span[1]), rate))
+                timeline_disc.append((a, min(b, span[1]), rate * factor**k))
     payback = _payback(timeline, Fraction(invest_p, 100))
     payback_disc = _payback(timeline_disc, Fraction(invest_disc_p, 100))
 
@@ -356,20 +388,18 @@ def project(facts: Facts, policy: SavingsPolicy) -> dict[str, Any]:
         row[name] += p
 
     for c in contracts:
-        w = _weights(c.award, facts)
-        for pid in w:
+        for pid in c.shares["annual_saving"]:
             partners.setdefault(pid, {"annual_saving": 0, "realised_saving": 0, "projected_saving": 0, "investment": 0, "baseline_annual_cost": 0})
         if c.status == "active":
-            for pid, p in split(annual_p[c.award.contract_id], w).items():
+            for pid, p in c.shares["annual_saving"].items():
                 add(pid, "annual_saving", p)
             for s in c.award.partners:
                 need = facts.needs.get((s.partner_id, s.need_id))
                 if need:
                     add(s.partner_id, "baseline_annual_cost", pence(need.payload.current_annual_resource_cost))
-        for pid, p in split(c.realised_p, w).items():
-            add(pid, "realised_saving", p)
-        for pid, p in split(projected_p[c.award.contract_id], w).items():
-            add(pid, "projected_saving", p)
+        for name in ("realised_saving", "projected_saving"):
+            for pid, p in c.shares[name].items():
+                add(pid, name, p)
     for f in facts.investments.values():
         add(f.payload.partner_id, "investment", pence(f.payload.amount))
 

@@ -30,10 +30,13 @@ class Projection(EventSetState[Facts]):
     def __init__(self, redis: Redis, streams: Streams, policy: SavingsPolicy) -> None:
         super().__init__(redis, streams, "savings", Facts, evolve)
         self.policy = policy
+        self._cache: dict[Any, Any] = {}  # each contract's figures, on what they depend on
         self.figures: dict[str, Any] = project(self.index, policy)
 
     async def changed(self, fresh: bool) -> None:
-        self.figures = project(self.index, self.policy)
+        if len(self._cache) > 2 * len(self.index.awards) + 100:
+            self._cache.clear()  # drop figures of superseded inputs
+        self.figures = project(self.index, self.policy, self._cache)
         if fresh:
             await self.publish()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -150,20 +151,31 @@ def test_every_service_killed_at_random_points_ends_with_a_clean_runs_figures(
                 return True
 
             wait_for(settled, 120, 0.3, "every service caught up")
-            time.sleep(1.0)  # let the last derived events out
-            figures = httpx.get(f"{savings}/savings").json()
-            views = {}
-            for pid, secret in PARTNERS.items():  # what each partner sees of its needs and contracts
-                for url, path in ((procs["needs"].url, "/needs/opportunities"), (procs["needs"].url, "/needs"),
-                                  (procs["contracts"].url, "/contracts")):
-                    views[(pid, path)] = httpx.get(url + path, headers={"Authorization": authorization(pid, secret, "GET", path)}).json()
-            for c in figures["contracts"]:
-                path = f"/contracts/{c['contract_id']}"
-                for pid, secret in PARTNERS.items():
-                    got = httpx.get(procs["contracts"].url + path, headers={"Authorization": authorization(pid, secret, "GET", path)})
-                    if got.status_code == 200:
-                        views[(pid, path)] = got.json()
-                        break
+            def snapshot(savings: str = savings) -> tuple[dict[str, object], dict[object, object]]:
+                figures = httpx.get(f"{savings}/savings").json()
+                views = {}
+                for pid, secret in PARTNERS.items():  # what each partner sees of its needs and contracts
+                    for url, path in ((procs["needs"].url, "/needs/opportunities"), (procs["needs"].url, "/needs"),
+                                      (procs["contracts"].url, "/contracts")):
+                        views[(pid, path)] = httpx.get(url + path, headers={"Authorization": authorization(pid, secret, "GET", path)}).json()
+                for c in figures["contracts"]:
+                    path = f"/contracts/{c['contract_id']}"
+                    for pid, secret in PARTNERS.items():
+                        got = httpx.get(procs["contracts"].url + path, headers={"Authorization": authorization(pid, secret, "GET", path)})
+                        if got.status_code == 200:
+                            views[(pid, path)] = got.json()
+                            break
+                return figures, views
+
+            # the services recompute at most every few tenths of a second: read until it holds still
+            previous = snapshot()
+            for _ in range(20):
+                time.sleep(1.5)
+                current = snapshot()
+                if current == previous:
+                    break
+                previous = current
+            figures, views = current
             results.append((figures, views))
         finally:
             for p in procs.values():
@@ -174,6 +186,19 @@ def test_every_service_killed_at_random_points_ends_with_a_clean_runs_figures(
     # before its own decommissioning was read (they never move a figure)
     killed_savings.pop("events_applied"), clean_savings.pop("events_applied")
     assert killed_savings == clean_savings
-    assert killed_views == clean_views
+    assert killed_views == clean_views, _difference(killed_views, clean_views)
     assert sum(len(v.get("returns", [])) for v in clean_views.values()) > 100
 
+
+
+def _difference(a: object, b: object, path: str = "") -> str:
+    """Where two JSON-like values first differ, for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if a.get(k) != b.get(k):
+                return _difference(a.get(k), b.get(k), f"{path}/{k}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _difference(x, y, f"{path}[{i}]")
+    return f"{path}: killed run {json.dumps(a, default=str)[:300]} != clean run {json.dumps(b, default=str)[:300]}"

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from shared.tscip import reference_payloads
-from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import ROOT, send_as, serve, service_env, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import Proc, service_env, signed, event, need_data, wait_for
+from tests.support import Proc, service_env, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -142,17 +142,21 @@ class Service:
         self.p.wait(30)
 
 
-def project_throughput(url: str, r: redis.Redis, entries: list[dict[str, bytes]], partners_file: Path, tmp: Path) -> float:
+def project_throughput(url: str, r: redis.Redis, entries: list[dict[str, bytes]], partners_file: Path, tmp: Path,
+                       processes: int = 1) -> float:
+    """`processes` replicas of `serve savings` in the same consumer groups, as an operator
+    scales it out."""
     prefix = f"proj-{uuid.uuid4().hex[:6]}"
-    svc = Service(url, prefix, partners_file, tmp / "throughput.log")
+    services = [Service(url, prefix, partners_file, tmp / f"throughput-{n}.log") for n in range(processes)]
     try:
         t0 = time.perf_counter()
         load(r, f"{prefix}:inbound", entries)
-        while svc.applied() < len(entries):
+        while services[0].applied() < len(entries):
             time.sleep(0.05)
         return len(entries) / (time.perf_counter() - t0)
     finally:
-        svc.stop()
+        for svc in services:
+            svc.stop()
 
 
 def latency(url: str, r: redis.Redis, partners: int, partners_file: Path, tmp: Path, seconds: float, rate: int) -> list[float]:
@@ -228,6 +232,7 @@ def main() -> None:
     ap.add_argument("--latency-seconds", type=float, default=10)
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--rebuild", type=int, default=0, help="events for the rebuild timing (e.g. 1000000); 0 skips it")
+    ap.add_argument("--processes", type=int, default=1, help="replicas of the service in one group (default 1)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="commissioning-bench-"))
     server = RedisServer(tmp / "redis").start()
@@ -240,8 +245,8 @@ def main() -> None:
         print(f"workload: {len(entries)} signed events from {args.partners} partners (needs, and awards over them)")
         base = baseline(r, entries, args.partners)
         print(f"baseline (plain batched redis-py, same checks and fold, no guarantees): {base:,.0f} events/s")
-        ours = project_throughput(server.url, r, entries, partners_file, tmp)
-        print(f"project (gateway + savings service, every guarantee on): {ours:,.0f} events/s")
+        ours = project_throughput(server.url, r, entries, partners_file, tmp, args.processes)
+        print(f"project (gateway + savings service, every guarantee on, {args.processes} process(es)): {ours:,.0f} events/s")
         if args.latency_seconds > 0:
             lat = latency(server.url, r, args.partners, partners_file, tmp, args.latency_seconds, args.latency_rate)
             if lat:

@@ -15,8 +15,6 @@ from redis.asyncio import Redis
 
 from shared.streams import Streams
 
-META = (b"stream", b"entry_id", b"group", b"deliveries", b"error")
-
 RETRY = """
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then return 0 end

@@ -6,11 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from redis.asyncio import Redis
 
-from shared.bus import Bus, Entry, Subscription, event_subscription
-from shared.events import CloudEvent
+from shared.bus import Bus, Subscription, event_subscription
 from shared.partners import PartnerRegistry
 from shared.settings import Settings
 from shared.state import EventSetState
@@ -33,22 +31,9 @@ class Service:
     routes: Sequence[tuple[str, Any]] = ()
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
-    #: what it does, in one line, shown at start
+    #: what it does, in one line (also each subscription's description in the event API document)
     summary: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def listening_service(name: str, ctx: Context, event_types: Sequence[str], summary: str) -> Service:
-    """A service not built yet: it consumes its streams reliably and logs what it receives,
-    and says plainly that it does nothing else with them."""
-    log = structlog.get_logger(name)
-
-    async def note(event: CloudEvent, entry: Entry) -> list[Any]:
-        log.info("received; not processed yet (service not built)", stream=entry.stream, source=event.source)
-        return []
-
-    subs = [event_subscription(name, ctx.streams.of_type(t), note) for t in event_types]
-    return Service(name, subs, summary=summary)
 
 
 def state_service(name: str, ctx: Context, state: EventSetState[Any], event_types: Sequence[str],

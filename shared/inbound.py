@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -144,8 +143,3 @@ def check(
 
     return Accepted(partner.id, event, payload, raw)
 
-
-def check_fields(
-    fields: Mapping[bytes, bytes], registry: PartnerRegistry, max_bytes: int
-) -> Accepted | Rejected:
-    return check(fields.get(b"event"), fields.get(b"signature"), registry, max_bytes)

@@ -115,12 +115,12 @@ def baseline(r: redis.Redis, entries: list[dict[str, bytes]], partners: int) -> 
 
 
 class Service:
-    def __init__(self, url: str, prefix: str, partners_file: Path, log: Path, **env: str) -> None:
+    def __init__(self, url: str, prefix: str, partners_file: Path, log: Path, service: str = "savings", **env: str) -> None:
         self.port = free_port()
         self.r, self.prefix = redis.Redis.from_url(url), prefix
         e = {**os.environ, "REDIS_URL": url, "COMMISSIONING_PREFIX": prefix, "COMMISSIONING_PARTNERS": str(partners_file),
              "COMMISSIONING_HTTP_PORT": str(self.port), "COMMISSIONING_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), **env}
-        self.p = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "savings"], env=e,
+        self.p = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", service], env=e,
                                   stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -143,11 +143,13 @@ class Service:
 
 
 def project_throughput(url: str, r: redis.Redis, entries: list[dict[str, bytes]], partners_file: Path, tmp: Path,
-                       processes: int = 1) -> float:
-    """`processes` replicas of `serve savings` in the same consumer groups, as an operator
-    scales it out."""
+                       processes: int = 1, gateways: int = 0) -> float:
+    """`processes` replicas of `serve savings` in the same consumer groups, and `gateways`
+    `serve gateway` processes beside them, as an operator scales it out."""
     prefix = f"proj-{uuid.uuid4().hex[:6]}"
-    services = [Service(url, prefix, partners_file, tmp / f"throughput-{n}.log") for n in range(processes)]
+    apart = {"COMMISSIONING_GATEWAY": "false"} if gateways else {}  # verifying left to the gateways
+    services = [Service(url, prefix, partners_file, tmp / f"throughput-{n}.log", **apart) for n in range(processes)]
+    services += [Service(url, prefix, partners_file, tmp / f"gateway-{n}.log", "gateway") for n in range(gateways)]
     try:
         t0 = time.perf_counter()
         load(r, f"{prefix}:inbound", entries)
@@ -233,6 +235,7 @@ def main() -> None:
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--rebuild", type=int, default=0, help="events for the rebuild timing (e.g. 1000000); 0 skips it")
     ap.add_argument("--processes", type=int, default=1, help="replicas of the service in one group (default 1)")
+    ap.add_argument("--gateways", type=int, default=0, help="`serve gateway` processes beside them (default 0)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="commissioning-bench-"))
     server = RedisServer(tmp / "redis").start()
@@ -245,7 +248,7 @@ def main() -> None:
         print(f"workload: {len(entries)} signed events from {args.partners} partners (needs, and awards over them)")
         base = baseline(r, entries, args.partners)
         print(f"baseline (plain batched redis-py, same checks and fold, no guarantees): {base:,.0f} events/s")
-        ours = project_throughput(server.url, r, entries, partners_file, tmp, args.processes)
+        ours = project_throughput(server.url, r, entries, partners_file, tmp, args.processes, args.gateways)
         print(f"project (gateway + savings service, every guarantee on, {args.processes} process(es)): {ours:,.0f} events/s")
         if args.latency_seconds > 0:
             lat = latency(server.url, r, args.partners, partners_file, tmp, args.latency_seconds, args.latency_rate)

@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run services against REDIS_URL, as a container would")
-    p.add_argument("services", nargs="*", metavar="SERVICE", help="needs, procurement, contracts, savings (default: all)")
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="needs, procurement, contracts, savings (default: all); "
+                   "gateway alone: a process that only verifies inbound events")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("up", help="everything on one machine, with a private Redis when REDIS_URL is unset")

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
     #: a bid's submitted_on must be within this many days of the gateway's date (-1: no check)
     bid_date_tolerance_days: int = Field(default=2, ge=-1)
+    #: run the gateway's consumer of `P:inbound` in this process (False: a process that only
+    #: runs its services, beside `serve gateway` processes that do the verifying)
+    gateway: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     ready_max_lag: int = Field(default=10_000, ge=0)

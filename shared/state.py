@@ -36,8 +36,11 @@ class Index(Protocol):
 
 I = TypeVar("I", bound=Index)  # noqa: E741
 
-#: a recompute waits this many times as long as the last one took (so at most 1/5 of the time)
+#: under load, a recompute starts no sooner than this many times as long as the last one took
+#: after it started (so at most a quarter of the time goes to computing figures)
 RECOMPUTE_SPACING = 4
+#: input quiet for this long (no batch applied): recompute now, there is no throughput to protect
+QUIET_S = 0.05
 
 
 def payload_of(event: CloudEvent) -> Payload:
@@ -75,6 +78,7 @@ class EventSetState(Generic[I]):
         self.min_interval = 0.2
         self._dirty = self._fresh = False
         self._last = 0.0
+        self._last_batch = 0.0  # when this process last applied a batch
         self._took = 0.0
         self._pending: asyncio.Task[None] | None = None
         #: the log of applied events (one entry per event, in the order they were stored):
@@ -82,8 +86,10 @@ class EventSetState(Generic[I]):
         self.log_key = streams.state(service, "log")
         self._log_pos = b"0-0"
         self._stopped = False
-        #: payloads parsed by `handle`, by (stream, entry id), until their batch is folded
-        self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
+        #: events parsed by `handle`, until their batch is folded: the key by (stream, entry
+        #: id), the payload by key (a refresh that meets one in the log folds it from here)
+        self._parsed: dict[tuple[str, str], str] = {}
+        self._payloads: dict[str, Any] = {}
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
@@ -92,9 +98,11 @@ class EventSetState(Generic[I]):
 
     async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
         # refuse, before storing, what the fold could never use; keep it for after_batch
-        if len(self._parsed) > 100_000:
-            self._parsed.clear()  # left by effects that failed to store: after_batch re-parses
-        self._parsed[(entry.stream, entry.id)] = (event.key, payload_of(event))
+        if len(self._parsed) > 100_000:  # left by effects that failed to store: after_batch re-parses
+            self._parsed.clear()
+            self._payloads.clear()
+        self._payloads[event.key] = payload_of(event)
+        self._parsed[(entry.stream, entry.id)] = event.key
         return self.store(event.key, entry.raw_event or to_json(event))
 
     def store(self, key: str, raw: bytes) -> list[tuple[str | bytes, ...]]:
@@ -102,33 +110,41 @@ class EventSetState(Generic[I]):
         return [("HSET", self.events_key, key, raw), ("XADD", self.log_key, "*", "key", key)]
 
     async def after_batch(self, applied: list[Applied]) -> None:
+        """Fold this process's newly applied events; what other replicas applied is folded
+        from the log when the figures are next recomputed."""
         async with self._lock:
             for a in applied:
-                parsed = self._parsed.pop((a.entry.stream, a.entry.id), None)
+                key = self._parsed.pop((a.entry.stream, a.entry.id), None)
+                payload = self._payloads.pop(key, None) if key is not None else None
                 if a.fresh:
-                    if parsed is None:
+                    if payload is None:
                         event = parse_event(a.entry)
-                        parsed = (event.key, payload_of(event))
-                    self.fold(self.index, *parsed)
-            await self._refresh()
-            self._dirty = True
+                        key, payload = event.key, payload_of(event)
+                    self.fold(self.index, key, payload)
             self._fresh = self._fresh or any(a.fresh for a in applied)
+        self._last_batch = asyncio.get_running_loop().time()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._dirty = True
         if self._pending is None or self._pending.done():
             self._pending = asyncio.create_task(self._recompute())
 
     async def _recompute(self) -> None:
-        """Run `changed` once for everything folded since the last run, no sooner than
-        `min_interval` after it; again if more arrived meanwhile."""
+        """Run `changed` once for everything folded since the last run (and what the log
+        shows other replicas applied); again if more arrived meanwhile. While batches keep
+        coming, no sooner than `min_interval` (and `RECOMPUTE_SPACING` times the last run's
+        duration) after the last run; as soon as the input is quiet for `QUIET_S`."""
         loop = asyncio.get_running_loop()
         while self._dirty:
-            # at most every min_interval, and never more than a fifth of the time computing
-            wait = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took) - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            due = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took)
+            while (now := loop.time()) < due and now - self._last_batch < QUIET_S:
+                await asyncio.sleep(min(due - now, QUIET_S - (now - self._last_batch)))
             async with self._lock:
                 fresh, self._dirty, self._fresh = self._fresh, False, False
                 self._last = loop.time()
                 try:
+                    await self._refresh()
                     await self.changed(fresh)
                     self._took = loop.time() - self._last
                 except Exception:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
@@ -168,11 +184,16 @@ class EventSetState(Generic[I]):
                 return changed
             self._log_pos = entries[-1][0]
             missing = [f[b"key"].decode() for _, f in entries if f[b"key"].decode() not in self.index.applied]
-            if missing:
-                for key, raw in zip(missing, await self.redis.hmget(self.events_key, missing), strict=True):
+            # stored by this process, its batch not folded yet: the payload is already parsed
+            ours = [key for key in missing if key in self._payloads]
+            for key in ours:
+                self.fold(self.index, key, self._payloads[key])
+            others = [key for key in missing if key not in self._payloads]
+            if others:
+                for key, raw in zip(others, await self.redis.hmget(self.events_key, others), strict=True):
                     if raw is not None:
                         self.fold(self.index, key, CloudEvent.parse(raw).payload())
-                changed = True
+            changed = changed or bool(missing)
 
     async def start(self) -> None:
         """Load, then keep fresh in the background (a service's on_startup hook)."""
@@ -198,8 +219,9 @@ class EventSetState(Generic[I]):
             await asyncio.sleep(interval)
             try:
                 async with self._lock:
-                    if await self._refresh():
-                        await self.changed(False)
+                    refreshed = await self._refresh()
+                if refreshed:
+                    self._schedule()  # recomputed at the usual cadence, not on top of it
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - Redis away: next round

@@ -188,17 +188,21 @@ def _actuals(returns: dict[tuple[date, date], Fact]) -> list[tuple[date, date, D
 
 
 def split(total: int, weights: dict[str, Fraction]) -> dict[str, int]:
-    """Split pence by weights, largest remainder first (ties by id): the parts sum to the whole."""
+    """Split pence by weights, largest remainder first (ties by id): the parts sum to the whole.
+    Integer arithmetic on the weights over their common denominator: exact, and fast."""
     if not weights:
         return {}
-    wsum = sum(weights.values())
+    denominator = math.lcm(*(w.denominator for w in weights.values()))
+    scaled = {k: w.numerator * (denominator // w.denominator) for k, w in weights.items()}
+    wsum = sum(scaled.values())
     if wsum <= 0:
-        weights, wsum = {k: Fraction(1) for k in weights}, Fraction(len(weights))
+        scaled, wsum = dict.fromkeys(weights, 1), len(weights)
     sign, whole = (1 if total >= 0 else -1), abs(total)
-    exact = {k: whole * w / wsum for k, w in weights.items()}
-    parts = {k: math.floor(v) for k, v in exact.items()}
+    parts, remainders = {}, {}
+    for k, w in scaled.items():
+        parts[k], remainders[k] = divmod(whole * w, wsum)
     left = whole - sum(parts.values())
-    for k in sorted(exact, key=lambda k: (-(exact[k] - parts[k]), k))[:left]:
+    for k in sorted(remainders, key=lambda k: (-remainders[k], k))[:left]:
         parts[k] += 1
     return {k: sign * v for k, v in parts.items()}
 
@@ -324,7 +328,8 @@ def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None
 
 def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigures] | None = None) -> dict[str, Any]:
     """Every figure, as JSON-ready data (money as strings with 2 places). `cache` (kept by the
-    caller between calls) memoises each contract's figures on everything they depend on."""
+    caller between calls) memoises each contract's figures on everything they depend on; it is
+    left holding only the figures this call used."""
     today = as_of(facts)
     span = horizon(facts, policy)
     factor = Fraction(1) / (1 + Fraction(policy.discount_rate))
@@ -337,12 +342,16 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
             k += 1
     frozen = tuple(buckets)
     cache = {} if cache is None else cache
-    contracts = []
+    contracts, used = [], set()
     for _, f in sorted(facts.awards.items()):
         key = _key(f, facts, today, frozen, policy)
         if key not in cache:
             cache[key] = _figures(f, facts, policy, today, frozen, factor)
         contracts.append(cache[key])
+        used.add(key)
+    if len(cache) > len(used):
+        for stale in [k for k in cache if k not in used]:  # figures of superseded inputs
+            del cache[stale]
 
     invest_p = sum(pence(f.payload.amount) for f in facts.investments.values())
     invest_disc = Fraction(0)

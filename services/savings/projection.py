@@ -34,8 +34,6 @@ class Projection(EventSetState[Facts]):
         self.figures: dict[str, Any] = project(self.index, policy)
 
     async def changed(self, fresh: bool) -> None:
-        if len(self._cache) > 2 * len(self.index.awards) + 100:
-            self._cache.clear()  # drop figures of superseded inputs
         self.figures = project(self.index, self.policy, self._cache)
         if fresh:
             await self.publish()

@@ -1,24 +1,41 @@
--- Apply one entry's effect and ack it, atomically: a crash can never separate the two.
+-- Apply a batch of entries' effects and ack each, atomically per entry: a crash can never
+-- separate an effect from its ack, and one round trip serves the whole batch.
 -- KEYS[1] seen set, KEYS[2] stream ('' when there is no entry to ack), KEYS[3] errors hash
--- ARGV[1] group, ARGV[2] entry id, ARGV[3] once-key ('' = always apply), ARGV[4] command count,
--- then per command: its argument count followed by its arguments.
-local fresh = 1
-if ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then
-  fresh = 0
-end
-if fresh == 1 then
-  local i = 5
-  for _ = 1, tonumber(ARGV[4]) do
+-- ARGV[1] group, ARGV[2] entry count, then per entry: its id, its once-key ('' = always
+-- apply), its command count, then per command: its argument count followed by its arguments.
+-- Returns, per entry: 1 applied, 0 already applied (a duplicate: acked, nothing done), or the
+-- error of the command that failed (that entry is not acked: it stays pending for a retry).
+local out = {}
+local i = 3
+for e = 1, tonumber(ARGV[2]) do
+  local id, once, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local fresh = 1
+  if once ~= '' and redis.call('SISMEMBER', KEYS[1], once) == 1 then
+    fresh = 0
+  end
+  local failed = false
+  for _ = 1, count do
     local n = tonumber(ARGV[i])
-    redis.call(unpack(ARGV, i + 1, i + n))
+    if fresh == 1 and not failed then
+      local reply = redis.pcall(unpack(ARGV, i + 1, i + n))
+      if type(reply) == 'table' and reply.err then
+        failed = reply.err
+      end
+    end
     i = i + n + 1
   end
-  if ARGV[3] ~= '' then
-    redis.call('SADD', KEYS[1], ARGV[3])
+  if failed then
+    out[e] = failed
+  else
+    if fresh == 1 and once ~= '' then
+      redis.call('SADD', KEYS[1], once)
+    end
+    if KEYS[2] ~= '' then
+      redis.call('XACK', KEYS[2], ARGV[1], id)
+      redis.call('HDEL', KEYS[3], KEYS[2] .. '/' .. id)
+    end
+    out[e] = fresh
   end
 end
-if KEYS[2] ~= '' then
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('HDEL', KEYS[3], KEYS[2] .. '/' .. ARGV[2])
-end
-return fresh
+return out

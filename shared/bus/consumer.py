@@ -3,8 +3,9 @@
 - a consumer group per service per stream, created from id `0` (MKSTREAM) before any read;
 - new entries read by FastStream batch subscribers (bounded by `batch_size`), parsed by our
   own parser (the contract's `event` field, not FastStream's envelope), acked manually;
-- each entry's effect is a list of Redis commands applied by one Lua script together with
-  the idempotency mark (`source id`) and the XACK: stored and acked atomically, once;
+- each entry's effect is a list of Redis commands applied by a Lua script together with
+  the idempotency mark (`source id`) and the XACK: stored and acked atomically, once; one
+  script call applies a whole batch (one round trip), entry by entry;
 - a failing entry stays pending with its error recorded; a sweeper reclaims entries idle
   longer than `claim_idle_ms` (from this or a dead consumer) and retries them; after
   `max_deliveries` deliveries the entry moves to `P:dead-letter` with its error;
@@ -227,7 +228,7 @@ class Bus:
     # -- processing ----------------------------------------------------------------------
 
     async def process(self, sub: Subscription, entries: list[Entry]) -> list[Applied]:
-        """Handle a batch: effects + acks in one pipelined round trip; failures left pending."""
+        """Handle a batch: effects + acks in one script call; failures left pending."""
         effects: list[tuple[Entry, Effect]] = []
         poisoned: list[tuple[Entry, Poison]] = []
         failed: list[tuple[Entry, BaseException]] = []
@@ -239,25 +240,28 @@ class Bus:
             except Exception as e:  # noqa: BLE001 - any failure leaves the entry pending
                 failed.append((entry, e))
 
-        pipe = self.redis.pipeline(transaction=False)
         seen, errors = self.streams.seen(sub.group), self.streams.errors(sub.group)
-        for entry, effect in effects:
-            await self._apply(keys=[seen, sub.stream, errors], args=_apply_args(sub.group, entry.id, effect), client=pipe)
-        for entry, p in poisoned:
-            await self._dead_letter(
-                keys=[sub.stream, self.streams.dead_letter, errors],
-                args=[sub.group, entry.id, self.consumer, 0, entry.deliveries, json.dumps(p.reason())],
-                client=pipe,
-            )
-        for entry, e in failed:
-            pipe.hset(errors, f"{sub.stream}/{entry.id}", _error_json(e))
-        results = await pipe.execute(raise_on_error=False)
+        results: list[Any] = []
+        if effects:  # every effect and ack in one script call: one round trip for the batch
+            results = await self._apply(keys=[seen, sub.stream, errors], args=_apply_args(sub.group, effects))
+        if poisoned or failed:
+            pipe = self.redis.pipeline(transaction=False)
+            for entry, p in poisoned:
+                await self._dead_letter(
+                    keys=[sub.stream, self.streams.dead_letter, errors],
+                    args=[sub.group, entry.id, self.consumer, 0, entry.deliveries, json.dumps(p.reason())],
+                    client=pipe,
+                )
+            for entry, e in failed:
+                pipe.hset(errors, f"{sub.stream}/{entry.id}", _error_json(e))
+            await pipe.execute()
 
         applied: list[Applied] = []
-        for (entry, _), result in zip(effects, results, strict=False):
-            if isinstance(result, Exception):
-                failed.append((entry, result))
-                await self._record_error(sub, entry, result)
+        for (entry, _), result in zip(effects, results, strict=True):
+            if isinstance(result, bytes | str):  # a command of its effect failed: left pending
+                error = ResponseError(_s(result))
+                failed.append((entry, error))
+                await self._record_error(sub, entry, error)
             else:
                 applied.append(Applied(entry, bool(result)))
         for entry, p in poisoned:
@@ -280,7 +284,10 @@ class Bus:
         """Apply an effect that has no stream entry behind it (e.g. `POST /events`).
         Returns False when its `once_key` had already been applied."""
         keys = [self.streams.seen(group), "", self.streams.errors(group)]
-        return bool(await self._apply(keys=keys, args=_apply_args(group, "", effect)))
+        [result] = await self._apply(keys=keys, args=_apply_args(group, [(None, effect)]))
+        if isinstance(result, bytes | str):
+            raise ResponseError(_s(result))
+        return bool(result)
 
     async def _record_error(self, sub: Subscription, entry: Entry, e: BaseException) -> None:
         try:
@@ -394,11 +401,14 @@ class Bus:
         self._sweepers = []
 
 
-def _apply_args(group: str, entry_id: str, effect: Effect) -> list[Any]:
-    args: list[Any] = [group, entry_id, effect.once_key or "", len(effect.commands)]
-    for cmd in effect.commands:
-        args.append(len(cmd))
-        args.extend(cmd)
+def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> list[Any]:
+    """apply.lua's arguments for a batch (an entry of `None`: nothing to ack)."""
+    args: list[Any] = [group, len(effects)]
+    for entry, effect in effects:
+        args.extend((entry.id if entry else "", effect.once_key or "", len(effect.commands)))
+        for cmd in effect.commands:
+            args.append(len(cmd))
+            args.extend(cmd)
     return args
 
 

@@ -207,3 +207,43 @@ def test_a_full_dead_letter_stream_is_listed_and_replayed_once_fixed(
         assert "no dead letters" in cli("list").stdout
     finally:
         proc.terminate()
+
+
+def test_a_command_failing_in_a_batch_leaves_only_its_entry_pending(r: redis.Redis, prefix: str, redis_url: str) -> None:
+    """One script call applies the batch entry by entry: an entry whose effect fails in Redis
+    (here WRONGTYPE) is not acked and keeps its error; the entries around it are applied."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from shared.bus import Bus, Effect, Entry, Subscription
+    from shared.streams import Streams
+
+    stream, target = f"{prefix}:work", f"{prefix}:counts"
+    r.set(f"{prefix}:not-a-hash", "x")
+
+    async def handle(entry: Entry) -> Effect:
+        n = int(entry.fields[b"n"])
+        key = f"{prefix}:not-a-hash" if n == 2 else target
+        return Effect((("HINCRBY", key, f"e{n}", 1),), once_key=f"e{n}")
+
+    async def run() -> list[str]:
+        client = Redis.from_url(redis_url)
+        bus = Bus(client, Streams(prefix))
+        sub = Subscription("counter", stream, handle)
+        bus.add(sub)
+        await bus.ensure_groups()
+        for n in range(5):
+            await client.xadd(stream, {"n": n})
+        rows = await client.xreadgroup("counter", bus.consumer, {stream: ">"}, count=10)
+        entries = [Entry(stream, i.decode(), d) for i, d in rows[0][1]]
+        applied = await bus.process(sub, entries)
+        await client.aclose()
+        return [a.entry.fields[b"n"].decode() for a in applied]
+
+    assert asyncio.run(run()) == ["0", "1", "3", "4"]
+    assert {k.decode() for k in r.hkeys(target)} == {"e0", "e1", "e3", "e4"}
+    assert pending(r, stream, "counter") == 1
+    [(field, error)] = r.hgetall(f"{prefix}:group:counter:errors").items()
+    assert "WRONGTYPE" in json.loads(error)["message"]
+    assert not r.sismember(f"{prefix}:group:counter:seen", "e2")

@@ -77,3 +77,19 @@ def test_split_always_sums_to_the_whole(total: int, weights: dict[str, Fraction]
     parts = split(total, weights)
     assert sum(parts.values()) == total
     assert set(parts) == set(weights)
+
+
+@given(total=st.integers(-10**12, 10**12),
+       weights=st.dictionaries(st.text("abcdef", min_size=1, max_size=3),
+                               st.fractions(min_value=0, max_value=10**9, max_denominator=10**6), min_size=1, max_size=20))
+def test_split_is_the_largest_remainder_rule(total: int, weights: dict[str, Fraction]) -> None:
+    """The integer arithmetic gives what the rule says, computed here with plain fractions:
+    floors of the exact shares, then a penny each to the largest remainders (ties by id)."""
+    wsum = sum(weights.values())
+    if wsum == 0:
+        weights, wsum = {k: Fraction(1) for k in weights}, Fraction(len(weights))
+    exact = {k: abs(total) * w / wsum for k, w in weights.items()}
+    expected = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: (-(exact[k] - int(exact[k])), k))[:abs(total) - sum(expected.values())]:
+        expected[k] += 1
+    assert split(total, weights) == {k: v if total >= 0 else -v for k, v in expected.items()}

@@ -6,7 +6,6 @@ to the penny, half up (`pence` / `round_money`).
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -119,9 +118,10 @@ def pence(amount: Fraction | Decimal | int) -> int:
         hundredfold = amount * 100
         if hundredfold == hundredfold.to_integral_value():
             return int(hundredfold)
-    f = Fraction(amount) * 100
-    n = math.floor(abs(f) + Fraction(1, 2))
-    return n if f >= 0 else -n
+    f = amount if isinstance(amount, Fraction) else Fraction(amount)
+    n, d = f.numerator * 100, f.denominator
+    whole = (2 * abs(n) + d) // (2 * d)  # floor(|f| * 100 + 1/2), in integers
+    return whole if n >= 0 else -whole
 
 
 def from_pence(p: int) -> Decimal:

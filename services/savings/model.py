@@ -122,6 +122,10 @@ class ContractFigures:
     years_p: list[int] = field(default_factory=list)
     years_disc_p: list[int] = field(default_factory=list)
     shares: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: derived once per contract version (the cache keeps them with the figures):
+    row: dict[str, Any] = field(default_factory=dict)  # its line in the contracts table
+    additions: list[tuple[str, str, int]] = field(default_factory=list)  # (partner, figure, pence)
+    changes: dict[date, Fraction] = field(default_factory=dict)  # its daily saving rate's steps
 
     @property
     def annual_saving(self) -> Decimal:
@@ -187,7 +191,7 @@ def _actuals(returns: dict[tuple[date, date], Fact]) -> list[tuple[date, date, D
     return chosen
 
 
-def split(total: int, weights: dict[str, Fraction]) -> dict[str, int]:
+def split(total: int, weights: dict[str, Fraction] | dict[str, int]) -> dict[str, int]:
     """Split pence by weights, largest remainder first (ties by id): the parts sum to the whole.
     Integer arithmetic on the weights over their common denominator: exact, and fast."""
     if not weights:
@@ -272,16 +276,17 @@ def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> C
     return ContractFigures(award, baseline, budgets, cost, estimated, missing, end, status, segs, shown)
 
 
-def _weights(award: TenderAwarded, facts: Facts) -> dict[str, Fraction]:
-    """Partner shares: by contributions when every partner states one, else by baselines."""
-    contributions: dict[str, Fraction] = {}
-    baselines: dict[str, Fraction] = {}
+def _weights(award: TenderAwarded, facts: Facts) -> dict[str, int]:
+    """Partner shares: by contributions when every partner states one, else by baselines
+    (in pence: only their proportions matter)."""
+    contributions: dict[str, int] = {}
+    baselines: dict[str, int] = {}
     for s in award.partners:
         if s.annual_contribution is not None:
-            contributions[s.partner_id] = contributions.get(s.partner_id, Fraction(0)) + Fraction(s.annual_contribution)
+            contributions[s.partner_id] = contributions.get(s.partner_id, 0) + pence(s.annual_contribution)
         need = facts.needs.get((s.partner_id, s.need_id))
-        base = Fraction(need.payload.current_annual_resource_cost) if need else Fraction(0)
-        baselines[s.partner_id] = baselines.get(s.partner_id, Fraction(0)) + base
+        base = pence(need.payload.current_annual_resource_cost) if need else 0
+        baselines[s.partner_id] = baselines.get(s.partner_id, 0) + base
     if len(contributions) == len(baselines) and sum(contributions.values()) > 0:
         return contributions
     return baselines
@@ -311,18 +316,67 @@ def _key(fact: Fact, facts: Facts, today: date | None, buckets: tuple[tuple[date
     return (fact.key, needs, d.key if d else None, returns, today, buckets, policy)
 
 
+def _saved(segs: list[Segment], a: date, b: date) -> Fraction:
+    """Exact pounds saved over [a, b)."""
+    total = Fraction(0)
+    for s in segs:
+        days = _overlap(s.start, s.end, a, b)
+        if days:
+            total += s.rate * days
+    return total
+
+
 def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None,
-             buckets: tuple[tuple[date, date], ...], factor: Fraction) -> ContractFigures:
+             buckets: tuple[tuple[date, date], ...], factors: list[Fraction]) -> ContractFigures:
     c = _contract(fact, facts, policy, today or date.min)
     stop = (today + DAY) if today else date.min
-    c.realised_p = pence(sum((s.rate * _overlap(s.start, s.end, c.award.contract_start, stop) for s in c.segments), Fraction(0)))
-    for k, (b0, b1) in enumerate(buckets):
-        exact = sum((s.rate * _overlap(s.start, s.end, b0, b1) for s in c.segments), Fraction(0))
+    c.realised_p = pence(_saved(c.segments, c.award.contract_start, stop))
+    for (b0, b1), discount in zip(buckets, factors, strict=True):
+        exact = _saved(c.segments, b0, b1)
         c.years_p.append(pence(exact))
-        c.years_disc_p.append(pence(exact * factor**k))
+        c.years_disc_p.append(pence(exact * discount))
     w = _weights(c.award, facts)
     c.shares = {"annual_saving": split(pence(c.annual_saving), w), "realised_saving": split(c.realised_p, w),
                 "projected_saving": split(sum(c.years_p), w)}
+    for pid in c.shares["annual_saving"]:
+        c.additions.append((pid, "annual_saving", 0))  # every partner of a contract has a row
+    if c.status == "active":
+        c.additions.extend((pid, "annual_saving", p) for pid, p in c.shares["annual_saving"].items())
+        for s in c.award.partners:
+            need = facts.needs.get((s.partner_id, s.need_id))
+            if need:
+                c.additions.append((s.partner_id, "baseline_annual_cost", pence(need.payload.current_annual_resource_cost)))
+    for name in ("realised_saving", "projected_saving"):
+        c.additions.extend((pid, name, p) for pid, p in c.shares[name].items())
+    for seg in c.segments:
+        c.changes[seg.start] = c.changes.get(seg.start, Fraction(0)) + seg.rate
+        c.changes[seg.end] = c.changes.get(seg.end, Fraction(0)) - seg.rate
+    a = c.award
+    c.row = {
+        "contract_id": a.contract_id,
+        "tender_id": a.tender_id,
+        "lead_partner_id": a.lead_partner_id,
+        "supplier": a.supplier.name,
+        "commissioning_model": a.commissioning_model,
+        "status": c.status,
+        "contract_start": a.contract_start.isoformat(),
+        "contract_end": a.contract_end.isoformat(),
+        "saving_until": (c.end - DAY).isoformat(),
+        "partners": len({s.partner_id for s in a.partners}),
+        "arrangements_replaced": sum(
+            facts.needs[(s.partner_id, s.need_id)].payload.current_arrangements
+            for s in a.partners if (s.partner_id, s.need_id) in facts.needs
+        ),
+        "baseline_annual_cost": _d(c.baseline),
+        "shared_annual_cost": _d(c.shared_cost),
+        "shared_cost_estimated": c.shared_cost_estimated,
+        "annual_saving": _m(pence(c.annual_saving)),
+        "contract_price_annual_saving": _d(c.price_saving),
+        "realised_saving": _m(c.realised_p),
+        "projected_saving": _m(sum(c.years_p)),
+        "needs_missing": c.needs_missing,
+        "decommissioning": c.decommissioning,
+    }
     return c
 
 
@@ -341,12 +395,14 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
             buckets.append((add_months(h0, 12 * k), min(add_months(h0, 12 * (k + 1)), h1)))
             k += 1
     frozen = tuple(buckets)
+    factors = [factor**k for k in range(len(buckets))]  # a year's discount, from the horizon's start
     cache = {} if cache is None else cache
+    need_rows = cache.pop(_NEED_ROWS, {})
     contracts, used = [], set()
     for _, f in sorted(facts.awards.items()):
         key = _key(f, facts, today, frozen, policy)
         if key not in cache:
-            cache[key] = _figures(f, facts, policy, today, frozen, factor)
+            cache[key] = _figures(f, facts, policy, today, frozen, factors)
         contracts.append(cache[key])
         used.add(key)
     if len(cache) > len(used):
@@ -362,7 +418,6 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     invest_disc_p = pence(invest_disc)
 
     active = [c for c in contracts if c.status == "active"]
-    annual_p = {c.award.contract_id: pence(c.annual_saving) for c in contracts}
     projected_p = {c.award.contract_id: sum(c.years_p) for c in contracts}
     pv_p = sum(sum(c.years_disc_p) for c in contracts)
     projected_total = sum(projected_p.values())
@@ -372,11 +427,13 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     timeline: list[tuple[date, date, Fraction]] = []
     timeline_disc: list[tuple[date, date, Fraction]] = []
     if span:
-        deltas: dict[date, Fraction] = {}
+        # the steps of every contract's rate, summed exactly in integers over a common denominator
+        common = math.lcm(*{r.denominator for c in contracts for r in c.changes.values()})
+        steps: dict[date, int] = {}
         for c in contracts:
-            for seg in c.segments:
-                deltas[seg.start] = deltas.get(seg.start, Fraction(0)) + seg.rate
-                deltas[seg.end] = deltas.get(seg.end, Fraction(0)) - seg.rate
+            for day, r in c.changes.items():
+                steps[day] = steps.get(day, 0) + r.numerator * (common // r.denominator)
+        deltas = {day: Fraction(n, common) for day, n in steps.items()}
         cuts = sorted(set(deltas) | {d for b in buckets for d in b})
         rate, k = Fraction(0), 0
         for a, b in zip(cuts, cuts[1:], strict=False):
@@ -397,18 +454,12 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
         row[name] += p
 
     for c in contracts:
-        for pid in c.shares["annual_saving"]:
-            partners.setdefault(pid, {"annual_saving": 0, "realised_saving": 0, "projected_saving": 0, "investment": 0, "baseline_annual_cost": 0})
-        if c.status == "active":
-            for pid, p in c.shares["annual_saving"].items():
-                add(pid, "annual_saving", p)
-            for s in c.award.partners:
-                need = facts.needs.get((s.partner_id, s.need_id))
-                if need:
-                    add(s.partner_id, "baseline_annual_cost", pence(need.payload.current_annual_resource_cost))
-        for name in ("realised_saving", "projected_saving"):
-            for pid, p in c.shares[name].items():
+        for pid, name, p in c.additions:
+            row = partners.get(pid)
+            if row is None:
                 add(pid, name, p)
+            else:
+                row[name] += p
     for f in facts.investments.values():
         add(f.payload.partner_id, "investment", pence(f.payload.amount))
 
@@ -442,7 +493,8 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
             "cumulative_saving": _m(cumulative),
         })
 
-    return {
+    rows: dict[Any, dict[str, Any]] = {}
+    figures = {
         "as_of": today.isoformat() if today else None,
         "portfolio": {
             "baseline_annual_cost": _m(baseline_p),
@@ -471,50 +523,30 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
         },
         "years": years,
         "partners": [{"partner_id": pid, **{k: _m(v) for k, v in row.items()}} for pid, row in sorted(partners.items())],
-        "contracts": [
-            {
-                "contract_id": c.award.contract_id,
-                "tender_id": c.award.tender_id,
-                "lead_partner_id": c.award.lead_partner_id,
-                "supplier": c.award.supplier.name,
-                "commissioning_model": c.award.commissioning_model,
-                "status": c.status,
-                "contract_start": c.award.contract_start.isoformat(),
-                "contract_end": c.award.contract_end.isoformat(),
-                "saving_until": (c.end - DAY).isoformat(),
-                "partners": len({s.partner_id for s in c.award.partners}),
-                "arrangements_replaced": sum(
-                    facts.needs[(s.partner_id, s.need_id)].payload.current_arrangements
-                    for s in c.award.partners if (s.partner_id, s.need_id) in facts.needs
-                ),
-                "baseline_annual_cost": _d(c.baseline),
-                "shared_annual_cost": _d(c.shared_cost),
-                "shared_cost_estimated": c.shared_cost_estimated,
-                "annual_saving": _m(annual_p[c.award.contract_id]),
-                "contract_price_annual_saving": _d(c.price_saving),
-                "realised_saving": _m(c.realised_p),
-                "projected_saving": _m(projected_p[c.award.contract_id]),
-                "needs_missing": c.needs_missing,
-                "decommissioning": c.decommissioning,
-            }
-            for c in contracts
-        ],
-        "needs": [
-            {
-                "partner_id": pid,
-                "need_id": nid,
-                "service_category": f.payload.service_category,
-                "baseline_annual_cost": _d(f.payload.current_annual_resource_cost),
-                "annual_budget": _d(f.payload.annual_budget),
-                "current_arrangements": f.payload.current_arrangements,
-                "contract_id": in_contract[(pid, nid)].award.contract_id if (pid, nid) in in_contract else None,
-                "status": _need_status(in_contract.get((pid, nid))),
-            }
-            for (pid, nid), f in sorted(facts.needs.items())
-        ],
+        "contracts": [c.row for c in contracts],
+        "needs": [_need_row(need_rows, rows, pid, nid, f, in_contract.get((pid, nid)))
+                  for (pid, nid), f in sorted(facts.needs.items())],
         "warnings": warnings,
         "events_applied": len(facts.applied),
     }
+    cache[_NEED_ROWS] = rows  # the rows this call used, for the next
+    return figures
+
+
+_NEED_ROWS = ("need rows",)  # where `cache` keeps the needs table's rows
+
+
+def _need_row(cached: dict[Any, dict[str, Any]], rows: dict[Any, dict[str, Any]], pid: str, nid: str, f: Fact,
+              c: ContractFigures | None) -> dict[str, Any]:
+    key = (f.key, c.award.contract_id if c else None, _need_status(c))
+    row = cached.get(key)
+    if row is None:
+        p = f.payload
+        row = {"partner_id": pid, "need_id": nid, "service_category": p.service_category,
+               "baseline_annual_cost": _d(p.current_annual_resource_cost), "annual_budget": _d(p.annual_budget),
+               "current_arrangements": p.current_arrangements, "contract_id": key[1], "status": key[2]}
+    rows[key] = row
+    return row
 
 
 def _need_status(c: ContractFigures | None) -> str:

@@ -95,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _with_redis(run):  # type: ignore[no-untyped-def]
     """Run `run(redis, streams)` against REDIS_URL."""
-    from redis.asyncio import Redis
+    from shared.redis_client import connect
 
     from shared.streams import Streams
 
@@ -104,7 +104,7 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
         raise SystemExit(_fail("REDIS_URL is not set: point it at the bus's Redis"))
 
     async def go():  # type: ignore[no-untyped-def]
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)
         try:
             return await run(redis, Streams(settings.prefix))
         finally:

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
+from shared.redis_client import connect
 
 from services.runtime import build_app
 from services.savings.projection import Projection
@@ -58,7 +58,7 @@ async def run_case(case: str, settings: Settings, out: TextIO) -> dict[str, Any]
     app, _, services = build_app(["savings"], settings, registry)
     projection: Projection = services[0].extra["state"]
     entries = signed_entries(case, registry, f"demo-{case}")
-    redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+    redis = connect(settings.redis_url)  # type: ignore[arg-type]
     lifespan = app.start_lifespan_context()
     await lifespan.__aenter__()
     try:

@@ -11,7 +11,7 @@ import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream
 from faststream.redis import RedisBroker, RedisRouter
-from redis.asyncio import Redis
+from shared.redis_client import connect
 
 from faststream.specification import AsyncAPI
 
@@ -59,7 +59,7 @@ def build_app(
         raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
 
     streams = Streams(settings.prefix)
-    redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    redis = connect(settings.redis_url, health_check_interval=30)
     bus = Bus.from_settings(redis, settings)
     if consumer:
         bus.consumer = consumer

@@ -37,8 +37,8 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.runtime import GC_THRESHOLDS  # noqa: E402
 from services.savings.model import Facts, evolve, project  # noqa: E402
+from shared.collector import THRESHOLDS as GC_THRESHOLDS  # noqa: E402
 from shared.inbound import Accepted, check  # noqa: E402
 from shared.partners import Partner, PartnerRegistry, sign  # noqa: E402
 from shared.policy import SavingsPolicy  # noqa: E402

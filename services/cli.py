@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from shared import collector
 from shared.logging import configure_logging
 from shared.money import gbp
 from shared.partners import PartnerRegistry, PartnerRegistryError
@@ -96,7 +97,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _with_redis(run):  # type: ignore[no-untyped-def]
     """Run `run(redis, streams)` against REDIS_URL."""
     from shared.redis_client import connect
-
     from shared.streams import Streams
 
     settings = _settings()
@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    collector.tune()  # every command holds the state of a partnership (serve, up, demo, rebuild)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -3,7 +3,6 @@ FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
-import gc
 import signal
 from collections.abc import Callable, Sequence
 
@@ -24,6 +23,7 @@ from services.needs.app import build as build_needs
 from services.procurement.app import build as build_procurement
 from services.savings.app import build as build_savings
 from services.service import Context, Service
+from shared import collector
 from shared.bus import Bus
 from shared.partners import PartnerRegistry
 from shared.settings import Settings
@@ -91,7 +91,7 @@ def build_app(
         routes.extend(s.routes)
 
     async def started() -> None:
-        gc.freeze()  # what startup loaded lives as long as the process: never scan it again
+        collector.freeze()
         bus.start_sweepers()
         log.info(
             "serving",
@@ -130,16 +130,8 @@ def build_app(
     return app, bus, services
 
 
-#: the cyclic garbage collector's thresholds in a serving process. Python's default (700, 10, 10)
-#: collects the young generation every 700 allocations and the older ones often enough that,
-#: with the state of a large partnership in memory, collection took a third of a savings
-#: process's time in the benchmark (README, Performance). Event handling makes few reference
-#: cycles; collecting less often costs a little memory, not correctness.
-GC_THRESHOLDS = (50_000, 50, 100)
-
-
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
+    collector.tune()
     app, _, _ = build_app(names, settings, registry)
     config = uvicorn.Config(
         PathParams(app, app.routes),

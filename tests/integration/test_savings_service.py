@@ -103,3 +103,28 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
                  what="the running service to pick up the rebuilt projection")
     finally:
         assert proc.terminate() == 0, proc.log()
+
+
+def test_the_gateway_scaled_apart_from_the_savings_service(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    """`serve gateway` verifies; `serve savings` with COMMISSIONING_GATEWAY=false only projects:
+    the figures are the pure model's, and only the gateway process read `P:inbound`."""
+    entries, expected = build(range(8))
+    env = service_env(redis_url, prefix, partners_path)
+    savings = serve(tmp_path, {**env, "COMMISSIONING_GATEWAY": "false"}, "savings", name="savings-only")
+    gateway = serve(tmp_path, env, "gateway", name="gateway-only")
+    try:
+        savings.wait_ready()
+        gateway.wait_ready()
+        for e in entries:
+            r.xadd(f"{prefix}:inbound", e)
+        wait_for(lambda: httpx.get(f"{savings.url}/savings").json() == json.loads(json.dumps(expected)), 60,
+                 what="the savings process to show the model's figures")
+        readers = {c["name"].decode() for c in r.xinfo_consumers(f"{prefix}:inbound", "gateway")}
+        assert readers == {httpx.get(f"{gateway.url}/health/ready").json()["consumer"]}
+        assert [g["name"] for g in r.xinfo_groups(f"{prefix}:need.identified")] == [b"savings"]
+        assert httpx.get(f"{gateway.url}/savings").status_code == 404  # the gateway serves no projection
+    finally:
+        assert savings.terminate() == 0, savings.log()
+        assert gateway.terminate() == 0, gateway.log()

@@ -93,3 +93,15 @@ def test_split_is_the_largest_remainder_rule(total: int, weights: dict[str, Frac
     for k in sorted(exact, key=lambda k: (-(exact[k] - int(exact[k])), k))[:abs(total) - sum(expected.values())]:
         expected[k] += 1
     assert split(total, weights) == {k: v if total >= 0 else -v for k, v in expected.items()}
+
+
+@given(amount=st.fractions(min_value=-10**12, max_value=10**12, max_denominator=10**9))
+def test_pence_rounds_half_away_from_zero(amount: Fraction) -> None:
+    """The one rounding rule, in integers, against its definition in fractions."""
+    import math
+
+    from shared.money import pence
+
+    hundredfold = abs(amount) * 100
+    whole = math.floor(hundredfold + Fraction(1, 2))
+    assert pence(amount) == (whole if amount >= 0 else -whole)

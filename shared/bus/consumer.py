@@ -26,7 +26,7 @@ from importlib import resources
 from typing import Any
 
 import structlog
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from pydantic import ValidationError
@@ -208,8 +208,7 @@ class Bus:
             last_id=">",
         )
 
-        async def on_batch(body: Any, message: RedisBatchStreamMessage = Context("message")) -> None:
-            raw = message.raw_message
+        async def on_batch(raw: Any) -> None:  # the batch as Redis gave it (see _decode_batch)
             entries = [
                 Entry(sub.stream, _s(i), dict(d))
                 for i, d in zip(raw["message_ids"], raw["data"], strict=True)
@@ -438,4 +437,7 @@ async def _parse_batch(message: Any) -> RedisBatchStreamMessage:
 
 
 async def _decode_batch(message: RedisBatchStreamMessage) -> Any:
-    return None
+    """The handler's argument: the raw batch (ids and fields). Handing it over as the body
+    rather than through `Context("message")` spares FastStream a worker-thread hop per batch
+    (it resolves that dependency with a synchronous function)."""
+    return message.raw_message

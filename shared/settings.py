@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     prefix: str = Field(default="commissioning", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     partners: Path | None = None
-    batch_size: int = Field(default=100, ge=1, le=10_000)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
     block_ms: int = Field(default=1000, ge=10, le=60_000)
     claim_idle_ms: int = Field(default=30_000, ge=50)
     max_deliveries: int = Field(default=5, ge=1, le=100)

@@ -152,7 +152,7 @@ class Bus:
 
     redis: Redis
     streams: Streams
-    batch_size: int = 100
+    batch_size: int = 500
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5

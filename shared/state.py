@@ -78,7 +78,9 @@ class EventSetState(Generic[I]):
         self.min_interval = 0.2
         self._dirty = self._fresh = False
         self._last = 0.0
-        self._last_batch = 0.0  # when this process last applied a batch
+        #: when this process last applied a batch or finished computing (a compute blocks the
+        #: loop: batches waiting behind it must get their turn before the input counts as quiet)
+        self._busy_until = 0.0
         self._took = 0.0
         self._pending: asyncio.Task[None] | None = None
         #: the log of applied events (one entry per event, in the order they were stored):
@@ -122,7 +124,7 @@ class EventSetState(Generic[I]):
                         key, payload = event.key, payload_of(event)
                     self.fold(self.index, key, payload)
             self._fresh = self._fresh or any(a.fresh for a in applied)
-        self._last_batch = asyncio.get_running_loop().time()
+        self._busy_until = asyncio.get_running_loop().time()
         self._schedule()
 
     def _schedule(self) -> None:
@@ -138,8 +140,8 @@ class EventSetState(Generic[I]):
         loop = asyncio.get_running_loop()
         while self._dirty:
             due = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took)
-            while (now := loop.time()) < due and now - self._last_batch < QUIET_S:
-                await asyncio.sleep(min(due - now, QUIET_S - (now - self._last_batch)))
+            while (now := loop.time()) < due and now - self._busy_until < QUIET_S:
+                await asyncio.sleep(min(due - now, QUIET_S - (now - self._busy_until)))
             async with self._lock:
                 fresh, self._dirty, self._fresh = self._fresh, False, False
                 self._last = loop.time()
@@ -147,6 +149,7 @@ class EventSetState(Generic[I]):
                     await self._refresh()
                     await self.changed(fresh)
                     self._took = loop.time() - self._last
+                    self._busy_until = loop.time()
                 except Exception:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
                     self._dirty, self._fresh = True, self._fresh or fresh
                     log.exception("recompute failed; will retry")

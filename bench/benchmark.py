@@ -1,12 +1,13 @@
 """Throughput, latency and rebuild benchmark. Not a test: it prints figures.
 
     python bench/benchmark.py [--events 20000] [--partners 50] [--latency-seconds 10] [--rebuild 1000000]
-                              [--processes 1] [--gateways 0] [--rounds 3]
+                              [--processes 1] [--gateways 1] [--rounds 3]
 
 Workload: signed events from many partners (needs, and awards over them) go through
 `P:inbound`, the gateway (verification, validation, once-only republication) and the savings
-service (the projection) in a real `commissioning serve savings` process, every guarantee of
-the bus on (`--gateways N`: the verifying done by N `serve gateway` processes beside it).
+service (the projection) in real processes, every guarantee of the bus on: by default one
+`commissioning serve gateway` process verifying and one `commissioning serve savings` process
+projecting (`--gateways 0`: one `serve savings` process doing both).
 Baseline, on the same Redis in the same run: a plain batched redis-py loop doing the same
 verification, validation and folding, with none of the guarantees (no groups, no acks, no
 idempotency records, no atomic effects), with Python's default garbage-collector thresholds,
@@ -148,14 +149,20 @@ class Service:
         self.p.wait(30)
 
 
+def start(url: str, prefix: str, partners_file: Path, tmp: Path, processes: int, gateways: int) -> list[Service]:
+    """`processes` replicas of `serve savings` in the same consumer groups, and `gateways`
+    `serve gateway` processes beside them, as an operator scales it out. The first is a
+    savings process."""
+    apart = {"COMMISSIONING_GATEWAY": "false"} if gateways else {}  # verifying left to the gateways
+    services = [Service(url, prefix, partners_file, tmp / f"{prefix}-savings-{n}.log", **apart) for n in range(processes)]
+    services += [Service(url, prefix, partners_file, tmp / f"{prefix}-gateway-{n}.log", "gateway") for n in range(gateways)]
+    return services
+
+
 def project_throughput(url: str, r: redis.Redis, entries: list[dict[str, bytes]], partners_file: Path, tmp: Path,
                        processes: int = 1, gateways: int = 0) -> float:
-    """`processes` replicas of `serve savings` in the same consumer groups, and `gateways`
-    `serve gateway` processes beside them, as an operator scales it out."""
     prefix = f"proj-{uuid.uuid4().hex[:6]}"
-    apart = {"COMMISSIONING_GATEWAY": "false"} if gateways else {}  # verifying left to the gateways
-    services = [Service(url, prefix, partners_file, tmp / f"throughput-{n}.log", **apart) for n in range(processes)]
-    services += [Service(url, prefix, partners_file, tmp / f"gateway-{n}.log", "gateway") for n in range(gateways)]
+    services = start(url, prefix, partners_file, tmp, processes, gateways)
     try:
         t0 = time.perf_counter()
         load(r, f"{prefix}:inbound", entries)
@@ -169,11 +176,12 @@ def project_throughput(url: str, r: redis.Redis, entries: list[dict[str, bytes]]
             r.delete(key)
 
 
-def latency(url: str, r: redis.Redis, partners: int, partners_file: Path, tmp: Path, seconds: float, rate: int) -> list[float]:
+def latency(url: str, r: redis.Redis, partners: int, partners_file: Path, tmp: Path, seconds: float, rate: int,
+            processes: int = 1, gateways: int = 0) -> list[float]:
     """Send at a steady `rate` for `seconds`; for each event, the time from its XADD to the first
     savings.updated whose projection includes it (events_applied reaching its position)."""
     prefix = f"lat-{uuid.uuid4().hex[:6]}"
-    svc = Service(url, prefix, partners_file, tmp / "latency.log")
+    services = start(url, prefix, partners_file, tmp, processes, gateways)
     entries = workload(int(seconds * rate), partners, start=10_000_000)
     sent: list[float] = []
     updates: list[tuple[float, int]] = []
@@ -205,7 +213,8 @@ def latency(url: str, r: redis.Redis, partners: int, partners_file: Path, tmp: P
     finally:
         stop.set()
         watcher.join()
-        svc.stop()
+        for svc in services:
+            svc.stop()
     out, u = [], 0
     for n, t in enumerate(sent):
         while u < len(updates) and updates[u][1] < n + 1:
@@ -243,7 +252,9 @@ def main() -> None:
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--rebuild", type=int, default=0, help="events for the rebuild timing (e.g. 1000000); 0 skips it")
     ap.add_argument("--processes", type=int, default=1, help="replicas of the service in one group (default 1)")
-    ap.add_argument("--gateways", type=int, default=0, help="`serve gateway` processes beside them (default 0)")
+    ap.add_argument("--gateways", type=int, default=1,
+                    help="`serve gateway` processes beside them, the savings processes then running no gateway "
+                         "(default 1: the layout for two cores or more; 0: the gateway inside the savings process)")
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds; medians are reported (default 3)")
     args = ap.parse_args()
     defaults = gc.get_threshold()
@@ -274,7 +285,8 @@ def main() -> None:
         print(f"baseline with the serving processes' GC thresholds {GC_THRESHOLDS}, median: {base_gc:,.0f} events/s")
         print(f"project (gateway + savings service, every guarantee on; {layout}), median: {ours:,.0f} events/s")
         if args.latency_seconds > 0:
-            lat = latency(server.url, r, args.partners, partners_file, tmp, args.latency_seconds, args.latency_rate)
+            lat = latency(server.url, r, args.partners, partners_file, tmp, args.latency_seconds, args.latency_rate,
+                          args.processes, args.gateways)
             if lat:
                 q = statistics.quantiles(lat, n=100)
                 print(f"latency at {args.latency_rate} events/s for {args.latency_seconds:.0f} s, inbound entry to the "

@@ -105,3 +105,21 @@ def test_pence_rounds_half_away_from_zero(amount: Fraction) -> None:
     hundredfold = abs(amount) * 100
     whole = math.floor(hundredfold + Fraction(1, 2))
     assert pence(amount) == (whole if amount >= 0 else -whole)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seeds=st.lists(st.integers(0, 10_000), min_size=1, max_size=3, unique=True),
+       order=st.randoms(use_true_random=False), steps=st.integers(1, 12))
+def test_the_memo_cache_never_changes_a_figure(seeds: list[int], order: random.Random, steps: int) -> None:
+    """The service keeps one cache across recomputes while events arrive in any order: after
+    every step the figures equal those computed from scratch."""
+    events = [e for seed in seeds for e in keyed(seed)]
+    order.shuffle(events)
+    facts, cache = Facts(), {}
+    cuts = sorted(order.sample(range(1, len(events)), min(steps, len(events) - 1))) + [len(events)]
+    start = 0
+    for cut in cuts:
+        for key, payload in events[start:cut]:
+            evolve(facts, key, payload)
+        start = cut
+        assert project(facts, POLICY, cache) == project(facts, POLICY)

@@ -40,6 +40,7 @@ def state_service(name: str, ctx: Context, state: EventSetState[Any], event_type
                   routes: Sequence[tuple[str, Any]], summary: str) -> Service:
     """A service whose state is the set of events it applied (shared.state): it subscribes
     to `event_types`, loads on start, and serves `routes`."""
+    state.batch_size = ctx.bus.batch_size
     subs = [
         event_subscription(name, ctx.streams.accepted(t), state.handle, after_batch=state.after_batch,
                            description=f"{t}: {summary}")

@@ -39,7 +39,8 @@ I = TypeVar("I", bound=Index)  # noqa: E741
 #: under load, a recompute starts no sooner than this many times as long as the last one took
 #: after it started (so at most a quarter of the time goes to computing figures)
 RECOMPUTE_SPACING = 4
-#: input quiet for this long (no batch applied): recompute now, there is no throughput to protect
+#: input quiet (no stream's last batch was full, none applied for this long): recompute now,
+#: there is no throughput to protect
 QUIET_S = 0.05
 
 
@@ -81,6 +82,9 @@ class EventSetState(Generic[I]):
         #: when this process last applied a batch or finished computing (a compute blocks the
         #: loop: batches waiting behind it must get their turn before the input counts as quiet)
         self._busy_until = 0.0
+        #: the bus's batch size (set by the service): a full batch means more is waiting
+        self.batch_size: int | None = None
+        self._backlog: dict[str, bool] = {}  # per stream: was its last batch full?
         self._took = 0.0
         self._pending: asyncio.Task[None] | None = None
         #: the log of applied events (one entry per event, in the order they were stored):
@@ -124,8 +128,14 @@ class EventSetState(Generic[I]):
                         key, payload = event.key, payload_of(event)
                     self.fold(self.index, key, payload)
             self._fresh = self._fresh or any(a.fresh for a in applied)
+        if applied:
+            self._backlog[applied[0].entry.stream] = self.batch_size is not None and len(applied) >= self.batch_size
         self._busy_until = asyncio.get_running_loop().time()
         self._schedule()
+
+    def _quiet(self, now: float) -> bool:
+        """No stream has a backlog and no batch arrived for `QUIET_S`: nothing to protect."""
+        return not any(self._backlog.values()) and now - self._busy_until >= QUIET_S
 
     def _schedule(self) -> None:
         self._dirty = True
@@ -136,12 +146,13 @@ class EventSetState(Generic[I]):
         """Run `changed` once for everything folded since the last run (and what the log
         shows other replicas applied); again if more arrived meanwhile. While batches keep
         coming, no sooner than `min_interval` (and `RECOMPUTE_SPACING` times the last run's
-        duration) after the last run; as soon as the input is quiet for `QUIET_S`."""
+        duration) after the last run; as soon as the input is quiet (no backlog, and no batch
+        for `QUIET_S`)."""
         loop = asyncio.get_running_loop()
         while self._dirty:
             due = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took)
-            while (now := loop.time()) < due and now - self._busy_until < QUIET_S:
-                await asyncio.sleep(min(due - now, QUIET_S - (now - self._busy_until)))
+            while (now := loop.time()) < due and not self._quiet(now):
+                await asyncio.sleep(min(due - now, QUIET_S))
             async with self._lock:
                 fresh, self._dirty, self._fresh = self._fresh, False, False
                 self._last = loop.time()

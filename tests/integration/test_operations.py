@@ -61,15 +61,16 @@ def test_three_processes_share_the_work_with_identical_figures_and_one_killed(
     r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
 ) -> None:
     entries, expected = build(range(40))
-    pipe = r.pipeline(transaction=False)
-    for e in entries:
-        pipe.xadd(f"{prefix}:inbound", e)
-    pipe.execute()
     env = service_env(redis_url, prefix, partners_path, batch_size="10", claim_idle_ms="300")
     procs = [serve(tmp_path, env, "savings", name=f"replica{i}") for i in range(3)]
     try:
         for p in procs:
             p.wait_ready()
+        # sent once all three read: a replica that started late would find the work done
+        pipe = r.pipeline(transaction=False)
+        for e in entries:
+            pipe.xadd(f"{prefix}:inbound", e)
+        pipe.execute()
         applied = lambda: r.hlen(f"{prefix}:state:savings:events")  # noqa: E731
         wait_for(lambda: applied() > expected["events_applied"] // 4, 60, what="work under way")
         processed_by_victim = metric(httpx.get(f"{procs[0].url}/metrics").text, "commissioning_entries_processed")

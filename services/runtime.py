@@ -10,8 +10,6 @@ import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream
 from faststream.redis import RedisBroker, RedisRouter
-from shared.redis_client import connect
-
 from faststream.specification import AsyncAPI
 
 from services.contracts.app import build as build_contracts
@@ -26,6 +24,7 @@ from services.service import Context, Service
 from shared import collector
 from shared.bus import Bus
 from shared.partners import PartnerRegistry
+from shared.redis_client import connect
 from shared.settings import Settings
 from shared.streams import Streams
 

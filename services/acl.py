@@ -3,6 +3,7 @@
 - `partner-<id>`: may only XADD to `P:inbound` and read its own `P:rejected:<id>`;
 - `service-<name>`: the gateway's keys (every process runs it) and its own service's: the
   streams it consumes and publishes, its groups' records, its state;
+- `service-gateway`: the gateway's keys alone, for `serve gateway` processes;
 - `dashboard`: read-only on `P:savings.updated`;
 - `operator`: everything, for `commissioning dead-letter` and `savings rebuild`;
 - `default`: off.
@@ -73,13 +74,14 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
         own = [s.accepted(t) for t in READS[name]] + [s.of_type(t) for t in writes]
         own += [s.key("group", name, "*"), s.state(name, "*")]
         lines.append(user(f"service-{name}", f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {SERVICE_COMMANDS}"))
+    lines.append(user("service-gateway", f"{_keys(gateway)} {_keys(sealed_write, '%W')} {SERVICE_COMMANDS}"))
     lines.append(user("dashboard", f"%R~{s.savings_updated} +xread +xrange +xrevrange +xlen {CONNECT}"))
     lines.append(f"user operator on #{password_hash(passwords['operator'])} ~* &* +@all")
     return lines
 
 
 def users(registry: PartnerRegistry) -> list[str]:
-    return [f"partner-{p.id}" for p in registry] + [f"service-{n}" for n in WRITES] + ["dashboard", "operator"]
+    return [f"partner-{p.id}" for p in registry] + [f"service-{n}" for n in (*WRITES, "gateway")] + ["dashboard", "operator"]
 
 
 def generate(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:

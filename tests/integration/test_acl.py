@@ -86,11 +86,18 @@ def test_each_forbidden_command_is_refused(acl) -> None:  # type: ignore[no-unty
     procurement = as_user(server, passwords, "service-procurement")
     assert procurement.xrange(f"{P}:sealed:bid.submitted") is not None  # the one reader of bids
 
+    gateway = as_user(server, passwords, "service-gateway")
+    gateway.xadd(f"{P}:need.identified", {"event": b"{}"})  # it republishes what it accepts
+    for cmd in (("XRANGE", f"{P}:sealed:bid.submitted", "-", "+"), ("HLEN", f"{P}:state:savings:events"),
+                ("XADD", f"{P}:savings.updated", "*", "event", "x"), ("XADD", f"{P}:tender.awarded.x", "*", "event", "x"),
+                ("FLUSHALL",)):
+        assert refused(gateway, *cmd), cmd
+
 
 def test_the_services_run_under_their_own_users(acl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server, passwords, partners = acl
     procs = {}
-    for name in ("needs", "procurement", "contracts", "savings"):
+    for name in ("needs", "procurement", "contracts", "savings", "gateway"):
         url = f"redis://service-{name}:{passwords[f'service-{name}']}@127.0.0.1:{server.port}/0"
         procs[name] = serve(tmp_path, service_env(url, P, partners), name, name=name)
     try:
@@ -101,6 +108,8 @@ def test_the_services_run_under_their_own_users(acl, tmp_path: Path) -> None:  #
         wait_for(lambda: httpx.get(f"{procs['savings'].url}/savings").json()["portfolio"]["annual_saving"] == "317648.00",
                  30, what="the savings figures under the ACL")
         operator = as_user(server, passwords, "operator")
+        gateway_consumer = httpx.get(f"{procs['gateway'].url}/health/ready").json()["consumer"]
+        assert gateway_consumer in {c["name"].decode() for c in operator.xinfo_consumers(f"{P}:inbound", "gateway")}
         wait_for(lambda: operator.xlen(f"{P}:opportunity.identified") == 3, 20, what="the needs service's proposals")
         wait_for(lambda: operator.hlen(f"{P}:state:contracts:events") == 3, 20, what="the contracts register")
         for p in procs.values():

@@ -1,7 +1,7 @@
 """Throughput, latency and rebuild benchmark. Not a test: it prints figures.
 
     python bench/benchmark.py [--events 20000] [--partners 50] [--latency-seconds 10] [--rebuild 1000000]
-                              [--processes 1] [--gateways 1] [--rounds 3]
+                              [--processes 1] [--gateways 1] [--rounds 5]
 
 Workload: signed events from many partners (needs, and awards over them) go through
 `P:inbound`, the gateway (verification, validation, once-only republication) and the savings
@@ -255,7 +255,7 @@ def main() -> None:
     ap.add_argument("--gateways", type=int, default=1,
                     help="`serve gateway` processes beside them, the savings processes then running no gateway "
                          "(default 1: the layout for two cores or more; 0: the gateway inside the savings process)")
-    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds; medians are reported (default 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="throughput rounds; medians are reported (default 5)")
     args = ap.parse_args()
     defaults = gc.get_threshold()
     tmp = Path(tempfile.mkdtemp(prefix="commissioning-bench-"))

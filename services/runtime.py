@@ -64,7 +64,8 @@ def build_app(
         bus.consumer = consumer
     tolerance = settings.bid_date_tolerance_days
     gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance)
-    if settings.gateway or not names:
+    runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
+    if runs_gateway:
         bus.add(gateway.subscription())
     ctx = Context(settings, streams, redis, bus, registry)
     services = [SERVICES[n](ctx) for n in names]
@@ -94,7 +95,7 @@ def build_app(
         bus.start_sweepers()
         log.info(
             "serving",
-            services=(["gateway"] if settings.gateway or not names else []) + list(names),
+            services=(["gateway"] if runs_gateway else []) + list(names),
             consumer=bus.consumer,
             prefix=settings.prefix,
             partners=len(registry),
@@ -130,7 +131,6 @@ def build_app(
 
 
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
-    collector.tune()
     app, _, _ = build_app(names, settings, registry)
     config = uvicorn.Config(
         PathParams(app, app.routes),

@@ -10,6 +10,7 @@ docs/savings.md.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -447,21 +448,12 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     payback_disc = _payback(timeline_disc, Fraction(invest_disc_p, 100))
 
     # partners: exact splits of each contract's rounded figures
-    partners: dict[str, dict[str, int]] = {}
-
-    def add(pid: str, name: str, p: int) -> None:
-        row = partners.setdefault(pid, {"annual_saving": 0, "realised_saving": 0, "projected_saving": 0, "investment": 0, "baseline_annual_cost": 0})
-        row[name] += p
-
+    partners: defaultdict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_PARTNER_FIGURES, 0))
     for c in contracts:
         for pid, name, p in c.additions:
-            row = partners.get(pid)
-            if row is None:
-                add(pid, name, p)
-            else:
-                row[name] += p
+            partners[pid][name] += p
     for f in facts.investments.values():
-        add(f.payload.partner_id, "investment", pence(f.payload.amount))
+        partners[f.payload.partner_id]["investment"] += pence(f.payload.amount)
 
     in_contract: dict[tuple[str, str], ContractFigures] = {}
     warnings: list[str] = []
@@ -533,6 +525,7 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     return figures
 
 
+_PARTNER_FIGURES = ("annual_saving", "realised_saving", "projected_saving", "investment", "baseline_annual_cost")
 _NEED_ROWS = ("need rows",)  # where `cache` keeps the needs table's rows
 
 

@@ -67,7 +67,9 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
     for p in registry:
         lines.append(user(f"partner-{p.id}", f"%W~{s.inbound} %R~{s.rejected(p.id)} +xadd +xrange +xrevrange +xread +xlen {CONNECT}"))
     partner_types = [t for t in PARTNER_TYPES if t not in SEALED_TYPES]
-    gateway = [s.inbound, s.key("group", "gateway", "*"), s.rejected("*"), s.dead_letter,
+    # the gateway forwards to the owners' request streams; an owner publishes its decisions on
+    # P:<type> and P:rejected:<partner>, which every process may therefore write
+    gateway = [s.inbound, s.key("group", "gateway", "*"), s.rejected("*"), s.dead_letter, s.requests("*"),
                *(s.of_type(t) for t in partner_types)]
     sealed_write = [s.accepted(t) for t in SEALED_TYPES]
     for name, writes in WRITES.items():

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     #: run the gateway's consumer of `P:inbound` in this process (False: a process that only
     #: runs its services, beside `serve gateway` processes that do the verifying)
     gateway: bool = True
+    #: a partner's request whose prerequisite its owner has not read yet (a return before its
+    #: contract's award) waits this long from its arrival before it is refused
+    decide_wait_s: float = Field(default=30.0, ge=0)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     ready_max_lag: int = Field(default=10_000, ge=0)

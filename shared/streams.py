@@ -38,6 +38,10 @@ class Streams:
         return self.key("sealed", event_type) if event_type in SEALED_TYPES else self.key(event_type)
 
     # Internal keys, the project's own (not part of the contract).
+    def requests(self, owner: str) -> str:
+        """A service's requests: partner submissions it owns, verified, awaiting its decision."""
+        return self.key("requests", owner)
+
     def seen(self, group: str) -> str:
         """Set of `source id` pairs a consumer group has applied: its idempotency record."""
         return self.key("group", group, "seen")

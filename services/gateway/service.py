@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import structlog
 
+from shared.authority import OWNERS
 from shared.bus import Bus, Effect, Entry, Subscription
 from shared.inbound import Accepted, Rejected, check
 from shared.partners import PartnerRegistry
@@ -33,10 +34,7 @@ class Gateway:
         if isinstance(verdict, Accepted):
             event = verdict.event
             structlog.contextvars.bind_contextvars(event_id=event.id, correlation_id=event.correlation_id)
-            return verdict, Effect(
-                (Effect.publish(self.streams.accepted(event.type), verdict.raw),),
-                once_key=event.key,
-            )
+            return verdict, Effect((self.forward(event.type, verdict.raw, inbound_id),), once_key=event.key)
         kept = (raw or b"")[: self.max_event_bytes]  # an oversized body is kept only in part
         return verdict, Effect(
             (
@@ -53,6 +51,14 @@ class Gateway:
                 ),
             )
         )
+
+    def forward(self, event_type: str, raw: bytes, inbound_id: str) -> tuple[str | bytes, ...]:
+        """Where a verified submission goes: to the service that owns the act, which decides it
+        (shared.authority); only an act the gateway decides alone goes straight to `P:<type>`."""
+        owner = OWNERS.get(event_type)
+        if owner is None:
+            return Effect.publish(self.streams.accepted(event_type), raw)
+        return ("XADD", self.streams.requests(owner), "*", "event", raw, "inbound_id", inbound_id)
 
     async def handle(self, entry: Entry) -> Effect:
         verdict, effect = self.decide(entry.raw_event, entry.fields.get(b"signature"), entry.id)

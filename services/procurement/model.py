@@ -21,10 +21,16 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.authority import Refused, Verdict, Wait
 from shared.dates import DAY, add_months
 from shared.events import (
     BidSubmitted,
+    NeedIdentified,
+    NeedUpdated,
+    NeedWithdrawn,
+    OpportunityIdentified,
     Payload,
+    TenderAwarded,
     TenderAwardConfirmed,
     TenderCancelRequested,
     TenderEvaluationSubmitted,
@@ -79,8 +85,20 @@ def route(req: TenderRequested, lead_kind: str, policy: ProcurementPolicy) -> tu
 # -- the index ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NeedVersion:
+    rank: tuple[int, int, str]  # (revision, a withdrawal first, source id): the highest stands
+    need: NeedIdentified | NeedWithdrawn
+
+
 @dataclass
 class Register:
+    #: the needs service's decisions, read to judge awards: its accepted needs and the latest
+    #: revision of each opportunity (who joined, declined or has not decided)
+    needs: dict[tuple[str, str], NeedVersion] = field(default_factory=dict)
+    opportunities: dict[str, OpportunityIdentified] = field(default_factory=dict)
+    #: awards a lead partner sent and this service accepted, by contract
+    partner_awards: dict[str, TenderAwarded] = field(default_factory=dict)
     requests: dict[str, list[tuple[str, TenderRequested]]] = field(default_factory=dict)
     bids: dict[str, BidSubmitted] = field(default_factory=dict)  # by event key
     evaluations: dict[str, TenderEvaluationSubmitted] = field(default_factory=dict)
@@ -105,9 +123,63 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             reg.confirmations[key] = payload
         case TenderCancelRequested():
             reg.cancellations[key] = payload
+        case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
+            version = NeedVersion((getattr(payload, "revision", 0), int(isinstance(payload, NeedWithdrawn)), key), payload)
+            slot = (payload.partner_id, payload.need_id)
+            if slot not in reg.needs or version.rank > reg.needs[slot].rank:
+                reg.needs[slot] = version
+        case OpportunityIdentified():  # and OpportunityUpdated
+            old = reg.opportunities.get(payload.opportunity_id)
+            if old is None or payload.revision > old.revision:
+                reg.opportunities[payload.opportunity_id] = payload
+        case TenderAwarded():
+            reg.partner_awards.setdefault(payload.contract_id, payload)
         case _:
             raise TypeError(f"the procurement register does not use {type(payload).__name__}")
     return reg
+
+
+# -- an award a lead partner sends (shared.authority; docs/authority.md) ----------------------
+
+
+def declined(reg: Register, partner_id: str, need_id: str) -> str | None:
+    """The opportunity in which the partner declined to share this need, if any."""
+    for oid, opp in sorted(reg.opportunities.items()):
+        if any(n.partner_id == partner_id and n.need_id == need_id and n.decision == "declined" for n in opp.needs):
+            return oid
+    return None
+
+
+def check_award(reg: Register, award: TenderAwarded, awarded: set[str]) -> Verdict:
+    """The lead (the signer, checked by the gateway) is one of the partners; it names only
+    needs that are identified, open to sharing and not declined (an open need counts as
+    consent until declined); contributions, where given, come from every partner and sum to
+    the annual value; a contract is awarded once."""
+    cid = award.contract_id
+    if cid in awarded or cid in reg.partner_awards:
+        raise Refused("already_awarded", f"contract {cid} has already been awarded")
+    if award.lead_partner_id not in {s.partner_id for s in award.partners}:
+        raise Refused("lead_not_a_partner", f"the lead {award.lead_partner_id} must be one of the contract's partners")
+    given = [s.annual_contribution for s in award.partners if s.annual_contribution is not None]
+    if given and (len(given) != len(award.partners) or sum(given, Decimal(0)) != award.annual_value):
+        raise Refused("contributions_mismatch",
+                      f"contributions given must come from every partner and sum to the annual value "
+                      f"£{award.annual_value:,.2f}; they sum to £{sum(given, Decimal(0)):,.2f} from "
+                      f"{len(given)} of {len(award.partners)} partners")
+    unread = []
+    for s in award.partners:
+        version = reg.needs.get((s.partner_id, s.need_id))
+        if version is None:
+            unread.append(f"{s.partner_id}/{s.need_id}")
+        elif isinstance(version.need, NeedWithdrawn):
+            raise Refused("need_withdrawn", f"{s.partner_id} has withdrawn need '{s.need_id}'")
+        elif not version.need.open_to_sharing:
+            raise Refused("need_not_open", f"{s.partner_id}'s need '{s.need_id}' is not open to sharing")
+        elif (oid := declined(reg, s.partner_id, s.need_id)) is not None:
+            raise Refused("need_declined", f"{s.partner_id} declined opportunity {oid} for need '{s.need_id}'")
+    if unread:
+        return Wait("unknown_need", f"no partner has identified these needs: {', '.join(unread)}")
+    return (f"award:{cid}",)
 
 
 # -- the lifecycle --------------------------------------------------------------------------

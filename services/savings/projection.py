@@ -22,6 +22,7 @@ TYPES = (
     "tender.awarded",
     "monitoring.return.submitted",
     "contract.decommissioned",
+    "contract.member.exited",
     "investment.recorded",
 )
 

@@ -1,0 +1,204 @@
+"""Authority (CONTRACT.md 1.1): the service that owns an object decides every act on it.
+
+The gateway only authenticates and validates a partner's submission; it then goes to its
+owner's request stream (`P:requests:<owner>`), never to a canonical stream. The owner stores
+it, decides it against what it has accepted so far, and publishes the decision once: accepted,
+the original bytes on `P:<type>` (what every other service reads); refused, on
+`P:rejected:<partner>` with the reason, and forgotten. A refused act therefore changes no
+figure anywhere. The permission table and every reason code are in docs/authority.md.
+
+Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
+request whose prerequisite has not been read yet (an award for a return: streams are read on
+their own) waits for it, up to `wait_s` from its arrival, then is refused with the code the
+rule gave. Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
+decide a request twice and to let two accepted requests claim the same slot (one return per
+period and partner, one decommissioning per contract...), so replicas deciding at once agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+
+from shared.bus import Entry
+from shared.events import CloudEvent, Payload
+from shared.state import EventSetState, Index, hscan
+from shared.streams import Streams
+
+log = structlog.get_logger("authority")
+
+#: who decides each act a partner may send (bids go to their own sealed stream; an
+#: `investment.recorded` is decided at the gateway: its one rule, that the partner records its
+#: own spending, is checked there)
+OWNERS: Mapping[str, str] = {
+    "need.identified": "needs",
+    "need.updated": "needs",
+    "need.withdrawn": "needs",
+    "opportunity.joined": "needs",
+    "opportunity.declined": "needs",
+    "tender.awarded": "procurement",
+    "tender.requested": "procurement",
+    "tender.evaluation.submitted": "procurement",
+    "tender.award.confirmed": "procurement",
+    "tender.cancel.requested": "procurement",
+    "contract.sla.agreed": "contracts",
+    "monitoring.return.submitted": "contracts",
+    "contract.decommissioned": "contracts",
+    "contract.member.exited": "contracts",
+}
+
+
+class Refused(Exception):
+    """An act its owner refuses: a machine-readable code and a message in the partner's words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def reason(self) -> dict[str, Any]:
+        return {"code": self.code, "message": str(self), "errors": []}
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The rule needs something not read yet; refused with this code if it never comes."""
+
+    code: str
+    message: str
+
+
+#: what a rule answers: the slots an acceptance claims, or `Wait`; a refusal is raised
+Verdict = tuple[str, ...] | Wait
+Check = Callable[[Payload, str], Verdict]
+
+
+def sender(payload: Payload) -> str:
+    field = type(payload).signer_field
+    return str(getattr(payload, field)) if field else "unknown"
+
+
+@dataclass
+class Request:
+    key: str
+    payload: Payload
+    arrived: float  # epoch seconds: the request stream entry's time
+
+
+I = TypeVar("I", bound=Index)  # noqa: E741
+
+
+class OwnerState(EventSetState[I]):
+    """A service's state (shared.state) that also owns some acts: requests of the `owned`
+    types are held until decided; only accepted ones are folded into the index."""
+
+    def __init__(self, redis: Redis, streams: Streams, service: str, new_index: Callable[[], I],
+                 fold: Callable[[I, str, Any], I], owned: frozenset[str], wait_s: float) -> None:
+        super().__init__(redis, streams, service, new_index, self._fold_or_hold)
+        self._fold_fact = fold
+        self.owned, self.wait_s = owned, wait_s
+        self.decisions_key = streams.state(service, "decisions")
+        self.claims_key = streams.state(service, "claims")
+        self.inbound_key = streams.state(service, "inbound-ids")
+        self._decide = redis.register_script(
+            resources.files("shared.bus").joinpath("decide.lua").read_text(encoding="utf-8"))
+        self.pending: dict[str, Request] = {}
+        self._accepted: set[str] = set()  # owned requests accepted, while loading
+        self._arrivals: dict[str, float] = {}
+        self._retry: asyncio.TimerHandle | None = None
+
+    # -- holding requests ---------------------------------------------------------------------
+
+    def _fold_or_hold(self, index: I, key: str, payload: Any) -> I:
+        if payload.type not in self.owned or key in self._accepted:
+            return self._fold_fact(index, key, payload)
+        if key not in index.applied and key not in self.pending:
+            self.pending[key] = Request(key, payload, self._arrivals.pop(key, time.time()))
+        return index
+
+    async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
+        commands = await super().handle(event, entry)
+        if event.type in self.owned:
+            self._arrivals[event.key] = int(entry.id.split("-", 1)[0]) / 1000
+            inbound = entry.fields.get(b"inbound_id", b"")
+            commands.append(("HSET", self.inbound_key, event.key, inbound))
+        return commands
+
+    async def _load(self) -> None:
+        self.pending.clear()
+        self._accepted = {k.decode() async for k, v in hscan(self.redis, self.decisions_key) if v == b"accepted"}
+        try:
+            await super()._load()
+        finally:
+            self._accepted = set()
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def order(self, request: Request) -> tuple[Any, ...]:
+        """The order pending requests are decided in: arrival (services may put stages first)."""
+        return (request.arrived, request.key)
+
+    async def decide_pending(self, check: Callable[[], Check]) -> int:
+        """Decide every pending request that can be decided now, in order; fold the accepted
+        ones at once, so later requests are judged against them. `check()` gives the rule
+        function for this pass. Returns how many were decided."""
+        if not self.pending:
+            return 0
+        rule = check()
+        decided = 0
+        now = time.time()
+        for request in sorted(self.pending.values(), key=self.order):
+            try:
+                verdict = rule(request.payload, request.key)
+            except Refused as no:
+                outcome = await self._record(request, no)
+            else:
+                if isinstance(verdict, Wait):
+                    if now - request.arrived < self.wait_s:
+                        continue
+                    outcome = await self._record(request, Refused(verdict.code, verdict.message))
+                else:
+                    outcome = await self._record(request, verdict)
+            if outcome is None:
+                continue  # a conflict: decided again on the next pass, on fresher state
+            decided += 1
+            del self.pending[request.key]
+            if outcome == "accepted":
+                self._fold_fact(self.index, request.key, request.payload)
+        if self.pending:
+            self._retry_later()
+        return decided
+
+    async def _record(self, request: Request, verdict: Refused | tuple[str, ...]) -> str | None:
+        """Write the decision; the verdict that stands (ours, or a replica's), None on conflict."""
+        payload = request.payload
+        if isinstance(verdict, Refused):
+            mine, stream = f"refused:{verdict.code}", self.streams.rejected(sender(payload))
+            reason, claims = json.dumps(verdict.reason(), separators=(",", ":")), ()
+        else:
+            mine, stream, reason, claims = "accepted", self.streams.accepted(payload.type), "", verdict
+        keys = [self.decisions_key, self.claims_key, stream, self.events_key, self.inbound_key]
+        stood = await self._decide(keys=keys, args=[request.key, mine, reason, len(claims), *claims])
+        if stood is None:
+            log.info("decided", key=request.key, type=payload.type, verdict=mine, partner_id=sender(payload))
+            return "accepted" if mine == "accepted" else "refused"
+        stood = stood.decode() if isinstance(stood, bytes) else str(stood)
+        if stood.startswith("conflict:"):
+            log.info("decision conflicts; deciding again", key=request.key, slot=stood.removeprefix("conflict:"))
+            self._dirty = True
+            return None
+        if stood == "missing":
+            return "refused"
+        return "accepted" if stood == "accepted" else "refused"
+
+    def _retry_later(self, delay: float = 1.0) -> None:
+        """Waiting requests are looked at again even when nothing else arrives."""
+        if self._retry is None or self._retry.when() <= asyncio.get_running_loop().time():
+            self._retry = asyncio.get_running_loop().call_later(delay, self._schedule)

@@ -10,7 +10,8 @@ figure anywhere. The permission table and every reason code are in docs/authorit
 Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
 request whose prerequisite has not been read yet (an award for a return: streams are read on
 their own) waits for it, up to `wait_s` from its arrival, then is refused with the code the
-rule gave. Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
+rule gave; later requests on the same object wait behind it, so each object's requests are
+decided in the order they came. Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
 decide a request twice and to let two accepted requests claim the same slot (one return per
 period and partner, one decommissioning per contract...), so replicas deciding at once agree.
 """
@@ -89,7 +90,20 @@ def sender(payload: Payload) -> str:
 class Request:
     key: str
     payload: Payload
-    arrived: float  # epoch seconds: the request stream entry's time
+    arrived: tuple[int, int]  # its entry id on the request stream: arrival order, and time (ms)
+
+
+def subject(payload: Payload) -> str:
+    """The object an act is on: requests on one object are decided in their arrival order."""
+    for name in ("contract_id", "opportunity_id", "need_id"):
+        if (value := getattr(payload, name, None)) is not None:
+            return f"{name}:{value}"
+    return ""
+
+
+def _entry_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 I = TypeVar("I", bound=Index)  # noqa: E741
@@ -106,12 +120,13 @@ class OwnerState(EventSetState[I]):
         self.owned, self.wait_s = owned, wait_s
         self.decisions_key = streams.state(service, "decisions")
         self.claims_key = streams.state(service, "claims")
-        self.inbound_key = streams.state(service, "inbound-ids")
+        #: request key -> "<request entry id> <inbound id>", until decided
+        self.arrivals_key = streams.state(service, "arrivals")
         self._decide = redis.register_script(
             resources.files("shared.bus").joinpath("decide.lua").read_text(encoding="utf-8"))
         self.pending: dict[str, Request] = {}
         self._accepted: set[str] = set()  # owned requests accepted, while loading
-        self._arrivals: dict[str, float] = {}
+        self._arrivals: dict[str, tuple[int, int]] = {}
         self._retry: asyncio.TimerHandle | None = None
 
     # -- holding requests ---------------------------------------------------------------------
@@ -120,20 +135,22 @@ class OwnerState(EventSetState[I]):
         if payload.type not in self.owned or key in self._accepted:
             return self._fold_fact(index, key, payload)
         if key not in index.applied and key not in self.pending:
-            self.pending[key] = Request(key, payload, self._arrivals.pop(key, time.time()))
+            self.pending[key] = Request(key, payload, self._arrivals.pop(key, (int(time.time() * 1000), 0)))
         return index
 
     async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
         commands = await super().handle(event, entry)
         if event.type in self.owned:
-            self._arrivals[event.key] = int(entry.id.split("-", 1)[0]) / 1000
-            inbound = entry.fields.get(b"inbound_id", b"")
-            commands.append(("HSET", self.inbound_key, event.key, inbound))
+            self._arrivals[event.key] = _entry_id(entry.id)
+            inbound = entry.fields.get(b"inbound_id", b"").decode()
+            commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
         return commands
 
     async def _load(self) -> None:
         self.pending.clear()
         self._accepted = {k.decode() async for k, v in hscan(self.redis, self.decisions_key) if v == b"accepted"}
+        self._arrivals = {k.decode(): _entry_id(v.decode().split(" ", 1)[0])
+                          async for k, v in hscan(self.redis, self.arrivals_key)}
         try:
             await super()._load()
         finally:
@@ -153,20 +170,26 @@ class OwnerState(EventSetState[I]):
             return 0
         rule = check()
         decided = 0
-        now = time.time()
+        now_ms = time.time() * 1000
+        blocked: set[str] = set()  # objects with an earlier request still waiting
         for request in sorted(self.pending.values(), key=self.order):
+            on = subject(request.payload)
+            if on in blocked:
+                continue
             try:
                 verdict = rule(request.payload, request.key)
             except Refused as no:
                 outcome = await self._record(request, no)
             else:
                 if isinstance(verdict, Wait):
-                    if now - request.arrived < self.wait_s:
+                    if now_ms - request.arrived[0] < self.wait_s * 1000:
+                        blocked.add(on)
                         continue
                     outcome = await self._record(request, Refused(verdict.code, verdict.message))
                 else:
                     outcome = await self._record(request, verdict)
             if outcome is None:
+                blocked.add(on)
                 continue  # a conflict: decided again on the next pass, on fresher state
             decided += 1
             del self.pending[request.key]
@@ -184,7 +207,7 @@ class OwnerState(EventSetState[I]):
             reason, claims = json.dumps(verdict.reason(), separators=(",", ":")), ()
         else:
             mine, stream, reason, claims = "accepted", self.streams.accepted(payload.type), "", verdict
-        keys = [self.decisions_key, self.claims_key, stream, self.events_key, self.inbound_key]
+        keys = [self.decisions_key, self.claims_key, stream, self.events_key, self.arrivals_key]
         stood = await self._decide(keys=keys, args=[request.key, mine, reason, len(claims), *claims])
         if stood is None:
             log.info("decided", key=request.key, type=payload.type, verdict=mine, partner_id=sender(payload))

@@ -1,7 +1,8 @@
 -- Record an owner's decision on a partner's request, once, and publish it in the same step.
 -- KEYS[1] decisions hash (request key -> verdict), KEYS[2] claims hash (slot -> request key),
 -- KEYS[3] where the decision goes (P:<type> on acceptance, P:rejected:<partner> on refusal),
--- KEYS[4] the owner's stored requests (key -> event bytes), KEYS[5] request key -> inbound id
+-- KEYS[4] the owner's stored requests (key -> event bytes), KEYS[5] request key ->
+-- '<request entry id> <inbound id>'
 -- ARGV[1] request key, ARGV[2] verdict ('accepted' or 'refused:<code>'), ARGV[3] reason JSON
 -- ('' on acceptance), ARGV[4] claim count, then the claimed slots (acceptance only).
 -- Returns nil when this call decided; else the verdict that already stands (another replica
@@ -26,7 +27,8 @@ for i = 5, 4 + n do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local inbound = redis.call('HGET', KEYS[5], ARGV[1]) or ''
+local arrival = redis.call('HGET', KEYS[5], ARGV[1]) or ''
+local inbound = string.match(arrival, ' (.*)$') or ''
 redis.call('HDEL', KEYS[5], ARGV[1])
 if ARGV[3] == '' then
   redis.call('XADD', KEYS[3], '*', 'event', raw)

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.authority import Refused, Verdict, Wait
 from shared.dates import DAY, add_months
 from shared.events import (
+    AwardShare,
     BidSubmitted,
     NeedIdentified,
     NeedUpdated,
@@ -158,16 +159,29 @@ def check_award(reg: Register, award: TenderAwarded, awarded: set[str]) -> Verdi
     cid = award.contract_id
     if cid in awarded or cid in reg.partner_awards:
         raise Refused("already_awarded", f"contract {cid} has already been awarded")
-    if award.lead_partner_id not in {s.partner_id for s in award.partners}:
-        raise Refused("lead_not_a_partner", f"the lead {award.lead_partner_id} must be one of the contract's partners")
-    given = [s.annual_contribution for s in award.partners if s.annual_contribution is not None]
-    if given and (len(given) != len(award.partners) or sum(given, Decimal(0)) != award.annual_value):
+    wait = _check_shares(reg, award.lead_partner_id, award.partners, award.annual_value, "annual value")
+    return wait or (f"award:{cid}",)
+
+
+def check_tender_request(reg: Register, req: TenderRequested) -> Verdict:
+    """A tender is requested once, by its lead, for needs an award could name (as above); the
+    contributions, where given, sum to its estimated annual value."""
+    if req.tender_id in reg.requests:
+        raise Refused("tender_exists", f"tender {req.tender_id} was already requested")
+    wait = _check_shares(reg, req.partner_id, req.partners, req.estimated_annual_value, "estimated annual value")
+    return wait or (f"tender:{req.tender_id}",)
+
+
+def _check_shares(reg: Register, lead: str, shares: tuple[AwardShare, ...], value: Decimal, what: str) -> Wait | None:
+    if lead not in {s.partner_id for s in shares}:
+        raise Refused("lead_not_a_partner", f"the lead {lead} must be one of the contract's partners")
+    given = [s.annual_contribution for s in shares if s.annual_contribution is not None]
+    if given and (len(given) != len(shares) or sum(given, Decimal(0)) != value):
         raise Refused("contributions_mismatch",
-                      f"contributions given must come from every partner and sum to the annual value "
-                      f"£{award.annual_value:,.2f}; they sum to £{sum(given, Decimal(0)):,.2f} from "
-                      f"{len(given)} of {len(award.partners)} partners")
+                      f"contributions given must come from every partner and sum to the {what} £{value:,.2f}; "
+                      f"they sum to £{sum(given, Decimal(0)):,.2f} from {len(given)} of {len(shares)} partners")
     unread = []
-    for s in award.partners:
+    for s in shares:
         version = reg.needs.get((s.partner_id, s.need_id))
         if version is None:
             unread.append(f"{s.partner_id}/{s.need_id}")
@@ -179,7 +193,13 @@ def check_award(reg: Register, award: TenderAwarded, awarded: set[str]) -> Verdi
             raise Refused("need_declined", f"{s.partner_id} declined opportunity {oid} for need '{s.need_id}'")
     if unread:
         return Wait("unknown_need", f"no partner has identified these needs: {', '.join(unread)}")
-    return (f"award:{cid}",)
+    return None
+
+
+def check_request(reg: Register, payload: Payload, awarded: set[str]) -> Verdict:
+    if isinstance(payload, TenderRequested):
+        return check_tender_request(reg, payload)
+    return check_award(reg, payload, awarded)  # type: ignore[arg-type]
 
 
 # -- the lifecycle --------------------------------------------------------------------------
@@ -251,9 +271,7 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
         refusals.append(Refusal(key, sender, tid, code, message))
 
     for tid, requests in sorted(reg.requests.items()):
-        (_, req), *dupes = requests
-        for k, d in dupes:
-            refuse(k, d.partner_id, tid, "tender_exists", f"tender {tid} was already requested")
+        (_, req), *_ = requests  # one: the service decides requests (`check_tender_request`)
         lead = req.partner_id
         name, why, lifetime = route(req, lead_kinds.get(lead, ""), policy)
         standstill = req.standstill_days if req.standstill_days is not None else policy.standstill_days
@@ -343,6 +361,21 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
     return out, refusals
 
 
+def _shares(shares: tuple[AwardShare, ...], price: Decimal) -> list[dict[str, Any]]:
+    """The award's partners: the tender's estimated contributions, in proportion, scaled to the
+    price won (in pence, largest remainder first, ties by position), so they sum to it."""
+    rows = [{"partner_id": s.partner_id, "need_id": s.need_id} for s in shares]
+    estimated = [int(s.annual_contribution * 100) if s.annual_contribution is not None else None for s in shares]
+    if None in estimated or not sum(estimated):  # type: ignore[arg-type]
+        return rows
+    whole, total = int(price * 100), sum(estimated)  # type: ignore[arg-type]
+    parts = [divmod(whole * e, total) for e in estimated]  # type: ignore[operator]
+    pence = [q for q, _ in parts]
+    for i in sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))[: whole - sum(pence)]:
+        pence[i] += 1
+    return [{**row, "annual_contribution": f"{Decimal(p) / 100:.2f}"} for row, p in zip(rows, pence, strict=True)]
+
+
 def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:
     """The `tender.awarded` payloads (one per lot), exactly the contract's."""
     req, c = t["request"], t["award"]
@@ -359,8 +392,9 @@ def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:
             "supplier": {"id": winner["provider_id"], "name": winner["provider_name"]},
             "annual_value": winner["annual_price"], "contract_start": req.contract_start.isoformat(),
             "contract_end": end.isoformat(),
-            # contributions are for the whole contract; a lot's contract names the partners only
-            "partners": [p.model_dump(mode="json", exclude_none=True) if not suffix
-                         else {"partner_id": p.partner_id, "need_id": p.need_id} for p in req.partners],
+            # contributions are for the whole contract, rescaled to the price won so that they sum
+            # to its annual value; a lot's contract names the partners only
+            "partners": _shares(req.partners, Decimal(winner["annual_price"])) if not suffix
+            else [{"partner_id": p.partner_id, "need_id": p.need_id} for p in req.partners],
         })
     return out

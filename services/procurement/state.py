@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from services.procurement.model import ProcurementPolicy, Register, awards, check_award, evolve, tenders
+from services.procurement.model import ProcurementPolicy, Register, awards, check_request, evolve, tenders
 from shared.authority import OwnerState
 from shared.events import TenderAwarded, TenderNotice
 from shared.partners import PartnerRegistry
@@ -21,8 +21,9 @@ SOURCE = "/services/procurement"
 #: the tender lifecycle and partners' awards come as requests (P:requests:procurement)
 TYPES = ("bid.submitted", "need.identified", "need.updated", "need.withdrawn", "opportunity.identified",
          "opportunity.updated")
-#: the acts it decides as their owner (the lifecycle's are judged by `tenders`, below)
-OWNED = frozenset({"tender.awarded"})
+#: the acts it decides as their owner before anything else sees them (the rest of the
+#: lifecycle is judged by `tenders`, below, against the accepted requests)
+OWNED = frozenset({"tender.awarded", "tender.requested"})
 log = structlog.get_logger("procurement")
 
 
@@ -75,7 +76,8 @@ class ProcurementState(OwnerState[Register]):
     async def changed(self, fresh: bool) -> None:
         self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         awarded = {a["contract_id"] for tid, t in self.view.items() for a in awards(tid, t)}
-        await self.decide_pending(lambda: lambda payload, key: check_award(self.index, payload, awarded))
+        if await self.decide_pending(lambda: lambda payload, key: check_request(self.index, payload, awarded)):
+            self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         for entity in await publish_changes(self.published, self.streams, SOURCE, notices(self.view)):
             log.info("published", entity=entity)
         done = await self.refused.all()

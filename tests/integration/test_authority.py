@@ -93,6 +93,12 @@ _EXIT = {"notice_date": "2013-01-01", "effective_date": "2013-06-01", "reason": 
 
 #: (sender, type, data, expected code): one forbidden act per row of docs/authority.md's table
 FORBIDDEN = [
+    ("stoke-pct", "need.identified", {"need_id": "n", "partner_id": "stoke-on-trent-cc", "service_category": "x",
+                                      "title": "x", "annual_budget": "1.00", "current_arrangements": 1,
+                                      "current_annual_resource_cost": "1.00", "current_arrangements_end": "2013-01-01",
+                                      "open_to_sharing": True}, "acting_for_another"),
+    ("stoke-pct", "investment.recorded", {"investment_id": "i", "partner_id": LEAD, "date": "2030-01-01",
+                                          "amount": "1.00"}, "acting_for_another"),
     ("stoke-pct", "need.updated", {"need_id": "no-such-need", "partner_id": "stoke-pct", "service_category": "x",
                                    "title": "x", "annual_budget": "1.00", "current_arrangements": 1,
                                    "current_annual_resource_cost": "1.00", "current_arrangements_end": "2013-01-01",

@@ -175,6 +175,12 @@ def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve") -
     ).start()
 
 
+#: the services that decide partners' needs and awards (CONTRACT.md 1.1, Authority): a
+#: process that projects savings from partners' events runs them too (contracts, for returns
+#: and decommissionings, is named where a test sends those)
+OWNERS = ("needs", "procurement")
+
+
 def tscip_secret(partner_id: str) -> str:
     return f"s-{partner_id}"
 

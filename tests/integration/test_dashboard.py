@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from shared.tscip import reference_payloads
-from tests.support import ROOT, send_as, serve, service_env, write_tscip_partners
+from tests.support import OWNERS, ROOT, send_as, serve, service_env, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), *OWNERS, "savings")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         proc.wait_ready()
@@ -85,7 +85,7 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
 
 
 def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path) -> None:
-    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), *OWNERS, "savings")
     try:
         proc.wait_ready()
         for n in range(3):

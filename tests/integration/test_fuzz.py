@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzzing import hostile_entry
-from tests.support import PARTNERS, event, serve, service_env, signed, wait_for
+from tests.support import OWNERS, PARTNERS, event, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def test_hostile_input_is_rejected_with_a_reason_or_accepted_once(
     r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path,
     hostile: list[dict[str, bytes]], over_http: list[dict[str, bytes]],
 ) -> None:
-    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), *OWNERS, "savings")
     try:
         proc.wait_ready()
         entries = hostile + valid_history()

@@ -12,7 +12,7 @@ import redis
 
 from shared.tscip import reference_payloads
 from tests.integration.test_savings_service import build
-from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import OWNERS, ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_three_processes_share_the_work_with_identical_figures_and_one_killed(
 ) -> None:
     entries, expected = build(range(40))
     env = service_env(redis_url, prefix, partners_path, batch_size="10", claim_idle_ms="300")
-    procs = [serve(tmp_path, env, "savings", name=f"replica{i}") for i in range(3)]
+    procs = [serve(tmp_path, env, *OWNERS, "savings", name=f"replica{i}") for i in range(3)]
     try:
         for p in procs:
             p.wait_ready()

@@ -15,7 +15,7 @@ from services.savings.model import Facts, evolve, project
 from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
 from tests.eventgen import history
-from tests.support import PARTNERS, event, serve, service_env, signed, wait_for
+from tests.support import OWNERS, PARTNERS, event, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +45,12 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
 
     env = service_env(redis_url, prefix, partners_path, batch_size="25", claim_idle_ms="300")
     applied = lambda: r.hlen(f"{prefix}:state:savings:events")  # noqa: E731
-    proc = serve(tmp_path, env, "savings")
+    proc = serve(tmp_path, env, *OWNERS, "savings")
     wait_for(lambda: applied() > unique // 3, 60, what="a third of the events applied")
     proc.kill()
     assert applied() < unique, "killed too late to prove anything"
 
-    proc = serve(tmp_path, env, "savings", name="restarted")
+    proc = serve(tmp_path, env, *OWNERS, "savings", name="restarted")
     try:
         proc.wait_ready()
 
@@ -88,7 +88,7 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
     for e in entries:
         r.xadd(f"{prefix}:inbound", e)
     env = service_env(redis_url, prefix, partners_path)
-    proc = serve(tmp_path, env, "savings")
+    proc = serve(tmp_path, env, *OWNERS, "savings")
     try:
         proc.wait_ready()
         wait_for(lambda: httpx.get(f"{proc.url}/savings").json()["events_applied"] == expected["events_applied"], 30)
@@ -112,7 +112,7 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
     the figures are the pure model's, and only the gateway process read `P:inbound`."""
     entries, expected = build(range(8))
     env = service_env(redis_url, prefix, partners_path)
-    savings = serve(tmp_path, {**env, "COMMISSIONING_GATEWAY": "false"}, "savings", name="savings-only")
+    savings = serve(tmp_path, {**env, "COMMISSIONING_GATEWAY": "false"}, *OWNERS, "savings", name="savings-only")
     gateway = serve(tmp_path, env, "gateway", name="gateway-only")
     try:
         savings.wait_ready()
@@ -123,7 +123,8 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
                  what="the savings process to show the model's figures")
         readers = {c["name"].decode() for c in r.xinfo_consumers(f"{prefix}:inbound", "gateway")}
         assert readers == {httpx.get(f"{gateway.url}/health/ready").json()["consumer"]}
-        assert [g["name"] for g in r.xinfo_groups(f"{prefix}:need.identified")] == [b"savings"]
+        # the accepted needs are read by their consumers, never by the gateway
+        assert {g["name"] for g in r.xinfo_groups(f"{prefix}:need.identified")} == {b"savings", b"procurement"}
         assert httpx.get(f"{gateway.url}/savings").status_code == 404  # the gateway serves no projection
     finally:
         assert savings.terminate() == 0, savings.log()

@@ -9,8 +9,8 @@ figure anywhere. The permission table and every reason code are in docs/authorit
 
 Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
 request whose prerequisite has not been read yet (an award for a return: streams are read on
-their own) waits for it, up to `wait_s` from its arrival, then is refused with the code the
-rule gave; later requests on the same object wait behind it, so each object's requests are
+their own) waits for it, up to `wait_s` from its arrival (counted only while the service has no
+backlog of its own), then is refused with the code the rule gave; later requests on the same object wait behind it, so each object's requests are
 decided in the order they came. Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
 decide a request twice and to let two accepted requests claim the same slot (one return per
 period and partner, one decommissioning per contract...), so replicas deciding at once agree.
@@ -128,6 +128,9 @@ class OwnerState(EventSetState[I]):
         self._accepted: set[str] = set()  # owned requests accepted, while loading
         self._arrivals: dict[str, tuple[int, int]] = {}
         self._retry: asyncio.TimerHandle | None = None
+        #: since when (epoch ms) no stream of this service has had a backlog: a wait runs out
+        #: only while the service is keeping up, never because it is behind on its own input
+        self._caught_up_ms: float | None = None
 
     # -- holding requests ---------------------------------------------------------------------
 
@@ -145,6 +148,13 @@ class OwnerState(EventSetState[I]):
             inbound = entry.fields.get(b"inbound_id", b"").decode()
             commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
         return commands
+
+    async def after_batch(self, applied: list[Any]) -> None:
+        await super().after_batch(applied)
+        if any(self._backlog.values()):
+            self._caught_up_ms = None
+        elif self._caught_up_ms is None:
+            self._caught_up_ms = time.time() * 1000
 
     async def _load(self) -> None:
         self.pending.clear()
@@ -171,6 +181,8 @@ class OwnerState(EventSetState[I]):
         rule = check()
         decided = 0
         now_ms = time.time() * 1000
+        if self._caught_up_ms is None and not any(self._backlog.values()):
+            self._caught_up_ms = now_ms  # nothing read yet since the start: caught up from now
         blocked: set[str] = set()  # objects with an earlier request still waiting
         for request in sorted(self.pending.values(), key=self.order):
             on = subject(request.payload)
@@ -182,7 +194,8 @@ class OwnerState(EventSetState[I]):
                 outcome = await self._record(request, no)
             else:
                 if isinstance(verdict, Wait):
-                    if now_ms - request.arrived[0] < self.wait_s * 1000:
+                    since = max(request.arrived[0], self._caught_up_ms or now_ms)
+                    if now_ms - since < self.wait_s * 1000:
                         blocked.add(on)
                         continue
                     outcome = await self._record(request, Refused(verdict.code, verdict.message))

@@ -20,7 +20,7 @@ def history(seed: int, partners: list[str], contracts: int = 4) -> list[tuple[st
     needs: dict[str, list[tuple[str, str]]] = {c: [] for c in CATEGORIES}
     for pid in partners:
         for cat in rng.sample(CATEGORIES, rng.randint(1, len(CATEGORIES))):
-            nid = f"{pid}-{cat}"
+            nid = f"{pid}-{cat}-{seed}"  # each history its own needs: histories are sent together
             shared = rng.random() < 0.9
             if shared:  # only a need open to sharing may be named in an award
                 needs[cat].append((pid, nid))

@@ -27,7 +27,7 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), *OWNERS, "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), *OWNERS, "contracts", "savings")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         proc.wait_ready()

@@ -48,6 +48,7 @@ def state_service(name: str, ctx: Context, state: EventSetState[Any], event_type
         for t in event_types
     ]
     if isinstance(state, OwnerState):  # the partners' requests it decides (shared.authority)
+        state.inputs = [ctx.streams.accepted(t) for t in event_types]
         subs.append(event_subscription(name, ctx.streams.requests(name), state.handle, after_batch=state.after_batch,
                                        description=f"requests to {name} ({', '.join(sorted(state.owned))}): {summary}"))
     return Service(name, subs, routes=routes, on_startup=[state.start], on_shutdown=[state.stop],

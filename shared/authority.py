@@ -9,8 +9,9 @@ figure anywhere. The permission table and every reason code are in docs/authorit
 
 Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
 request whose prerequisite has not been read yet (an award for a return: streams are read on
-their own) waits for it, up to `wait_s` from its arrival (counted only while the service has no
-backlog of its own), then is refused with the code the rule gave; later requests on the same object wait behind it, so each object's requests are
+their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
+since its arrival and the partnership's streams have had no backlog for `wait_s` as well (a
+service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
 decided in the order they came. Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
 decide a request twice and to let two accepted requests claim the same slot (one return per
 period and partner, one decommissioning per contract...), so replicas deciding at once agree.
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared.bus import Entry
 from shared.events import CloudEvent, Payload
@@ -128,9 +130,11 @@ class OwnerState(EventSetState[I]):
         self._accepted: set[str] = set()  # owned requests accepted, while loading
         self._arrivals: dict[str, tuple[int, int]] = {}
         self._retry: asyncio.TimerHandle | None = None
-        #: since when (epoch ms) no stream of this service has had a backlog: a wait runs out
-        #: only while the service is keeping up, never because it is behind on its own input
-        self._caught_up_ms: float | None = None
+        #: the streams this service reads (set by its wiring): a wait runs out only while they
+        #: and the partners' inbound and request streams have no backlog (`_quiet`), never
+        #: because the partnership's services are behind
+        self.inputs: list[str] = []
+        self._quiet_since_ms: float | None = None
 
     # -- holding requests ---------------------------------------------------------------------
 
@@ -148,13 +152,6 @@ class OwnerState(EventSetState[I]):
             inbound = entry.fields.get(b"inbound_id", b"").decode()
             commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
         return commands
-
-    async def after_batch(self, applied: list[Any]) -> None:
-        await super().after_batch(applied)
-        if any(self._backlog.values()):
-            self._caught_up_ms = None
-        elif self._caught_up_ms is None:
-            self._caught_up_ms = time.time() * 1000
 
     async def _load(self) -> None:
         self.pending.clear()
@@ -181,8 +178,7 @@ class OwnerState(EventSetState[I]):
         rule = check()
         decided = 0
         now_ms = time.time() * 1000
-        if self._caught_up_ms is None and not any(self._backlog.values()):
-            self._caught_up_ms = now_ms  # nothing read yet since the start: caught up from now
+        quiet: bool | None = None  # asked of Redis only when a wait is about to run out
         blocked: set[str] = set()  # objects with an earlier request still waiting
         for request in sorted(self.pending.values(), key=self.order):
             on = subject(request.payload)
@@ -194,8 +190,10 @@ class OwnerState(EventSetState[I]):
                 outcome = await self._record(request, no)
             else:
                 if isinstance(verdict, Wait):
-                    since = max(request.arrived[0], self._caught_up_ms or now_ms)
-                    if now_ms - since < self.wait_s * 1000:
+                    expired = now_ms - request.arrived[0] >= self.wait_s * 1000
+                    if expired and quiet is None:
+                        quiet = await self._quiet_for(now_ms)
+                    if not (expired and quiet):
                         blocked.add(on)
                         continue
                     outcome = await self._record(request, Refused(verdict.code, verdict.message))
@@ -211,6 +209,24 @@ class OwnerState(EventSetState[I]):
         if self.pending:
             self._retry_later()
         return decided
+
+    async def _quiet_for(self, now_ms: float) -> bool:
+        """Whether the partnership's input has had no backlog for `wait_s`: every group on the
+        inbound stream, the request streams and this service's inputs has read and acknowledged
+        everything. Only then can a prerequisite be taken as never coming."""
+        owners = sorted(set(OWNERS.values()))
+        streams = [self.streams.inbound, *(self.streams.requests(o) for o in owners), *self.inputs]
+        for stream in streams:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                continue  # no such stream yet
+            if any(g.get("pending") or g.get("lag") for g in groups):
+                self._quiet_since_ms = None
+                return False
+        if self._quiet_since_ms is None:
+            self._quiet_since_ms = now_ms
+        return now_ms - self._quiet_since_ms >= self.wait_s * 1000
 
     async def _record(self, request: Request, verdict: Refused | tuple[str, ...]) -> str | None:
         """Write the decision; the verdict that stands (ours, or a replica's), None on conflict."""

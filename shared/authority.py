@@ -12,7 +12,8 @@ request whose prerequisite has not been read yet (an award for a return: streams
 their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
 since its arrival and the partnership's streams have had no backlog for `wait_s` as well (a
 service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
-decided in the order they came. Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
+decided in the order they came. Nor is a request decided while an earlier one is still being
+handled (read by this or another replica, not yet stored: `_in_flight`). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
 decide a request twice and to let two accepted requests claim the same slot (one return per
 period and partner, one decommissioning per contract...), so replicas deciding at once agree.
 """
@@ -135,6 +136,10 @@ class OwnerState(EventSetState[I]):
         #: because the partnership's services are behind
         self.inputs: list[str] = []
         self._quiet_since_ms: float | None = None
+        #: the earliest request still being handled somewhere (read, not yet stored and acked,
+        #: by this or another replica): nothing that arrived after it is decided before it
+        self._horizon: tuple[int, int] | None = None
+        self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
 
     # -- holding requests ---------------------------------------------------------------------
 
@@ -142,7 +147,10 @@ class OwnerState(EventSetState[I]):
         if payload.type not in self.owned or key in self._accepted:
             return self._fold_fact(index, key, payload)
         if key not in index.applied and key not in self.pending:
-            self.pending[key] = Request(key, payload, self._arrivals.pop(key, (int(time.time() * 1000), 0)))
+            arrived = self._arrivals.pop(key, None)
+            if arrived is None:  # stored by another replica: its arrival is read from Redis
+                self._unplaced.add(key)
+            self.pending[key] = Request(key, payload, arrived or (int(time.time() * 1000), 0))
         return index
 
     async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
@@ -153,7 +161,33 @@ class OwnerState(EventSetState[I]):
             commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
         return commands
 
+    async def _in_flight(self) -> None:
+        """Note the earliest request not yet stored. Asked before the stored requests are
+        folded: one stored after this look is then folded too, one not stored holds the line."""
+        try:
+            summary = await self.redis.xpending(self.streams.requests(self.service), self.service)
+        except ResponseError:
+            summary = None  # no group yet: nothing read, nothing in flight
+        earliest = summary and summary.get("min")
+        self._horizon = _entry_id(earliest.decode() if isinstance(earliest, bytes) else earliest) if earliest else None
+
+    async def _refresh(self) -> bool:
+        await self._in_flight()
+        changed = await super()._refresh()
+        await self._place()
+        return changed
+
+    async def _place(self) -> None:
+        """Read the arrival of requests another replica stored: they are decided in their turn."""
+        keys = [k for k in self._unplaced if k in self.pending]
+        self._unplaced.clear()
+        if keys:
+            for key, value in zip(keys, await self.redis.hmget(self.arrivals_key, keys), strict=True):
+                if value is not None:
+                    self.pending[key].arrived = _entry_id(value.decode().split(" ", 1)[0])
+
     async def _load(self) -> None:
+        await self._in_flight()
         self.pending.clear()
         self._accepted = {k.decode() async for k, v in hscan(self.redis, self.decisions_key) if v == b"accepted"}
         self._arrivals = {k.decode(): _entry_id(v.decode().split(" ", 1)[0])
@@ -182,7 +216,8 @@ class OwnerState(EventSetState[I]):
         blocked: set[str] = set()  # objects with an earlier request still waiting
         for request in sorted(self.pending.values(), key=self.order):
             on = subject(request.payload)
-            if on in blocked:
+            if on in blocked or (self._horizon is not None and request.arrived > self._horizon):
+                blocked.add(on)
                 continue
             try:
                 verdict = rule(request.payload, request.key)

@@ -69,6 +69,7 @@ class EventSetState(Generic[I]):
                  new_index: Callable[[], I], fold: Callable[[I, str, Any], I]) -> None:
         self.redis = redis
         self.streams = streams
+        self.service = service
         self.events_key = streams.state(service, "events")
         self.generation_key = streams.state(service, "generation")
         self.new_index, self.fold = new_index, fold

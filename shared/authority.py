@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def sender(payload: Payload) -> str:
 class Request:
     key: str
     payload: Payload
-    arrived: tuple[int, int]  # its entry id on the request stream: arrival order, and time (ms)
+    arrived: tuple[int, int]  # its entry id on P:inbound (else the request stream): order, time (ms)
 
 
 def subject(payload: Payload) -> str:
@@ -107,6 +108,20 @@ def subject(payload: Payload) -> str:
 def _entry_id(text: str) -> tuple[int, int]:
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+
+
+def _arrival(request_id: str, inbound_id: str) -> tuple[int, int]:
+    """When a request came in: its entry on `P:inbound` (the order partners sent in, even when
+    a gateway that died left it to be forwarded late), else (over HTTP) its request entry."""
+    return _entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
+
+
+def _stored_arrival(value: bytes) -> tuple[int, int]:
+    request_id, _, inbound_id = value.decode().partition(" ")
+    return _arrival(request_id, inbound_id)
 
 
 I = TypeVar("I", bound=Index)  # noqa: E741
@@ -156,20 +171,33 @@ class OwnerState(EventSetState[I]):
     async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
         commands = await super().handle(event, entry)
         if event.type in self.owned:
-            self._arrivals[event.key] = _entry_id(entry.id)
             inbound = entry.fields.get(b"inbound_id", b"").decode()
+            self._arrivals[event.key] = _arrival(entry.id, inbound)
             commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
         return commands
 
     async def _in_flight(self) -> None:
-        """Note the earliest request not yet stored. Asked before the stored requests are
-        folded: one stored after this look is then folded too, one not stored holds the line."""
-        try:
-            summary = await self.redis.xpending(self.streams.requests(self.service), self.service)
-        except ResponseError:
-            summary = None  # no group yet: nothing read, nothing in flight
-        earliest = summary and summary.get("min")
-        self._horizon = _entry_id(earliest.decode() if isinstance(earliest, bytes) else earliest) if earliest else None
+        """Note the earliest request not yet stored: on `P:inbound`, read by a gateway and not
+        yet forwarded; on the request stream, read by a replica and not yet stored. Asked before
+        the stored requests are folded: one stored after this look is then folded too, one not
+        stored holds the line."""
+        earliest: list[tuple[int, int]] = []
+        for stream, group in ((self.streams.inbound, "gateway"), (self.streams.requests(self.service), self.service)):
+            try:
+                summary = await self.redis.xpending(stream, group)
+            except ResponseError:
+                continue  # no group yet: nothing read, nothing in flight
+            first = summary.get("min") if summary else None
+            if not first:
+                continue
+            first = first.decode() if isinstance(first, bytes) else first
+            if stream != self.streams.inbound:  # a request's own arrival is its inbound entry
+                entry = await self.redis.xrange(stream, min=first, max=first, count=1)
+                inbound = entry[0][1].get(b"inbound_id", b"").decode() if entry else ""
+                earliest.append(_arrival(first, inbound))
+            else:
+                earliest.append(_entry_id(first))
+        self._horizon = min(earliest, default=None)
 
     async def _refresh(self) -> bool:
         await self._in_flight()
@@ -184,14 +212,13 @@ class OwnerState(EventSetState[I]):
         if keys:
             for key, value in zip(keys, await self.redis.hmget(self.arrivals_key, keys), strict=True):
                 if value is not None:
-                    self.pending[key].arrived = _entry_id(value.decode().split(" ", 1)[0])
+                    self.pending[key].arrived = _stored_arrival(value)
 
     async def _load(self) -> None:
         await self._in_flight()
         self.pending.clear()
         self._accepted = {k.decode() async for k, v in hscan(self.redis, self.decisions_key) if v == b"accepted"}
-        self._arrivals = {k.decode(): _entry_id(v.decode().split(" ", 1)[0])
-                          async for k, v in hscan(self.redis, self.arrivals_key)}
+        self._arrivals = {k.decode(): _stored_arrival(v) async for k, v in hscan(self.redis, self.arrivals_key)}
         try:
             await super()._load()
         finally:

@@ -255,8 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="write the documents instead of checking them")
     p.set_defaults(func=cmd_docs)
 
-    p = sub.add_parser("health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready (a healthcheck)")
-    p.add_argument("--live", action="store_true", help="only that it is up (/health/live), not that it is ready")
+    p = sub.add_parser("health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready "
+                       "(a container healthcheck)")
+    p.add_argument("--live", action="store_true",
+                   help="only that it is up (/health/live), not that it is ready")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)")
     p.set_defaults(func=cmd_health)
 

@@ -79,7 +79,9 @@ async def check_redis(url: str, wait_s: float = REDIS_WAIT_S) -> None:
                 await redis.ping()
                 return
             except (AuthenticationError, ResponseError) as e:  # a wrong password or user: no retry helps
-                raise ConfigurationError(f"Redis at {_where(url)} (REDIS_URL) refused the connection: {e}") from e
+                raise ConfigurationError(
+                    f"Redis at {_where(url)} (REDIS_URL) refused the connection: {e}"
+                ) from e
             except (RedisError, OSError) as e:
                 if time.monotonic() >= deadline:
                     raise ConfigurationError(

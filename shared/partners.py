@@ -58,7 +58,9 @@ class PartnerRegistry:
         except ValidationError as e:
             # one line, and without pydantic's input values: they would print the secrets
             what = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-            raise PartnerRegistryError(f"partner registry {path}: a [[partner]] entry is invalid: {what}") from e
+            raise PartnerRegistryError(
+                f"partner registry {path}: a [[partner]] entry is invalid: {what}"
+            ) from e
         if not partners:
             raise PartnerRegistryError(f"partner registry {path} lists no [[partner]] entries")
         return cls(partners)

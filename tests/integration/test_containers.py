@@ -20,6 +20,7 @@ from tests.containers import (
     REFERENCE_SAVING, Image, get_json, host_ports, logs, podman, post_reference_events, ready,
     skip_or_fail, write_secret,
 )
+from tests.integration.test_config_errors import BAD, INVALID_REGISTRY
 from tests.support import ROOT, wait_for, write_tscip_partners
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
@@ -31,7 +32,8 @@ GRACE_S = "20"
 
 # Quick reclaiming for the test: a killed consumer's entries are taken over after 1 s, not 30
 OVERRIDE = "services:\n" + "".join(
-    f"  {s}:\n    environment:\n      COMMISSIONING_CLAIM_IDLE_MS: \"1000\"\n      COMMISSIONING_BLOCK_MS: \"100\"\n"
+    f"  {s}:\n    environment:\n"
+    "      COMMISSIONING_CLAIM_IDLE_MS: \"1000\"\n      COMMISSIONING_BLOCK_MS: \"100\"\n"
     for s in SERVICES
 )
 
@@ -50,8 +52,8 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def compose(self, *args: str) -> None:
-        done = subprocess.run(["podman-compose", "-p", self.project, "-f", str(COMPOSE), "-f", str(self.override),
-                               *args], env=self.env, capture_output=True, text=True, timeout=300)
+        argv = ["podman-compose", "-p", self.project, "-f", str(COMPOSE), "-f", str(self.override), *args]
+        done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -148,16 +150,8 @@ def test_sigterm_drains_within_the_grace_period(stack: Stack) -> None:
     wait_for(lambda: ready(stack.url("contracts")), 60, 0.5, "contracts back")
 
 
-BAD = {
-    "missing partners file": ({"COMMISSIONING_PARTNERS": "/etc/nowhere.toml"}, "does not exist"),
-    "invalid partners file": ({"COMMISSIONING_PARTNERS": "/run/secrets/partners"}, "a [[partner]] entry is invalid"),
-    "bad variable": ({"COMMISSIONING_BATCH_SIZE": "lots"}, "COMMISSIONING_BATCH_SIZE"),
-    "unreachable Redis": ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach Redis at redis://127.0.0.1:1/0"),
-}
-
-
 def test_bad_configuration_exits_non_zero_with_one_line(image: Image, tmp_path: Path) -> None:
-    invalid = write_secret(tmp_path / "invalid.toml", '[[partner]]\nid = "x"\nsecret = "never-printed"\n')
+    invalid = write_secret(tmp_path / "invalid.toml", INVALID_REGISTRY)
     valid = write_tscip_partners(tmp_path / "valid.toml")
     valid.chmod(0o644)
     names = {}

@@ -36,7 +36,8 @@ SERVICES = ("needs", "procurement", "contracts", "savings")
 
 def render_base() -> list[dict[str, Any]]:
     if shutil.which("kubectl"):
-        done = subprocess.run(["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["kubectl", "kustomize", str(BASE)],
+                              capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         return [d for d in yaml.safe_load_all(done.stdout) if d]
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
@@ -52,14 +53,16 @@ def redis_manifests(prefix: str) -> list[dict[str, Any]]:
     return [
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": f"{prefix}-redis-data"},
          "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{prefix}-redis", "labels": labels},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": f"{prefix}-redis", "labels": labels},
          "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
              "spec": {"containers": [{
                  "name": "redis", "image": "docker.io/library/redis:7.2",
                  "args": ["redis-server", "--appendonly", "yes", "--dir", "/data", "--protected-mode", "no"],
                  "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{prefix}-redis-data"}}]}}}},
+                 "volumes": [{"name": "data",
+                              "persistentVolumeClaim": {"claimName": f"{prefix}-redis-data"}}]}}}},
     ]
 
 
@@ -119,7 +122,8 @@ def test_kube_play_runs_the_base_with_the_reference_partnership(pods: tuple[str,
     prefix, ports = pods
     containers = {s: f"{prefix}-{s}-pod-0-{s}" for s in SERVICES}
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
-    wait_for(lambda: all(ready(u) for u in urls.values()), 90, 0.5, f"every pod ready:\n{logs(*containers.values())}")
+    wait_for(lambda: all(ready(u) for u in urls.values()), 90, 0.5,
+             f"every pod ready:\n{logs(*containers.values())}")
     post_reference_events(urls["needs"])
     wait_for(lambda: (get_json(f"{urls['savings']}/savings") or {}).get("portfolio", {}).get("annual_saving")
              == REFERENCE_SAVING, 60, 0.5, f"£317,648:\n{logs(containers['savings'])}")

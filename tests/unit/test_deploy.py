@@ -36,8 +36,9 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_dockerfile_is_multi_stage_non_root_with_a_cached_dependency_layer() -> None:
     lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
     froms = [line for line in lines if line.startswith("FROM ")]
-    assert len(froms) == 2 and all(f.split()[1] == "${PYTHON_IMAGE}" for f in froms), "the base is a build ARG"
-    assert lines.index(next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))) < lines.index(froms[0])
+    assert len(froms) == 2 and all(f.split()[1] == "${PYTHON_IMAGE}" for f in froms), "the base: a build ARG"
+    arg = next(i for i, line in enumerate(lines) if line.startswith("ARG PYTHON_IMAGE="))
+    assert arg < lines.index(froms[0])
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     first_source_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
     deps = next(i for i, line in enumerate(lines) if line.startswith("COPY pyproject.toml"))

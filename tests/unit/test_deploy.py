@@ -99,6 +99,12 @@ def test_kubernetes_base_manifests() -> None:
     kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
     docs = [d for f in kustomization["resources"] for d in yaml.safe_load_all((base / f).read_text())]
     _check_deployments(docs)
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    for d in _deployments(docs).values():
+        pod = d["spec"]["template"]["spec"]
+        # SIGTERM's drain ends before the kubelet's SIGKILL
+        assert float(config["COMMISSIONING_SHUTDOWN_TIMEOUT_S"]) < pod["terminationGracePeriodSeconds"]
+        assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed: kustomize rendering not exercised")

@@ -26,6 +26,19 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _setting_errors(e: ValidationError) -> str:
+    """Each bad variable by its environment name, on one line (the values are left out: a
+    variable may hold a password)."""
+    fields = Settings.model_fields
+    names = []
+    for err in e.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        alias = fields[field].validation_alias if field in fields else None
+        env = alias if isinstance(alias, str) else f"COMMISSIONING_{field.upper()}"
+        names.append(f"{env}: {err['msg']}")
+    return "; ".join(names)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from services.runtime import SERVICES, ConfigurationError, serve
 
@@ -187,6 +200,22 @@ def cmd_acl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """The container healthcheck: this process's own /health/ready (or /health/live), without
+    a shell one-liner that every engine quotes differently."""
+    import urllib.error
+    import urllib.request
+
+    port = _settings().http_port
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/{'live' if args.live else 'ready'}",
+                                    timeout=args.timeout) as response:
+            return 0 if response.status == 200 else 1
+    except (urllib.error.URLError, OSError) as e:
+        print(f"commissioning: not healthy: {e}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commissioning",
@@ -226,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="write the documents instead of checking them")
     p.set_defaults(func=cmd_docs)
 
+    p = sub.add_parser("health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready "
+                       "(a container healthcheck)")
+    p.add_argument("--live", action="store_true",
+                   help="only that it is up (/health/live), not that it is ready")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)")
+    p.set_defaults(func=cmd_health)
+
     p = sub.add_parser("demo", help="the reference partnership end to end, with its figures")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -237,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ValidationError as e:
-        return _fail(f"invalid setting in the environment:\n{e}")
+        return _fail(f"invalid setting in the environment: {_setting_errors(e)}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,19 @@ FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream
 from faststream.redis import RedisBroker, RedisRouter
 from faststream.specification import AsyncAPI
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from services.contracts.app import build as build_contracts
 from services.docs import declare
@@ -41,8 +46,50 @@ GATEWAY = "gateway"
 log = structlog.get_logger("runtime")
 
 
+#: how long a starting process waits for Redis: in compose or a pod, Redis may start beside it
+REDIS_WAIT_S = 10.0
+
+
 class ConfigurationError(RuntimeError):
     pass
+
+
+def _where(url: str) -> str:
+    """The Redis URL without its credentials, for an error message."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def _connect(url: str, **kwargs: object) -> Redis:
+    try:
+        return connect(url, **kwargs)
+    except ValueError as e:  # redis-py's "must specify one of the following schemes", ...
+        raise ConfigurationError(f"REDIS_URL is not a Redis URL: {e}") from e
+
+
+async def check_redis(url: str, wait_s: float = REDIS_WAIT_S) -> None:
+    """Fail at start, in one line, when Redis cannot be used (a wrong URL, host, password or
+    ACL user): a container then exits non-zero with that line instead of logging the
+    framework's startup traceback and being restarted into the same one."""
+    redis = _connect(url, socket_connect_timeout=2, socket_timeout=5)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                await redis.ping()
+                return
+            except (AuthenticationError, ResponseError) as e:  # a wrong password or user: no retry helps
+                raise ConfigurationError(
+                    f"Redis at {_where(url)} (REDIS_URL) refused the connection: {e}"
+                ) from e
+            except (RedisError, OSError) as e:
+                if time.monotonic() >= deadline:
+                    raise ConfigurationError(
+                        f"cannot reach Redis at {_where(url)} (REDIS_URL) after {wait_s:.0f}s: {e}"
+                    ) from e
+                await asyncio.sleep(0.5)
+    finally:
+        await redis.aclose()
 
 
 def build_app(
@@ -58,7 +105,7 @@ def build_app(
         raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
 
     streams = Streams(settings.prefix)
-    redis = connect(settings.redis_url, health_check_interval=30)
+    redis = _connect(settings.redis_url, health_check_interval=30)
     bus = Bus.from_settings(redis, settings)
     if consumer:
         bus.consumer = consumer
@@ -132,6 +179,7 @@ def build_app(
 
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
     app, _, _ = build_app(names, settings, registry)
+    await check_redis(settings.redis_url)  # type: ignore[arg-type] - build_app checked it is set
     config = uvicorn.Config(
         PathParams(app, app.routes),
         host=settings.http_host,

@@ -49,12 +49,18 @@ class PartnerRegistry:
                 f"partner registry {path} does not exist: set COMMISSIONING_PARTNERS to a TOML "
                 "file listing [[partner]] entries (see deploy/partners.example.toml)"
             ) from e
+        except OSError as e:  # a directory, or a mounted secret the process may not read
+            raise PartnerRegistryError(f"partner registry {path} cannot be read: {e.strerror}") from e
         except tomllib.TOMLDecodeError as e:
             raise PartnerRegistryError(f"partner registry {path} is not valid TOML: {e}") from e
         try:
             partners = [Partner.model_validate(p) for p in doc.get("partner", [])]
         except ValidationError as e:
-            raise PartnerRegistryError(f"partner registry {path}: {e}") from e
+            # one line, and without pydantic's input values: they would print the secrets
+            what = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise PartnerRegistryError(
+                f"partner registry {path}: a [[partner]] entry is invalid: {what}"
+            ) from e
         if not partners:
             raise PartnerRegistryError(f"partner registry {path} lists no [[partner]] entries")
         return cls(partners)

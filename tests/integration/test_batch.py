@@ -1,0 +1,132 @@
+"""HTTP batch mode (contract 1.1) against a real `commissioning serve gateway` process, sent the way
+a partner system would: events built and written in structured mode by the official CloudEvents
+Python SDK, put in a JSON array, the whole body signed with HMAC-SHA256, posted with httpx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from cloudevents.core.bindings.http import to_structured
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from shared.partners import sign
+from tests.support import PARTNERS, Proc, event, need_data, serve, service_env
+
+pytestmark = pytest.mark.integration
+
+BATCH = "application/cloudevents-batch+json"
+ME = "staffordshire-cc"
+
+
+def sdk_event(data: dict[str, Any], event_id: str, partner: str = ME, etype: str = "need.identified") -> bytes:
+    """One event as the SDK writes it in structured mode."""
+    ce = CloudEvent(attributes={"id": event_id, "source": f"/partners/{partner}", "type": etype,
+                                "datacontenttype": "application/json"}, data=data)
+    message = to_structured(ce, JSONFormat())
+    assert message.headers["content-type"] == "application/cloudevents+json"
+    return message.body
+
+
+def post(proc: Proc, body: bytes, secret: str = PARTNERS[ME], **headers: str) -> httpx.Response:
+    return httpx.post(f"{proc.url}/events", content=body, timeout=30, headers={
+        "Content-Type": BATCH, "X-Signature": "sha256=" + sign(secret, body), **headers})
+
+
+@pytest.fixture
+def gateway(redis_url: str, prefix: str, partners_path: Path, tmp_path: Path) -> Iterator[Proc]:
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), "gateway").wait_ready()
+    yield proc
+    assert proc.terminate() == 0, proc.log()
+
+
+def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_event_once(
+    gateway: Proc, r: redis.Redis, prefix: str
+) -> None:
+    events = [
+        sdk_event(need_data(n=1), "need-1"),
+        sdk_event(need_data(n=2, annual_budget="12.345"), "need-2"),  # 3 decimal places: invalid
+        sdk_event(need_data(n=3), "need-3"),
+        sdk_event(need_data(partner="tamworth-bc", n=4), "need-4"),  # names another partner in data
+        sdk_event(need_data(partner="tamworth-bc", n=5), "need-5", partner="tamworth-bc"),  # another source
+    ]
+    body = b"[" + b", ".join(events) + b"]"
+    answer = post(gateway, body)
+    assert answer.status_code == 207, answer.text
+    results = answer.json()
+    assert [(x["id"], x["status"]) for x in results] == [
+        ("need-1", 202), ("need-2", 422), ("need-3", 202), ("need-4", 403), ("need-5", 403)]
+    assert results[1]["reason"]["code"] == "invalid_data"
+    assert results[1]["reason"]["errors"][0]["loc"] == "annual_budget"
+    assert results[3]["reason"]["code"] == results[4]["reason"]["code"] == "acting_for_another"
+
+    accepted = r.xrange(f"{prefix}:need.identified")
+    assert [f[b"event"] for _, f in accepted] == [events[0], events[2]], "each event's own bytes, as sent"
+    rejected = r.xrange(f"{prefix}:rejected:{ME}")
+    assert [json.loads(f[b"reason"])["code"] for _, f in rejected] == [
+        "invalid_data", "acting_for_another", "acting_for_another"]
+    assert rejected[0][1][b"event"] == events[1]
+    assert not r.exists(f"{prefix}:rejected:tamworth-bc"), "the signer owns what it sent"
+
+    # the same batch again: every accepted event is a duplicate, counted once
+    again = post(gateway, body).json()
+    assert [x["status"] for x in again] == [202, 422, 202, 403, 403]
+    assert again[0].get("duplicate") is True and again[2].get("duplicate") is True
+    assert r.xlen(f"{prefix}:need.identified") == 2
+
+    # an event sent alone after it came in a batch is the same event (source + id)
+    alone = httpx.post(f"{gateway.url}/events", content=events[0], headers={
+        "Content-Type": "application/cloudevents+json", "X-Signature": "sha256=" + sign(PARTNERS[ME], events[0])})
+    assert alone.status_code == 202
+    assert r.xlen(f"{prefix}:need.identified") == 2
+
+
+def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
+    gateway: Proc, r: redis.Redis, prefix: str
+) -> None:
+    one = sdk_event(need_data(n=1), "need-1")
+    cases = [
+        (post(gateway, b"[" + one + b"]", secret="not-the-key"), 401, "bad_signature"),
+        (post(gateway, one), 422, "malformed_json"),  # an event, not an array
+        (post(gateway, b"[" + one + b","), 422, "malformed_json"),
+        (post(gateway, b"[]"), 422, "empty_batch"),
+        (post(gateway, b"[" + b",".join([one] * 1001) + b"]"), 413, "too_many_events"),
+    ]
+    for answer, status, code in cases:
+        assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    unsigned = httpx.post(f"{gateway.url}/events", content=b"[" + one + b"]", headers={"Content-Type": BATCH})
+    assert (unsigned.status_code, unsigned.json()["code"]) == (401, "missing_signature")
+
+    # over 4 MiB: refused from Content-Length, before the body is read
+    big = b"[" + b",".join([sdk_event(need_data(n=1, outcomes=["x" * 60_000]), "big")] * 80) + b"]"
+    assert len(big) > 4 * 1024 * 1024
+    too_large = post(gateway, big)
+    assert (too_large.status_code, too_large.json()["code"]) == (413, "too_large")
+    assert not r.exists(f"{prefix}:need.identified") and not r.exists(f"{prefix}:rejected:{ME}")
+
+    # exactly 1,000 events is a batch
+    thousand = [sdk_event(need_data(n=i), f"need-{i}") for i in range(1000)]
+    answer = post(gateway, b"[" + b",".join(thousand) + b"]")
+    assert answer.status_code == 207 and len(answer.json()) == 1000
+    assert all(x["status"] == 202 for x in answer.json())
+    assert r.xlen(f"{prefix}:need.identified") == 1000
+
+
+def test_binary_mode_is_answered_415_with_the_reason(gateway: Proc) -> None:
+    ce = CloudEvent(attributes={"id": "b-1", "source": f"/partners/{ME}", "type": "need.identified",
+                                "datacontenttype": "application/json"}, data=need_data())
+    from cloudevents.core.bindings.http import to_binary
+
+    message = to_binary(ce, JSONFormat())
+    body = message.body
+    answer = httpx.post(f"{gateway.url}/events", content=body, headers={
+        **message.headers, "X-Signature": "sha256=" + sign(PARTNERS[ME], body)})
+    assert answer.status_code == 415
+    assert answer.json()["code"] == "binary_mode_unsupported"
+    assert "structured" in answer.json()["message"]

@@ -205,9 +205,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = _settings()
     prefix = args.partnership or settings.prefix
+    names: dict[str, str] = {}
+    if settings.partners is not None:  # the registry only lends the partners' names
+        try:
+            names = {p.id: p.name for p in PartnerRegistry.load(settings.partners)}
+        except PartnerRegistryError as e:
+            return _fail(str(e))
     try:
-        written = _with_redis(lambda r, s: export(r, prefix, Path(args.output), args.ocid_prefix,
-                                                  args.publisher, public=args.public, csv=not args.no_csv))
+        written = _with_redis(lambda r, s: export(r, prefix, Path(args.output), args.ocid_prefix, args.publisher,
+                                                  public=args.public, csv=not args.no_csv, names=names,
+                                                  uri=args.uri))
     except ExportError as e:
         return _fail(str(e))
     for line in written:
@@ -281,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public", action="store_true",
                    help="leave out what is confidential: partners' budgets and contributions, bids")
     p.add_argument("--no-csv", action="store_true", help="skip the CSV flattening (flattentool)")
+    p.add_argument("--uri", help="where the files will be published (default: the output directory's file: URI)")
     p.set_defaults(func=cmd_export)
     return parser
 

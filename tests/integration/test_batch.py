@@ -100,6 +100,9 @@ def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
     ]
     for answer, status, code in cases:
         assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    stranger = b"[" + sdk_event(need_data(partner="nobody"), "n-1", partner="nobody") + b"]"
+    answer = post(gateway, stranger, secret="k")
+    assert (answer.status_code, answer.json()["code"]) == (401, "unknown_partner")
     unsigned = httpx.post(f"{gateway.url}/events", content=b"[" + one + b"]", headers={"Content-Type": BATCH})
     assert (unsigned.status_code, unsigned.json()["code"]) == (401, "missing_signature")
 
@@ -108,10 +111,25 @@ def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
     assert len(big) > 4 * 1024 * 1024
     too_large = post(gateway, big)
     assert (too_large.status_code, too_large.json()["code"]) == (413, "too_large")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: refused once 4 MiB have been read
+        yield b"["
+        for _ in range(80):
+            yield big[1:60_100]
+
+    streamed = httpx.post(f"{gateway.url}/events", content=chunks(), timeout=30, headers={
+        "Content-Type": BATCH, "X-Signature": "sha256=" + sign(PARTNERS[ME], b"")})
+    assert (streamed.status_code, streamed.json()["code"]) == (413, "too_large")
     assert not r.exists(f"{prefix}:need.identified") and not r.exists(f"{prefix}:rejected:{ME}")
 
+    # an event over 64 KiB in a batch is refused on its own
+    huge = sdk_event(need_data(n=9, outcomes=["x" * 1000] * 70), "huge")
+    answer = post(gateway, b"[" + huge + b"," + one + b"]")
+    assert [(x["status"], x.get("reason", {}).get("code")) for x in answer.json()] == [(413, "too_large"), (202, None)]
+    r.delete(f"{prefix}:need.identified", f"{prefix}:rejected:{ME}")
+
     # exactly 1,000 events is a batch
-    thousand = [sdk_event(need_data(n=i), f"need-{i}") for i in range(1000)]
+    thousand = [sdk_event(need_data(n=i), f"k-{i}") for i in range(1000)]
     answer = post(gateway, b"[" + b",".join(thousand) + b"]")
     assert answer.status_code == 207 and len(answer.json()) == 1000
     assert all(x["status"] == 202 for x in answer.json())

@@ -79,6 +79,16 @@ def test_a_file_with_bad_rows_sends_nothing_and_names_each_row_and_column(
     assert "row 101, column A (partner_id): 'staffordshire-fire' is not a partner this run signs for " \
            "(staffordshire-cc)" in done.stderr, "a partner signs only its own rows"
     assert "nothing was sent" in done.stderr
+    as_json = run_import(str(bad), "--check", "--json", "--registry", str(needs_service[1]))
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["errors"] == [
+        {"row": 6, "column": "open_to_sharing", "message": "'perhaps' is not yes or no"},
+        {"row": 36, "column": "end_date", "message": "'2013-13-31' is not a date: use 2013-03-31 or 31/03/2013"}]
+    no_key = run_import(str(bad), "--url", proc.url, "--partner", "staffordshire-cc", COMMISSIONING_PARTNER_SECRET="")
+    assert no_key.returncode == 2 and "set COMMISSIONING_PARTNER_SECRET" in no_key.stderr
+    checked = run_import(str(REFERENCE), "--check", "--registry", str(needs_service[1]))
+    assert checked.returncode == 0 and "100 arrangements of 15 partner(s) -> 35 needs" in checked.stdout
+    assert "sending" not in checked.stderr and not (REFERENCE.parent / "000-tscip.csv.sent").exists()
     assert r.xlen(f"{prefix}:need.identified") == 0 and not r.exists(f"{prefix}:rejected:staffordshire-cc")
 
 

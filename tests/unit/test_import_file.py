@@ -120,3 +120,15 @@ def test_batches_hold_one_partners_events_within_the_limits() -> None:
     assert all(len({e.partner_id for e in c}) == 1 for c in chunks)
     big = [Outgoing("a", f"e{i}", b"x" * 60_000) for i in range(100)]
     assert [len(c) for c in batches(big)] == [69, 31], "4 MiB a batch"
+
+
+def test_the_reference_file_is_what_make_examples_writes() -> None:
+    import csv
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with (EXAMPLES / "000-tscip.csv").open(newline="") as f:
+        assert list(csv.reader(f))[1:] == module.tscip_rows()

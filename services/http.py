@@ -38,7 +38,7 @@ def core_routes(
         if content_type.startswith(batch.MEDIA_TYPE):
             return await batch_events(request)
         if "ce-specversion" in request.headers:
-            return json_response(batch.BINARY_MODE_REFUSED, 415)
+            return await binary_event(request)
         if not content_type.startswith("application/cloudevents+json"):
             return json_response(
                 {
@@ -75,6 +75,20 @@ def core_routes(
         if isinstance(answer, list):
             return json_response(answer, 207)
         return json_response(answer.reason(), status_of(answer))
+
+    async def binary_event(request: Request) -> AsgiResponse:
+        """CloudEvents binary mode, signed with RFC 9421 (services/gateway/binary.py)."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                return json_response({"code": "too_large", "message": f"an event is at most {max_bytes} bytes",
+                                      "errors": []}, 413)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        verdict = await gateway.post_binary(bus, headers, body)
+        if isinstance(verdict, Accepted):
+            return json_response({"id": verdict.event.id, "source": verdict.event.source}, 202)
+        return json_response(verdict.reason(), status_of(verdict))
 
     @get(description="The process is up.")
     async def live(request: Request) -> AsgiResponse:

@@ -20,16 +20,6 @@ MEDIA_TYPE = "application/cloudevents-batch+json"
 MAX_EVENTS = 1000
 MAX_BYTES = 4 * 1024 * 1024
 
-#: The answer to a CloudEvents binary-mode request (attributes in `ce-` headers): X-Signature
-#: covers the body only, so the headers that say who sends what would be unsigned (docs/import.md).
-BINARY_MODE_REFUSED = {
-    "code": "binary_mode_unsupported",
-    "message": "binary mode is not accepted: the signature covers the body only, so the ce- headers "
-    "would be unsigned; send structured mode (Content-Type: application/cloudevents+json) "
-    "or a batch (application/cloudevents-batch+json)",
-    "errors": [],
-}
-
 _SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})$")
 _decoder = json.JSONDecoder()
 _WS = " \t\n\r"

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from services.gateway import batch
+from services.gateway import batch, binary
 from shared.bus import Bus, Effect, Entry, Subscription
 from shared.inbound import Accepted, Rejected, check
 from shared.partners import PartnerRegistry
@@ -96,9 +96,7 @@ class Gateway:
             if refused is None:
                 verdict, effect = self.decide(item.raw, parsed.signer.sign(item.raw), "http-batch")
             else:
-                verdict, effect = refused, Effect((("XADD", self.streams.rejected(refused.partner_id), "*",
-                                                    "event", item.raw, "reason", refused.reason_json(),
-                                                    "inbound_id", "http-batch"),))
+                verdict, effect = refused, self._refusal(refused, item.raw, "http-batch")
             new = await bus.apply_now(GROUP, effect)
             if isinstance(verdict, Accepted):
                 # `duplicate` (an addition): the same source+id had been accepted before
@@ -109,6 +107,26 @@ class Gateway:
         log.info("batch posted", partner_id=parsed.signer.id, events=len(results),
                  accepted=sum(r["status"] == 202 for r in results))
         return results
+
+
+    async def post_binary(self, bus: Bus, headers: dict[str, str], body: bytes) -> Accepted | Rejected:
+        """`POST /events` in CloudEvents binary mode, signed with RFC 9421 (services/gateway/binary.py):
+        once the signature over the headers and body verifies, the same checks as structured mode."""
+        raw = binary.structured(headers, body)
+        if isinstance(raw, Rejected):
+            return raw
+        signer = binary.verify(headers, body, self.registry)
+        if isinstance(signer, Rejected):
+            await bus.apply_now(GROUP, self._refusal(signer, raw[: self.max_event_bytes], "http-binary"))
+            return signer
+        verdict, effect = self.decide(raw, signer.sign(raw), "http-binary")
+        await bus.apply_now(GROUP, effect)
+        return verdict
+
+    def _refusal(self, verdict: Rejected, raw: bytes, inbound_id: str) -> Effect:
+        """Recording a refusal made before the gateway's own checks (batch and binary mode)."""
+        return Effect((("XADD", self.streams.rejected(verdict.partner_id), "*", "event", raw,
+                        "reason", verdict.reason_json(), "inbound_id", inbound_id),))
 
 
 def status_of(verdict: Rejected) -> int:

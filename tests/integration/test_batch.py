@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from cloudevents.core.bindings.http import to_structured
+from cloudevents.core.bindings.http import to_binary, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from shared.partners import sign
 from tests.support import PARTNERS, Proc, event, need_data, serve, service_env
@@ -136,15 +137,50 @@ def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
     assert r.xlen(f"{prefix}:need.identified") == 1000
 
 
-def test_binary_mode_is_answered_415_with_the_reason(gateway: Proc) -> None:
-    ce = CloudEvent(attributes={"id": "b-1", "source": f"/partners/{ME}", "type": "need.identified",
-                                "datacontenttype": "application/json"}, data=need_data())
-    from cloudevents.core.bindings.http import to_binary
-
+def binary_request(gateway: Proc, data: dict[str, Any], event_id: str, secret: str = PARTNERS[ME],
+                   covered: tuple[str, ...] | None = None) -> httpx.Request:
+    """An event in binary mode as the SDK writes it, signed as RFC 9421 says with the maintained
+    http-message-signatures library (HMAC-SHA256, keyid the partner)."""
+    ce = CloudEvent(attributes={"id": event_id, "source": f"/partners/{ME}", "type": "need.identified",
+                                "datacontenttype": "application/json"}, data=data)
     message = to_binary(ce, JSONFormat())
-    body = message.body
-    answer = httpx.post(f"{gateway.url}/events", content=body, headers={
-        **message.headers, "X-Signature": "sha256=" + sign(PARTNERS[ME], body)})
-    assert answer.status_code == 415
-    assert answer.json()["code"] == "binary_mode_unsupported"
-    assert "structured" in answer.json()["message"]
+    request = httpx.Request("POST", f"{gateway.url}/events", headers=message.headers, content=message.body)
+    signer = HTTPMessageSigner(signature_algorithm=algorithms.HMAC_SHA256,
+                               key_resolver=MappingKeyResolver(public_keys={}, private_keys={ME: secret.encode()}))
+    ce_headers = sorted(h for h in message.headers if h.startswith("ce-"))
+    signer.sign(request, key_id=ME, body=message.body,
+                covered_component_ids=covered or ("@method", "@path", "content-type", "content-digest", *ce_headers))
+    return request
+
+
+def test_binary_mode_signed_with_http_message_signatures_is_checked_as_if_structured(
+    gateway: Proc, r: redis.Redis, prefix: str
+) -> None:
+    with httpx.Client() as client:
+        ok = client.send(binary_request(gateway, need_data(n=1), "bin-1"))
+        assert (ok.status_code, ok.json()["id"]) == (202, "bin-1")
+        assert client.send(binary_request(gateway, need_data(n=1), "bin-1")).status_code == 202
+        [(_, fields)] = r.xrange(f"{prefix}:need.identified")
+        stored = json.loads(fields[b"event"])
+        assert (stored["id"], stored["source"], stored["data"]) == ("bin-1", f"/partners/{ME}", need_data(n=1))
+
+        tampered = binary_request(gateway, need_data(n=2), "bin-2")
+        tampered.headers["ce-type"] = "investment.recorded"  # a signed header changed on the way
+        refused = client.send(tampered)
+        assert (refused.status_code, refused.json()["code"]) == (401, "bad_signature")
+        changed = binary_request(gateway, need_data(n=2), "bin-2")
+        changed.stream = httpx.ByteStream(changed.content.replace(b"51234.00", b"91234.00"))
+        refused = client.send(changed)
+        assert (refused.status_code, refused.json()["code"]) == (401, "bad_signature")
+        uncovered = binary_request(gateway, need_data(n=2), "bin-2", covered=("@method", "@path", "content-digest",
+                                                                              "ce-id", "ce-source"))
+        assert client.send(uncovered).json()["code"] == "bad_signature", "ce-type must be covered"
+        assert client.send(binary_request(gateway, need_data(n=2), "bin-2", secret="wrong")).status_code == 401
+        unsigned = binary_request(gateway, need_data(n=2), "bin-2")
+        del unsigned.headers["signature"]
+        assert client.send(unsigned).json()["code"] == "missing_signature"
+        invalid = client.send(binary_request(gateway, need_data(n=3, annual_budget="1.234"), "bin-3"))
+        assert (invalid.status_code, invalid.json()["code"]) == (422, "invalid_data")
+    assert r.xlen(f"{prefix}:need.identified") == 1
+    codes = [json.loads(f[b"reason"])["code"] for _, f in r.xrange(f"{prefix}:rejected:{ME}")]
+    assert codes == ["bad_signature"] * 4 + ["missing_signature", "invalid_data"]

@@ -212,9 +212,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         except PartnerRegistryError as e:
             return _fail(str(e))
     try:
-        written = _with_redis(lambda r, s: export(r, prefix, Path(args.output), args.ocid_prefix, args.publisher,
-                                                  public=args.public, csv=not args.no_csv, names=names,
-                                                  uri=args.uri))
+        written = _with_redis(lambda r, s: export(
+            r, prefix, Path(args.output), args.ocid_prefix, args.publisher,
+            public=args.public, csv=not args.no_csv, names=names, uri=args.uri))
     except ExportError as e:
         return _fail(str(e))
     for line in written:
@@ -265,11 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("import", help="send a council's existing arrangements (CSV/Excel template) as needs")
-    p.add_argument("file", metavar="FILE", help="a .csv or .xlsx file made from the template (docs/import.md)")
+    p.add_argument("file", metavar="FILE",
+                   help="a .csv or .xlsx file made from the template (docs/import.md)")
     p.add_argument("--url", default=os.environ.get("COMMISSIONING_URL", "http://127.0.0.1:8080"),
                    help="the partnership's HTTP endpoint (COMMISSIONING_URL; default http://127.0.0.1:8080)")
     p.add_argument("--partner", default=os.environ.get("COMMISSIONING_PARTNER_ID"),
-                   help="sign as this partner (COMMISSIONING_PARTNER_ID), its key in COMMISSIONING_PARTNER_SECRET")
+                   help="sign as this partner (COMMISSIONING_PARTNER_ID), "
+                   "its key in COMMISSIONING_PARTNER_SECRET")
     p.add_argument("--registry", help="or sign each partner's rows with its key from this registry "
                    "(default COMMISSIONING_PARTNERS)")
     p.add_argument("--journal", help="the record of what was sent (default FILE.sent), for safe re-runs")
@@ -288,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public", action="store_true",
                    help="leave out what is confidential: partners' budgets and contributions, bids")
     p.add_argument("--no-csv", action="store_true", help="skip the CSV flattening (flattentool)")
-    p.add_argument("--uri", help="where the files will be published (default: the output directory's file: URI)")
+    p.add_argument("--uri",
+                   help="where the files will be published (default: the output directory's file: URI)")
     p.set_defaults(func=cmd_export)
     return parser
 

@@ -62,8 +62,8 @@ def core_routes(
 
     async def batch_events(request: Request) -> AsgiResponse:
         """Batch mode (contract 1.1): 207 with one result per event, or one 4xx for the batch."""
-        too_large = json_response({"code": "too_large", "message": f"a batch is at most {batch.MAX_BYTES} bytes",
-                                   "errors": []}, 413)
+        message = f"a batch is at most {batch.MAX_BYTES} bytes"
+        too_large = json_response({"code": "too_large", "message": message, "errors": []}, 413)
         if int(request.headers.get("content-length") or 0) > batch.MAX_BYTES:
             return too_large  # refused before the body is read
         body = b""
@@ -82,8 +82,8 @@ def core_routes(
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_bytes:
-                return json_response({"code": "too_large", "message": f"an event is at most {max_bytes} bytes",
-                                      "errors": []}, 413)
+                message = f"an event is at most {max_bytes} bytes"
+                return json_response({"code": "too_large", "message": message, "errors": []}, 413)
         headers = {k.lower(): v for k, v in request.headers.items()}
         verdict = await gateway.post_binary(bus, headers, body)
         if isinstance(verdict, Accepted):

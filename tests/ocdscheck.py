@@ -43,7 +43,9 @@ class _Standard:
 def review(package: dict[str, Any]) -> dict[str, Any]:
     config = LibCoveOCDSConfig({"standard_zip": STANDARD_ZIP.resolve().as_uri(), "context": "api"})
     with patch.object(jsonref, "requests", _Standard()):
-        return ocds_json_output(json_data=package, lib_cove_ocds_config=config, record_pkg="records" in package)
+        return ocds_json_output(
+            json_data=package, lib_cove_ocds_config=config, record_pkg="records" in package
+        )
 
 
 def problems(package: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,11 @@ sys.path.insert(0, str(HERE.parent.parent))
 from services.dataio.arrangements import COLUMNS  # noqa: E402
 from shared.tscip import ADVOCACY, ARRANGEMENTS, CATEGORIES, DEBT, INFRA  # noqa: E402
 
-PROVIDERS = {DEBT: "Citizens Advice bureau", INFRA: "Council for voluntary service (CVS/VAST)", ADVOCACY: "Asist"}
+PROVIDERS = {
+    DEBT: "Citizens Advice bureau",
+    INFRA: "Council for voluntary service (CVS/VAST)",
+    ADVOCACY: "Asist",
+}
 SHORT = {DEBT: "DEBT", INFRA: "INFRA", ADVOCACY: "ADV"}
 
 
@@ -35,42 +39,139 @@ def tscip_rows() -> list[list[str]]:
         for category, (n, cost, budget) in categories.items():
             title, ends = CATEGORIES[category]
             for i, (b, c) in enumerate(zip(split(budget, n), split(cost, n), strict=True), start=1):
-                rows.append([pid, f"{code}-{SHORT[category]}-{i:02d}", category, title, PROVIDERS[category],
-                             f"{b:.2f}", f"{c:.2f}", ends, "yes"])
+                rows.append(
+                    [
+                        pid,
+                        f"{code}-{SHORT[category]}-{i:02d}",
+                        category,
+                        title,
+                        PROVIDERS[category],
+                        f"{b:.2f}",
+                        f"{c:.2f}",
+                        ends,
+                        "yes",
+                    ]
+                )
     return rows
 
 
 ILLUSTRATIVE = {
     # seed 002, Shropshire: the council and its health and police partners (figures invented)
     "002-shropshire-illustrative.csv": [
-        ["shropshire-council", "SC-ADV-01", "advocacy", "Advocacy", "Local advocacy charity", "85000.00",
-         "6200.00", "2013-03-31", "yes"],
-        ["shropshire-council", "SC-CARERS-01", "carers", "Carers' support", "Carers' centre", "120000.00",
-         "7400.00", "2013-03-31", "yes"],
-        ["shropshire-pct", "SPCT-ADV-01", "advocacy", "Advocacy", "Local advocacy charity", "40000.00",
-         "3900.00", "2013-06-30", "yes"],
-        ["west-mercia-police", "WMP-VICTIMS-01", "victim-support", "Victim support", "Victim support charity",
-         "60000.00", "4100.00", "2013-03-31", "no"],
+        [
+            "shropshire-council",
+            "SC-ADV-01",
+            "advocacy",
+            "Advocacy",
+            "Local advocacy charity",
+            "85000.00",
+            "6200.00",
+            "2013-03-31",
+            "yes",
+        ],
+        [
+            "shropshire-council",
+            "SC-CARERS-01",
+            "carers",
+            "Carers' support",
+            "Carers' centre",
+            "120000.00",
+            "7400.00",
+            "2013-03-31",
+            "yes",
+        ],
+        [
+            "shropshire-pct",
+            "SPCT-ADV-01",
+            "advocacy",
+            "Advocacy",
+            "Local advocacy charity",
+            "40000.00",
+            "3900.00",
+            "2013-06-30",
+            "yes",
+        ],
+        [
+            "west-mercia-police",
+            "WMP-VICTIMS-01",
+            "victim-support",
+            "Victim support",
+            "Victim support charity",
+            "60000.00",
+            "4100.00",
+            "2013-03-31",
+            "no",
+        ],
     ],
     # seed 004, Milton Keynes: small grants and quotes below the £25,000 boundary (figures invented)
     "004-milton-keynes-illustrative.csv": [
-        ["milton-keynes-council", "MKC-VOL-01", "infrastructure-volunteering", "Volunteering infrastructure",
-         "Community action MK", "24000.00", "2600.00", "31/03/2012", "yes"],
-        ["milton-keynes-council", "MKC-VOL-02", "infrastructure-volunteering", "Volunteering infrastructure",
-         "Volunteer centre", "18500.00", "2100.00", "31/03/2012", "yes"],
-        ["milton-keynes-pct", "MKPCT-VOL-01", "infrastructure-volunteering", "Volunteering infrastructure",
-         "Volunteer centre", "9000.00", "1800.00", "30/06/2012", "yes"],
+        [
+            "milton-keynes-council",
+            "MKC-VOL-01",
+            "infrastructure-volunteering",
+            "Volunteering infrastructure",
+            "Community action MK",
+            "24000.00",
+            "2600.00",
+            "31/03/2012",
+            "yes",
+        ],
+        [
+            "milton-keynes-council",
+            "MKC-VOL-02",
+            "infrastructure-volunteering",
+            "Volunteering infrastructure",
+            "Volunteer centre",
+            "18500.00",
+            "2100.00",
+            "31/03/2012",
+            "yes",
+        ],
+        [
+            "milton-keynes-pct",
+            "MKPCT-VOL-01",
+            "infrastructure-volunteering",
+            "Volunteering infrastructure",
+            "Volunteer centre",
+            "9000.00",
+            "1800.00",
+            "30/06/2012",
+            "yes",
+        ],
     ],
 }
 
 # seed 003, the 2020 Vision partnership of four district councils (figures invented): an Excel file
 VISION = [
-    [pid, f"{pid.split('-')[0][:4].upper()}-{cat[:4].upper()}-01", cat, title, provider, budget, cost, ends, "yes"]
+    [
+        pid,
+        f"{pid.split('-')[0][:4].upper()}-{cat[:4].upper()}-01",
+        cat,
+        title,
+        provider,
+        budget,
+        cost,
+        ends,
+        "yes",
+    ]
     for pid in ("cheltenham-bc", "cotswold-dc", "forest-of-dean-dc", "west-oxfordshire-dc")
     for cat, title, provider, budget, cost, ends in (
-        ("debt-benefits-consumer-advice", "Debt, benefits and consumer advice", "Citizens Advice", "45000.00",
-         "3100.00", "2016-03-31"),
-        ("community-grants", "Community grants", "Local community groups", "20000.00", "2400.00", "2016-03-31"),
+        (
+            "debt-benefits-consumer-advice",
+            "Debt, benefits and consumer advice",
+            "Citizens Advice",
+            "45000.00",
+            "3100.00",
+            "2016-03-31",
+        ),
+        (
+            "community-grants",
+            "Community grants",
+            "Local community groups",
+            "20000.00",
+            "2400.00",
+            "2016-03-31",
+        ),
     )
 ]
 
@@ -100,11 +201,18 @@ def main() -> None:
     write_csv(HERE / "000-tscip.csv", tscip_rows())
     for name, rows in ILLUSTRATIVE.items():
         write_csv(HERE / name, rows)
-    write_xlsx(HERE / "003-2020-vision-illustrative.xlsx", VISION,
-               "ILLUSTRATIVE: seed 003 publishes no arrangements; these figures are invented.")
+    write_xlsx(
+        HERE / "003-2020-vision-illustrative.xlsx",
+        VISION,
+        "ILLUSTRATIVE: seed 003 publishes no arrangements; these figures are invented.",
+    )
     write_csv(HERE / "template.csv", [])
-    write_xlsx(HERE / "template.xlsx", [], "Fill in the 'arrangements' sheet: one row per arrangement; "
-               "the columns are described in docs/import.md.")
+    write_xlsx(
+        HERE / "template.xlsx",
+        [],
+        "Fill in the 'arrangements' sheet: one row per arrangement; "
+        "the columns are described in docs/import.md.",
+    )
 
 
 if __name__ == "__main__":

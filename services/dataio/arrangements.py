@@ -54,7 +54,9 @@ class RowError:
     message: str
 
     def __str__(self) -> str:
-        where = f"row {self.row}" + (f", column {_letter(self.column)} ({self.column})" if self.column else "")
+        where = f"row {self.row}" + (
+            f", column {_letter(self.column)} ({self.column})" if self.column else ""
+        )
         return f"{where}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,7 +93,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     elif suffix in (".xlsx", ".xlsm"):
         rows = _xlsx_rows(path)
     else:
-        raise ImportFileError(f"{path.name}: use a .csv or .xlsx file made from the template (docs/import.md)")
+        raise ImportFileError(
+            f"{path.name}: use a .csv or .xlsx file made from the template (docs/import.md)"
+        )
     header = next(rows, None)
     if header is None:
         raise ImportFileError(f"{path.name} is empty: the first row must name the columns")
@@ -101,9 +105,17 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if missing or unknown:
         raise ImportFileError(
             f"{path.name}, row 1 (the header): "
-            + "; ".join(filter(None, [missing and f"missing column(s) {', '.join(missing)}",
-                                      unknown and f"unknown column(s) {', '.join(unknown)}"]))
-            + f"; the columns are {', '.join(COLUMNS)}")
+            + "; ".join(
+                filter(
+                    None,
+                    [
+                        missing and f"missing column(s) {', '.join(missing)}",
+                        unknown and f"unknown column(s) {', '.join(unknown)}",
+                    ],
+                )
+            )
+            + f"; the columns are {', '.join(COLUMNS)}"
+        )
     for number, values in enumerate(rows, start=2):
         if number - 1 > MAX_ROWS:
             raise ImportFileError(f"{path.name} has more than {MAX_ROWS} rows")
@@ -145,14 +157,19 @@ def _text(value: Any) -> str:
 def _money(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise ValueError("is not an amount of money")
-    if isinstance(value, (int, float)):  # an Excel number cell
-        value = repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # an Excel number cell; a formula's sum may carry float noise
+        exact = Decimal(repr(value))
+        pennies = exact.quantize(Decimal("0.01"))
+        value = str(pennies) if abs(exact - pennies) < Decimal("0.000001") else repr(value)
+    elif isinstance(value, int):
+        value = str(value)
     text = _text(value).removeprefix("£").replace(",", "")
-    if text.endswith(".0"):
-        text = text[:-2]
+    text = text.removesuffix(".0")  # an Excel number shown as 41230.0
     if not _MONEY.match(text):
-        raise ValueError(f"'{_text(value)}' is not an amount in pounds with at most 2 decimal places, "
-                         "not negative (e.g. 41000.00)")
+        raise ValueError(
+            f"'{_text(value)}' is not an amount in pounds with at most 2 decimal places, "
+            "not negative (e.g. 41000.00)"
+        )
     try:
         return Decimal(text)
     except InvalidOperation as e:  # pragma: no cover - the pattern admits only decimals
@@ -207,17 +224,36 @@ def parse_row(number: int, row: dict[str, Any]) -> tuple[Arrangement | None, lis
         except ValueError as e:
             errors.append(RowError(number, column, str(e)))
     if "partner_id" in values and not _ID.match(values["partner_id"]):
-        errors.append(RowError(number, "partner_id", f"'{values['partner_id']}' is not a partner id "
-                                                     "(lowercase letters, digits and hyphens)"))
+        errors.append(
+            RowError(
+                number,
+                "partner_id",
+                f"'{values['partner_id']}' is not a partner id (lowercase letters, digits and hyphens)",
+            )
+        )
     if "service_category" in values and not _CATEGORY.match(values["service_category"]):
-        errors.append(RowError(number, "service_category", f"'{values['service_category']}' is not a category "
-                                                           "key (lowercase letters, digits and hyphens)"))
+        errors.append(
+            RowError(
+                number,
+                "service_category",
+                f"'{values['service_category']}' is not a category "
+                "key (lowercase letters, digits and hyphens)",
+            )
+        )
     if errors:
         return None, errors
-    return Arrangement(number, values["partner_id"], values["arrangement_ref"], values["service_category"],
-                       values["service_title"] or _title(values["service_category"]), values["provider"],
-                       values["annual_budget"], values["annual_admin_cost"], values["end_date"],
-                       values["open_to_sharing"]), []
+    return Arrangement(
+        number,
+        values["partner_id"],
+        values["arrangement_ref"],
+        values["service_category"],
+        values["service_title"] or _title(values["service_category"]),
+        values["provider"],
+        values["annual_budget"],
+        values["annual_admin_cost"],
+        values["end_date"],
+        values["open_to_sharing"],
+    ), []
 
 
 def read(path: Path, partners: set[str] | None = None) -> tuple[list[Arrangement], list[RowError]]:
@@ -232,12 +268,23 @@ def read(path: Path, partners: set[str] | None = None) -> tuple[list[Arrangement
         if arrangement is None:
             continue
         if partners is not None and arrangement.partner_id not in partners:
-            errors.append(RowError(number, "partner_id", f"'{arrangement.partner_id}' is not a partner this run "
-                                                         f"signs for ({', '.join(sorted(partners))})"))
+            errors.append(
+                RowError(
+                    number,
+                    "partner_id",
+                    f"'{arrangement.partner_id}' is not a partner this run "
+                    f"signs for ({', '.join(sorted(partners))})",
+                )
+            )
         key = (arrangement.partner_id, arrangement.ref)
         if key in first_row:
-            errors.append(RowError(number, "arrangement_ref", f"'{arrangement.ref}' of {arrangement.partner_id} "
-                                                              f"is already on row {first_row[key]}"))
+            errors.append(
+                RowError(
+                    number,
+                    "arrangement_ref",
+                    f"'{arrangement.ref}' of {arrangement.partner_id} is already on row {first_row[key]}",
+                )
+            )
         first_row.setdefault(key, number)
         arrangements.append(arrangement)
     if not arrangements and not errors:
@@ -277,12 +324,26 @@ def needs(arrangements: list[Arrangement]) -> tuple[list[NeedEvent], list[RowErr
         try:
             NeedIdentified.model_validate(data)
         except ValidationError as e:
-            errors += [RowError(rows[0].row, None, f"the need {data['need_id']}: {err['loc']}: {err['msg']}")
-                       for err in errors_of(e)]
+            errors += [
+                RowError(rows[0].row, None, f"the need {data['need_id']}: {err['loc']}: {err['msg']}")
+                for err in errors_of(e)
+            ]
             continue
         digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
-        event = {"specversion": "1.0", "id": f"import-{digest}", "source": f"/partners/{partner}",
-                 "type": NeedIdentified.type, "datacontenttype": "application/json", "data": data}
-        out.append(NeedEvent(partner, event["id"], json.dumps(event, separators=(",", ":")).encode(),
-                             tuple(a.row for a in rows)))
+        event = {
+            "specversion": "1.0",
+            "id": f"import-{digest}",
+            "source": f"/partners/{partner}",
+            "type": NeedIdentified.type,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        out.append(
+            NeedEvent(
+                partner,
+                event["id"],
+                json.dumps(event, separators=(",", ":")).encode(),
+                tuple(a.row for a in rows),
+            )
+        )
     return out, errors

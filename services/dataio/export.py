@@ -43,7 +43,8 @@ async def read_facts(redis: Redis, streams: Streams, public: bool) -> list[Fact]
         raise ExportError(
             f"no partnership under the prefix '{streams.prefix}' at this Redis: none of its streams "
             f"({streams.of_type('need.identified')}, {streams.of_type('tender.awarded')}, ...) exists; "
-            "give --partnership with the prefix it runs under (its COMMISSIONING_PREFIX)")
+            "give --partnership with the prefix it runs under (its COMMISSIONING_PREFIX)"
+        )
     facts = []
     for key in present:
         start = "-"
@@ -61,7 +62,9 @@ async def read_facts(redis: Redis, streams: Streams, public: bool) -> list[Fact]
     return facts
 
 
-def packages(releases: list[dict[str, Any]], uri: str, publisher: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def packages(
+    releases: list[dict[str, Any]], uri: str, publisher: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     from ocdsmerge import Merger
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -71,8 +74,10 @@ def packages(releases: list[dict[str, Any]], uri: str, publisher: str) -> tuple[
     by_ocid: dict[str, list[dict[str, Any]]] = {}
     for release in releases:
         by_ocid.setdefault(release["ocid"], []).append(release)
-    records = [{"ocid": ocid, "releases": rels, "compiledRelease": merger.create_compiled_release(rels)}
-               for ocid, rels in by_ocid.items()]
+    records = [
+        {"ocid": ocid, "releases": rels, "compiledRelease": merger.create_compiled_release(rels)}
+        for ocid, rels in by_ocid.items()
+    ]
     return release_package, {"uri": f"{uri}/record-package.json", **meta, "records": records}
 
 
@@ -84,14 +89,31 @@ def flatten(package_path: Path, out_dir: Path) -> None:
         schema.write_text(json.dumps(release_schema()), encoding="utf-8")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flattentool warns about each optional column it leaves out
-            flattentool_flatten(str(package_path), schema=str(schema), output_name=str(out_dir), output_format="csv",
-                                root_list_path="releases", main_sheet_name="releases", root_id="ocid",
-                                remove_empty_schema_columns=True, line_terminator="LF")
+            flattentool_flatten(
+                str(package_path),
+                schema=str(schema),
+                output_name=str(out_dir),
+                output_format="csv",
+                root_list_path="releases",
+                main_sheet_name="releases",
+                root_id="ocid",
+                remove_empty_schema_columns=True,
+                line_terminator="LF",
+            )
 
 
-async def export(redis: Redis, prefix: str, out: Path, ocid_prefix: str, publisher: str, *,
-                 public: bool = False, csv: bool = True, names: dict[str, str] | None = None,
-                 uri: str | None = None) -> list[str]:
+async def export(
+    redis: Redis,
+    prefix: str,
+    out: Path,
+    ocid_prefix: str,
+    publisher: str,
+    *,
+    public: bool = False,
+    csv: bool = True,
+    names: dict[str, str] | None = None,
+    uri: str | None = None,
+) -> list[str]:
     facts = await read_facts(redis, Streams(prefix), public)
     releases = Builder(ocid_prefix, names or {}, public).releases(facts)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,6 +126,8 @@ async def export(redis: Redis, prefix: str, out: Path, ocid_prefix: str, publish
         flatten(out / "release-package.json", out / "csv")
         written.append(f"wrote {out / 'csv'}/ ({len(list((out / 'csv').glob('*.csv')))} CSV files)")
     kept = "confidential figures left out" if public else "including partners' budgets and bidders"
-    written.append(f"{len(releases)} releases in {len(record_package['records'])} contracting processes "
-                   f"from {len(facts)} accepted events ({kept})")
+    written.append(
+        f"{len(releases)} releases in {len(record_package['records'])} contracting processes "
+        f"from {len(facts)} accepted events ({kept})"
+    )
     return written

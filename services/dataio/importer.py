@@ -34,16 +34,20 @@ def _secrets(opts: Options) -> dict[str, str]:
     if opts.partner:
         secret = os.environ.get("COMMISSIONING_PARTNER_SECRET", "")
         if not secret:
-            raise UsageError("set COMMISSIONING_PARTNER_SECRET to the key you share with the partnership "
-                             f"(it signs {opts.partner}'s events; it is never given on the command line)")
+            raise UsageError(
+                "set COMMISSIONING_PARTNER_SECRET to the key you share with the partnership "
+                f"(it signs {opts.partner}'s events; it is never given on the command line)"
+            )
         return {opts.partner: secret}
     if opts.registry:
         try:
             return {p.id: p.secret.get_secret_value() for p in PartnerRegistry.load(opts.registry)}
         except PartnerRegistryError as e:
             raise UsageError(str(e)) from e
-    raise UsageError("say who signs: --partner ID (with COMMISSIONING_PARTNER_SECRET), or --registry "
-                     "PATH (COMMISSIONING_PARTNERS) to sign each partner's rows with its own key")
+    raise UsageError(
+        "say who signs: --partner ID (with COMMISSIONING_PARTNER_SECRET), or --registry "
+        "PATH (COMMISSIONING_PARTNERS) to sign each partner's rows with its own key"
+    )
 
 
 def run(opts: Options) -> int:
@@ -77,8 +81,9 @@ def run(opts: Options) -> int:
     sender = Sender(opts.url, secrets, journal)
     progress = Progress(len(events), "sending")
     try:
-        outcome = sender.send([Outgoing(e.partner_id, e.event_id, e.body) for e in events],
-                              progress.update, opts.batch_size)
+        outcome = sender.send(
+            [Outgoing(e.partner_id, e.event_id, e.body) for e in events], progress.update, opts.batch_size
+        )
     except SendError as e:
         print(f"\ncommissioning import: {e}", file=sys.stderr)
         return 1

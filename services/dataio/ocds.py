@@ -17,12 +17,26 @@ from decimal import Decimal
 from typing import Any
 
 #: the canonical streams the export reads (P:<type>); bids are on P:sealed:bid.submitted
-TYPES = ("need.identified", "need.updated", "need.withdrawn", "tender.published", "tender.closed",
-         "tender.cancelled", "tender.awarded", "monitoring.return.submitted", "contract.decommissioned")
+TYPES = (
+    "need.identified",
+    "need.updated",
+    "need.withdrawn",
+    "tender.published",
+    "tender.closed",
+    "tender.cancelled",
+    "tender.awarded",
+    "monitoring.return.submitted",
+    "contract.decommissioned",
+)
 BIDS = "bid.submitted"
 
-_METHOD = {"regulated_open": "open", "regulated_light_touch": "open", "competitive_tender": "open",
-           "request_for_quotations": "limited", "grant_funding": "direct"}
+_METHOD = {
+    "regulated_open": "open",
+    "regulated_light_touch": "open",
+    "competitive_tender": "open",
+    "request_for_quotations": "limited",
+    "grant_funding": "direct",
+}
 
 
 @dataclass(frozen=True)
@@ -80,9 +94,16 @@ class Builder:
         processes: dict[str, Process] = {}
         # Entry ids order events within a stream only (each stream counts from 0 in a
         # millisecond), so facts are taken in stage order and linked by id, never by position.
-        facts = sorted(facts, key=lambda f: (TYPES.index(f.type) if f.type in TYPES else TYPES.index("tender.awarded"),
-                                             _entry(f.entry_id)))
-        contract_tender = {f.data["contract_id"]: f.data["tender_id"] for f in facts if f.type == "tender.awarded"}
+        facts = sorted(
+            facts,
+            key=lambda f: (
+                TYPES.index(f.type) if f.type in TYPES else TYPES.index("tender.awarded"),
+                _entry(f.entry_id),
+            ),
+        )
+        contract_tender = {
+            f.data["contract_id"]: f.data["tender_id"] for f in facts if f.type == "tender.awarded"
+        }
         for f in facts:
             if f.type.startswith("need."):
                 rev = int(f.data.get("revision", 0))
@@ -123,8 +144,11 @@ class Builder:
         elif published is not None:
             named = set(published.data.get("partners", []))
             category = published.data.get("service_category")
-            planned = [f for f in needs.values() if f.data["partner_id"] in named
-                       and f.data["service_category"] == category]
+            planned = [
+                f
+                for f in needs.values()
+                if f.data["partner_id"] in named and f.data["service_category"] == category
+            ]
             self._lead = published.data.get("lead_partner_id")
         else:
             planned = []
@@ -158,17 +182,27 @@ class Builder:
         return out
 
     def _role(self, pid: str, role: str, name: str | None = None) -> None:
-        party = self._parties.setdefault(pid, {"id": pid, "name": name or self.names.get(pid, pid), "roles": []})
+        party = self._parties.setdefault(
+            pid, {"id": pid, "name": name or self.names.get(pid, pid), "roles": []}
+        )
         if role not in party["roles"]:
             party["roles"].append(role)
 
     def _ref(self, pid: str) -> dict[str, str]:
         return {"id": pid, "name": self._parties[pid]["name"]}
 
-    def _release(self, fact_id: str, date_: str, tag: str, refs: Iterable[str], **sections: Any) -> dict[str, Any]:
-        release = {"ocid": self._ocid, "id": f"{self._ocid}-{tag}-{fact_id}", "date": date_, "tag": [tag],
-                   "initiationType": "tender", "language": "en",
-                   "parties": [self._parties[pid] for pid in dict.fromkeys(refs)]}
+    def _release(
+        self, fact_id: str, date_: str, tag: str, refs: Iterable[str], **sections: Any
+    ) -> dict[str, Any]:
+        release = {
+            "ocid": self._ocid,
+            "id": f"{self._ocid}-{tag}-{fact_id}",
+            "date": date_,
+            "tag": [tag],
+            "initiationType": "tender",
+            "language": "en",
+            "parties": [self._parties[pid] for pid in dict.fromkeys(refs)],
+        }
         if self._lead:
             release["buyer"] = self._ref(self._lead)
         return release | sections
@@ -179,18 +213,27 @@ class Builder:
         budget: dict[str, Any] = {
             "id": f"{self._ocid}-budget",
             "description": f"{len(planned)} partners' needs ({arrangements} current arrangements): "
-            + "; ".join(f.data["need_id"] + ("" if self.public else f" £{Decimal(f.data['annual_budget']):,.2f} a year")
-                        for f in planned),
+            + "; ".join(
+                f.data["need_id"]
+                + ("" if self.public else f" £{Decimal(f.data['annual_budget']):,.2f} a year")
+                for f in planned
+            ),
         }
         if not self.public:
             budget["amount"] = _amount(sum(Decimal(f.data["annual_budget"]) for f in planned))
         title = planned[0].data["title"]
-        return self._release(latest.entry_id, latest.date, "planning",
-                             [self._lead or planned[0].data["partner_id"]] + [f.data["partner_id"] for f in planned],
-                             planning={"rationale": f"Shared commissioning of {title}: the partners' separate "
-                                                    "arrangements replaced by one contract",
-                                       "budget": budget},
-                             tender={"id": self._ocid, "title": title, "status": "planning"})
+        return self._release(
+            latest.entry_id,
+            latest.date,
+            "planning",
+            [self._lead or planned[0].data["partner_id"]] + [f.data["partner_id"] for f in planned],
+            planning={
+                "rationale": f"Shared commissioning of {title}: the partners' separate "
+                "arrangements replaced by one contract",
+                "budget": budget,
+            },
+            tender={"id": self._ocid, "title": title, "status": "planning"},
+        )
 
     def _tender(self, p: Process, n: Fact) -> dict[str, Any]:
         d = n.data
@@ -199,12 +242,15 @@ class Builder:
         tender["status"] = status.get(n.type, "active")
         refs = [self._lead] if self._lead else []
         if n.type == "tender.published":
-            tender |= {"title": d["title"], "mainProcurementCategory": "services",
-                       "procurementMethod": _METHOD.get(d.get("route", ""), "open"),
-                       "procurementMethodDetails": d.get("route_reason", ""),
-                       "value": _amount(d["lifetime_value"]),
-                       "tenderPeriod": {"startDate": _day(d["date"]), "endDate": _day(d["closing_date"])},
-                       "enquiryPeriod": {"endDate": _day(d["clarification_deadline"])}}
+            tender |= {
+                "title": d["title"],
+                "mainProcurementCategory": "services",
+                "procurementMethod": _METHOD.get(d.get("route", ""), "open"),
+                "procurementMethodDetails": d.get("route_reason", ""),
+                "value": _amount(d["lifetime_value"]),
+                "tenderPeriod": {"startDate": _day(d["date"]), "endDate": _day(d["closing_date"])},
+                "enquiryPeriod": {"endDate": _day(d["clarification_deadline"])},
+            }
             if self._lead:
                 tender["procuringEntity"] = self._ref(self._lead)
         if n.type == "tender.closed":
@@ -217,40 +263,76 @@ class Builder:
     def _award(self, a: Fact) -> dict[str, Any]:
         d = a.data
         supplier = d["supplier"]["id"]
-        award = {"id": f"{d['contract_id']}-award", "title": d["contract_id"], "status": "active", "date": a.date,
-                 "value": _amount(_total(d["annual_value"], d["contract_start"], d["contract_end"])),
-                 "suppliers": [self._ref(supplier)],
-                 "contractPeriod": {"startDate": _day(d["contract_start"]), "endDate": _day(d["contract_end"])}}
-        return self._release(a.entry_id, a.date, "award", [self._lead or supplier, supplier],
-                             tender={"id": self._ocid, "status": "complete"}, awards=[award])
+        award = {
+            "id": f"{d['contract_id']}-award",
+            "title": d["contract_id"],
+            "status": "active",
+            "date": a.date,
+            "value": _amount(_total(d["annual_value"], d["contract_start"], d["contract_end"])),
+            "suppliers": [self._ref(supplier)],
+            "contractPeriod": {"startDate": _day(d["contract_start"]), "endDate": _day(d["contract_end"])},
+        }
+        return self._release(
+            a.entry_id,
+            a.date,
+            "award",
+            [self._lead or supplier, supplier],
+            tender={"id": self._ocid, "status": "complete"},
+            awards=[award],
+        )
 
     def _contract(self, a: Fact) -> dict[str, Any]:
         d = a.data
-        contract = {"id": d["contract_id"], "awardID": f"{d['contract_id']}-award", "title": d["contract_id"],
-                    "status": "active",
-                    "period": {"startDate": _day(d["contract_start"]), "endDate": _day(d["contract_end"])},
-                    "value": _amount(_total(d["annual_value"], d["contract_start"], d["contract_end"])),
-                    "description": f"{d['commissioning_model'].replace('_', ' ')}, "
-                                   f"£{Decimal(d['annual_value']):,.2f} a year, "
-                                   f"{len(d['partners'])} partners' needs"}
-        return self._release(a.entry_id, a.date, "contract", [self._lead or d["supplier"]["id"]],
-                             contracts=[contract])
+        contract = {
+            "id": d["contract_id"],
+            "awardID": f"{d['contract_id']}-award",
+            "title": d["contract_id"],
+            "status": "active",
+            "period": {"startDate": _day(d["contract_start"]), "endDate": _day(d["contract_end"])},
+            "value": _amount(_total(d["annual_value"], d["contract_start"], d["contract_end"])),
+            "description": f"{d['commissioning_model'].replace('_', ' ')}, "
+            f"£{Decimal(d['annual_value']):,.2f} a year, "
+            f"{len(d['partners'])} partners' needs",
+        }
+        return self._release(
+            a.entry_id, a.date, "contract", [self._lead or d["supplier"]["id"]], contracts=[contract]
+        )
 
     def _implementation(self, r: Fact, p: Process) -> dict[str, Any]:
         d = r.data
         award = next(a for a in p.awards if a.data["contract_id"] == d["contract_id"])
         supplier = award.data["supplier"]["id"]
-        transaction = {"id": f"{d['contract_id']}-{d['partner_id']}-{d['period_end']}",
-                       "date": _day(d["period_end"]), "value": _amount(d["spend"]),
-                       "payer": self._ref(d["partner_id"]), "payee": self._ref(supplier)}
-        return self._release(r.entry_id, r.date, "implementation", [d["partner_id"], supplier],
-                             contracts=[{"id": d["contract_id"], "awardID": f"{d['contract_id']}-award",
-                                         "implementation": {"transactions": [transaction]}}])
+        transaction = {
+            "id": f"{d['contract_id']}-{d['partner_id']}-{d['period_end']}",
+            "date": _day(d["period_end"]),
+            "value": _amount(d["spend"]),
+            "payer": self._ref(d["partner_id"]),
+            "payee": self._ref(supplier),
+        }
+        return self._release(
+            r.entry_id,
+            r.date,
+            "implementation",
+            [d["partner_id"], supplier],
+            contracts=[
+                {
+                    "id": d["contract_id"],
+                    "awardID": f"{d['contract_id']}-award",
+                    "implementation": {"transactions": [transaction]},
+                }
+            ],
+        )
 
     def _termination(self, e: Fact) -> dict[str, Any]:
         d = e.data
-        contract = {"id": d["contract_id"], "awardID": f"{d['contract_id']}-award", "status": "terminated",
-                    "period": {"endDate": _day(d["effective_date"])},
-                    "description": f"ended {d['effective_date']}: {d['reason'].replace('_', ' ')}; "
-                                   f"afterwards: {d['replacement'].replace('_', ' ')}"}
-        return self._release(e.entry_id, e.date, "contractTermination", [d["partner_id"]], contracts=[contract])
+        contract = {
+            "id": d["contract_id"],
+            "awardID": f"{d['contract_id']}-award",
+            "status": "terminated",
+            "period": {"endDate": _day(d["effective_date"])},
+            "description": f"ended {d['effective_date']}: {d['reason'].replace('_', ' ')}; "
+            f"afterwards: {d['replacement'].replace('_', ' ')}",
+        }
+        return self._release(
+            e.entry_id, e.date, "contractTermination", [d["partner_id"]], contracts=[contract]
+        )

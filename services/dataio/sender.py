@@ -42,7 +42,9 @@ class Journal:
         self.path = path
         self.done: set[str] = set()
         if path.exists():
-            self.done = {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+            self.done = {
+                line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+            }
 
     def add(self, keys: Sequence[str]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
@@ -66,8 +68,11 @@ def batches(events: Sequence[Outgoing], max_events: int = MAX_EVENTS) -> Iterato
     current: list[Outgoing] = []
     size = 0
     for ev in sorted(events, key=lambda e: e.partner_id):  # stable: keeps the file's order per partner
-        if current and (ev.partner_id != current[0].partner_id or len(current) >= max_events
-                        or size + len(ev.body) + 1 > MAX_BYTES):
+        if current and (
+            ev.partner_id != current[0].partner_id
+            or len(current) >= max_events
+            or size + len(ev.body) + 1 > MAX_BYTES
+        ):
             yield current
             current, size = [], 0
         current.append(ev)
@@ -77,8 +82,9 @@ def batches(events: Sequence[Outgoing], max_events: int = MAX_EVENTS) -> Iterato
 
 
 class Sender:
-    def __init__(self, url: str, secrets: dict[str, str], journal: Journal, *, retries: int = 3,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, secrets: dict[str, str], journal: Journal, *, retries: int = 3, timeout: float = 30.0
+    ) -> None:
         base = url.rstrip("/")
         self.url = base if base.endswith("/events") else f"{base}/events"
         self.secrets = secrets
@@ -102,11 +108,17 @@ class Sender:
                     return answer
                 last = SendError(f"the server answered {answer.status_code}")
             time.sleep(min(0.2 * 2**attempt, 2.0))
-        raise SendError(f"{self.url} could not be reached ({last}); what was sent is recorded in "
-                        f"{self.journal.path}: run the same command again to send the rest")
+        raise SendError(
+            f"{self.url} could not be reached ({last}); what was sent is recorded in "
+            f"{self.journal.path}: run the same command again to send the rest"
+        )
 
-    def send(self, events: Sequence[Outgoing], progress: Callable[[int], None] = lambda n: None,
-             max_events: int = MAX_EVENTS) -> Outcome:
+    def send(
+        self,
+        events: Sequence[Outgoing],
+        progress: Callable[[int], None] = lambda n: None,
+        max_events: int = MAX_EVENTS,
+    ) -> Outcome:
         outcome = Outcome()
         todo = [e for e in events if e.key not in self.journal.done]
         outcome.skipped = len(events) - len(todo)
@@ -116,8 +128,10 @@ class Sender:
             body = b"[" + b",".join(e.body for e in chunk) + b"]"
             answer = self._post(body, self.secrets[chunk[0].partner_id])
             if answer.status_code != 207:
-                raise SendError(f"the server refused a batch of {chunk[0].partner_id}'s events "
-                                f"({answer.status_code}): {answer.text[:500]}")
+                raise SendError(
+                    f"the server refused a batch of {chunk[0].partner_id}'s events "
+                    f"({answer.status_code}): {answer.text[:500]}"
+                )
             results = answer.json()
             accepted = []
             for ev, result in zip(chunk, results, strict=True):
@@ -128,8 +142,14 @@ class Sender:
                     else:
                         outcome.new += 1
                 else:
-                    outcome.rejected.append({"partner_id": ev.partner_id, "id": ev.event_id,
-                                             "status": result.get("status"), "reason": result.get("reason")})
+                    outcome.rejected.append(
+                        {
+                            "partner_id": ev.partner_id,
+                            "id": ev.event_id,
+                            "status": result.get("status"),
+                            "reason": result.get("reason"),
+                        }
+                    )
             self.journal.add(accepted)
             done += len(chunk)
             progress(done)
@@ -137,8 +157,14 @@ class Sender:
 
 
 def report(outcome: Outcome) -> str:
-    parts = [f"{outcome.new} new", f"{outcome.duplicate} already on the server",
-             f"{outcome.skipped} sent by an earlier run", f"{len(outcome.rejected)} rejected"]
+    parts = [
+        f"{outcome.new} new",
+        f"{outcome.duplicate} already on the server",
+        f"{outcome.skipped} sent by an earlier run",
+        f"{len(outcome.rejected)} rejected",
+    ]
     lines = [", ".join(parts)]
-    lines += [f"  rejected {r['id']} ({r['partner_id']}): {json.dumps(r['reason'])}" for r in outcome.rejected]
+    lines += [
+        f"  rejected {r['id']} ({r['partner_id']}): {json.dumps(r['reason'])}" for r in outcome.rejected
+    ]
     return "\n".join(lines)

@@ -103,8 +103,12 @@ def parse(body: bytes, signature_header: str | None, registry: PartnerRegistry) 
     signer = next((p for p in candidates if p.verifies(body, signature)), None)
     if signer is None:
         partner = candidates[0].id if len(candidates) == 1 else UNKNOWN
-        return Rejected(partner, "bad_signature", "the signature is not the HMAC-SHA256 of the whole body "
-                        "under the key of the partner the events' `source` names")
+        return Rejected(
+            partner,
+            "bad_signature",
+            "the signature is not the HMAC-SHA256 of the whole body "
+            "under the key of the partner the events' `source` names",
+        )
     return Batch(signer, items)
 
 
@@ -112,5 +116,8 @@ def not_from_signer(item: Item, signer: Partner) -> Rejected | None:
     """A batch carries one partner's events only: any other `source` is refused on its own."""
     if item.partner_id is None or item.partner_id == signer.id:
         return None
-    return Rejected(signer.id, "acting_for_another",
-                    f"the batch is signed by '{signer.id}' but this event's source is /partners/{item.partner_id}")
+    return Rejected(
+        signer.id,
+        "acting_for_another",
+        f"the batch is signed by '{signer.id}' but this event's source is /partners/{item.partner_id}",
+    )

@@ -26,7 +26,16 @@ from http_message_signatures import (
 from shared.inbound import UNKNOWN, Rejected
 from shared.partners import Partner, PartnerRegistry
 
-REQUIRED = ("@method", "@path", "content-type", "content-digest", "ce-specversion", "ce-id", "ce-source", "ce-type")
+REQUIRED = (
+    "@method",
+    "@path",
+    "content-type",
+    "content-digest",
+    "ce-specversion",
+    "ce-id",
+    "ce-source",
+    "ce-type",
+)
 _SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})$")
 
 
@@ -55,7 +64,9 @@ def structured(headers: dict[str, str], body: bytes) -> bytes | Rejected:
     """The event in structured mode, from the `ce-` headers and the JSON data in the body."""
     content_type = headers.get("content-type", "").split(";")[0].strip()
     if content_type != "application/json":
-        return Rejected(UNKNOWN, "invalid_envelope", "binary mode carries JSON data: Content-Type: application/json")
+        return Rejected(
+            UNKNOWN, "invalid_envelope", "binary mode carries JSON data: Content-Type: application/json"
+        )
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -70,12 +81,19 @@ def verify(headers: dict[str, str], body: bytes, registry: PartnerRegistry) -> P
     m = _SOURCE.match(headers.get("ce-source", ""))
     partner = registry.get(m.group(1)) if m else None
     if partner is None:
-        return Rejected(UNKNOWN, "unknown_partner" if m else "invalid_source",
-                        "ce-source must be /partners/<id> of a registered partner")
+        return Rejected(
+            UNKNOWN,
+            "unknown_partner" if m else "invalid_source",
+            "ce-source must be /partners/<id> of a registered partner",
+        )
     if "signature" not in headers or "signature-input" not in headers:
-        return Rejected(partner.id, "missing_signature", "binary mode needs an HTTP Message Signature (RFC 9421): "
-                        f"Signature-Input and Signature, keyid \"{partner.id}\", alg hmac-sha256, covering "
-                        f"{', '.join(REQUIRED)} and every ce- header")
+        return Rejected(
+            partner.id,
+            "missing_signature",
+            "binary mode needs an HTTP Message Signature (RFC 9421): "
+            f'Signature-Input and Signature, keyid "{partner.id}", alg hmac-sha256, covering '
+            f"{', '.join(REQUIRED)} and every ce- header",
+        )
     covered = REQUIRED + tuple(sorted(n for n in headers if n.startswith("ce-") and n not in REQUIRED))
     message = _Message("POST", f"http://{headers.get('host', 'localhost')}/events", headers)
     verifier = HTTPMessageVerifier(signature_algorithm=algorithms.HMAC_SHA256, key_resolver=_Keys(partner))

@@ -84,7 +84,9 @@ class Gateway:
         await bus.apply_now(GROUP, effect)
         return verdict
 
-    async def post_batch(self, bus: Bus, body: bytes, signature_header: str | None) -> list[dict[str, Any]] | Rejected:
+    async def post_batch(
+        self, bus: Bus, body: bytes, signature_header: str | None
+    ) -> list[dict[str, Any]] | Rejected:
         """`POST /events` in batch mode (contract 1.1): one result per event, in order, each event
         decided and applied exactly as if sent alone; or a rejection of the whole batch."""
         parsed = batch.parse(body, signature_header, self.registry)

@@ -18,7 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from shared.partners import sign
-from tests.support import PARTNERS, Proc, event, need_data, serve, service_env
+from tests.support import PARTNERS, Proc, need_data, serve, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +26,31 @@ BATCH = "application/cloudevents-batch+json"
 ME = "staffordshire-cc"
 
 
-def sdk_event(data: dict[str, Any], event_id: str, partner: str = ME, etype: str = "need.identified") -> bytes:
+def sdk_event(
+    data: dict[str, Any], event_id: str, partner: str = ME, etype: str = "need.identified"
+) -> bytes:
     """One event as the SDK writes it in structured mode."""
-    ce = CloudEvent(attributes={"id": event_id, "source": f"/partners/{partner}", "type": etype,
-                                "datacontenttype": "application/json"}, data=data)
+    ce = CloudEvent(
+        attributes={
+            "id": event_id,
+            "source": f"/partners/{partner}",
+            "type": etype,
+            "datacontenttype": "application/json",
+        },
+        data=data,
+    )
     message = to_structured(ce, JSONFormat())
     assert message.headers["content-type"] == "application/cloudevents+json"
     return message.body
 
 
 def post(proc: Proc, body: bytes, secret: str = PARTNERS[ME], **headers: str) -> httpx.Response:
-    return httpx.post(f"{proc.url}/events", content=body, timeout=30, headers={
-        "Content-Type": BATCH, "X-Signature": "sha256=" + sign(secret, body), **headers})
+    return httpx.post(
+        f"{proc.url}/events",
+        content=body,
+        timeout=30,
+        headers={"Content-Type": BATCH, "X-Signature": "sha256=" + sign(secret, body), **headers},
+    )
 
 
 @pytest.fixture
@@ -62,7 +75,12 @@ def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_eve
     assert answer.status_code == 207, answer.text
     results = answer.json()
     assert [(x["id"], x["status"]) for x in results] == [
-        ("need-1", 202), ("need-2", 422), ("need-3", 202), ("need-4", 403), ("need-5", 403)]
+        ("need-1", 202),
+        ("need-2", 422),
+        ("need-3", 202),
+        ("need-4", 403),
+        ("need-5", 403),
+    ]
     assert results[1]["reason"]["code"] == "invalid_data"
     assert results[1]["reason"]["errors"][0]["loc"] == "annual_budget"
     assert results[3]["reason"]["code"] == results[4]["reason"]["code"] == "acting_for_another"
@@ -71,7 +89,10 @@ def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_eve
     assert [f[b"event"] for _, f in accepted] == [events[0], events[2]], "each event's own bytes, as sent"
     rejected = r.xrange(f"{prefix}:rejected:{ME}")
     assert [json.loads(f[b"reason"])["code"] for _, f in rejected] == [
-        "invalid_data", "acting_for_another", "acting_for_another"]
+        "invalid_data",
+        "acting_for_another",
+        "acting_for_another",
+    ]
     assert rejected[0][1][b"event"] == events[1]
     assert not r.exists(f"{prefix}:rejected:tamworth-bc"), "the signer owns what it sent"
 
@@ -82,8 +103,14 @@ def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_eve
     assert r.xlen(f"{prefix}:need.identified") == 2
 
     # an event sent alone after it came in a batch is the same event (source + id)
-    alone = httpx.post(f"{gateway.url}/events", content=events[0], headers={
-        "Content-Type": "application/cloudevents+json", "X-Signature": "sha256=" + sign(PARTNERS[ME], events[0])})
+    alone = httpx.post(
+        f"{gateway.url}/events",
+        content=events[0],
+        headers={
+            "Content-Type": "application/cloudevents+json",
+            "X-Signature": "sha256=" + sign(PARTNERS[ME], events[0]),
+        },
+    )
     assert alone.status_code == 202
     assert r.xlen(f"{prefix}:need.identified") == 2
 
@@ -118,15 +145,22 @@ def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
         for _ in range(80):
             yield big[1:60_100]
 
-    streamed = httpx.post(f"{gateway.url}/events", content=chunks(), timeout=30, headers={
-        "Content-Type": BATCH, "X-Signature": "sha256=" + sign(PARTNERS[ME], b"")})
+    streamed = httpx.post(
+        f"{gateway.url}/events",
+        content=chunks(),
+        timeout=30,
+        headers={"Content-Type": BATCH, "X-Signature": "sha256=" + sign(PARTNERS[ME], b"")},
+    )
     assert (streamed.status_code, streamed.json()["code"]) == (413, "too_large")
     assert not r.exists(f"{prefix}:need.identified") and not r.exists(f"{prefix}:rejected:{ME}")
 
     # an event over 64 KiB in a batch is refused on its own
     huge = sdk_event(need_data(n=9, outcomes=["x" * 1000] * 70), "huge")
     answer = post(gateway, b"[" + huge + b"," + one + b"]")
-    assert [(x["status"], x.get("reason", {}).get("code")) for x in answer.json()] == [(413, "too_large"), (202, None)]
+    assert [(x["status"], x.get("reason", {}).get("code")) for x in answer.json()] == [
+        (413, "too_large"),
+        (202, None),
+    ]
     r.delete(f"{prefix}:need.identified", f"{prefix}:rejected:{ME}")
 
     # exactly 1,000 events is a batch
@@ -137,19 +171,37 @@ def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
     assert r.xlen(f"{prefix}:need.identified") == 1000
 
 
-def binary_request(gateway: Proc, data: dict[str, Any], event_id: str, secret: str = PARTNERS[ME],
-                   covered: tuple[str, ...] | None = None) -> httpx.Request:
+def binary_request(
+    gateway: Proc,
+    data: dict[str, Any],
+    event_id: str,
+    secret: str = PARTNERS[ME],
+    covered: tuple[str, ...] | None = None,
+) -> httpx.Request:
     """An event in binary mode as the SDK writes it, signed as RFC 9421 says with the maintained
     http-message-signatures library (HMAC-SHA256, keyid the partner)."""
-    ce = CloudEvent(attributes={"id": event_id, "source": f"/partners/{ME}", "type": "need.identified",
-                                "datacontenttype": "application/json"}, data=data)
+    ce = CloudEvent(
+        attributes={
+            "id": event_id,
+            "source": f"/partners/{ME}",
+            "type": "need.identified",
+            "datacontenttype": "application/json",
+        },
+        data=data,
+    )
     message = to_binary(ce, JSONFormat())
     request = httpx.Request("POST", f"{gateway.url}/events", headers=message.headers, content=message.body)
-    signer = HTTPMessageSigner(signature_algorithm=algorithms.HMAC_SHA256,
-                               key_resolver=MappingKeyResolver(public_keys={}, private_keys={ME: secret.encode()}))
+    signer = HTTPMessageSigner(
+        signature_algorithm=algorithms.HMAC_SHA256,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={ME: secret.encode()}),
+    )
     ce_headers = sorted(h for h in message.headers if h.startswith("ce-"))
-    signer.sign(request, key_id=ME, body=message.body,
-                covered_component_ids=covered or ("@method", "@path", "content-type", "content-digest", *ce_headers))
+    signer.sign(
+        request,
+        key_id=ME,
+        body=message.body,
+        covered_component_ids=covered or ("@method", "@path", "content-type", "content-digest", *ce_headers),
+    )
     return request
 
 
@@ -162,7 +214,11 @@ def test_binary_mode_signed_with_http_message_signatures_is_checked_as_if_struct
         assert client.send(binary_request(gateway, need_data(n=1), "bin-1")).status_code == 202
         [(_, fields)] = r.xrange(f"{prefix}:need.identified")
         stored = json.loads(fields[b"event"])
-        assert (stored["id"], stored["source"], stored["data"]) == ("bin-1", f"/partners/{ME}", need_data(n=1))
+        assert (stored["id"], stored["source"], stored["data"]) == (
+            "bin-1",
+            f"/partners/{ME}",
+            need_data(n=1),
+        )
 
         tampered = binary_request(gateway, need_data(n=2), "bin-2")
         tampered.headers["ce-type"] = "investment.recorded"  # a signed header changed on the way
@@ -172,10 +228,16 @@ def test_binary_mode_signed_with_http_message_signatures_is_checked_as_if_struct
         changed.stream = httpx.ByteStream(changed.content.replace(b"51234.00", b"91234.00"))
         refused = client.send(changed)
         assert (refused.status_code, refused.json()["code"]) == (401, "bad_signature")
-        uncovered = binary_request(gateway, need_data(n=2), "bin-2", covered=("@method", "@path", "content-digest",
-                                                                              "ce-id", "ce-source"))
+        uncovered = binary_request(
+            gateway,
+            need_data(n=2),
+            "bin-2",
+            covered=("@method", "@path", "content-digest", "ce-id", "ce-source"),
+        )
         assert client.send(uncovered).json()["code"] == "bad_signature", "ce-type must be covered"
-        assert client.send(binary_request(gateway, need_data(n=2), "bin-2", secret="wrong")).status_code == 401
+        assert (
+            client.send(binary_request(gateway, need_data(n=2), "bin-2", secret="wrong")).status_code == 401
+        )
         unsigned = binary_request(gateway, need_data(n=2), "bin-2")
         del unsigned.headers["signature"]
         assert client.send(unsigned).json()["code"] == "missing_signature"

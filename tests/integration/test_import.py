@@ -25,8 +25,15 @@ REFERENCE = ROOT / "examples" / "import" / "000-tscip.csv"
 
 
 def run_import(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", "import", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "import", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
 
 
 @pytest.fixture
@@ -49,16 +56,28 @@ def test_the_reference_partnership_imports_from_one_file_and_gives_the_reports_p
     assert "35 new, 0 already on the server, 0 sent by an earlier run, 0 rejected" in done.stdout
     assert "sending: 35/35 (100%" in done.stderr, "progress is shown"
 
-    want = {"advocacy-2012-03": "81441.00", "debt-benefits-consumer-advice-2012-12": "96500.00",
-            "infrastructure-volunteering-2013-03": "139707.00"}
-    wait_for(lambda: {k: saving(v) for k, v in published(r, prefix).items()} == want, 30, 0.1, "the three proposals")
+    want = {
+        "advocacy-2012-03": "81441.00",
+        "debt-benefits-consumer-advice-2012-12": "96500.00",
+        "infrastructure-volunteering-2013-03": "139707.00",
+    }
+    wait_for(
+        lambda: {k: saving(v) for k, v in published(r, prefix).items()} == want,
+        30,
+        0.1,
+        "the three proposals",
+    )
     assert sum(int(v.split(".")[0]) for v in want.values()) == 317_648
 
     again = run_import(str(data), "--url", proc.url, "--registry", str(partners))
-    assert again.returncode == 0 and "0 new, 0 already on the server, 35 sent by an earlier run" in again.stdout
+    assert (
+        again.returncode == 0 and "0 new, 0 already on the server, 35 sent by an earlier run" in again.stdout
+    )
     (tmp_path / "000-tscip.csv.sent").unlink()  # the record lost: the server still counts each once
     third = run_import(str(data), "--url", proc.url, "--registry", str(partners))
-    assert third.returncode == 0 and "0 new, 35 already on the server, 0 sent by an earlier run" in third.stdout
+    assert (
+        third.returncode == 0 and "0 new, 35 already on the server, 0 sent by an earlier run" in third.stdout
+    )
     assert r.xlen(f"{prefix}:need.identified") == 35
 
 
@@ -71,20 +90,35 @@ def test_a_file_with_bad_rows_sends_nothing_and_names_each_row_and_column(
     lines[35] = lines[35].replace("2013-03-31", "2013-13-31")
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines) + "\n")
-    done = run_import(str(bad), "--url", proc.url, "--partner", "staffordshire-cc",
-                      COMMISSIONING_PARTNER_SECRET=tscip_secret("staffordshire-cc"))
+    done = run_import(
+        str(bad),
+        "--url",
+        proc.url,
+        "--partner",
+        "staffordshire-cc",
+        COMMISSIONING_PARTNER_SECRET=tscip_secret("staffordshire-cc"),
+    )
     assert done.returncode == 1
     assert "bad.csv: row 6, column I (open_to_sharing): 'perhaps' is not yes or no" in done.stderr
     assert "bad.csv: row 36, column H (end_date): '2013-13-31' is not a date" in done.stderr
-    assert "row 101, column A (partner_id): 'staffordshire-fire' is not a partner this run signs for " \
-           "(staffordshire-cc)" in done.stderr, "a partner signs only its own rows"
+    assert (
+        "row 101, column A (partner_id): 'staffordshire-fire' is not a partner this run signs for "
+        "(staffordshire-cc)" in done.stderr
+    ), "a partner signs only its own rows"
     assert "nothing was sent" in done.stderr
     as_json = run_import(str(bad), "--check", "--json", "--registry", str(needs_service[1]))
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout)["errors"] == [
         {"row": 6, "column": "open_to_sharing", "message": "'perhaps' is not yes or no"},
-        {"row": 36, "column": "end_date", "message": "'2013-13-31' is not a date: use 2013-03-31 or 31/03/2013"}]
-    no_key = run_import(str(bad), "--url", proc.url, "--partner", "staffordshire-cc", COMMISSIONING_PARTNER_SECRET="")
+        {
+            "row": 36,
+            "column": "end_date",
+            "message": "'2013-13-31' is not a date: use 2013-03-31 or 31/03/2013",
+        },
+    ]
+    no_key = run_import(
+        str(bad), "--url", proc.url, "--partner", "staffordshire-cc", COMMISSIONING_PARTNER_SECRET=""
+    )
     assert no_key.returncode == 2 and "set COMMISSIONING_PARTNER_SECRET" in no_key.stderr
     checked = run_import(str(REFERENCE), "--check", "--registry", str(needs_service[1]))
     assert checked.returncode == 0 and "100 arrangements of 15 partner(s) -> 35 needs" in checked.stdout
@@ -96,17 +130,35 @@ def test_a_partner_sends_its_own_arrangements_with_its_own_key(
     needs_service: tuple[Proc, Path], r: redis.Redis, prefix: str, tmp_path: Path
 ) -> None:
     proc, _ = needs_service
-    mine = [line for line in REFERENCE.read_text().splitlines() if line.startswith(("partner_id,", "tamworth-bc,"))]
+    mine = [
+        line
+        for line in REFERENCE.read_text().splitlines()
+        if line.startswith(("partner_id,", "tamworth-bc,"))
+    ]
     path = tmp_path / "tamworth.csv"
     path.write_text("\n".join(mine) + "\n")
-    done = run_import(str(path), "--url", proc.url, "--partner", "tamworth-bc",
-                      COMMISSIONING_PARTNER_SECRET=tscip_secret("tamworth-bc"))
+    done = run_import(
+        str(path),
+        "--url",
+        proc.url,
+        "--partner",
+        "tamworth-bc",
+        COMMISSIONING_PARTNER_SECRET=tscip_secret("tamworth-bc"),
+    )
     assert done.returncode == 0, done.stderr
     assert "2 arrangements of 1 partner(s) -> 2 needs" in done.stdout and "2 new" in done.stdout
     sources = {json.loads(f[b"event"])["source"] for _, f in r.xrange(f"{prefix}:need.identified")}
     assert sources == {"/partners/tamworth-bc"}
-    wrong = run_import(str(path), "--url", proc.url, "--partner", "tamworth-bc", "--journal", str(tmp_path / "j"),
-                       COMMISSIONING_PARTNER_SECRET="not-the-key")
+    wrong = run_import(
+        str(path),
+        "--url",
+        proc.url,
+        "--partner",
+        "tamworth-bc",
+        "--journal",
+        str(tmp_path / "j"),
+        COMMISSIONING_PARTNER_SECRET="not-the-key",
+    )
     assert wrong.returncode == 1 and "401" in wrong.stderr and "bad_signature" in wrong.stderr
 
 
@@ -180,5 +232,6 @@ def test_a_network_failure_midway_resumes_without_sending_anything_twice(
     assert r.xlen(f"{prefix}:need.identified") == 35
     ids = [json.loads(f[b"event"])["id"] for _, f in r.xrange(f"{prefix}:need.identified")]
     assert len(set(ids)) == 35
-    assert {json.loads(f[b"event"])["data"]["service_category"] for _, f in
-            r.xrange(f"{prefix}:need.identified")} == set(CATEGORIES)
+    assert {
+        json.loads(f[b"event"])["data"]["service_category"] for _, f in r.xrange(f"{prefix}:need.identified")
+    } == set(CATEGORIES)

@@ -90,24 +90,21 @@ def parse(body: bytes, signature_header: str | None, registry: PartnerRegistry) 
         items.append(Item(text.encode(), doc, fields.get("id"), m.group(1) if m else None))
 
     signature = (signature_header or "").removeprefix("sha256=")
-    named = dict.fromkeys(i.partner_id for i in items if i.partner_id)  # in order, each once
-    candidates = [p for p in map(registry.get, named) if p is not None]
     if not items:
         return Rejected(UNKNOWN, "empty_batch", "the batch holds no events")
-    if not candidates:
+    # The signer is the first registered partner an event's `source` names: one HMAC of the
+    # body, however many partners a (hostile) batch names; others' events are refused one by one.
+    signer = next((p for p in map(registry.get, (i.partner_id for i in items if i.partner_id)) if p), None)
+    if signer is None:
         return Rejected(UNKNOWN, "unknown_partner", "no event's `source` names a registered partner")
     if not signature:
-        return Rejected(UNKNOWN, "missing_signature", "send X-Signature: sha256=<hex HMAC of the whole body>")
-    # The signer is whichever partner named in the batch the signature verifies for; a batch
-    # that names no registered partner, or whose signature fits none, is refused whole.
-    signer = next((p for p in candidates if p.verifies(body, signature)), None)
-    if signer is None:
-        partner = candidates[0].id if len(candidates) == 1 else UNKNOWN
+        return Rejected(signer.id, "missing_signature", "send X-Signature: sha256=<hex HMAC of the whole body>")
+    if not signer.verifies(body, signature):
         return Rejected(
-            partner,
+            signer.id,
             "bad_signature",
-            "the signature is not the HMAC-SHA256 of the whole body "
-            "under the key of the partner the events' `source` names",
+            f"the signature is not the HMAC-SHA256 of the whole body under the key of '{signer.id}', "
+            "the partner the first event's `source` names",
         )
     return Batch(signer, items)
 

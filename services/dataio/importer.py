@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.dataio import arrangements
-from services.dataio.sender import Journal, Outgoing, Sender, SendError, report
+from services.dataio.sender import Journal, Outgoing, Sender, SendError, events_url, report
 from shared.partners import PartnerRegistry, PartnerRegistryError
 from shared.progress import Progress
 
@@ -77,7 +77,7 @@ def run(opts: Options) -> int:
     print(f"{opts.path.name}: {len(rows)} arrangements of {partners} partner(s) -> {len(events)} needs")
     if opts.check_only:
         return 0
-    journal = Journal(opts.journal or opts.path.with_name(opts.path.name + ".sent"))
+    journal = Journal(opts.journal or opts.path.with_name(opts.path.name + ".sent"), events_url(opts.url))
     sender = Sender(opts.url, secrets, journal)
     progress = Progress(len(events), "sending")
     try:

@@ -36,19 +36,22 @@ class Outcome:
 
 
 class Journal:
-    """The `source id` pairs the server accepted, one per line, appended as answers arrive."""
+    """The `source id` pairs a server accepted, one per line with that server's URL, appended as
+    answers arrive: a run against another server (a test one, say) starts from nothing."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, server: str) -> None:
         self.path = path
+        self.server = server
         self.done: set[str] = set()
         if path.exists():
-            self.done = {
-                line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-            }
+            for line in path.read_text(encoding="utf-8").splitlines():
+                server_, _, key = line.partition(" ")
+                if server_ == server:
+                    self.done.add(key)
 
     def add(self, keys: Sequence[str]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
-            f.writelines(f"{k}\n" for k in keys)
+            f.writelines(f"{self.server} {k}\n" for k in keys)
         self.done.update(keys)
 
 
@@ -81,12 +84,16 @@ def batches(events: Sequence[Outgoing], max_events: int = MAX_EVENTS) -> Iterato
         yield current
 
 
+def events_url(url: str) -> str:
+    base = url.rstrip("/")
+    return base if base.endswith("/events") else f"{base}/events"
+
+
 class Sender:
     def __init__(
         self, url: str, secrets: dict[str, str], journal: Journal, *, retries: int = 3, timeout: float = 30.0
     ) -> None:
-        base = url.rstrip("/")
-        self.url = base if base.endswith("/events") else f"{base}/events"
+        self.url = events_url(url)
         self.secrets = secrets
         self.journal = journal
         self.retries = retries

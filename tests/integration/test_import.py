@@ -218,17 +218,23 @@ def test_a_network_failure_midway_resumes_without_sending_anything_twice(
     data = tmp_path / "000-tscip.csv"
     data.write_bytes(REFERENCE.read_bytes())
     args = (str(data), "--registry", str(partners), "--batch-size", "2")
-    cut = run_import(*args, "--url", f"http://127.0.0.1:{proxy.port}")
-    proxy.listener.close()
+    url = f"http://127.0.0.1:{proxy.port}"
+    cut = run_import(*args, "--url", url)
     assert cut.returncode == 1 and "run the same command again to send the rest" in cut.stderr, cut.stderr
     journal = (tmp_path / "000-tscip.csv.sent").read_text().splitlines()
     assert len(journal) == 8, "the events of the four batches answered are recorded"
 
-    resumed = run_import(*args, "--url", proc.url)
+    proxy.passes = 10**9  # the network is back
+    resumed = run_import(*args, "--url", url)
+    proxy.listener.close()
     assert resumed.returncode == 0, resumed.stderr
     # the fifth batch reached the server but its answer was lost: its two events come back as
     # already there; the four answered batches are not sent at all
     assert "25 new, 2 already on the server, 8 sent by an earlier run, 0 rejected" in resumed.stdout
+    # the journal is per server: sent to another address, everything is offered again, and the
+    # server, which has it all, counts nothing twice
+    other = run_import(*args, "--url", proc.url)
+    assert "0 new, 35 already on the server, 0 sent by an earlier run" in other.stdout
     assert r.xlen(f"{prefix}:need.identified") == 35
     ids = [json.loads(f[b"event"])["id"] for _, f in r.xrange(f"{prefix}:need.identified")]
     assert len(set(ids)) == 35

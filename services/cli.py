@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ocid-prefix", default="ocds-xxxxxx", help="your registered OCDS ocid prefix")
     p.add_argument("--publisher", default="Shared commissioning partnership", help="publisher name")
     p.add_argument("--public", action="store_true",
-                   help="leave out what is confidential: partners' budgets and contributions, bids")
+                   help="leave out what is confidential: partners' budgets, bids")
     p.add_argument("--no-csv", action="store_true", help="skip the CSV flattening (flattentool)")
     p.add_argument("--uri",
                    help="where the files will be published (default: the output directory's file: URI)")

@@ -10,6 +10,7 @@ flattentool, `csv/` (the releases as spreadsheets).
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 import zipfile
@@ -22,18 +23,32 @@ from redis.asyncio import Redis
 from services.dataio.ocds import BIDS, TYPES, Builder, Fact
 from shared.streams import Streams
 
-#: the OCDS 1.1.5 schema, from the standard's repository (Apache 2.0), so nothing is fetched
-STANDARD_ZIP = Path(__file__).with_name("ocds-standard-1__1__5.zip")
 PAGE = 1000
+#: what the project compiles records with when no copy of the standard is given: ocdsmerge's
+#: defaults (objects merged by `id`, other values replaced by the latest) with the standard's
+#: rule that a release's own `id` and `tag` are not carried into the compiled release
+MERGE_RULES: dict[tuple[str, ...], set[str]] = {("id",): {"omitWhenMerged"}, ("tag",): {"omitWhenMerged"}}
 
 
 class ExportError(RuntimeError):
     pass
 
 
-def release_schema() -> dict[str, Any]:
-    with zipfile.ZipFile(STANDARD_ZIP) as z:
-        return json.loads(z.read("standard-1__1__5/schema/release-schema.json"))
+def standard_zip() -> Path | None:
+    """The OCDS 1.1.5 standard as the Open Contracting Partnership publishes it (the zip of its
+    repository at tag `1__1__5`), where the operator has a copy: `COMMISSIONING_OCDS_STANDARD`.
+    Nothing is fetched from the network."""
+    path = os.environ.get("COMMISSIONING_OCDS_STANDARD")
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def release_schema() -> dict[str, Any] | None:
+    zip_path = standard_zip()
+    if zip_path is None:
+        return None
+    with zipfile.ZipFile(zip_path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/schema/release-schema.json"))
+        return json.loads(z.read(name))
 
 
 async def read_facts(redis: Redis, streams: Streams, public: bool) -> list[Fact]:
@@ -70,7 +85,8 @@ def packages(
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     meta = {"publishedDate": now, "publisher": {"name": publisher}, "version": "1.1"}
     release_package = {"uri": f"{uri}/release-package.json", **meta, "releases": releases}
-    merger = Merger(release_schema())
+    schema = release_schema()
+    merger = Merger(schema) if schema is not None else Merger(merge_rules=MERGE_RULES)
     by_ocid: dict[str, list[dict[str, Any]]] = {}
     for release in releases:
         by_ocid.setdefault(release["ocid"], []).append(release)
@@ -84,14 +100,15 @@ def packages(
 def flatten(package_path: Path, out_dir: Path) -> None:
     from flattentool import flatten as flattentool_flatten
 
+    release = release_schema()
     with tempfile.TemporaryDirectory() as tmp:
         schema = Path(tmp) / "release-schema.json"
-        schema.write_text(json.dumps(release_schema()), encoding="utf-8")
+        schema.write_text(json.dumps(release), encoding="utf-8")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flattentool warns about each optional column it leaves out
             flattentool_flatten(
                 str(package_path),
-                schema=str(schema),
+                schema=str(schema) if release is not None else "",  # with it: the schema's column titles
                 output_name=str(out_dir),
                 output_format="csv",
                 root_list_path="releases",

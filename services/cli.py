@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -216,6 +217,40 @@ def cmd_health(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.dataio.importer import Options, run
+
+    registry = args.registry or (None if args.partner else _settings().partners)
+    return run(Options(Path(args.file), args.url, args.partner, Path(registry) if registry else None,
+                       Path(args.journal) if args.journal else None, args.check, args.batch_size, args.json))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.dataio.export import ExportError, export
+
+    settings = _settings()
+    prefix = args.partnership or settings.prefix
+    names: dict[str, str] = {}
+    if settings.partners is not None:  # the registry only lends the partners' names
+        try:
+            names = {p.id: p.name for p in PartnerRegistry.load(settings.partners)}
+        except PartnerRegistryError as e:
+            return _fail(str(e))
+    try:
+        written = _with_redis(lambda r, s: export(
+            r, prefix, Path(args.output), args.ocid_prefix, args.publisher,
+            public=args.public, csv=not args.no_csv, names=names, uri=args.uri))
+    except ExportError as e:
+        return _fail(str(e))
+    for line in written:
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commissioning",
@@ -264,6 +299,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the reference partnership end to end, with its figures")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="send a council's existing arrangements (CSV/Excel template) as needs")
+    p.add_argument("file", metavar="FILE",
+                   help="a .csv or .xlsx file made from the template (docs/import.md)")
+    p.add_argument("--url", default=os.environ.get("COMMISSIONING_URL", "http://127.0.0.1:8080"),
+                   help="the partnership's HTTP endpoint (COMMISSIONING_URL; default http://127.0.0.1:8080)")
+    p.add_argument("--partner", default=os.environ.get("COMMISSIONING_PARTNER_ID"),
+                   help="sign as this partner (COMMISSIONING_PARTNER_ID), "
+                   "its key in COMMISSIONING_PARTNER_SECRET")
+    p.add_argument("--registry", help="or sign each partner's rows with its key from this registry "
+                   "(default COMMISSIONING_PARTNERS)")
+    p.add_argument("--journal", help="the record of what was sent (default FILE.sent), for safe re-runs")
+    p.add_argument("--check", action="store_true", help="check every row and send nothing")
+    p.add_argument("--batch-size", type=int, default=1000, help="events per signed batch (at most 1,000)")
+    p.add_argument("--json", action="store_true", help="problems as JSON")
+    p.set_defaults(func=cmd_import)
+
+    export_sub = sub.add_parser("export", help="open data out of the canonical streams").add_subparsers(
+        dest="format", required=True)
+    p = export_sub.add_parser("ocds", help="OCDS 1.1 release packages, records and a CSV flattening")
+    p.add_argument("--output", default="ocds", help="the directory to write to (default ./ocds)")
+    p.add_argument("--partnership", help="the partnership's key prefix (default COMMISSIONING_PREFIX)")
+    p.add_argument("--ocid-prefix", default="ocds-xxxxxx", help="your registered OCDS ocid prefix")
+    p.add_argument("--publisher", default="Shared commissioning partnership", help="publisher name")
+    p.add_argument("--public", action="store_true",
+                   help="leave out what is confidential: partners' budgets, bids")
+    p.add_argument("--no-csv", action="store_true", help="skip the CSV flattening (flattentool)")
+    p.add_argument("--uri",
+                   help="where the files will be published (default: the output directory's file: URI)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -12,7 +12,8 @@ from faststream.asgi.request import AsgiRequest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.gateway.service import Gateway
+from services.gateway import batch
+from services.gateway.service import Gateway, status_of
 from services.metrics import Metrics
 from shared.auth import AuthError, authenticate
 from shared.bus import Bus
@@ -34,6 +35,10 @@ def core_routes(
     @post(description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason.")
     async def events(request: Request) -> AsgiResponse:
         content_type = request.headers.get("content-type", "")
+        if content_type.startswith(batch.MEDIA_TYPE):
+            return await batch_events(request)
+        if "ce-specversion" in request.headers:
+            return await binary_event(request)
         if not content_type.startswith("application/cloudevents+json"):
             return json_response(
                 {
@@ -54,6 +59,36 @@ def core_routes(
         status = {"bad_signature": 401, "missing_signature": 401, "unknown_partner": 401,
                   "acting_for_another": 403, "too_large": 413}.get(verdict.code, 422)
         return json_response(verdict.reason(), status)
+
+    async def batch_events(request: Request) -> AsgiResponse:
+        """Batch mode (contract 1.1): 207 with one result per event, or one 4xx for the batch."""
+        message = f"a batch is at most {batch.MAX_BYTES} bytes"
+        too_large = json_response({"code": "too_large", "message": message, "errors": []}, 413)
+        if int(request.headers.get("content-length") or 0) > batch.MAX_BYTES:
+            return too_large  # refused before the body is read
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > batch.MAX_BYTES:
+                return too_large  # the rest is never read, nothing is kept
+        answer = await gateway.post_batch(bus, body, request.headers.get("x-signature"))
+        if isinstance(answer, list):
+            return json_response(answer, 207)
+        return json_response(answer.reason(), status_of(answer))
+
+    async def binary_event(request: Request) -> AsgiResponse:
+        """CloudEvents binary mode, signed with RFC 9421 (services/gateway/binary.py)."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                message = f"an event is at most {max_bytes} bytes"
+                return json_response({"code": "too_large", "message": message, "errors": []}, 413)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        verdict = await gateway.post_binary(bus, headers, body)
+        if isinstance(verdict, Accepted):
+            return json_response({"id": verdict.event.id, "source": verdict.event.source}, 202)
+        return json_response(verdict.reason(), status_of(verdict))
 
     @get(description="The process is up.")
     async def live(request: Request) -> AsgiResponse:

@@ -18,7 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from shared.partners import sign
-from tests.support import PARTNERS, Proc, need_data, serve, service_env
+from tests.support import PARTNERS, Proc, need_data, serve, service_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,7 @@ def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_eve
     assert results[1]["reason"]["errors"][0]["loc"] == "annual_budget"
     assert results[3]["reason"]["code"] == results[4]["reason"]["code"] == "acting_for_another"
 
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 2, 30, what="the needs service's decisions")
     accepted = r.xrange(f"{prefix}:need.identified")
     assert [f[b"event"] for _, f in accepted] == [events[0], events[2]], "each event's own bytes, as sent"
     rejected = r.xrange(f"{prefix}:rejected:{ME}")
@@ -101,7 +102,7 @@ def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_eve
     again = post(gateway, body).json()
     assert [x["status"] for x in again] == [202, 422, 202, 403, 403]
     assert again[0].get("duplicate") is True and again[2].get("duplicate") is True
-    assert r.xlen(f"{prefix}:need.identified") == 2
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 2, 30, what="the needs service's decisions")
 
     # an event sent alone after it came in a batch is the same event (source + id)
     alone = httpx.post(
@@ -113,7 +114,7 @@ def test_a_batch_from_the_sdk_is_answered_per_event_in_order_and_counts_each_eve
         },
     )
     assert alone.status_code == 202
-    assert r.xlen(f"{prefix}:need.identified") == 2
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 2, 30, what="the needs service's decisions")
 
 
 def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
@@ -168,7 +169,7 @@ def test_a_batch_is_refused_whole_when_its_signature_shape_or_size_is_wrong(
     answer = post(gateway, b"[" + b",".join(thousand) + b"]")
     assert answer.status_code == 207 and len(answer.json()) == 1000
     assert all(x["status"] == 202 for x in answer.json())
-    assert r.xlen(f"{prefix}:need.identified") == 1 + 1000
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 1 + 1000, 30, what="the needs service's decisions")
 
 
 def binary_request(
@@ -212,6 +213,7 @@ def test_binary_mode_signed_with_http_message_signatures_is_checked_as_if_struct
         ok = client.send(binary_request(gateway, need_data(n=1), "bin-1"))
         assert (ok.status_code, ok.json()["id"]) == (202, "bin-1")
         assert client.send(binary_request(gateway, need_data(n=1), "bin-1")).status_code == 202
+        wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 1, 30, what="the needs service's decision")
         [(_, fields)] = r.xrange(f"{prefix}:need.identified")
         stored = json.loads(fields[b"event"])
         assert (stored["id"], stored["source"], stored["data"]) == (
@@ -243,6 +245,6 @@ def test_binary_mode_signed_with_http_message_signatures_is_checked_as_if_struct
         assert client.send(unsigned).json()["code"] == "missing_signature"
         invalid = client.send(binary_request(gateway, need_data(n=3, annual_budget="1.234"), "bin-3"))
         assert (invalid.status_code, invalid.json()["code"]) == (422, "invalid_data")
-    assert r.xlen(f"{prefix}:need.identified") == 1
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 1, 30, what="the needs service's decisions")
     codes = [json.loads(f[b"reason"])["code"] for _, f in r.xrange(f"{prefix}:rejected:{ME}")]
     assert codes == ["bad_signature"] * 4 + ["missing_signature", "invalid_data"]

@@ -78,7 +78,7 @@ def test_the_reference_partnership_imports_from_one_file_and_gives_the_reports_p
     assert (
         third.returncode == 0 and "0 new, 35 already on the server, 0 sent by an earlier run" in third.stdout
     )
-    assert r.xlen(f"{prefix}:need.identified") == 35
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 35, 30, what="the needs service's decisions")
 
 
 def test_a_file_with_bad_rows_sends_nothing_and_names_each_row_and_column(
@@ -235,7 +235,7 @@ def test_a_network_failure_midway_resumes_without_sending_anything_twice(
     # server, which has it all, counts nothing twice
     other = run_import(*args, "--url", proc.url)
     assert "0 new, 35 already on the server, 0 sent by an earlier run" in other.stdout
-    assert r.xlen(f"{prefix}:need.identified") == 35
+    wait_for(lambda: r.xlen(f"{prefix}:need.identified") == 35, 30, what="the needs service's decisions")
     ids = [json.loads(f[b"event"])["id"] for _, f in r.xrange(f"{prefix}:need.identified")]
     assert len(set(ids)) == 35
     assert {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,48 +13,90 @@ from faststream.asgi.request import AsgiRequest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.gateway.service import Gateway
+from services.gateway.service import GROUP, Gateway
 from services.metrics import Metrics
 from shared.auth import AuthError, authenticate
 from shared.bus import Bus
+from shared.inbound import UNKNOWN, Accepted, Rejected
+from shared.limits import TooLarge, check_size
 from shared.partners import PartnerRegistry
-from shared.inbound import Accepted
+from shared.ratelimit import RateLimiter, retry_after
 
 
-def json_response(data: Any, status: int = 200) -> AsgiResponse:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
     return AsgiResponse(
         json.dumps(data, separators=(",", ":")).encode(),
         status,
-        {"Content-Type": "application/json"},
+        {"Content-Type": "application/json", **(headers or {})},
     )
 
 
+def refusal(code: str, message: str, status: int) -> AsgiResponse:
+    return json_response({"code": code, "message": message, "errors": []}, status)
+
+
+def too_many(wait: float, message: str, reason: dict[str, Any] | None = None) -> AsgiResponse:
+    """429 with `Retry-After` (whole seconds)."""
+    return json_response(reason or {"code": "rate_limited", "message": message, "errors": []}, 429,
+                         {"Retry-After": retry_after(wait)})
+
+
+def status_of(code: str) -> int:
+    return {"bad_signature": 401, "missing_signature": 401, "unknown_partner": 401,
+            "acting_for_another": 403, "too_large": 413, "rate_limited": 429}.get(code, 422)
+
+
+def client_address(scope: Any) -> str:
+    """The peer's address (a proxy in front should limit by the original address itself)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def read_limited(request: AsgiRequest, limit: int) -> bytes:
+    """The body, or `TooLarge` before it is read in full: at once by its Content-Length, else
+    as soon as more than `limit` bytes have arrived (for POST /events and its batch mode)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        check_size(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        check_size(size, limit)  # chunked, or a Content-Length that understated: stop reading here
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def core_routes(
-    bus: Bus, redis: Redis, gateway: Gateway, metrics: Metrics, max_bytes: int, max_lag: int
+    bus: Bus, redis: Redis, gateway: Gateway, metrics: Metrics, max_bytes: int, max_lag: int,
+    addresses: RateLimiter | None = None,
 ) -> list[tuple[str, Any]]:
-    @post(description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason.")
-    async def events(request: Request) -> AsgiResponse:
+    addresses = RateLimiter(1_000, 10_000) if addresses is None else addresses
+
+    @post(description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason "
+          "(413 over 64 KiB, 429 with Retry-After over the rate limit).")
+    async def events(scope: Any, request: Request) -> AsgiResponse:
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith("application/cloudevents+json"):
-            return json_response(
-                {
-                    "code": "unsupported_media_type",
-                    "message": "send Content-Type: application/cloudevents+json",
-                    "errors": [],
-                },
-                415,
-            )
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                break  # the gateway rejects it as too large; read no further
-        verdict = await gateway.post(bus, body, request.headers.get("x-signature"))
+            return refusal("unsupported_media_type", "send Content-Type: application/cloudevents+json", 415)
+        wait = addresses.take(client_address(scope), time.monotonic())
+        if wait > 0:
+            return too_many(wait, "this address is sending faster than its limit")
+        try:
+            body = await read_limited(request, max_bytes)
+        except TooLarge as e:
+            verdict = Rejected(UNKNOWN, "too_large", str(e))
+            await bus.apply_now(GROUP, gateway.reject(verdict, None, "http", size=e.size))
+            return json_response(verdict.reason(), 413)
+        try:
+            verdict = await gateway.post(bus, body, request.headers.get("x-signature"))
+        except RedisError as e:  # not the sender's fault: it may send again
+            return json_response({"code": "unavailable", "message": f"the bus is unreachable: {e}", "errors": []},
+                                 503, {"Retry-After": "5"})
         if isinstance(verdict, Accepted):
             return json_response({"id": verdict.event.id, "source": verdict.event.source}, 202)
-        status = {"bad_signature": 401, "missing_signature": 401, "unknown_partner": 401,
-                  "acting_for_another": 403, "too_large": 413}.get(verdict.code, 422)
-        return json_response(verdict.reason(), status)
+        if verdict.retry_after is not None:
+            return too_many(verdict.retry_after, verdict.message, verdict.reason())
+        return json_response(verdict.reason(), status_of(verdict.code))
 
     @get(description="The process is up.")
     async def live(request: Request) -> AsgiResponse:
@@ -102,7 +145,7 @@ def partner_get(registry: PartnerRegistry, description: str, view: PartnerView) 
 
 
 def bad_request(message: str) -> AsgiResponse:
-    return json_response({"code": "bad_request", "message": message, "errors": []}, 400)
+    return refusal("bad_request", message, 400)
 
 
 class PathParams:

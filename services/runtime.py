@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 import uvicorn
@@ -14,6 +15,7 @@ from faststream.specification import AsyncAPI
 
 from services.contracts.app import build as build_contracts
 from services.docs import declare
+from services.gateway.rejections import RejectionPolicy
 from services.gateway.service import Gateway
 from services.http import PathParams, core_routes
 from services.metrics import Metrics
@@ -24,6 +26,7 @@ from services.service import Context, Service
 from shared import collector
 from shared.bus import Bus
 from shared.partners import PartnerRegistry
+from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.settings import Settings
 from shared.streams import Streams
@@ -63,7 +66,8 @@ def build_app(
     if consumer:
         bus.consumer = consumer
     tolerance = settings.bid_date_tolerance_days
-    gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance)
+    gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance,
+                      **gateway_limits(settings))
     runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
     if runs_gateway:
         bus.add(gateway.subscription())
@@ -73,7 +77,8 @@ def build_app(
         bus.add(*s.subscriptions)
 
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
-    metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None)
+    metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None,
+                      rejected=gateway.rejected)
     broker = RedisBroker(
         settings.redis_url,
         graceful_timeout=settings.shutdown_timeout_s,
@@ -85,7 +90,8 @@ def build_app(
     declare(router, streams)
     broker.include_router(router)
 
-    routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag)
+    routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag,
+                         RateLimiter(settings.rate_per_address, settings.burst_per_address))
     routes.append(metrics.route())
     for s in services:
         routes.extend(s.routes)
@@ -128,6 +134,16 @@ def build_app(
         asyncapi_path="/docs/asyncapi",
     )
     return app, bus, services
+
+
+def gateway_limits(settings: Settings) -> dict[str, Any]:
+    """The gateway's rejection records and rate limits, from the settings."""
+    return {
+        "rejections": RejectionPolicy(settings.rejected_maxlen, settings.rejected_unknown_maxlen,
+                                      settings.rejected_keep_bytes),
+        "stream_limits": RateLimiter(settings.rate_per_partner, settings.burst_per_partner),
+        "http_limits": RateLimiter(settings.rate_per_partner, settings.burst_per_partner),
+    }
 
 
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:

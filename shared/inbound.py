@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -30,6 +31,10 @@ MAX_CANDIDATES = 4
 PREFIX_SCAN_BYTES = 4096
 
 
+#: partner id -> 0 to admit its event, else seconds until it may send again (shared.ratelimit)
+Admit = Callable[[str], float]
+
+
 @dataclass(frozen=True)
 class Accepted:
     partner_id: str
@@ -46,6 +51,8 @@ class Rejected:
     errors: list[dict[str, Any]] = field(default_factory=list)
     #: True once the signature verified: only then are the bytes kept whole (services.gateway)
     authenticated: bool = False
+    #: seconds until the partner may send again (`rate_limited` only)
+    retry_after: float | None = None
 
     def reason(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "errors": self.errors}
@@ -76,6 +83,11 @@ def _candidates(raw: bytes, registry: PartnerRegistry) -> list[Partner]:
     return found
 
 
+def _rate_limited(partner: Partner, wait: float) -> Rejected:
+    return Rejected(partner.id, "rate_limited", f"{partner.id} is sending faster than its limit; "
+                    f"send again in {wait:.1f}s", authenticated=True, retry_after=wait)
+
+
 def _signer(raw: bytes, sig: str, candidates: list[Partner]) -> Partner | None:
     return next((p for p in candidates if p.verifies(raw, sig)), None)
 
@@ -87,7 +99,10 @@ def check(
     max_bytes: int = MAX_EVENT_BYTES,
     today: date | None = None,
     bid_date_tolerance_days: int | None = None,
+    admit: Admit | None = None,
 ) -> Accepted | Rejected:
+    """`admit(partner_id)` is asked once the sender is authenticated, before its JSON is parsed:
+    0 lets the event through, else the seconds until the partner may send again."""
     if raw is None:
         return Rejected(UNKNOWN, "missing_event", "the entry has no `event` field")
 
@@ -111,6 +126,8 @@ def check(
             "the signature is not the lower-case hex HMAC-SHA256 of the event bytes under this partner's key",
         )
 
+    if partner is not None and admit is not None and (wait := admit(partner.id)) > 0:
+        return _rate_limited(partner, wait)
     # Parsed only once the sender is authenticated, or when no partner is named (to say why).
     try:
         doc = parse_json(raw, max_bytes)
@@ -133,6 +150,8 @@ def check(
             code = "bad_signature" if sig else "missing_signature"
             return Rejected(named.id, code, "the entry is not signed by the partner it names")
         partner = named
+        if admit is not None and (wait := admit(partner.id)) > 0:
+            return _rate_limited(partner, wait)
     elif not m or m.group(1) != partner.id:
         return Rejected(partner.id, "invalid_source", f"`source` must be /partners/{partner.id}, the signing partner",
                         authenticated=True)

@@ -19,6 +19,17 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(default=30_000, ge=50)
     max_deliveries: int = Field(default=5, ge=1, le=100)
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: token buckets (events a second, burst), per gateway process; a rate of 0 switches one off
+    rate_per_partner: float = Field(default=1_000, ge=0)
+    burst_per_partner: int = Field(default=10_000, ge=1)
+    rate_per_address: float = Field(default=1_000, ge=0)
+    burst_per_address: int = Field(default=10_000, ge=1)
+    #: entries kept in each partner's P:rejected:<partner> and in P:rejected:unknown
+    rejected_maxlen: int = Field(default=1_000, ge=10)
+    rejected_unknown_maxlen: int = Field(default=10_000, ge=10)
+    #: bytes kept of an entry from an unknown or unauthenticated sender
+    rejected_keep_bytes: int = Field(default=256, ge=0, le=4096)
     #: a bid's submitted_on must be within this many days of the gateway's date (-1: no check)
     bid_date_tolerance_days: int = Field(default=2, ge=-1)
     #: run the gateway's consumer of `P:inbound` in this process (False: a process that only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -61,8 +62,13 @@ def test_inbound_entries_are_accepted_once_or_rejected_with_a_reason(
             assert len(mine) == 1, (code, rejected)
             reason = json.loads(mine[0]["reason"])
             assert reason["code"] == code and reason["message"]
-            if code != "too_large":
+            if code in ("acting_for_another", "type_not_allowed", "invalid_data"):  # authenticated: kept whole
                 assert mine[0]["event"].encode() == sent["event"]
+            else:  # unauthenticated or too large: a digest, the size and at most the first 256 bytes
+                assert mine[0]["size"] == str(len(sent["event"]))
+                assert mine[0]["sha256"] == hashlib.sha256(sent["event"]).hexdigest()
+                raw = {f[b"inbound_id"].decode(): f[b"event"] for _, f in r.xrange(f"{prefix}:rejected:{partner}")}
+                assert raw[ids[code]] == (b"" if code == "too_large" else sent["event"][:256])
         assert not r.exists(f"{prefix}:rejected:nobody"), "no key named after an unregistered partner"
 
         # the same checks over HTTP

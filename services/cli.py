@@ -163,6 +163,23 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     return 0 if all(v == "replayed" for v in results.values()) else 1
 
 
+def cmd_viewer(args: argparse.Namespace) -> int:
+    from shared import viewers
+
+    if args.action == "issue":
+        token = _with_redis(lambda r, s: viewers.issue(r, s, args.name))
+        print(f"viewer token for {args.name} (shown once; Redis keeps only its SHA-256):\n{token}")
+        print("a browser signs in at /signin with it; a program sends Authorization: Bearer <token>")
+        return 0
+    if args.action == "revoke":
+        n = _with_redis(lambda r, s: viewers.revoke(r, s, args.name))
+        print(f"revoked {n} token(s) of {args.name}")
+        return 0 if n else 1
+    for name in _with_redis(lambda r, s: viewers.names(r, s)):
+        print(name)
+    return 0
+
+
 def cmd_acl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -216,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = dead_sub.add_parser("retry", help="replay dead letters onto their streams (all when no id is given)")
     p.add_argument("ids", nargs="*", metavar="ID")
     p.set_defaults(func=cmd_dead_letter)
+
+    viewer = sub.add_parser("viewer", help="credentials to read the savings figures and the dashboard")
+    viewer_sub = viewer.add_subparsers(dest="action", required=True)
+    p = viewer_sub.add_parser("issue", help="a new token for NAME (printed once)")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_viewer)
+    p = viewer_sub.add_parser("revoke", help="delete every token of NAME")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_viewer)
+    p = viewer_sub.add_parser("list", help="the names holding tokens")
+    p.set_defaults(func=cmd_viewer)
 
     p = sub.add_parser("acl", help="write a Redis ACL file (partners, services, dashboards) and their passwords")
     p.add_argument("--output", default="users.acl", help="the ACL file (default users.acl)")

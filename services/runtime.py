@@ -21,6 +21,7 @@ from services.http import PathParams, core_routes
 from services.metrics import Metrics
 from services.needs.app import build as build_needs
 from services.procurement.app import build as build_procurement
+from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
@@ -147,9 +148,12 @@ def gateway_limits(settings: Settings) -> dict[str, Any]:
 
 
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
-    app, _, _ = build_app(names, settings, registry)
+    app, bus, services = build_app(names, settings, registry)
+    projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
+    guarded = ReadGuard(PathParams(app, app.routes), bus.redis, bus.streams, registry, settings.public_totals,
+                        lambda: projection.figures if projection else None)
     config = uvicorn.Config(
-        PathParams(app, app.routes),
+        guarded,
         host=settings.http_host,
         port=settings.http_port,
         lifespan="on",

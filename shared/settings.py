@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     #: run the gateway's consumer of `P:inbound` in this process (False: a process that only
     #: runs its services, beside `serve gateway` processes that do the verifying)
     gateway: bool = True
+    #: anyone may read the partnership's totals (GET /savings: as_of and portfolio only)
+    public_totals: bool = False
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     ready_max_lag: int = Field(default=10_000, ge=0)

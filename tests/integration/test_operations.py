@@ -12,7 +12,7 @@ import redis
 
 from shared.tscip import reference_payloads
 from tests.integration.test_savings_service import build
-from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import READ, ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def test_health_and_metrics_on_every_service(
             send_as(r, prefix, pid, etype, data, f"ref-{n}")
         r.xadd(f"{prefix}:inbound", {"event": b'{"source": "/partners/tamworth-bc"', "signature": b"x"})
         savings = procs["savings"]
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"] == "317648.00", 30)
+        wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == "317648.00", 30)
         text = httpx.get(f"{savings.url}/metrics").text
         assert metric(text, "commissioning_savings_pounds", '{figure="annual_saving"}') == 317648.0
         assert metric(text, "commissioning_savings_roi") == 0.58
@@ -75,11 +75,11 @@ def test_three_processes_share_the_work_with_identical_figures_and_one_killed(
         wait_for(lambda: applied() > expected["events_applied"] // 4, 60, what="work under way")
         processed_by_victim = metric(httpx.get(f"{procs[0].url}/metrics").text, "commissioning_entries_processed")
         procs[0].kill()
-        wait_for(lambda: all(httpx.get(f"{p.url}/savings").json()["events_applied"] == expected["events_applied"]
+        wait_for(lambda: all(httpx.get(f"{p.url}/savings", headers=READ).json()["events_applied"] == expected["events_applied"]
                              for p in procs[1:]), 90, 0.2, "both survivors at the full set")
         want = json.loads(json.dumps(expected))
         for p in procs[1:]:
-            assert httpx.get(f"{p.url}/savings").json() == want
+            assert httpx.get(f"{p.url}/savings", headers=READ).json() == want
         shares = [processed_by_victim] + [metric(httpx.get(f"{p.url}/metrics").text, "commissioning_entries_processed") for p in procs[1:]]
         assert all(s and s > 0 for s in shares), f"work not shared: {shares}"
         assert applied() == expected["events_applied"], "no event applied twice or lost"

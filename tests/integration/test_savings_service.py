@@ -15,7 +15,7 @@ from services.savings.model import Facts, evolve, project
 from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
 from tests.eventgen import history
-from tests.support import PARTNERS, event, serve, service_env, signed, wait_for
+from tests.support import READ, PARTNERS, event, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +55,14 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
         proc.wait_ready()
 
         def settled() -> bool:
-            got = httpx.get(f"{proc.url}/savings", timeout=5).json()
+            got = httpx.get(f"{proc.url}/savings", timeout=5, headers=READ).json()
             return got["events_applied"] == unique and all(
                 r.xpending(f"{prefix}:{t}", "savings")["pending"] == 0
                 for t in ("need.identified", "tender.awarded", "monitoring.return.submitted")
             )
 
         wait_for(settled, 90, 0.2, "every event applied and nothing pending")
-        assert httpx.get(f"{proc.url}/savings", timeout=5).json() == json.loads(json.dumps(expected))
+        assert httpx.get(f"{proc.url}/savings", timeout=5, headers=READ).json() == json.loads(json.dumps(expected))
         last = r.xrevrange(f"{prefix}:savings.updated", count=1)[0][1][b"event"]
         update = json.loads(last)
         assert update["type"] == "savings.updated" and update["source"] == "/services/savings"
@@ -91,7 +91,7 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
     proc = serve(tmp_path, env, "savings")
     try:
         proc.wait_ready()
-        wait_for(lambda: httpx.get(f"{proc.url}/savings").json()["events_applied"] == expected["events_applied"], 30)
+        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["events_applied"] == expected["events_applied"], 30)
         # lose the projection's state: the rebuild brings it back from the streams alone
         r.delete(f"{prefix}:state:savings:events")
         done = subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], env=env, cwd=ROOT,
@@ -99,7 +99,7 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
         assert done.returncode == 0, done.stderr
         assert f"{expected['events_applied']} events applied" in done.stdout
         assert "rebuild: events replayed" in done.stderr, "progress is shown"
-        wait_for(lambda: httpx.get(f"{proc.url}/savings").json() == json.loads(json.dumps(expected)), 10,
+        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json() == json.loads(json.dumps(expected)), 10,
                  what="the running service to pick up the rebuilt projection")
     finally:
         assert proc.terminate() == 0, proc.log()
@@ -119,12 +119,12 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
         gateway.wait_ready()
         for e in entries:
             r.xadd(f"{prefix}:inbound", e)
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json() == json.loads(json.dumps(expected)), 60,
+        wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json() == json.loads(json.dumps(expected)), 60,
                  what="the savings process to show the model's figures")
         readers = {c["name"].decode() for c in r.xinfo_consumers(f"{prefix}:inbound", "gateway")}
         assert readers == {httpx.get(f"{gateway.url}/health/ready").json()["consumer"]}
         assert [g["name"] for g in r.xinfo_groups(f"{prefix}:need.identified")] == [b"savings"]
-        assert httpx.get(f"{gateway.url}/savings").status_code == 404  # the gateway serves no projection
+        assert httpx.get(f"{gateway.url}/savings", headers=READ).status_code == 404  # the gateway serves no projection
     finally:
         assert savings.terminate() == 0, savings.log()
         assert gateway.terminate() == 0, gateway.log()

@@ -25,7 +25,7 @@ from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
-from shared.bus import Bus
+from shared.bus import Bus, Retention
 from shared.partners import PartnerRegistry
 from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
@@ -76,6 +76,8 @@ def build_app(
     services = [SERVICES[n](ctx) for n in names]
     for s in services:
         bus.add(*s.subscriptions)
+
+    bus.retention = retention(settings, bus, streams, runs_gateway, "savings" in names)
 
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None,
@@ -135,6 +137,22 @@ def build_app(
         asyncapi_path="/docs/asyncapi",
     )
     return app, bus, services
+
+
+def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, savings: bool) -> Retention:
+    """What this process trims: only keys it may write under the ACL (services.acl)."""
+    capped = {streams.dead_letter: settings.dead_letter_maxlen}
+    if savings:
+        capped[streams.savings_updated] = settings.derived_maxlen
+    return Retention(
+        bus.redis,
+        handled=[streams.inbound] if gateway else [],
+        capped=capped,
+        once_keys=sorted({streams.seen(s.group) for s in bus.subscriptions}),
+        window_s=settings.idempotency_window_s,
+        max_ids=settings.idempotency_max_ids,
+        interval_s=settings.trim_interval_s,
+    )
 
 
 def gateway_limits(settings: Settings) -> dict[str, Any]:

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     #: run the gateway's consumer of `P:inbound` in this process (False: a process that only
     #: runs its services, beside `serve gateway` processes that do the verifying)
     gateway: bool = True
+    #: retention (shared.bus.retention): how often, how long ids are remembered, stream caps
+    trim_interval_s: float = Field(default=1.0, gt=0)
+    idempotency_window_s: int = Field(default=7 * 86_400, ge=60)
+    idempotency_max_ids: int = Field(default=200_000, ge=1_000)
+    derived_maxlen: int = Field(default=10_000, ge=100)
+    dead_letter_maxlen: int = Field(default=100_000, ge=100)
     #: anyone may read the partnership's totals (GET /savings: as_of and portfolio only)
     public_totals: bool = False
     http_host: str = "127.0.0.1"

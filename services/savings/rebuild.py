@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -47,6 +48,7 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
     events_tmp = projection.events_key + ":rebuild"
     seen_tmp = streams.seen(GROUP) + ":rebuild"
     await redis.delete(events_tmp, seen_tmp)
+    now_ms = int(time.time() * 1000)  # the idempotency window of the rebuilt events starts now
     keys = {t: streams.of_type(t) for t in TYPES}
     total = sum([await redis.xlen(k) for k in keys.values()])
     progress = Progress(total, "rebuild: events replayed", out)
@@ -65,7 +67,7 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
                     skipped += 1
                     continue
                 pipe.hset(events_tmp, event.key, fields[b"event"])
-                pipe.sadd(seen_tmp, event.key)
+                pipe.zadd(seen_tmp, {event.key: now_ms})
             await pipe.execute()
             done += len(chunk)
             progress.update(done)

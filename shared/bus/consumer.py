@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from shared.bus.retention import Retention
 from shared.events import CloudEvent, errors_of, to_json
 from shared.settings import Settings
 from shared.streams import Streams
@@ -158,6 +159,7 @@ class Bus:
     max_deliveries: int = 5
     consumer: str = field(default_factory=consumer_name)
     subscriptions: list[Subscription] = field(default_factory=list)
+    retention: Retention | None = None
 
     def __post_init__(self) -> None:
         self._apply = self.redis.register_script(_load_script("apply.lua"))
@@ -388,6 +390,18 @@ class Bus:
 
     def start_sweepers(self) -> None:
         self._sweepers = [asyncio.create_task(self._sweep_forever(s)) for s in self.subscriptions]
+        if self.retention is not None:
+            self._sweepers.append(asyncio.create_task(self._retain_forever(self.retention)))
+
+    async def _retain_forever(self, retention: Retention) -> None:
+        while not self._stopping:
+            try:
+                await retention.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis away: try again next round
+                log.exception("retention round failed; will retry")
+            await asyncio.sleep(retention.interval_s)
 
     async def stop_sweepers(self, timeout: float = 5.0) -> None:
         self._stopping = True
@@ -402,7 +416,7 @@ class Bus:
 
 def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> list[Any]:
     """apply.lua's arguments for a batch (an entry of `None`: nothing to ack)."""
-    args: list[Any] = [group, len(effects)]
+    args: list[Any] = [group, len(effects), int(time.time() * 1000)]
     for entry, effect in effects:
         args.extend((entry.id if entry else "", effect.once_key or "", len(effect.commands)))
         for cmd in effect.commands:

@@ -54,11 +54,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if not settings.redis_url:
         try:
-            server = RedisServer(data_dir / "redis", port=args.redis_port).start()
+            server = RedisServer(data_dir / "redis", port=args.redis_port, maxmemory=settings.redis_maxmemory).start()
         except NoRedisServerError as e:
             return _fail(str(e))
         overrides["redis_url"] = server.url
-        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}", flush=True)
+        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}; "
+              f"at most {settings.redis_maxmemory} of memory, never evicting", flush=True)
     if settings.partners is None:
         path = data_dir / "partners.toml"
         if not path.exists():

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from faststream.asgi import AsgiResponse, Request, get, post
 from faststream.asgi.request import AsgiRequest
 from redis.asyncio import Redis
@@ -21,6 +22,9 @@ from shared.inbound import UNKNOWN, Accepted, Rejected
 from shared.limits import TooLarge, check_size
 from shared.partners import PartnerRegistry
 from shared.ratelimit import RateLimiter, retry_after
+
+
+log = structlog.get_logger("http")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
@@ -66,9 +70,20 @@ async def read_limited(request: AsgiRequest, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def memory_state(used: int, limit: int, warn_ratio: float) -> tuple[int, dict[str, Any]]:
+    """Readiness by Redis memory under a limit: a warning from `warn_ratio` of it; not ready
+    when less than half that margin is left (writes will soon be refused: noeviction)."""
+    if not limit or used < warn_ratio * limit:
+        return 200, {}
+    share = f"Redis holds {used / limit:.0%} of its {limit // 2**20} MiB limit"
+    if used >= (1 + warn_ratio) / 2 * limit:
+        return 503, {"reason": f"{share}: writes will be refused when full; raise maxmemory or trim"}
+    return 200, {"warning": f"{share}: raise maxmemory or look at what grows (commissioning_redis_memory_*)"}
+
+
 def core_routes(
     bus: Bus, redis: Redis, gateway: Gateway, metrics: Metrics, max_bytes: int, max_lag: int,
-    addresses: RateLimiter | None = None,
+    addresses: RateLimiter | None = None, memory_warn_ratio: float = 0.8,
 ) -> list[tuple[str, Any]]:
     addresses = RateLimiter(1_000, 10_000) if addresses is None else addresses
 
@@ -107,6 +122,7 @@ def core_routes(
         try:
             await redis.ping()
             lags = await metrics.lags()
+            status, memory = memory_state(*await metrics.memory(), memory_warn_ratio)
         except RedisError as e:
             return json_response({"status": "not ready", "reason": f"redis: {e}"}, 503)
         missing = [f"{s.group}@{s.stream}" for s in bus.subscriptions if (s.group, s.stream) not in lags]
@@ -117,7 +133,11 @@ def core_routes(
         behind = {f"{g}@{s}": lag for (g, s), lag in lags.items() if lag is not None and lag > max_lag}
         if behind:
             return json_response({"status": "not ready", "reason": f"lag over {max_lag}", "lag": behind}, 503)
-        return json_response({"status": "ready", "consumer": bus.consumer})
+        if status != 200:
+            return json_response({"status": "not ready", **memory}, status)
+        if memory:
+            log.warning("redis memory", **memory)
+        return json_response({"status": "ready", "consumer": bus.consumer, **memory})
 
     return [("/events", events), ("/health/live", live), ("/health/ready", ready)]
 

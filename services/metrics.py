@@ -40,6 +40,8 @@ class Metrics:
         self.roi = Gauge("commissioning_savings_roi", "Portfolio ROI over the horizon (ratio)", registry=r)
         self.rejected_total = Gauge("commissioning_rejections_recorded", "Rejections this process recorded since it "
                                     "started, by partner (or unknown) and code", ["partner", "code"], registry=r)
+        self.memory_used = Gauge("commissioning_redis_memory_used_bytes", "Redis used_memory", registry=r)
+        self.memory_max = Gauge("commissioning_redis_memory_max_bytes", "Redis maxmemory (0: no limit)", registry=r)
         self.up = Gauge("commissioning_redis_up", "1 when Redis answered the last scrape", registry=r)
 
     async def lags(self) -> dict[tuple[str, str], int | None]:
@@ -55,8 +57,17 @@ class Metrics:
                     out[(sub.group, sub.stream)] = g.get("lag")
         return out
 
+    async def memory(self) -> tuple[int, int]:
+        """Redis's used memory and its limit (0: none), also set on the gauges."""
+        info = await self.redis.info("memory")
+        used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
+        self.memory_used.set(used)
+        self.memory_max.set(limit)
+        return used, limit
+
     async def refresh(self) -> None:
         try:
+            await self.memory()
             for (group, stream), lag in (await self.lags()).items():
                 if lag is not None:
                     self.lag.labels(group, stream).set(lag)

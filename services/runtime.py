@@ -94,7 +94,7 @@ def build_app(
     broker.include_router(router)
 
     routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag,
-                         RateLimiter(settings.rate_per_address, settings.burst_per_address))
+                         RateLimiter(settings.rate_per_address, settings.burst_per_address), settings.memory_warn_ratio)
     routes.append(metrics.route())
     for s in services:
         routes.extend(s.routes)

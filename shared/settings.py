@@ -48,5 +48,9 @@ class Settings(BaseSettings):
     ready_max_lag: int = Field(default=10_000, ge=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     data_dir: Path = Path(".commissioning")
+    #: `up`'s private Redis: its memory limit (policy noeviction), and the share of a Redis's
+    #: limit at which /health/ready warns (and at twice the distance to full, fails)
+    redis_maxmemory: str = Field(default="1gb", pattern=r"^[0-9]+(b|kb|mb|gb)?$")
+    memory_warn_ratio: float = Field(default=0.8, gt=0, lt=1)
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")

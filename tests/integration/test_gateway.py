@@ -112,6 +112,9 @@ def test_commissioning_up_brings_up_its_own_redis_and_the_services(tmp_path: Pat
         subprocess.run(["redis-cli", "-p", str(port), "XADD", "commissioning:inbound", "*",
                         "event", body, "signature", "f" * 64], check=True, capture_output=True)
         r = redis.Redis(port=port)
+        # bounded, never evicting the log (COMMISSIONING_REDIS_MAXMEMORY, 1gb by default)
+        assert r.config_get("maxmemory") == {"maxmemory": str(2**30)}
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         wait_for(lambda: r.xlen("commissioning:need.identified") == 1, 20, what="the accepted need")
         wait_for(lambda: r.xlen("commissioning:rejected:staffordshire-cc") == 1, 20, what="the forged one")
         reason = json.loads(r.xrange("commissioning:rejected:staffordshire-cc")[0][1][b"reason"])

@@ -66,3 +66,14 @@ def test_too_large_and_rate_limited_keep_no_body_or_only_its_start() -> None:
     assert f["event"] == b"" and f["size"] == "5000000" and "sha256" not in f
     f = _fields(record(Streams("P"), policy, Rejected("p", "rate_limited", "m", authenticated=True), b"z" * 900, "1-0"))
     assert f["event"] == b"z" * 256 and f["size"] == "900"
+
+
+def test_readiness_warns_before_redis_is_full_and_fails_just_before() -> None:
+    from services.http import memory_state
+
+    assert memory_state(500, 0, 0.8) == (200, {})  # no limit set
+    assert memory_state(79, 100, 0.8) == (200, {})
+    status, body = memory_state(80, 100, 0.8)
+    assert status == 200 and "80% of its" in body["warning"]
+    status, body = memory_state(90, 100, 0.8)
+    assert status == 503 and "refused when full" in body["reason"]

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from shared.bus.retention import Retention
 from shared.events import CloudEvent, errors_of, to_json
+from shared.outage import OUTAGE
 from shared.settings import Settings
 from shared.streams import Streams
 
@@ -293,8 +294,8 @@ class Bus:
     async def _record_error(self, sub: Subscription, entry: Entry, e: BaseException) -> None:
         try:
             await self.redis.hset(self.streams.errors(sub.group), f"{sub.stream}/{entry.id}", _error_json(e))
-        except RedisError:
-            log.exception("could not record an entry's error", entry_id=entry.id)
+        except RedisError as e:
+            OUTAGE.failed(e, "recording an entry's error")
 
     # -- reclaiming and dead-lettering ---------------------------------------------------
 
@@ -377,10 +378,11 @@ class Bus:
                 if rounds % max(int(60 / interval), 1) == 0:
                     await self.forget_departed(sub, departed_ms)
                 rounds += 1
+                OUTAGE.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: try again next round
-                log.exception("sweep failed; will retry", stream=sub.stream)
+            except Exception as e:  # noqa: BLE001 - Redis away: try again next round
+                OUTAGE.failed(e, f"sweep of {sub.stream}")
             await asyncio.sleep(interval)
 
     @property
@@ -397,10 +399,11 @@ class Bus:
         while not self._stopping:
             try:
                 await retention.run_once()
+                OUTAGE.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: try again next round
-                log.exception("retention round failed; will retry")
+            except Exception as e:  # noqa: BLE001 - Redis away: try again next round
+                OUTAGE.failed(e, "retention round")
             await asyncio.sleep(retention.interval_s)
 
     async def stop_sweepers(self, timeout: float = 5.0) -> None:

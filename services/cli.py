@@ -117,10 +117,15 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
 def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     from services.savings.rebuild import rebuild
 
-    configure_logging("savings-rebuild", "WARNING", _settings().log_format)
-    result = _with_redis(lambda r, s: rebuild(r, s))
+    from shared.archive import Archive
+
+    settings = _settings()
+    configure_logging("savings-rebuild", "WARNING", settings.log_format)
+    folder = settings.archive_dir
+    result = _with_redis(lambda r, s: rebuild(r, s, archive=Archive(folder, r, s) if folder else None))
     print(
-        f"rebuilt from {result['entries_read']} entries in {result['seconds']}s: "
+        f"rebuilt from {result['archived_read']} archived and {result['entries_read']} stream entries "
+        f"in {result['seconds']}s: "
         f"{result['events']} events applied, {result['skipped']} unusable entries left out, "
         f"{result['caught_up']} caught up after the swap"
     )

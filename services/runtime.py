@@ -25,7 +25,9 @@ from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
+from shared.archive import Archive
 from shared.bus import Bus, Retention
+from shared.events import PAYLOADS
 from shared.partners import PartnerRegistry
 from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
@@ -144,9 +146,12 @@ def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, sav
     capped = {streams.dead_letter: settings.dead_letter_maxlen}
     if savings:
         capped[streams.savings_updated] = settings.derived_maxlen
+    archive = Archive(settings.archive_dir, bus.redis, streams, bus.consumer) if settings.archive_dir else None
     return Retention(
         bus.redis,
         handled=[streams.inbound] if gateway else [],
+        archived=sorted({streams.accepted(t) for t in PAYLOADS}) if archive else [],
+        archive=archive,
         capped=capped,
         once_keys=sorted({streams.seen(s.group) for s in bus.subscriptions}),
         window_s=settings.idempotency_window_s,

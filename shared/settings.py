@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     idempotency_max_ids: int = Field(default=200_000, ge=1_000)
     derived_maxlen: int = Field(default=10_000, ge=100)
     dead_letter_maxlen: int = Field(default=100_000, ge=100)
+    #: where canonical streams are archived before they are trimmed (unset: never trimmed)
+    archive_dir: Path | None = None
     #: anyone may read the partnership's totals (GET /savings: as_of and portfolio only)
     public_totals: bool = False
     http_host: str = "127.0.0.1"

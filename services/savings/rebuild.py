@@ -1,7 +1,8 @@
 """`commissioning savings rebuild`: replay the streams into a fresh projection.
 
-1. Read every accepted event of the types it uses from its stream (XRANGE, in chunks) into new
-   keys, showing progress; events the model cannot use are counted and left out, as the
+1. Read every accepted event of the types it uses from the archive (COMMISSIONING_ARCHIVE_DIR:
+   what was trimmed from Redis, shared.archive) and then from its stream (XRANGE, in chunks,
+   from where the archive ends) into new keys, showing progress; events the model cannot use are counted and left out, as the
    service would have dead-lettered them.
 2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running
    savings processes reload.
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 
 from services.savings.app import GROUP
 from services.savings.projection import TYPES, Projection
+from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.events import CloudEvent
 from shared.policy import SavingsPolicy
@@ -40,7 +42,8 @@ def _parse(raw: bytes | None) -> CloudEvent | None:
         return None
 
 
-async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> dict[str, Any]:
+async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
+                  archive: Archive | None = None) -> dict[str, Any]:
     projection = Projection(redis, streams, SavingsPolicy())
     await projection.load()
     before = projection.figures
@@ -53,9 +56,23 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
     total = sum([await redis.xlen(k) for k in keys.values()])
     progress = Progress(total, "rebuild: events replayed", out)
     last: dict[str, str] = {}
-    done = skipped = 0
+    done = skipped = archived = 0
     for stream in keys.values():
         start = "-"
+        # the archive first (what was trimmed from Redis), then the stream from where it ends
+        pipe = redis.pipeline(transaction=False)
+        for entry_id, raw in archive.read(stream) if archive is not None else ():
+            start = "(" + entry_id
+            event = _parse(raw)
+            if event is None:
+                skipped += 1
+                continue
+            pipe.hset(events_tmp, event.key, raw)
+            pipe.zadd(seen_tmp, {event.key: now_ms})
+            archived += 1
+            if len(pipe) >= 2 * CHUNK:
+                await pipe.execute()
+        await pipe.execute()
         while True:
             chunk = await redis.xrange(stream, min=start, max="+", count=CHUNK)
             if not chunk:
@@ -99,6 +116,7 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
     after = projection.figures
     return {
         "entries_read": done,
+        "archived_read": archived,
         "events": after["events_applied"],
         "skipped": skipped,
         "caught_up": caught_up,

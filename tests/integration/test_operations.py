@@ -35,7 +35,7 @@ def test_health_and_metrics_on_every_service(
             assert httpx.get(f"{p.url}/health/ready").json()["status"] == "ready"
         for n, (pid, etype, data) in enumerate(reference_payloads("fifteen")):
             send_as(r, prefix, pid, etype, data, f"ref-{n}")
-        r.xadd(f"{prefix}:inbound", {"event": b'{"source": "/partners/tamworth-bc"', "signature": b"x"})
+        r.xadd(f"{prefix}:inbound", {"event": b'{"source": "/partners/nobody"', "signature": b"x"})
         savings = procs["savings"]
         wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == "317648.00", 30)
         text = httpx.get(f"{savings.url}/metrics").text

@@ -7,10 +7,12 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.redis_server import RedisServer
-from tests.support import serve, service_env, wait_for
+from shared.partners import sign
+from tests.support import PARTNERS, event, need_data, serve, service_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +22,7 @@ def test_an_outage_is_one_warning_line_not_tracebacks(partners_path: Path, tmp_p
     proc = serve(tmp_path, service_env(server.url, "o", partners_path, trim_interval_s="0.1"))
     try:
         proc.wait_ready()
-        server.stop()
+        server.kill()  # at once (a SIGTERM'd Redis answers some commands while it shuts down)
 
         def lines() -> list[dict]:
             return [json.loads(x) for x in proc.log_path.read_text().splitlines() if x.startswith("{")]
@@ -28,6 +30,10 @@ def test_an_outage_is_one_warning_line_not_tracebacks(partners_path: Path, tmp_p
         # the sweepers (every 0.25 s here), retention (0.1 s) and refreshes all fail meanwhile
         wait_for(lambda: any(x["event"] == "redis unreachable; retrying, work left pending" for x in lines()), 20)
         time.sleep(2)  # the outage lasts a while: dozens of failed rounds
+        body = json.dumps(event(need_data())).encode()
+        answer = httpx.post(f"{proc.url}/events", content=body, timeout=30, headers={
+            "Content-Type": "application/cloudevents+json", "X-Signature": "sha256=" + sign(PARTNERS["staffordshire-cc"], body)})
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5", "not the sender's fault"
         server.start()
         wait_for(lambda: any(x["event"] == "redis reachable again" for x in lines()), 20, what="back")
         proc.wait_ready()

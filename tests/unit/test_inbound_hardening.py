@@ -131,3 +131,20 @@ def test_sizes_are_refused_by_their_declared_length_before_reading() -> None:
         check_size(64 * 1024 + 1)
     with pytest.raises(TooLarge, match="batch"):
         check_size(4 * 1024 * 1024 + 1, 4 * 1024 * 1024, "batch")
+
+
+def test_only_an_authenticated_partners_allowance_is_spent(registry: PartnerRegistry) -> None:
+    asked: list[str] = []
+
+    def admit(partner_id: str) -> float:
+        asked.append(partner_id)
+        return 0.0 if len(asked) < 2 else 3.0
+
+    forged = {"event": body(event(need_data())), "signature": b"0" * 64}
+    assert check(forged["event"], forged["signature"], registry, admit=admit).code == "bad_signature"
+    assert asked == [], "a forger cannot spend staffordshire's allowance"
+    good = signed(event(need_data()))
+    assert isinstance(check(good["event"], good["signature"], registry, admit=admit), Accepted)
+    v = check(good["event"], good["signature"], registry, admit=admit)
+    assert isinstance(v, Rejected) and (v.code, v.retry_after) == ("rate_limited", 3.0)
+    assert asked == ["staffordshire-cc", "staffordshire-cc"]

@@ -77,3 +77,27 @@ def test_readiness_warns_before_redis_is_full_and_fails_just_before() -> None:
     assert status == 200 and "80% of its" in body["warning"]
     status, body = memory_state(90, 100, 0.8)
     assert status == 503 and "refused when full" in body["reason"]
+
+
+def test_an_outage_is_said_once_then_once_a_minute_then_when_it_ends() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from structlog.testing import capture_logs
+
+    from shared.outage import Outage
+
+    now = [0.0]
+    outage = Outage(clock=lambda: now[0])
+    with capture_logs() as logs:
+        for _ in range(100):  # two minutes of failed rounds, ten a second... and one bug
+            now[0] += 1.3
+            outage.failed(RedisConnectionError("refused"), "sweep")
+        outage.failed(ValueError("a bug"), "sweep")
+        outage.ok()
+        outage.ok()
+        now[0] += 1
+        outage.failed(RedisConnectionError("stale"), "sweep")  # an old pooled connection, just after
+    said = [(x["log_level"], x["event"]) for x in logs]
+    assert said == [("warning", "redis unreachable; retrying, work left pending"),
+                    ("warning", "redis still unreachable; retrying"), ("warning", "redis still unreachable; retrying"),
+                    ("error", "sweep failed; will retry"), ("warning", "redis reachable again")]
+    assert logs[-1]["failed_attempts"] == 100 and logs[3]["exc_info"]

@@ -43,9 +43,14 @@ def main() -> None:
             time.sleep(0.2)
         time.sleep(1.5)  # one more retention round
         growth = r.info("memory")["used_memory"] - before
-        sizes = sorted(((r.memory_usage(k) or 0, k.decode()) for k in r.scan_iter(f"{prefix}:*")), reverse=True)
+        sizes = sorted(
+            ((r.memory_usage(k) or 0, k.decode()) for k in r.scan_iter(f"{prefix}:*")), reverse=True
+        )
         service.stop()
-        print(f"{len(entries)} events: Redis grew {growth / 1e6:.1f} MB, {growth / len(entries):.0f} bytes an event")
+        print(
+            f"{len(entries)} events: Redis grew {growth / 1e6:.1f} MB, "
+            f"{growth / len(entries):.0f} bytes an event"
+        )
         for size, key in sizes[:8]:
             print(f"  {size / len(entries):7.0f} bytes an event  {key}")
     finally:

@@ -54,7 +54,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if not settings.redis_url:
         try:
-            server = RedisServer(data_dir / "redis", port=args.redis_port, maxmemory=settings.redis_maxmemory).start()
+            server = RedisServer(data_dir / "redis", port=args.redis_port,
+                                 maxmemory=settings.redis_maxmemory).start()
         except NoRedisServerError as e:
             return _fail(str(e))
         overrides["redis_url"] = server.url

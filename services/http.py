@@ -105,8 +105,8 @@ def core_routes(
         try:
             verdict = await gateway.post(bus, body, request.headers.get("x-signature"))
         except RedisError as e:  # not the sender's fault: it may send again
-            return json_response({"code": "unavailable", "message": f"the bus is unreachable: {e}", "errors": []},
-                                 503, {"Retry-After": "5"})
+            reason = {"code": "unavailable", "message": f"the bus is unreachable: {e}", "errors": []}
+            return json_response(reason, 503, {"Retry-After": "5"})
         if isinstance(verdict, Accepted):
             return json_response({"id": verdict.event.id, "source": verdict.event.source}, 202)
         if verdict.retry_after is not None:

@@ -38,10 +38,13 @@ class Metrics:
         self.failures = Gauge("commissioning_entry_failures", "Entry failures in this process since it started (left pending for retry)", registry=r)
         self.savings = Gauge("commissioning_savings_pounds", "Portfolio savings figures, in pounds", ["figure"], registry=r)
         self.roi = Gauge("commissioning_savings_roi", "Portfolio ROI over the horizon (ratio)", registry=r)
-        self.rejected_total = Gauge("commissioning_rejections_recorded", "Rejections this process recorded since it "
-                                    "started, by partner (or unknown) and code", ["partner", "code"], registry=r)
+        self.rejected_total = Gauge(
+            "commissioning_rejections_recorded",
+            "Rejections this process recorded since it started, by partner (or unknown) and code",
+            ["partner", "code"], registry=r)
         self.memory_used = Gauge("commissioning_redis_memory_used_bytes", "Redis used_memory", registry=r)
-        self.memory_max = Gauge("commissioning_redis_memory_max_bytes", "Redis maxmemory (0: no limit)", registry=r)
+        self.memory_max = Gauge("commissioning_redis_memory_max_bytes", "Redis maxmemory (0: no limit)",
+                                registry=r)
         self.up = Gauge("commissioning_redis_up", "1 when Redis answered the last scrape", registry=r)
 
     async def lags(self) -> dict[tuple[str, str], int | None]:

@@ -43,8 +43,15 @@ def _guarded(path: str) -> bool:
 
 
 class ReadGuard:
-    def __init__(self, app: Any, redis: Redis, streams: Streams, registry: PartnerRegistry,
-                 public_totals: bool = False, figures: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        redis: Redis,
+        streams: Streams,
+        registry: PartnerRegistry,
+        public_totals: bool = False,
+        figures: Callable[[], dict[str, Any] | None] = lambda: None,
+    ) -> None:
         self.app, self.redis, self.streams, self.registry = app, redis, streams, registry
         self.public_totals, self.figures = public_totals, figures
 
@@ -64,10 +71,18 @@ class ReadGuard:
         elif path in PAGES or path.startswith("/dashboard"):
             await _answer(send, 303, b"", "text/plain", [(b"location", b"/signin")])
         else:
-            body = json.dumps({"code": "unauthenticated", "message": "reading needs a credential: "
-                               "Authorization: Bearer <viewer token> (commissioning viewer issue NAME), "
-                               "or a signed Authorization: Partner header", "errors": []}).encode()
-            await _answer(send, 401, body, "application/json", [(b"www-authenticate", b'Bearer realm="commissioning"')])
+            body = json.dumps(
+                {
+                    "code": "unauthenticated",
+                    "message": "reading needs a credential: "
+                    "Authorization: Bearer <viewer token> (commissioning viewer issue NAME), "
+                    "or a signed Authorization: Partner header",
+                    "errors": [],
+                }
+            ).encode()
+            await _answer(
+                send, 401, body, "application/json", [(b"www-authenticate", b'Bearer realm="commissioning"')]
+            )
 
     async def _reader(self, scope: dict[str, Any]) -> str | None:
         """Who is reading (a viewer's name or a partner id), or None."""
@@ -103,9 +118,16 @@ class ReadGuard:
         except RedisError:
             name = None
         if name is None:
-            await _answer(send, 401, SIGNIN % b'<p role="alert">That token is not valid.</p>', "text/html; charset=utf-8")
+            await _answer(
+                send,
+                401,
+                SIGNIN % b'<p role="alert">That token is not valid.</p>',
+                "text/html; charset=utf-8",
+            )
             return
-        await _answer(send, 303, b"", "text/plain", [(b"location", b"/dashboard"), _cookie(token, 30 * 86400)])
+        await _answer(
+            send, 303, b"", "text/plain", [(b"location", b"/dashboard"), _cookie(token, 30 * 86400)]
+        )
 
 
 def _cookie(token: str, max_age: int) -> tuple[bytes, bytes]:
@@ -113,8 +135,18 @@ def _cookie(token: str, max_age: int) -> tuple[bytes, bytes]:
     return (b"set-cookie", f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}".encode())
 
 
-async def _answer(send: Any, status: int, body: bytes, content_type: str,
-                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", content_type.encode()), (b"cache-control", b"no-store"), *(headers or [])]})
+async def _answer(
+    send: Any, status: int, body: bytes, content_type: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"cache-control", b"no-store"),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

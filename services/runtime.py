@@ -96,7 +96,8 @@ def build_app(
     broker.include_router(router)
 
     routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag,
-                         RateLimiter(settings.rate_per_address, settings.burst_per_address), settings.memory_warn_ratio)
+                         RateLimiter(settings.rate_per_address, settings.burst_per_address),
+                         settings.memory_warn_ratio)
     routes.append(metrics.route())
     for s in services:
         routes.extend(s.routes)
@@ -146,7 +147,8 @@ def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, sav
     capped = {streams.dead_letter: settings.dead_letter_maxlen}
     if savings:
         capped[streams.savings_updated] = settings.derived_maxlen
-    archive = Archive(settings.archive_dir, bus.redis, streams, bus.consumer) if settings.archive_dir else None
+    folder = settings.archive_dir
+    archive = Archive(folder, bus.redis, streams, bus.consumer) if folder else None
     return Retention(
         bus.redis,
         handled=[streams.inbound] if gateway else [],

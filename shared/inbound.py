@@ -129,13 +129,13 @@ def check(
     if partner is not None and admit is not None and (wait := admit(partner.id)) > 0:
         return _rate_limited(partner, wait)
     # Parsed only once the sender is authenticated, or when no partner is named (to say why).
+    who, known = (partner.id, True) if partner else (UNKNOWN, False)
     try:
         doc = parse_json(raw, max_bytes)
     except Unparseable as e:
-        return Rejected(partner.id if partner else UNKNOWN, "malformed_json", str(e), authenticated=partner is not None)
+        return Rejected(who, "malformed_json", str(e), authenticated=known)
     if not isinstance(doc, dict):
-        return Rejected(partner.id if partner else UNKNOWN, "malformed_json", "the event is JSON but not an object",
-                        authenticated=partner is not None)
+        return Rejected(who, "malformed_json", "the event is JSON but not an object", authenticated=known)
 
     source = doc.get("source")
     m = PARTNER_SOURCE.match(source) if isinstance(source, str) else None
@@ -153,8 +153,8 @@ def check(
         if admit is not None and (wait := admit(partner.id)) > 0:
             return _rate_limited(partner, wait)
     elif not m or m.group(1) != partner.id:
-        return Rejected(partner.id, "invalid_source", f"`source` must be /partners/{partner.id}, the signing partner",
-                        authenticated=True)
+        return Rejected(partner.id, "invalid_source",
+                        f"`source` must be /partners/{partner.id}, the signing partner", authenticated=True)
     verdict = _validate(partner, doc, raw, today, bid_date_tolerance_days)
     return replace(verdict, authenticated=True) if isinstance(verdict, Rejected) else verdict
 

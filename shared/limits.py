@@ -55,7 +55,9 @@ def depth(raw: bytes) -> int:
 def _number(kind: type) -> Any:
     def parse(text: str) -> Any:
         if len(text) > MAX_NUMBER_CHARS:
-            raise Unparseable(f"a JSON number has {len(text)} characters; at most {MAX_NUMBER_CHARS} are accepted")
+            raise Unparseable(
+                f"a JSON number has {len(text)} characters; at most {MAX_NUMBER_CHARS} are accepted"
+            )
         return kind(text)
 
     return parse
@@ -81,8 +83,13 @@ def parse_json(raw: bytes, limit: int = MAX_EVENT_BYTES) -> Any:
         raise Unparseable(f"the JSON is nested more than {MAX_DEPTH} deep")
     try:
         text = raw.decode("utf-8")  # strictly UTF-8: json.loads would also guess UTF-16 and UTF-32
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_number(int),
-                          parse_float=_number(float), parse_constant=_constant)
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_int=_number(int),
+            parse_float=_number(float),
+            parse_constant=_constant,
+        )
     except Unparseable:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError

@@ -23,7 +23,9 @@ _MONEY = re.compile(r"[0-9]{1,13}(\.[0-9]{1,2})?")
 _QUANTITY = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,6})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: ISO 8601 time with an offset, as the contract writes it: 2013-01-01T09:00:00+01:00 (or Z)
-_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 EARLIEST = date(1990, 1, 1)
 LATEST = date(2200, 12, 31)
 
@@ -80,7 +82,9 @@ def _parse_time(value: Any) -> datetime:
         parsed = value
     elif isinstance(value, str):
         if not _TIME.fullmatch(value):
-            raise ValueError(f'"{value[:40]}" is not an ISO 8601 time with an offset, e.g. 2013-01-01T09:00:00+00:00')
+            raise ValueError(
+                f'"{value[:40]}" is not an ISO 8601 time with an offset, e.g. 2013-01-01T09:00:00+00:00'
+            )
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as e:

@@ -45,14 +45,21 @@ class Outage:
             log.warning("redis unreachable; retrying, work left pending", error=str(error), first=what)
         elif now - self._said >= self.repeat_s:
             self._said = now
-            log.warning("redis still unreachable; retrying", seconds=round(now - self.since),
-                        failed_attempts=self.failures, error=str(error))
+            log.warning(
+                "redis still unreachable; retrying",
+                seconds=round(now - self.since),
+                failed_attempts=self.failures,
+                error=str(error),
+            )
 
     def ok(self) -> None:
         """A retrying loop succeeded: if Redis had been away, say it is back."""
         if self.since is not None:
-            log.warning("redis reachable again", seconds=round(self.clock() - self.since),
-                        failed_attempts=self.failures)
+            log.warning(
+                "redis reachable again",
+                seconds=round(self.clock() - self.since),
+                failed_attempts=self.failures,
+            )
             self.since, self.failures, self._back = None, 0, self.clock()
 
 

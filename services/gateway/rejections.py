@@ -29,8 +29,14 @@ class RejectionPolicy:
     keep_bytes: int = 256
 
 
-def record(streams: Streams, policy: RejectionPolicy, verdict: Rejected, raw: bytes | None,
-           inbound_id: str, size: int | None = None) -> Command:
+def record(
+    streams: Streams,
+    policy: RejectionPolicy,
+    verdict: Rejected,
+    raw: bytes | None,
+    inbound_id: str,
+    size: int | None = None,
+) -> Command:
     """The XADD that records `verdict` for `raw` (the entry's bytes; `size` when only part of
     them was read, as over HTTP: then no digest either)."""
     raw = raw or b""

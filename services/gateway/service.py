@@ -51,7 +51,8 @@ class Gateway:
             )
         return verdict, self.reject(verdict, raw, inbound_id)
 
-    def reject(self, verdict: Rejected, raw: bytes | None, inbound_id: str, size: int | None = None) -> Effect:
+    def reject(self, verdict: Rejected, raw: bytes | None, inbound_id: str,
+               size: int | None = None) -> Effect:
         """Record a rejection (services.gateway.rejections) and count it for the metrics."""
         self.rejected[(verdict.partner_id, verdict.code)] += 1
         return Effect((record(self.streams, self.rejections, verdict, raw, inbound_id, size),))

@@ -2,8 +2,8 @@
 
 1. Read every accepted event of the types it uses from the archive (COMMISSIONING_ARCHIVE_DIR:
    what was trimmed from Redis, shared.archive) and then from its stream (XRANGE, in chunks,
-   from where the archive ends) into new keys, showing progress; events the model cannot use are counted and left out, as the
-   service would have dead-lettered them.
+   from where the archive ends) into new keys, showing progress; events the model cannot use
+   are counted and left out, as the service would have dead-lettered them.
 2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running
    savings processes reload.
 3. Catch up: events appended while step 1 ran are applied through the same once-only step the

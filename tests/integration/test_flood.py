@@ -46,19 +46,30 @@ def test_a_180_mb_flood_grows_redis_by_less_than_24_mb_and_valid_events_count(
                 valid += 5
                 for k in range(50):
                     body = hostile(10_000 + chunk * 50 + k)
-                    answer = http.post("/events", content=body, headers={
-                        "Content-Type": "application/cloudevents+json", "X-Signature": "sha256=" + "0" * 64})
+                    answer = http.post(
+                        "/events",
+                        content=body,
+                        headers={
+                            "Content-Type": "application/cloudevents+json",
+                            "X-Signature": "sha256=" + "0" * 64,
+                        },
+                    )
                     assert answer.status_code == 401, answer.text
                     sent += len(body)
         assert sent >= 180_000_000 and len(hostile(0)) == BODY
-        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["events_applied"] == valid, 120,
-                 what="every valid event counted")
+        wait_for(
+            lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["events_applied"] == valid,
+            120,
+            what="every valid event counted",
+        )
         wait_for(lambda: r.xlen(inbound) <= 1, 30, what="inbound trimmed")
         growth = r.info("memory")["used_memory"] - before
         unknown = r.memory_usage(f"{prefix}:rejected:unknown") or 0
         per_rejection = unknown / max(r.xlen(f"{prefix}:rejected:unknown"), 1)
-        print(f"\nflood {sent / 1e6:.0f} MB: Redis grew {growth / 1e6:.1f} MB; "
-              f"P:rejected:unknown {unknown / 1e6:.2f} MB, {per_rejection:.0f} bytes a rejection")
+        print(
+            f"\nflood {sent / 1e6:.0f} MB: Redis grew {growth / 1e6:.1f} MB; "
+            f"P:rejected:unknown {unknown / 1e6:.2f} MB, {per_rejection:.0f} bytes a rejection"
+        )
         assert growth < BOUND, f"Redis grew {growth / 1e6:.1f} MB"
         assert per_rejection < 1_000
     finally:

@@ -34,8 +34,11 @@ def test_a_filling_redis_is_reported_then_refuses_writes_rather_than_evicting(
             n += 1
         ready = httpx.get(f"{proc.url}/health/ready")
         assert ready.status_code == 200 and "raise maxmemory" in ready.json()["warning"]
-        metrics = {s.name: s.value for f in text_string_to_metric_families(httpx.get(f"{proc.url}/metrics").text)
-                   for s in f.samples}
+        metrics = {
+            s.name: s.value
+            for f in text_string_to_metric_families(httpx.get(f"{proc.url}/metrics").text)
+            for s in f.samples
+        }
         assert metrics["commissioning_redis_memory_max_bytes"] == limit
         assert metrics["commissioning_redis_memory_used_bytes"] >= 0.82 * limit
         while r.info("memory")["used_memory"] < 0.92 * limit:

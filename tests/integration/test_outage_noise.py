@@ -28,11 +28,20 @@ def test_an_outage_is_one_warning_line_not_tracebacks(partners_path: Path, tmp_p
             return [json.loads(x) for x in proc.log_path.read_text().splitlines() if x.startswith("{")]
 
         # the sweepers (every 0.25 s here), retention (0.1 s) and refreshes all fail meanwhile
-        wait_for(lambda: any(x["event"] == "redis unreachable; retrying, work left pending" for x in lines()), 20)
+        wait_for(
+            lambda: any(x["event"] == "redis unreachable; retrying, work left pending" for x in lines()), 20
+        )
         time.sleep(2)  # the outage lasts a while: dozens of failed rounds
         body = json.dumps(event(need_data())).encode()
-        answer = httpx.post(f"{proc.url}/events", content=body, timeout=30, headers={
-            "Content-Type": "application/cloudevents+json", "X-Signature": "sha256=" + sign(PARTNERS["staffordshire-cc"], body)})
+        answer = httpx.post(
+            f"{proc.url}/events",
+            content=body,
+            timeout=30,
+            headers={
+                "Content-Type": "application/cloudevents+json",
+                "X-Signature": "sha256=" + sign(PARTNERS["staffordshire-cc"], body),
+            },
+        )
         assert answer.status_code == 503 and answer.headers["retry-after"] == "5", "not the sender's fault"
         server.start()
         wait_for(lambda: any(x["event"] == "redis reachable again" for x in lines()), 20, what="back")

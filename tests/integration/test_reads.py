@@ -19,8 +19,14 @@ GUARDED = ("/savings", "/savings/stream", "/events/recent")
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_reads_need_a_viewer_or_partner_credential(
@@ -43,7 +49,10 @@ def test_reads_need_a_viewer_or_partner_credential(
 
         # a partner's signed request reads too
         header = authorization("tamworth-bc", PARTNERS["tamworth-bc"], "GET", "/events/recent?limit=3")
-        assert httpx.get(f"{proc.url}/events/recent?limit=3", headers={"Authorization": header}).status_code == 200
+        assert (
+            httpx.get(f"{proc.url}/events/recent?limit=3", headers={"Authorization": header}).status_code
+            == 200
+        )
 
         # the operator issues a token; Redis keeps only its digest; revoking refuses it at once
         issued = cli(env, "viewer", "issue", "finance-team")

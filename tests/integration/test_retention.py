@@ -20,7 +20,9 @@ from tests.support import event, need_data, serve, service_env, signed, wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_entries_are_trimmed_only_once_every_group_handled_them(r: redis.Redis, prefix: str, redis_url: str) -> None:
+def test_entries_are_trimmed_only_once_every_group_handled_them(
+    r: redis.Redis, prefix: str, redis_url: str
+) -> None:
     stream = f"{prefix}:s"
     ids = [r.xadd(stream, {"n": n}).decode() for n in range(10)]
     r.xgroup_create(stream, "a", id="0")
@@ -47,7 +49,9 @@ def test_entries_are_trimmed_only_once_every_group_handled_them(r: redis.Redis, 
     assert [i.decode() for i, _ in r.xrange(stream)] == ids[6:]
 
 
-def test_derived_streams_are_capped_and_ids_kept_for_their_window(r: redis.Redis, prefix: str, redis_url: str) -> None:
+def test_derived_streams_are_capped_and_ids_kept_for_their_window(
+    r: redis.Redis, prefix: str, redis_url: str
+) -> None:
     derived, once = f"{prefix}:savings.updated", f"{prefix}:group:g:once"
     pipe = r.pipeline()
     for n in range(1_000):
@@ -60,8 +64,9 @@ def test_derived_streams_are_capped_and_ids_kept_for_their_window(r: redis.Redis
     async def go() -> dict[str, int]:
         client = Redis.from_url(redis_url)
         try:
-            return await Retention(client, capped={derived: 200}, once_keys=[once], window_s=60,
-                                   max_ids=1_000).run_once()
+            return await Retention(
+                client, capped={derived: 200}, once_keys=[once], window_s=60, max_ids=1_000
+            ).run_once()
         finally:
             await client.aclose()
 

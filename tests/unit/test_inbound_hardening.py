@@ -31,7 +31,10 @@ def test_deep_json_inside_a_signed_event_is_rejected_for_that_partner(registry: 
     raw = body(event(need_data()))[:-1] + b', "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
     v = verdict(registry, signed(raw))
     assert isinstance(v, Rejected) and (v.code, v.partner_id, v.authenticated) == (
-        "malformed_json", "staffordshire-cc", True)
+        "malformed_json",
+        "staffordshire-cc",
+        True,
+    )
 
 
 def test_an_integer_of_5000_digits_is_rejected_not_raised(registry: PartnerRegistry) -> None:
@@ -40,7 +43,9 @@ def test_an_integer_of_5000_digits_is_rejected_not_raised(registry: PartnerRegis
     assert isinstance(v, Rejected) and v.code == "malformed_json" and "5000 characters" in v.message
 
 
-@pytest.mark.parametrize("amount", ["1.00\n", "\u0661.\u0660\u0660", "\uff11.00", " 1.00", "1.00 ", "+1.00", "1."])
+@pytest.mark.parametrize(
+    "amount", ["1.00\n", "\u0661.\u0660\u0660", "\uff11.00", " 1.00", "1.00 ", "+1.00", "1."]
+)
 def test_money_is_ascii_and_exactly_the_contracts_grammar(registry: PartnerRegistry, amount: str) -> None:
     v = verdict(registry, signed(event(need_data(annual_budget=amount))))
     assert isinstance(v, Rejected) and v.code == "invalid_data", amount
@@ -52,8 +57,15 @@ def test_dates_are_ascii_only(registry: PartnerRegistry, day: str) -> None:
     assert isinstance(v, Rejected) and v.code == "invalid_data", day
 
 
-@pytest.mark.parametrize("time", ["2011-09-08T10:00:00+01:00\n", "\uff12011-09-08T10:00:00+01:00",
-                                  "2011-09-08 10:00:00+01:00", "20110908T100000+0100"])
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2011-09-08T10:00:00+01:00\n",
+        "\uff12011-09-08T10:00:00+01:00",
+        "2011-09-08 10:00:00+01:00",
+        "20110908T100000+0100",
+    ],
+)
 def test_times_are_ascii_iso_8601_with_an_offset(registry: PartnerRegistry, time: str) -> None:
     v = verdict(registry, signed(event(need_data(), time=time)))
     assert isinstance(v, Rejected) and v.code == "invalid_envelope", time
@@ -62,7 +74,11 @@ def test_times_are_ascii_iso_8601_with_an_offset(registry: PartnerRegistry, time
 def test_a_duplicate_key_is_refused_not_read_either_way(registry: PartnerRegistry) -> None:
     raw = body(event(need_data()))[:-2] + b', "annual_budget": "1.00", "annual_budget": "1000.00"}}'
     v = verdict(registry, signed(raw))
-    assert isinstance(v, Rejected) and v.code == "malformed_json" and "'annual_budget' appears twice" in v.message
+    assert (
+        isinstance(v, Rejected)
+        and v.code == "malformed_json"
+        and "'annual_budget' appears twice" in v.message
+    )
 
 
 def test_upper_case_hex_signatures_are_refused(registry: PartnerRegistry) -> None:
@@ -81,20 +97,30 @@ def test_the_signature_is_checked_before_the_json_is_parsed(registry: PartnerReg
     assert isinstance(v, Rejected) and (v.code, v.partner_id) == ("bad_signature", "staffordshire-cc")
 
 
-def test_a_source_named_inside_data_cannot_borrow_another_partners_identity(registry: PartnerRegistry) -> None:
+def test_a_source_named_inside_data_cannot_borrow_another_partners_identity(
+    registry: PartnerRegistry,
+) -> None:
     ev = event(need_data(partner="tamworth-bc"), partner="tamworth-bc")
     ev["data"] = {"source": "/partners/staffordshire-cc", **ev["data"]}
     raw = json.dumps({"data": ev.pop("data"), **ev}).encode()  # the nested source comes first
     v = verdict(registry, signed(raw, partner="tamworth-bc"))
-    assert isinstance(v, Rejected) and (v.code, v.partner_id) == ("invalid_data", "tamworth-bc")  # extra field
+    assert isinstance(v, Rejected) and (v.code, v.partner_id) == (
+        "invalid_data",
+        "tamworth-bc",
+    )  # extra field
     # signed by staffordshire but the envelope says tamworth: refused for the signer
     v = verdict(registry, signed(raw, partner="staffordshire-cc"))
     assert isinstance(v, Rejected) and (v.code, v.partner_id, v.authenticated) == (
-        "invalid_source", "staffordshire-cc", True)
+        "invalid_source",
+        "staffordshire-cc",
+        True,
+    )
 
 
 def test_a_source_written_with_json_escapes_is_still_verified(registry: PartnerRegistry) -> None:
-    raw = body(event(need_data())).replace(b'"/partners/staffordshire-cc"', b'"\\/partners\\/staffordshire-cc"')
+    raw = body(event(need_data())).replace(
+        b'"/partners/staffordshire-cc"', b'"\\/partners\\/staffordshire-cc"'
+    )
     assert isinstance(verdict(registry, signed(raw)), Accepted)
     v = verdict(registry, signed(raw, secret="wrong"))
     assert isinstance(v, Rejected) and (v.code, v.partner_id) == ("bad_signature", "staffordshire-cc")
@@ -105,15 +131,18 @@ def test_a_source_with_a_trailing_newline_is_not_a_partner_source(registry: Part
     assert isinstance(v, Rejected) and v.code == "invalid_source"
 
 
-@pytest.mark.parametrize(("raw", "why"), [
-    (b'{"a": NaN}', "NaN is not JSON"),
-    (b'{"a": -Infinity}', "-Infinity is not JSON"),
-    ('{"a": 1}'.encode("utf-16"), "not UTF-8"),
-    (b'{"a": "\xff"}', "not UTF-8"),
-    (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "deep"),
-    (b'{"a": 1, "a": 1}', "appears twice"),
-    (b'{"a": 1e' + b"9" * 50 + b"}", "characters"),
-])
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b'{"a": NaN}', "NaN is not JSON"),
+        (b'{"a": -Infinity}', "-Infinity is not JSON"),
+        ('{"a": 1}'.encode("utf-16"), "not UTF-8"),
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "deep"),
+        (b'{"a": 1, "a": 1}', "appears twice"),
+        (b'{"a": 1e' + b"9" * 50 + b"}", "characters"),
+    ],
+)
 def test_the_bounded_parse_refuses_with_a_reason(raw: bytes, why: str) -> None:
     with pytest.raises(Unparseable, match=why):
         parse_json(raw)

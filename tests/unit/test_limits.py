@@ -47,7 +47,9 @@ def _fields(cmd: tuple) -> dict:
 
 def test_an_unauthenticated_rejection_keeps_a_digest_the_size_and_the_first_bytes() -> None:
     raw = b"x" * 60_000
-    cmd = record(Streams("P"), RejectionPolicy(1_000, 10, 256), Rejected("unknown", "unknown_partner", "m"), raw, "1-0")
+    cmd = record(
+        Streams("P"), RejectionPolicy(1_000, 10, 256), Rejected("unknown", "unknown_partner", "m"), raw, "1-0"
+    )
     f = _fields(cmd)
     assert cmd[1] == "P:rejected:unknown" and cmd[4] == 10
     assert f["event"] == raw[:256] and f["size"] == "60000" and f["sha256"] == hashlib.sha256(raw).hexdigest()
@@ -55,16 +57,27 @@ def test_an_unauthenticated_rejection_keeps_a_digest_the_size_and_the_first_byte
 
 def test_an_authenticated_partners_rejection_keeps_its_bytes_in_its_capped_stream() -> None:
     raw = b"y" * 1000
-    cmd = record(Streams("P"), RejectionPolicy(1_000, 10, 256),
-                 Rejected("tamworth-bc", "invalid_data", "m", authenticated=True), raw, "1-0")
+    cmd = record(
+        Streams("P"),
+        RejectionPolicy(1_000, 10, 256),
+        Rejected("tamworth-bc", "invalid_data", "m", authenticated=True),
+        raw,
+        "1-0",
+    )
     assert cmd[1] == "P:rejected:tamworth-bc" and cmd[4] == 1_000 and _fields(cmd)["event"] == raw
 
 
 def test_too_large_and_rate_limited_keep_no_body_or_only_its_start() -> None:
     policy = RejectionPolicy(1_000, 10, 256)
-    f = _fields(record(Streams("P"), policy, Rejected("unknown", "too_large", "m"), None, "http", size=5_000_000))
+    f = _fields(
+        record(Streams("P"), policy, Rejected("unknown", "too_large", "m"), None, "http", size=5_000_000)
+    )
     assert f["event"] == b"" and f["size"] == "5000000" and "sha256" not in f
-    f = _fields(record(Streams("P"), policy, Rejected("p", "rate_limited", "m", authenticated=True), b"z" * 900, "1-0"))
+    f = _fields(
+        record(
+            Streams("P"), policy, Rejected("p", "rate_limited", "m", authenticated=True), b"z" * 900, "1-0"
+        )
+    )
     assert f["event"] == b"z" * 256 and f["size"] == "900"
 
 
@@ -97,7 +110,11 @@ def test_an_outage_is_said_once_then_once_a_minute_then_when_it_ends() -> None:
         now[0] += 1
         outage.failed(RedisConnectionError("stale"), "sweep")  # an old pooled connection, just after
     said = [(x["log_level"], x["event"]) for x in logs]
-    assert said == [("warning", "redis unreachable; retrying, work left pending"),
-                    ("warning", "redis still unreachable; retrying"), ("warning", "redis still unreachable; retrying"),
-                    ("error", "sweep failed; will retry"), ("warning", "redis reachable again")]
+    assert said == [
+        ("warning", "redis unreachable; retrying, work left pending"),
+        ("warning", "redis still unreachable; retrying"),
+        ("warning", "redis still unreachable; retrying"),
+        ("error", "sweep failed; will retry"),
+        ("warning", "redis reachable again"),
+    ]
     assert logs[-1]["failed_attempts"] == 100 and logs[3]["exc_info"]

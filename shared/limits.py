@@ -52,15 +52,21 @@ def depth(raw: bytes) -> int:
     return deepest
 
 
-def _number(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        if len(text) > MAX_NUMBER_CHARS:
-            raise Unparseable(
-                f"a JSON number has {len(text)} characters; at most {MAX_NUMBER_CHARS} are accepted"
-            )
-        return kind(text)
+def _int(text: str) -> int:
+    _check_number(text)
+    return int(text)
 
-    return parse
+
+def _float(text: str) -> float:
+    _check_number(text)
+    return float(text)
+
+
+def _check_number(text: str) -> None:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise Unparseable(
+            f"a JSON number has {len(text)} characters; at most {MAX_NUMBER_CHARS} are accepted"
+        )
 
 
 def _constant(name: str) -> Any:
@@ -76,6 +82,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return doc
 
 
+# one decoder, its hooks bound once (this runs for every inbound event)
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_int=_int, parse_float=_float, parse_constant=_constant
+)
+
+
 def parse_json(raw: bytes, limit: int = MAX_EVENT_BYTES) -> Any:
     """UTF-8 JSON within the bounds, or `TooLarge` / `Unparseable`; never anything else."""
     check_size(len(raw), limit)
@@ -83,13 +95,7 @@ def parse_json(raw: bytes, limit: int = MAX_EVENT_BYTES) -> Any:
         raise Unparseable(f"the JSON is nested more than {MAX_DEPTH} deep")
     try:
         text = raw.decode("utf-8")  # strictly UTF-8: json.loads would also guess UTF-16 and UTF-32
-        return json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_int=_number(int),
-            parse_float=_number(float),
-            parse_constant=_constant,
-        )
+        return _DECODER.decode(text)
     except Unparseable:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError

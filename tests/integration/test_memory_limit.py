@@ -29,19 +29,19 @@ def test_a_filling_redis_is_reported_then_refuses_writes_rather_than_evicting(
         assert ready["status"] == "ready" and "warning" not in ready
         limit = 48 * 2**20
         n = 0
-        while r.info("memory")["used_memory"] < 0.82 * limit:
+        while r.info("memory")["used_memory"] < 0.85 * limit:
             r.set(f"filler:{n}", b"x" * 2**20)
             n += 1
         ready = httpx.get(f"{proc.url}/health/ready")
-        assert ready.status_code == 200 and "raise maxmemory" in ready.json()["warning"]
+        assert ready.status_code == 200 and "raise maxmemory" in ready.json().get("warning", ""), ready.text
         metrics = {
             s.name: s.value
             for f in text_string_to_metric_families(httpx.get(f"{proc.url}/metrics").text)
             for s in f.samples
         }
         assert metrics["commissioning_redis_memory_max_bytes"] == limit
-        assert metrics["commissioning_redis_memory_used_bytes"] >= 0.82 * limit
-        while r.info("memory")["used_memory"] < 0.92 * limit:
+        assert metrics["commissioning_redis_memory_used_bytes"] >= 0.85 * limit
+        while r.info("memory")["used_memory"] < 0.94 * limit:
             r.set(f"filler:{n}", b"x" * 2**20)
             n += 1
         assert httpx.get(f"{proc.url}/health/ready").status_code == 503

@@ -44,7 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from services.runtime import SERVICES, ConfigurationError, serve
+    from redis.exceptions import RedisError
+
+    from shared import viewers
     from shared.redis_server import NoRedisServerError, RedisServer
+    from shared.streams import Streams
     from shared.tscip import write_registry
 
     settings = _settings()
@@ -68,8 +72,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         overrides["partners"] = path
         print(f"Partner registry: {path} (set COMMISSIONING_PARTNERS to use your own)", flush=True)
     settings = settings.model_copy(update=overrides)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = viewers.local_token(settings.redis_url, Streams(settings.prefix), data_dir / "viewer-token")
+    except RedisError as e:
+        return _fail(f"cannot reach Redis at {settings.redis_url}: {e}")
     print(
-        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard\n"
+        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard; sign in with the "
+        f"viewer token {token}\n  (kept in {data_dir / 'viewer-token'}; "
+        "`commissioning viewer issue NAME` issues more)\n"
         f"HTTP on http://{settings.http_host}:{settings.http_port} "
         "(POST /events, GET /savings, /savings/stream, /health/ready, /metrics, /docs/asyncapi); Ctrl-C stops",
         flush=True,

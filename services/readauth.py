@@ -125,14 +125,15 @@ class ReadGuard:
                 "text/html; charset=utf-8",
             )
             return
-        await _answer(
-            send, 303, b"", "text/plain", [(b"location", b"/dashboard"), _cookie(token, 30 * 86400)]
-        )
+        cookie = _cookie(token, 30 * 86400, secure=scope.get("scheme") == "https")
+        await _answer(send, 303, b"", "text/plain", [(b"location", b"/dashboard"), cookie])
 
 
-def _cookie(token: str, max_age: int) -> tuple[bytes, bytes]:
-    # HttpOnly: page scripts never see it; SameSite=Strict: no other site's page can send it
-    return (b"set-cookie", f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}".encode())
+def _cookie(token: str, max_age: int, secure: bool = False) -> tuple[bytes, bytes]:
+    # HttpOnly: page scripts never see it; SameSite=Strict: no other site's page can send it;
+    # Secure over TLS (a plain-HTTP local `up` could not keep the cookie with it)
+    value = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    return (b"set-cookie", (value + ("; Secure" if secure else "")).encode())
 
 
 async def _answer(

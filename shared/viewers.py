@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from pathlib import Path
 
+import redis
 from redis.asyncio import Redis
 
 from shared.streams import Streams
@@ -48,6 +50,24 @@ async def revoke(redis: Redis, streams: Streams, name: str) -> int:
 
 async def names(redis: Redis, streams: Streams) -> list[str]:
     return sorted({n.decode() for n in (await redis.hgetall(key(streams))).values()})
+
+
+def local_token(url: str, streams: Streams, path: Path) -> str:
+    """`commissioning up`'s own viewer token: kept in `path` (mode 600) and issued again only
+    when that file is missing or the token no longer valid, so restarts add no tokens."""
+    client = redis.Redis.from_url(url)
+    try:
+        if path.exists():
+            token = path.read_text(encoding="utf-8").strip()
+            if client.hexists(key(streams), digest(token)):
+                return token
+        token = new_token()
+        client.hset(key(streams), digest(token), "local")
+        path.touch(mode=0o600)
+        path.write_text(token, encoding="utf-8")
+        return token
+    finally:
+        client.close()
 
 
 async def viewer(redis: Redis, streams: Streams, token: str) -> str | None:

@@ -112,6 +112,12 @@ def test_commissioning_up_brings_up_its_own_redis_and_the_services(tmp_path: Pat
         subprocess.run(["redis-cli", "-p", str(port), "XADD", "commissioning:inbound", "*",
                         "event", body, "signature", "f" * 64], check=True, capture_output=True)
         r = redis.Redis(port=port)
+        # the dashboard needs a credential: `up` prints its own viewer token, kept for restarts
+        token = (tmp_path / "data" / "viewer-token").read_text()
+        assert f"sign in with the viewer token {token}" in text
+        reads = httpx.get(f"http://127.0.0.1:{http_port}/savings", headers={"Authorization": f"Bearer {token}"})
+        assert reads.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{http_port}/savings").status_code == 401
         # bounded, never evicting the log (COMMISSIONING_REDIS_MAXMEMORY, 1gb by default)
         assert r.config_get("maxmemory") == {"maxmemory": str(2**30)}
         assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}

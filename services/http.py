@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -100,7 +101,8 @@ def core_routes(
             body = await read_limited(request, max_bytes)
         except TooLarge as e:
             verdict = Rejected(UNKNOWN, "too_large", str(e))
-            await bus.apply_now(GROUP, gateway.reject(verdict, None, "http", size=e.size))
+            with contextlib.suppress(RedisError):  # refused all the same when it cannot be recorded
+                await bus.apply_now(GROUP, gateway.reject(verdict, None, "http", size=e.size))
             return json_response(verdict.reason(), 413)
         try:
             verdict = await gateway.post(bus, body, request.headers.get("x-signature"))

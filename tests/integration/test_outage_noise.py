@@ -43,6 +43,9 @@ def test_an_outage_is_one_warning_line_not_tracebacks(partners_path: Path, tmp_p
             },
         )
         assert answer.status_code == 503 and answer.headers["retry-after"] == "5", "not the sender's fault"
+        big = httpx.post(f"{proc.url}/events", content=b" " * 70_000, timeout=30,
+                         headers={"Content-Type": "application/cloudevents+json"})
+        assert big.status_code == 413, "the sender's fault, Redis or not"
         server.start()
         wait_for(lambda: any(x["event"] == "redis reachable again" for x in lines()), 20, what="back")
         proc.wait_ready()

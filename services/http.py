@@ -79,7 +79,8 @@ def memory_state(used: int, limit: int, warn_ratio: float) -> tuple[int, dict[st
     share = f"Redis holds {used / limit:.0%} of its {limit // 2**20} MiB limit"
     if used >= (1 + warn_ratio) / 2 * limit:
         return 503, {"reason": f"{share}: writes will be refused when full; raise maxmemory or trim"}
-    return 200, {"warning": f"{share}: raise maxmemory or look at what grows (commissioning_redis_memory_*)"}
+    return 200, {"warning": f"{share}: raise maxmemory or look at what grows "
+                            "(commissioning_redis_memory_*)"}
 
 
 def core_routes(

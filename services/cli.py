@@ -58,7 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from services.runtime import SERVICES, ConfigurationError, serve
+    from redis.exceptions import RedisError
+
+    from shared import viewers
     from shared.redis_server import NoRedisServerError, RedisServer
+    from shared.streams import Streams
     from shared.tscip import write_registry
 
     settings = _settings()
@@ -68,11 +72,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if not settings.redis_url:
         try:
-            server = RedisServer(data_dir / "redis", port=args.redis_port).start()
+            server = RedisServer(data_dir / "redis", port=args.redis_port,
+                                 maxmemory=settings.redis_maxmemory).start()
         except NoRedisServerError as e:
             return _fail(str(e))
         overrides["redis_url"] = server.url
-        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}", flush=True)
+        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}; "
+              f"at most {settings.redis_maxmemory} of memory, never evicting", flush=True)
     if settings.partners is None:
         path = data_dir / "partners.toml"
         if not path.exists():
@@ -80,8 +86,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         overrides["partners"] = path
         print(f"Partner registry: {path} (set COMMISSIONING_PARTNERS to use your own)", flush=True)
     settings = settings.model_copy(update=overrides)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = viewers.local_token(settings.redis_url, Streams(settings.prefix), data_dir / "viewer-token")
+    except RedisError as e:
+        return _fail(f"cannot reach Redis at {settings.redis_url}: {e}")
     print(
-        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard\n"
+        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard; sign in with the "
+        f"viewer token {token}\n  (kept in {data_dir / 'viewer-token'}; "
+        "`commissioning viewer issue NAME` issues more)\n"
         f"HTTP on http://{settings.http_host}:{settings.http_port} "
         "(POST /events, GET /savings, /savings/stream, /health/ready, /metrics, /docs/asyncapi); Ctrl-C stops",
         flush=True,
@@ -130,10 +143,15 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
 def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     from services.savings.rebuild import rebuild
 
-    configure_logging("savings-rebuild", "WARNING", _settings().log_format)
-    result = _with_redis(lambda r, s: rebuild(r, s))
+    from shared.archive import Archive
+
+    settings = _settings()
+    configure_logging("savings-rebuild", "WARNING", settings.log_format)
+    folder = settings.archive_dir
+    result = _with_redis(lambda r, s: rebuild(r, s, archive=Archive(folder, r, s) if folder else None))
     print(
-        f"rebuilt from {result['entries_read']} entries in {result['seconds']}s: "
+        f"rebuilt from {result['archived_read']} archived and {result['entries_read']} stream entries "
+        f"in {result['seconds']}s: "
         f"{result['events']} events applied, {result['skipped']} unusable entries left out, "
         f"{result['caught_up']} caught up after the swap"
     )
@@ -175,6 +193,23 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     if not results:
         print("no dead letters to retry")
     return 0 if all(v == "replayed" for v in results.values()) else 1
+
+
+def cmd_viewer(args: argparse.Namespace) -> int:
+    from shared import viewers
+
+    if args.action == "issue":
+        token = _with_redis(lambda r, s: viewers.issue(r, s, args.name))
+        print(f"viewer token for {args.name} (shown once; Redis keeps only its SHA-256):\n{token}")
+        print("a browser signs in at /signin with it; a program sends Authorization: Bearer <token>")
+        return 0
+    if args.action == "revoke":
+        n = _with_redis(lambda r, s: viewers.revoke(r, s, args.name))
+        print(f"revoked {n} token(s) of {args.name}")
+        return 0 if n else 1
+    for name in _with_redis(lambda r, s: viewers.names(r, s)):
+        print(name)
+    return 0
 
 
 def cmd_acl(args: argparse.Namespace) -> int:
@@ -280,6 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = dead_sub.add_parser("retry", help="replay dead letters onto their streams (all when no id is given)")
     p.add_argument("ids", nargs="*", metavar="ID")
     p.set_defaults(func=cmd_dead_letter)
+
+    viewer = sub.add_parser("viewer", help="credentials to read the savings figures and the dashboard")
+    viewer_sub = viewer.add_subparsers(dest="action", required=True)
+    p = viewer_sub.add_parser("issue", help="a new token for NAME (printed once)")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_viewer)
+    p = viewer_sub.add_parser("revoke", help="delete every token of NAME")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_viewer)
+    p = viewer_sub.add_parser("list", help="the names holding tokens")
+    p.set_defaults(func=cmd_viewer)
 
     p = sub.add_parser("acl", help="write a Redis ACL file (partners, services, dashboards) and their passwords")
     p.add_argument("--output", default="users.acl", help="the ACL file (default users.acl)")

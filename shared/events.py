@@ -32,9 +32,9 @@ PartnerId = Annotated[StrictStr, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")
 Ident = Annotated[StrictStr, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=2000)]
 #: money as published by services: pounds with exactly 2 places, may be negative
-MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")]
+MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?[0-9]+\.[0-9]{2}$")]
 
-PARTNER_SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})$")
+PARTNER_SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})\Z")  # \Z: no trailing newline
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 
@@ -657,7 +657,7 @@ class SavingsPortfolio(_Open):
     investment: MoneyText
     projected_saving: MoneyText
     realised_saving: MoneyText
-    roi: Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")] | None
+    roi: Annotated[StrictStr, StringConstraints(pattern=r"^-?[0-9]+\.[0-9]{2}$")] | None
 
 
 class SavingsPartner(_Open):

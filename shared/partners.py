@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from shared.events import PartnerId
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Partner(BaseModel):
@@ -81,4 +84,5 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), signature.strip().lower())
+    """Exactly 64 lower-case hex digits, as CONTRACT.md says: no upper case, no spaces."""
+    return _HEX64.fullmatch(signature) is not None and hmac.compare_digest(sign(secret, body), signature)

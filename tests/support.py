@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,11 @@ PARTNERS = {
     "north-staffs-pct": "secret-north-pct",
     "tamworth-bc": "secret-tamworth",
 }
+
+
+#: a viewer token every test deployment knows (service_env stores its digest under the prefix)
+VIEWER_TOKEN = "cv1_test-viewer-token-for-the-suite"
+READ = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 
 
 def write_partners(path: Path) -> Path:
@@ -148,6 +154,15 @@ class Proc:
 
 
 def service_env(redis_url: str, prefix: str, partners: Path, **settings: str) -> dict[str, str]:
+    """The environment of a product process under test; also lets `READ` read its figures."""
+    import redis
+
+    from shared import viewers
+    from shared.streams import Streams
+
+    with redis.Redis.from_url(redis_url) as r, contextlib.suppress(redis.ResponseError):
+        # (a service's ACL user may not write it: test_acl issues the token as the operator)
+        r.hset(viewers.key(Streams(prefix)), viewers.digest(VIEWER_TOKEN), "tests")
     env = dict(os.environ)
     env.update(
         {

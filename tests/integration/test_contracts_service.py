@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from shared.auth import authorization
-from tests.support import OWNERS, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
+from tests.support import OWNERS, READ, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_award_to_contract_returns_concern_payments_decommission_and_savings(
         pay = {d["period_start"]: d for d in latest(r, prefix, "payment_id", "payment.calculated").values()}
         assert pay["2013-01-01"]["total"] == "98630.14"      # 400,000 x 90/365, all results earned
         assert pay["2013-04-01"]["results_payment"] == "8310.50"  # 10% of 400,000 x 91/365 x 1000/1200
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"]
+        wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json()["portfolio"]["annual_saving"]
                  == f"{41230 + 27480 - 23175.70:.2f}", 20, what="the contract's saving in the projection")
 
         send_as(r, prefix, LEAD, "contract.decommissioned", {
@@ -95,9 +95,9 @@ def test_award_to_contract_returns_concern_payments_decommission_and_savings(
         [late] = refusals()
         assert late["code"] == "contract_decommissioned" and "financial_constraints" in late["message"]
         assert len(events(r, prefix, "monitoring.return.submitted")) == 4, "a refused return is not published"
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"] == "0.00", 20,
+        wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == "0.00", 20,
                  what="the savings projection to move")
-        contract = next(c for c in httpx.get(f"{savings.url}/savings").json()["contracts"] if c["contract_id"] == C)
+        contract = next(c for c in httpx.get(f"{savings.url}/savings", headers=READ).json()["contracts"] if c["contract_id"] == C)
         assert contract["status"] == "decommissioned"
 
         for pid in (LEAD, OTHER):

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from shared.tscip import reference_payloads
-from tests.support import OWNERS, ROOT, send_as, serve, service_env, write_tscip_partners
+from tests.support import OWNERS, READ, ROOT, VIEWER_TOKEN, send_as, serve, service_env, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,15 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             page = browser.new_page(viewport={"width": 1200, "height": 1400})
             requests: list[str] = []
             page.on("request", lambda req: requests.append(req.url))
-            page.goto(f"{proc.url}/dashboard")
+            page.goto(f"{proc.url}/dashboard")  # not signed in: sent to the sign-in form
+            expect(page).to_have_url(f"{proc.url}/signin")
+            page.fill("#token", "not-a-token")
+            page.click("button[type=submit]")
+            expect(page.locator("[role=alert]")).to_have_text("That token is not valid.")
+            page.fill("#token", VIEWER_TOKEN)
+            page.click("button[type=submit]")  # an HttpOnly cookie; EventSource sends it (same origin)
+            expect(page).to_have_url(f"{proc.url}/dashboard")
+            assert page.evaluate("document.cookie") == "", "the page's scripts cannot read the credential"
             expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
 
             for n, (pid, etype, data) in enumerate(reference_payloads("fifteen")):
@@ -71,6 +79,7 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
 
             # on a phone
             phone = browser.new_page(viewport={"width": 375, "height": 812})
+            phone.context.add_cookies(page.context.cookies())  # signed in as on the desktop
             phone.goto(f"{proc.url}/dashboard")
             expect(phone.locator("#annual-saving")).to_have_text("£221,148", timeout=10_000)
             assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -91,7 +100,8 @@ def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: s
         for n in range(3):
             r.xadd(f"{prefix}:savings.updated", {"event": json.dumps({"id": f"u{n}", "type": "savings.updated"})})
         first = r.xrange(f"{prefix}:savings.updated")[0][0].decode()
-        with httpx.stream("GET", f"{proc.url}/savings/stream", headers={"Last-Event-ID": first}, timeout=10) as res:
+        with httpx.stream("GET", f"{proc.url}/savings/stream", headers={"Last-Event-ID": first, **READ},
+                          timeout=10) as res:
             assert res.headers["content-type"].startswith("text/event-stream")
             ids = []
             for line in res.iter_lines():
@@ -100,7 +110,7 @@ def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: s
                 if len(ids) == 2:
                     break
         assert ids == ["u1", "u2"]
-        recent = httpx.get(f"{proc.url}/events/recent?limit=5").json()
+        recent = httpx.get(f"{proc.url}/events/recent?limit=5", headers=READ).json()
         assert recent == {"events": []}
     finally:
         assert proc.terminate() == 0, proc.log()

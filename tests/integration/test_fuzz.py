@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzzing import hostile_entry
-from tests.support import OWNERS, PARTNERS, event, serve, service_env, signed, wait_for
+from tests.support import OWNERS, PARTNERS, READ, event, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_hostile_input_is_rejected_with_a_reason_or_accepted_once(
         proc.wait_ready()  # still alive and consuming
 
         want = expected_portfolio(r, prefix)
-        wait_for(lambda: {k: httpx.get(f"{proc.url}/savings").json()["portfolio"][k] for k in want} == want, 30,
+        wait_for(lambda: {k: httpx.get(f"{proc.url}/savings", headers=READ).json()["portfolio"][k] for k in want} == want, 30,
                  what="the figures to match the independent model")
     finally:
         assert proc.terminate() == 0, proc.log()

@@ -15,7 +15,7 @@ from services.savings.model import Facts, evolve, project
 from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
 from tests.eventgen import history
-from tests.support import OWNERS, PARTNERS, accepted_count, figures_only, event, serve, service_env, signed, wait_for
+from tests.support import OWNERS, PARTNERS, READ, accepted_count, event, figures_only, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
         proc.wait_ready()
 
         def settled() -> bool:
-            got = httpx.get(f"{proc.url}/savings", timeout=5).json()
+            got = httpx.get(f"{proc.url}/savings", timeout=5, headers=READ).json()
             return got["events_applied"] == accepted_count(r, prefix) >= unique and all(
                 r.xpending(f"{prefix}:{t}", "savings")["pending"] == 0
                 for t in ("need.identified", "tender.awarded", "monitoring.return.submitted")
@@ -90,7 +90,7 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
     proc = serve(tmp_path, env, *OWNERS, "savings")
     try:
         proc.wait_ready()
-        wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings").json()) == figures_only(expected), 30)
+        wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings", headers=READ).json()) == figures_only(expected), 30)
         count = accepted_count(r, prefix)
         # lose the projection's state: the rebuild brings it back from the streams alone
         r.delete(f"{prefix}:state:savings:events")
@@ -99,7 +99,7 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
         assert done.returncode == 0, done.stderr
         assert f"{count} events applied" in done.stdout
         assert "rebuild: events replayed" in done.stderr, "progress is shown"
-        wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings").json()) == figures_only(expected), 10,
+        wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings", headers=READ).json()) == figures_only(expected), 10,
                  what="the running service to pick up the rebuilt projection")
     finally:
         assert proc.terminate() == 0, proc.log()
@@ -119,13 +119,13 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
         gateway.wait_ready()
         for e in entries:
             r.xadd(f"{prefix}:inbound", e)
-        wait_for(lambda: figures_only(httpx.get(f"{savings.url}/savings").json()) == figures_only(expected), 60,
+        wait_for(lambda: figures_only(httpx.get(f"{savings.url}/savings", headers=READ).json()) == figures_only(expected), 60,
                  what="the savings process to show the model's figures")
         readers = {c["name"].decode() for c in r.xinfo_consumers(f"{prefix}:inbound", "gateway")}
         assert readers == {httpx.get(f"{gateway.url}/health/ready").json()["consumer"]}
         # the accepted needs are read by their consumers, never by the gateway
         assert {g["name"] for g in r.xinfo_groups(f"{prefix}:need.identified")} == {b"savings", b"procurement"}
-        assert httpx.get(f"{gateway.url}/savings").status_code == 404  # the gateway serves no projection
+        assert httpx.get(f"{gateway.url}/savings", headers=READ).status_code == 404  # the gateway serves no projection
     finally:
         assert savings.terminate() == 0, savings.log()
         assert gateway.terminate() == 0, gateway.log()

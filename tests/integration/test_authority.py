@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.tscip import reference_payloads
-from tests.support import Proc, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
+from tests.support import READ, Proc, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def decided(r: redis.Redis, prefix: str, partner: str, etype: str, event_id: str
 
 
 def figures(proc: Proc) -> dict[str, Any]:
-    return httpx.get(f"{proc.url}/savings", timeout=5).json()
+    return httpx.get(f"{proc.url}/savings", timeout=5, headers=READ).json()
 
 
 def send_reference(r: redis.Redis, prefix: str, run: str) -> None:

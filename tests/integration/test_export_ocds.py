@@ -16,7 +16,7 @@ import redis
 
 from shared.tscip import ALL, ARRANGEMENTS, reference_payloads
 from tests.ocdscheck import problems
-from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import READ, ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def test_the_reference_partnership_exports_as_valid_ocds_and_the_public_export_h
                 r.xlen(f"{prefix}:contract.decommissioned") == 1
                 and r.xlen(f"{prefix}:monitoring.return.submitted") == 1
                 # the report's £317,648 less the advocacy contract's £81,441, ended
-                and httpx.get(f"{proc.url}/savings").json()["portfolio"]["annual_saving"] == "236207.00"
+                and httpx.get(f"{proc.url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == "236207.00"
             ),
             30,
             0.2,

@@ -30,6 +30,7 @@ from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
+from shared.authority import OWNERS
 from shared.archive import Archive
 from shared.bus import Bus, Retention
 from shared.events import PAYLOADS
@@ -126,7 +127,8 @@ def build_app(
     for s in services:
         bus.add(*s.subscriptions)
 
-    bus.retention = retention(settings, bus, streams, runs_gateway, "savings" in names)
+    bus.retention = retention(settings, bus, streams, runs_gateway, "savings" in names,
+                              [n for n in names if n in set(OWNERS.values())])
 
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None,
@@ -189,8 +191,11 @@ def build_app(
     return app, bus, services
 
 
-def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, savings: bool) -> Retention:
-    """What this process trims: only keys it may write under the ACL (services.acl)."""
+def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, savings: bool,
+              owners: Sequence[str] = ()) -> Retention:
+    """What this process trims: only keys it may write under the ACL (services.acl). An owner's
+    request stream is trimmed once handled: each request is kept in its owner's state until
+    decided, and then published on `P:<type>` or `P:rejected:<partner>`."""
     capped = {streams.dead_letter: settings.dead_letter_maxlen}
     if savings:
         capped[streams.savings_updated] = settings.derived_maxlen
@@ -198,7 +203,7 @@ def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, sav
     archive = Archive(folder, bus.redis, streams, bus.consumer) if folder else None
     return Retention(
         bus.redis,
-        handled=[streams.inbound] if gateway else [],
+        handled=([streams.inbound] if gateway else []) + [streams.requests(o) for o in owners],
         archived=sorted({streams.accepted(t) for t in PAYLOADS}) if archive else [],
         archive=archive,
         capped=capped,

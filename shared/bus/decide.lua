@@ -10,6 +10,11 @@
 -- again on fresher state), or 'missing' (the request is no longer stored).
 local done = redis.call('HGET', KEYS[1], ARGV[1])
 if done then
+  if string.sub(done, 1, 8) == 'refused:' then
+    -- sent again after the idempotency window: refused already, kept nowhere
+    redis.call('HDEL', KEYS[4], ARGV[1])
+    redis.call('HDEL', KEYS[5], ARGV[1])
+  end
   return done
 end
 local raw = redis.call('HGET', KEYS[4], ARGV[1])

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from shared.archive import Archive, CorruptSegment
 from shared.streams import Streams
 from shared.tscip import reference_payloads
-from tests.support import READ, ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import OWNERS, READ, ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_canonical_streams_are_archived_then_trimmed_and_rebuilt_from_archive_an
         trim_interval_s="0.1",
         archive_dir=str(folder),
     )
-    proc = serve(tmp_path, env, "savings")
+    proc = serve(tmp_path, env, *OWNERS, "savings")
     try:
         proc.wait_ready()
         payloads = list(reference_payloads("fifteen"))
@@ -45,7 +45,7 @@ def test_canonical_streams_are_archived_then_trimmed_and_rebuilt_from_archive_an
         proc.terminate()
         tail_env = {k: v for k, v in env.items() if k != "COMMISSIONING_ARCHIVE_DIR"}
         proc = serve(
-            tmp_path, tail_env, "savings"
+            tmp_path, tail_env, *OWNERS, "savings"
         )  # the tail: the last events stay in Redis (nothing archives)
         for n, (pid, etype, data) in list(enumerate(payloads))[-3:]:
             send_as(r, prefix, pid, etype, data, f"ref-{n}")

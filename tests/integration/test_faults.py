@@ -35,12 +35,14 @@ def produce(url: str, n: int, acked: dict[str, float], stop: threading.Event) ->
 
 
 def inbound_ids(client: redis.Redis) -> set[str]:
-    """Entries still on P:inbound, and those handled and trimmed from it (accepted: every one
-    here is valid), so every entry Redis kept."""
+    """Entries still on P:inbound, and those handled and trimmed from it (every one here is
+    valid: forwarded to the needs service, held there until decided, then accepted), so every
+    entry Redis kept."""
     import json
 
-    return {json.loads(f[b"event"])["id"] for key in (f"{P}:inbound", f"{P}:need.identified")
-            for _, f in client.xrange(key)}
+    ids = {json.loads(f[b"event"])["id"] for key in (f"{P}:inbound", f"{P}:requests:needs", f"{P}:need.identified")
+           for _, f in client.xrange(key)}
+    return ids | {json.loads(raw)["id"] for raw in client.hvals(f"{P}:state:needs:events")}
 
 
 @pytest.mark.parametrize("fsync", ["always", "everysec"])

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support import READ, event, need_data, serve, service_env, signed, wait_for
+from tests.support import OWNERS, READ, event, need_data, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
 BODY = 60_000
@@ -28,7 +28,7 @@ def test_a_180_mb_flood_grows_redis_by_less_than_24_mb_and_valid_events_count(
     r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
 ) -> None:
     env = service_env(redis_url, prefix, partners_path, trim_interval_s="0.2")
-    proc = serve(tmp_path, env, "savings")
+    proc = serve(tmp_path, env, *OWNERS, "savings")
     try:
         proc.wait_ready()
         before = r.info("memory")["used_memory"]

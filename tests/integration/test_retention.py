@@ -87,7 +87,7 @@ def test_inbound_is_trimmed_behind_the_gateway_and_survives_a_sigkill_mid_batch(
     env = service_env(redis_url, prefix, partners_path, trim_interval_s="0.05", batch_size="50")
     gateway = serve(tmp_path, env, "gateway", name="gw1")
     try:
-        wait_for(lambda: r.xlen(f"{prefix}:need.identified") >= n // 3, 60, what="a third accepted")
+        wait_for(lambda: r.xlen(f"{prefix}:requests:needs") >= n // 3, 60, what="a third verified and forwarded to the needs service")
         gateway.kill()
         assert r.xlen(inbound) < n, "handled entries were trimmed while it ran"
         kept = {i.decode() for i, _ in r.xrange(inbound)}
@@ -99,9 +99,9 @@ def test_inbound_is_trimmed_behind_the_gateway_and_survives_a_sigkill_mid_batch(
         assert len(pending) + len(undelivered) > 0, "killed mid-run, with work left"
 
         gateway = serve(tmp_path, env, "gateway", name="gw2")
-        wait_for(lambda: r.xlen(f"{prefix}:need.identified") >= n, 60, what="everything accepted")
+        wait_for(lambda: r.xlen(f"{prefix}:requests:needs") >= n, 60, what="everything forwarded")
         wait_for(lambda: r.xlen(inbound) <= 1, 20, what="inbound trimmed behind the gateway")
-        events = [json.loads(f[b"event"])["id"] for _, f in r.xrange(f"{prefix}:need.identified")]
+        events = [json.loads(f[b"event"])["id"] for _, f in r.xrange(f"{prefix}:requests:needs")]
         assert sorted(events) == sorted(f"e{i}" for i in range(n)), "each exactly once"
         assert r.zcard(f"{prefix}:group:gateway:once") == n
     finally:

@@ -99,7 +99,7 @@ class Request:
 
 def subject(payload: Payload) -> str:
     """The object an act is on: requests on one object are decided in their arrival order."""
-    for name in ("contract_id", "opportunity_id", "need_id"):
+    for name in ("contract_id", "tender_id", "opportunity_id", "need_id"):
         if (value := getattr(payload, name, None)) is not None:
             return f"{name}:{value}"
     return ""
@@ -147,7 +147,7 @@ class OwnerState(EventSetState[I]):
         self._arrivals: dict[str, tuple[int, int]] = {}
         self._retry: asyncio.TimerHandle | None = None
         #: the streams this service reads (set by its wiring): a wait runs out only while they
-        #: and the partners' inbound and request streams have no backlog (`_quiet`), never
+        #: and the partners' inbound and request streams have no backlog (`_quiet_for`), never
         #: because the partnership's services are behind
         self.inputs: list[str] = []
         self._quiet_since_ms: float | None = None

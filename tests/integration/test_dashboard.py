@@ -60,6 +60,10 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             row = page.locator("#contracts tbody tr", has_text="tscip-debt-advice-2013")
             expect(row).to_contain_text("decommissioned")
             expect(row.locator(".rag")).to_have_text("Red")
+            # the update carried that contract only: the page merged it into its table
+            assert [c["contract_id"] for c in json.loads(r.xrevrange(f"{prefix}:savings.updated", count=1)[0][1][b"event"])
+                    ["data"]["contracts"]] == ["tscip-debt-advice-2013"]
+            expect(page.locator("#contracts tbody tr")).to_have_count(3)
             expect(page.locator("#events li").first).to_contain_text("contract.decommissioned")
             assert page.evaluate("window.__same_page") is True, "updated without a reload"
             page.screenshot(path=str(ARTIFACTS / "dashboard-decommissioned.png"), full_page=True)
@@ -73,6 +77,13 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             phone = browser.new_page(viewport={"width": 375, "height": 812})
             phone.goto(f"{proc.url}/dashboard")
             expect(phone.locator("#annual-saving")).to_have_text("£221,148", timeout=10_000)
+            expect(phone.locator("#contracts tbody tr")).to_have_count(3)
+            # from GET /savings, then the updates after it: a new investment moves the figures
+            send_as(r, prefix, "staffordshire-cc", "investment.recorded", {
+                "investment_id": "extra", "partner_id": "staffordshire-cc", "date": "2013-04-01",
+                "amount": "1000.00", "description": "training"}, "invest")
+            expect(phone.locator("#investment")).not_to_have_text(page.locator("#investment").inner_text(),
+                                                                  timeout=5_000)
             assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
             phone.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
 
@@ -100,7 +111,24 @@ def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: s
                 if len(ids) == 2:
                     break
         assert ids == ["u1", "u2"]
+        # a dashboard asks for the updates after the one its figures came from
+        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", timeout=10) as res:
+            assert [json.loads(line[6:])["id"] for line in _lines(res, 2)] == ["u1", "u2"]
+        # what it asks for was trimmed away: it is told to start again
+        r.xtrim(f"{prefix}:savings.updated", maxlen=1, approximate=False)
+        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", timeout=10) as res:
+            assert next(res.iter_lines()) == "event: reset"
         recent = httpx.get(f"{proc.url}/events/recent?limit=5").json()
         assert recent == {"events": []}
     finally:
         assert proc.terminate() == 0, proc.log()
+
+
+def _lines(res: httpx.Response, n: int) -> list[str]:
+    out = []
+    for line in res.iter_lines():
+        if line.startswith("data: "):
+            out.append(line)
+        if len(out) == n:
+            return out
+    return out

@@ -1,4 +1,4 @@
-// The live savings page: JSON once, then Server-Sent Events. No dependencies, nothing fetched
+// The live savings page: JSON once, then Server-Sent Events applied to it. No dependencies, nothing fetched
 // from elsewhere. Money as UK public-sector reports show it (£317,648; −£1,234), dates as
 // 1 April 2013.
 "use strict";
@@ -92,20 +92,44 @@ function status(live) {
   el.className = "status " + (live ? "live" : "down");
 }
 
+// The figures shown: the whole projection from GET /savings, then each savings.updated applied
+// to it. An update carries the summary complete and only the contracts that changed.
+let state = null;
+let source = null;
+
+function apply(update) {
+  for (const key of Object.keys(update)) {
+    if (key !== "contracts" && key !== "contracts_removed") state[key] = update[key];
+  }
+  const rows = new Map(state.contracts.map(c => [c.contract_id, c]));
+  for (const c of update.contracts || []) rows.set(c.contract_id, { ...rows.get(c.contract_id), ...c });
+  for (const id of update.contracts_removed || []) rows.delete(id);
+  state.contracts = [...rows.values()].sort((a, b) => (a.contract_id < b.contract_id ? -1 : a.contract_id > b.contract_id ? 1 : 0));
+}
+
 async function start() {
+  if (source) source.close();
+  let after = "0-0";  // no update yet: every update kept applies
   try {
     const res = await fetch("/savings", { cache: "no-store" });
-    if (res.ok) render(await res.json());
-  } catch (_) { status(false); }
+    if (!res.ok) throw new Error(res.status);
+    state = await res.json();
+    after = res.headers.get("Savings-Update-Id") || after;
+    render(state);
+  } catch (_) { status(false); setTimeout(start, 2000); return; }
   recent();
-  const source = new EventSource("/savings/stream");  // reconnects by itself, sending Last-Event-ID
+  // the updates after the one these figures were published as; EventSource reconnects by
+  // itself, sending Last-Event-ID
+  source = new EventSource("/savings/stream?after=" + encodeURIComponent(after));
   source.onopen = () => status(true);
   source.onerror = () => status(false);
   source.addEventListener("savings.updated", (msg) => {
     status(true);
-    render(JSON.parse(msg.data).data);
+    apply(JSON.parse(msg.data).data);
+    render(state);
     recent();
   });
+  source.addEventListener("reset", () => start());  // what it missed was trimmed: start again
 }
 
 start();

@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.savings.model import Facts, evolve, project
-from services.savings.updates import LastPublished, Update, UpdateLog, changes, record
+from services.savings.updates import LastPublished, UpdateLog, changes, record
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
 from shared.state import EventSetState
@@ -56,11 +56,12 @@ class Projection(EventSetState[Facts]):
         if self.last is not None:
             update = changes(self.last, figures)
             if update is not None:
-                record(self.last, update, await self.updates.append(self._event(update), update))
+                events = [self._event(data) for data in update.entries()]
+                record(self.last, update, await self.updates.append(events, update))
         self.figures = figures  # after the publish: `published_id` and `figures` go together
 
     @staticmethod
-    def _event(update: Update) -> bytes:
+    def _event(data: dict[str, Any]) -> bytes:
         return to_json(CloudEvent(specversion="1.0", id=str(uuid.uuid4()), source=SOURCE, type="savings.updated",
                                   time=datetime.now(timezone.utc), datacontenttype="application/json",
-                                  data=update.data))
+                                  data=data))

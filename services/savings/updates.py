@@ -24,6 +24,10 @@ SUMMARY_KEYS = ("as_of", "portfolio", "discounted", "horizon", "years", "partner
 #: do. Its realised and projected savings move with `as_of` (every active contract at once), so
 #: they are served by `GET /savings` and summed in `portfolio` and `partners`.
 ROW_FIELDS = ("contract_id", "annual_saving", "status", "partners", "supplier", "saving_until")
+#: at most this many contract rows in one entry: when more changed together (a bulk load), the
+#: update is written as several entries, each with the summary, so that no entry grows with
+#: the number of contracts
+ROWS_PER_ENTRY = 40
 #: `P:savings.updated` keeps about this many entries (a dashboard starts from `GET /savings`
 #: and needs only the updates after it)
 UPDATES_KEPT = 10_000
@@ -55,6 +59,16 @@ class Update:
     rows: dict[str, dict[str, Any]]  # the changed rows, by contract id
     removed: list[str]
     sources: dict[str, dict[str, Any]]
+
+    def entries(self) -> list[dict[str, Any]]:
+        """`data` as the entries it is written as: `ROWS_PER_ENTRY` contracts in each, the
+        summary in every one, the removed contracts in the last."""
+        rows = self.data["contracts"]
+        chunks = [rows[k:k + ROWS_PER_ENTRY] for k in range(0, len(rows), ROWS_PER_ENTRY)] or [[]]
+        out = [{**self.data, "contracts": chunk} for chunk in chunks]
+        for entry in out[:-1]:
+            entry.pop("contracts_removed", None)
+        return out
 
 
 def changes(last: LastPublished, figures: dict[str, Any]) -> Update | None:
@@ -116,13 +130,14 @@ class UpdateLog:
             summary = None
         return LastPublished(summary, rows, entry_id.decode())
 
-    async def append(self, event: bytes, update: Update) -> str:
-        """Append the update and record its rows, together; the new entry's id."""
+    async def append(self, events: list[bytes], update: Update) -> str:
+        """Append the update's entries and record its rows, together; the last entry's id."""
         tx = self.redis.pipeline(transaction=True)
-        tx.xadd(self.key, {"event": event}, maxlen=UPDATES_KEPT, approximate=True)
+        for event in events:
+            tx.xadd(self.key, {"event": event}, maxlen=UPDATES_KEPT, approximate=True)
         if update.rows:
             tx.hset(self.rows_key, mapping={k: json.dumps(v, separators=(",", ":")) for k, v in update.rows.items()})
         if update.removed:
             tx.hdel(self.rows_key, *update.removed)
-        entry_id = (await tx.execute())[0]
+        entry_id = (await tx.execute())[len(events) - 1]
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

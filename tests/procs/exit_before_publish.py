@@ -14,7 +14,7 @@ from services import cli
 from services.savings.updates import UpdateLog
 
 
-async def _exit(self: UpdateLog, event: bytes, update: Any) -> str:
+async def _exit(self: UpdateLog, events: list[bytes], update: Any) -> str:
     os._exit(137)
 
 

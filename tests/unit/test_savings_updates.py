@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from services.savings.model import Facts, evolve, project
-from services.savings.updates import ROW_FIELDS, SUMMARY_KEYS, LastPublished, changes, record
+from services.savings.updates import ROW_FIELDS, ROWS_PER_ENTRY, SUMMARY_KEYS, LastPublished, changes, record
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
 
@@ -102,3 +102,12 @@ def test_an_update_is_the_same_size_whatever_the_number_of_contracts() -> None:
         assert update is not None and len(update.data["contracts"]) == 1
         sizes.append(len(json.dumps(update.data)))
     assert abs(sizes[1] - sizes[0]) < 100, sizes  # only the digits of the totals differ
+
+
+def test_many_contracts_changed_together_are_written_as_entries_of_bounded_size() -> None:
+    update = changes(LastPublished(), project(portfolio(ROWS_PER_ENTRY * 2 + 5), SavingsPolicy()))
+    assert update is not None
+    entries = update.entries()
+    assert [len(e["contracts"]) for e in entries] == [ROWS_PER_ENTRY, ROWS_PER_ENTRY, 5]
+    assert all(e["portfolio"] == update.data["portfolio"] for e in entries)
+    assert [c for e in entries for c in e["contracts"]] == update.data["contracts"]

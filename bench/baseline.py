@@ -59,13 +59,16 @@ def verify(r: redis.Redis, prefix: str, secrets: dict[str, bytes]) -> None:
             raw, signature = fields.get(b"event", b""), fields.get(b"signature", b"")
             found = SOURCE.search(raw[:4096])
             secret = secrets.get(found.group(1).decode()) if found else None
-            ok = secret is not None and hmac.compare_digest(hmac.new(secret, raw, hashlib.sha256).hexdigest().encode(),
-                                                            signature)
+            ok = secret is not None and hmac.compare_digest(
+                hmac.new(secret, raw, hashlib.sha256).hexdigest().encode(), signature
+            )
             etype = json.loads(raw).get("type") if ok else None
             if etype in TYPES:
                 pipe.xadd(f"{prefix}:{etype}", {"event": raw})
             else:
-                pipe.xadd(f"{prefix}:rejected", {"event": raw[:256], "reason": "signature or type"}, maxlen=1000)
+                pipe.xadd(
+                    f"{prefix}:rejected", {"event": raw[:256], "reason": "signature or type"}, maxlen=1000
+                )
         pipe.xack(inbound, GROUP, *ids)
         pipe.execute()
 
@@ -89,22 +92,36 @@ def totals(r: redis.Redis, prefix: str) -> None:
                 data = json.loads(fields[b"event"])["data"]
                 events += 1
                 if "need_id" in data:
-                    needs[(data["partner_id"], data["need_id"])] = Decimal(data["current_annual_resource_cost"])
+                    needs[(data["partner_id"], data["need_id"])] = Decimal(
+                        data["current_annual_resource_cost"]
+                    )
                     partner_saving[data["partner_id"]] += 0
                     continue
-                shares = [(p["partner_id"], needs.get((p["partner_id"], p["need_id"]), Decimal(0)))
-                          for p in data["partners"]]
-                cost = (Decimal(data["annual_management_cost"]) if data.get("annual_management_cost")
-                        else COST_PER_PARTNER * len(shares))
+                shares = [
+                    (p["partner_id"], needs.get((p["partner_id"], p["need_id"]), Decimal(0)))
+                    for p in data["partners"]
+                ]
+                cost = (
+                    Decimal(data["annual_management_cost"])
+                    if data.get("annual_management_cost")
+                    else COST_PER_PARTNER * len(shares)
+                )
                 base = sum((c for _, c in shares), Decimal(0))
                 baseline, shared = baseline + base, shared + cost
                 for pid, c in shares:  # each partner's share of the saving, by its baseline
                     partner_saving[pid] += (base - cost) * c / base if base else Decimal(0)
             pipe.xack(stream, GROUP, *(entry_id for entry_id, _ in entries))
-        summary = {"events_applied": events, "portfolio": {
-            "baseline_annual_cost": f"{baseline:.2f}", "shared_annual_cost": f"{shared:.2f}",
-            "annual_saving": f"{baseline - shared:.2f}"},
-            "partners": [{"partner_id": p, "annual_saving": f"{v:.2f}"} for p, v in sorted(partner_saving.items())]}
+        summary = {
+            "events_applied": events,
+            "portfolio": {
+                "baseline_annual_cost": f"{baseline:.2f}",
+                "shared_annual_cost": f"{shared:.2f}",
+                "annual_saving": f"{baseline - shared:.2f}",
+            },
+            "partners": [
+                {"partner_id": p, "annual_saving": f"{v:.2f}"} for p, v in sorted(partner_saving.items())
+            ],
+        }
         pipe.xadd(f"{prefix}:summary", {"event": json.dumps(summary, separators=(",", ":"))}, maxlen=1000)
         pipe.execute()
 

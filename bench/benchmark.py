@@ -61,19 +61,43 @@ class Side:
         if name == "baseline":
             self.summary = f"{self.prefix}:summary"
             for hop in ("verify", "totals"):
-                self._spawn([sys.executable, str(ROOT / "bench" / "baseline.py"), hop, "--redis", url, "--prefix",
-                             self.prefix, "--secrets", str(registry[1])], env, hop)
+                self._spawn(
+                    [
+                        sys.executable,
+                        str(ROOT / "bench" / "baseline.py"),
+                        hop,
+                        "--redis",
+                        url,
+                        "--prefix",
+                        self.prefix,
+                        "--secrets",
+                        str(registry[1]),
+                    ],
+                    env,
+                    hop,
+                )
         else:
             self.summary = f"{self.prefix}:savings.updated"
-            env.update({"REDIS_URL": url, "COMMISSIONING_PREFIX": self.prefix, "COMMISSIONING_PARTNERS": str(registry[0]),
-                        "COMMISSIONING_LOG_LEVEL": "WARNING"})
+            env.update(
+                {
+                    "REDIS_URL": url,
+                    "COMMISSIONING_PREFIX": self.prefix,
+                    "COMMISSIONING_PARTNERS": str(registry[0]),
+                    "COMMISSIONING_LOG_LEVEL": "WARNING",
+                }
+            )
             layout = [[]] if name == "serve" else [["gateway"], *([s] for s in SPLIT)]
             for services in layout:
                 port = free_port()
                 self.ports.append(port)
-                apart = {"COMMISSIONING_GATEWAY": "false"} if name == "split" and services != ["gateway"] else {}
-                self._spawn([sys.executable, "-m", "services.cli", "serve", *services],
-                            {**env, **apart, "COMMISSIONING_HTTP_PORT": str(port)}, "-".join(services) or "all")
+                apart = (
+                    {"COMMISSIONING_GATEWAY": "false"} if name == "split" and services != ["gateway"] else {}
+                )
+                self._spawn(
+                    [sys.executable, "-m", "services.cli", "serve", *services],
+                    {**env, **apart, "COMMISSIONING_HTTP_PORT": str(port)},
+                    "-".join(services) or "all",
+                )
         self._wait_ready()
 
     def _spawn(self, args: list[str], env: dict[str, str], what: str) -> None:
@@ -83,9 +107,16 @@ class Side:
     def _wait_ready(self) -> None:
         def ready() -> bool:
             if self.name == "baseline":
-                return bool(self.r.exists(f"{self.prefix}:ready:verify") + self.r.exists(f"{self.prefix}:ready:totals") == 2)
+                return bool(
+                    self.r.exists(f"{self.prefix}:ready:verify")
+                    + self.r.exists(f"{self.prefix}:ready:totals")
+                    == 2
+                )
             try:
-                return all(httpx.get(f"http://127.0.0.1:{p}/health/ready", timeout=2).status_code == 200 for p in self.ports)
+                return all(
+                    httpx.get(f"http://127.0.0.1:{p}/health/ready", timeout=2).status_code == 200
+                    for p in self.ports
+                )
             except httpx.HTTPError:
                 return False
 
@@ -106,7 +137,7 @@ class Side:
     def send(self, entries: list[dict[str, bytes]]) -> None:
         for k in range(0, len(entries), 2000):
             pipe = self.r.pipeline(transaction=False)
-            for e in entries[k:k + 2000]:
+            for e in entries[k : k + 2000]:
                 pipe.xadd(f"{self.prefix}:inbound", e)
             pipe.execute()
 
@@ -197,13 +228,19 @@ def rebuild_time(url: str, r: redis.Redis, n: int, partners: int) -> float:
     entries = contracts(n // (NEEDS_PER_CONTRACT + 1) + 1, partners, start=20_000_000)[:n]
     for k in range(0, n, 5000):
         pipe = r.pipeline(transaction=False)
-        for e in entries[k:k + 5000]:
+        for e in entries[k : k + 5000]:
             pipe.xadd(f"{prefix}:{json.loads(e['event'])['type']}", {"event": e["event"]})
         pipe.execute()
     env = {**os.environ, "REDIS_URL": url, "COMMISSIONING_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "services.cli", "savings", "rebuild"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     elapsed = time.perf_counter() - t0
     for key in r.scan_iter(match=f"{prefix}:*", count=1000):
         r.delete(key)
@@ -213,6 +250,48 @@ def rebuild_time(url: str, r: redis.Redis, n: int, partners: int) -> float:
 def _q(values: list[float]) -> str:
     q = statistics.quantiles(values, n=100)
     return f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms"
+
+
+def portfolio_size(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace, size: int,
+                   rounds: int) -> dict[str, list[float]]:
+    """Throughput rounds at one portfolio size, every side in turn (interleaved: a noisy moment
+    hits every side alike); the first round also measures the update sizes."""
+    entries = contracts(size, args.partners)
+    print(f"\n{size:,} contracts: {len(entries):,} signed events from {args.partners} partners", flush=True)
+    got: dict[str, list[float]] = {s: [] for s in args.sides}
+    for n in range(1, rounds + 1):
+        for name in args.sides:
+            side = Side(name, url, registry, tmp)
+            try:
+                got[name].append(throughput(side, entries))
+                held = side.bytes_held() / len(entries)
+                line = (f"  round {n}/{rounds} {name}: {got[name][-1]:,.0f} events/s, "
+                        f"Redis {held:,.0f} bytes/event")
+                if name != "baseline" and n == 1:
+                    one, largest = update_sizes(side, size, args.partners, len(entries))
+                    line += f"; savings.updated after one contract changed {one:,} bytes, largest {largest:,}"
+                print(line, flush=True)
+            finally:
+                side.stop()
+    medians = {k: statistics.median(v) for k, v in got.items()}
+    print("  medians: " + ", ".join(f"{k} {v:,.0f} events/s" for k, v in medians.items()), flush=True)
+    for name in ("serve", "split"):
+        if name in medians and "baseline" in medians:
+            print(f"  ratio {name}/baseline at {size:,} contracts: {medians[name] / medians['baseline']:.2f}")
+    return got
+
+
+def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace) -> None:
+    n = int(args.latency_seconds * args.latency_rate)
+    entries = contracts(n // (NEEDS_PER_CONTRACT + 1) + 1, args.partners, start=10_000_000)[:n]
+    print(f"\nlatency at a steady {args.latency_rate:,} events/s for {args.latency_seconds:.0f} s, "
+          f"inbound XADD to the first summary that counts it:", flush=True)
+    for name in args.sides:
+        side = Side(name, url, registry, tmp)
+        try:
+            print(f"  {name}: {_q(latency(side, entries, args.latency_rate))}", flush=True)
+        finally:
+            side.stop()
 
 
 def main() -> None:
@@ -225,59 +304,28 @@ def main() -> None:
     ap.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     ap.add_argument("--latency-seconds", type=float, default=10)
     ap.add_argument("--latency-rate", type=int, default=1000)
-    ap.add_argument("--rebuild", type=int, default=0, help="events for the rebuild timing (e.g. 1000000); 0 skips")
+    ap.add_argument("--rebuild", type=int, default=0,
+                    help="events for the rebuild timing (e.g. 1000000); 0 skips it")
     args = ap.parse_args()
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="commissioning-bench-"))
     server = RedisServer(tmp / "redis").start()
     try:
-        r = redis.Redis.from_url(server.url)
         registry = write_registry(tmp, args.partners)
-        version = subprocess.run([str(server.binary), "--version"], capture_output=True, text=True).stdout.split()[2]
-        load = os.getloadavg()[0]
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {load:.1f} at start, "
-              f"Python {platform.python_version()}, {version}", flush=True)
+        version = subprocess.run([str(server.binary), "--version"], check=True, capture_output=True,
+                                 text=True).stdout.split()[2]
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at "
+              f"start, Python {platform.python_version()}, {version}", flush=True)
         rounds = args.rounds + [args.rounds[-1]] * (len(args.contracts) - len(args.rounds))
-        results: dict[int, dict[str, list[float]]] = {}
-        for size, n_rounds in zip(args.contracts, rounds, strict=True):
-            entries = contracts(size, args.partners)
-            print(f"\n{size:,} contracts: {len(entries):,} signed events from {args.partners} partners", flush=True)
-            got: dict[str, list[float]] = {s: [] for s in args.sides}
-            for n in range(1, n_rounds + 1):
-                for name in args.sides:  # interleaved: a noisy moment hits every side alike
-                    side = Side(name, server.url, registry, tmp)
-                    try:
-                        got[name].append(throughput(side, entries))
-                        held = side.bytes_held() / len(entries)
-                        line = f"  round {n}/{n_rounds} {name}: {got[name][-1]:,.0f} events/s, Redis {held:,.0f} bytes/event"
-                        if name != "baseline" and n == 1:
-                            one, largest = update_sizes(side, size, args.partners, len(entries))
-                            line += f"; savings.updated after one contract changed {one:,} bytes, largest {largest:,}"
-                        print(line, flush=True)
-                    finally:
-                        side.stop()
-            results[size] = got
-            medians = {k: statistics.median(v) for k, v in got.items()}
-            print("  medians: " + ", ".join(f"{k} {v:,.0f} events/s" for k, v in medians.items()), flush=True)
-            if "baseline" in medians:
-                for name in ("serve", "split"):
-                    if name in medians:
-                        print(f"  ratio {name}/baseline at {size:,} contracts: {medians[name] / medians['baseline']:.2f}")
+        results = {size: portfolio_size(server.url, registry, tmp, args, size, n)
+                   for size, n in zip(args.contracts, rounds, strict=False)}
         if args.latency_seconds > 0:
-            n_contracts = int(args.latency_seconds * args.latency_rate) // (NEEDS_PER_CONTRACT + 1) + 1
-            entries = contracts(n_contracts, args.partners, start=10_000_000)[: int(args.latency_seconds * args.latency_rate)]
-            print(f"\nlatency at a steady {args.latency_rate:,} events/s for {args.latency_seconds:.0f} s, inbound XADD "
-                  f"to the first summary that counts it:", flush=True)
-            for name in args.sides:
-                side = Side(name, server.url, registry, tmp)
-                try:
-                    print(f"  {name}: {_q(latency(side, entries, args.latency_rate))}", flush=True)
-                finally:
-                    side.stop()
+            latencies(server.url, registry, tmp, args)
         if args.rebuild:
-            print(f"\nrebuild of the projection from {args.rebuild:,} events: "
-                  f"{rebuild_time(server.url, r, args.rebuild, args.partners):.1f} s", flush=True)
-        print(f"\nload average at the end {os.getloadavg()[0]:.1f}; took {time.perf_counter() - started:.0f} s")
+            seconds = rebuild_time(server.url, redis.Redis.from_url(server.url), args.rebuild, args.partners)
+            print(f"\nrebuild of the projection from {args.rebuild:,} events: {seconds:.1f} s", flush=True)
+        took = time.perf_counter() - started
+        print(f"\nload average at the end {os.getloadavg()[0]:.1f}; took {took:.0f} s")
         first = results[args.contracts[0]]
         if "baseline" in first and "serve" in first:
             ours, base = statistics.median(first["serve"]), statistics.median(first["baseline"])

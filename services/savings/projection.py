@@ -62,6 +62,6 @@ class Projection(EventSetState[Facts]):
 
     @staticmethod
     def _event(data: dict[str, Any]) -> bytes:
-        return to_json(CloudEvent(specversion="1.0", id=str(uuid.uuid4()), source=SOURCE, type="savings.updated",
-                                  time=datetime.now(timezone.utc), datacontenttype="application/json",
-                                  data=data))
+        return to_json(CloudEvent(specversion="1.0", id=str(uuid.uuid4()), source=SOURCE,
+                                  type="savings.updated", time=datetime.now(timezone.utc),
+                                  datacontenttype="application/json", data=data))

@@ -64,7 +64,7 @@ class Update:
         """`data` as the entries it is written as: `ROWS_PER_ENTRY` contracts in each, the
         summary in every one, the removed contracts in the last."""
         rows = self.data["contracts"]
-        chunks = [rows[k:k + ROWS_PER_ENTRY] for k in range(0, len(rows), ROWS_PER_ENTRY)] or [[]]
+        chunks = [rows[k : k + ROWS_PER_ENTRY] for k in range(0, len(rows), ROWS_PER_ENTRY)] or [[]]
         out = [{**self.data, "contracts": chunk} for chunk in chunks]
         for entry in out[:-1]:
             entry.pop("contracts_removed", None)
@@ -136,7 +136,10 @@ class UpdateLog:
         for event in events:
             tx.xadd(self.key, {"event": event}, maxlen=UPDATES_KEPT, approximate=True)
         if update.rows:
-            tx.hset(self.rows_key, mapping={k: json.dumps(v, separators=(",", ":")) for k, v in update.rows.items()})
+            tx.hset(
+                self.rows_key,
+                mapping={k: json.dumps(v, separators=(",", ":")) for k, v in update.rows.items()},
+            )
         if update.removed:
             tx.hdel(self.rows_key, *update.removed)
         entry_id = (await tx.execute())[len(events) - 1]

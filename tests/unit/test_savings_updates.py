@@ -24,23 +24,55 @@ def portfolio(contracts: int) -> Facts:
     for i in range(contracts):
         pair = [PARTNERS[i % 6], PARTNERS[(i + 1) % 6]]
         for pid in pair:
-            add(facts, "need.identified", {
-                "need_id": f"need-{i}", "partner_id": pid, "service_category": "advice", "title": "Advice",
-                "annual_budget": "90000.00", "current_arrangements": 2, "current_annual_resource_cost": f"{40000 + i}.00",
-                "current_arrangements_end": "2013-03-31", "open_to_sharing": True}, f"/partners/{pid} n-{i}")
-        add(facts, "tender.awarded", {
-            "tender_id": f"t-{i}", "contract_id": f"c-{i:05d}", "lead_partner_id": pair[0],
-            "commissioning_model": "aligned_budgets", "supplier": {"id": "s", "name": "S"},
-            "annual_value": "60000.00", "contract_start": "2013-04-01", "contract_end": "2016-03-31",
-            "partners": [{"partner_id": p, "need_id": f"need-{i}"} for p in pair]}, f"/partners/{pair[0]} a-{i}")
+            add(
+                facts,
+                "need.identified",
+                {
+                    "need_id": f"need-{i}",
+                    "partner_id": pid,
+                    "service_category": "advice",
+                    "title": "Advice",
+                    "annual_budget": "90000.00",
+                    "current_arrangements": 2,
+                    "current_annual_resource_cost": f"{40000 + i}.00",
+                    "current_arrangements_end": "2013-03-31",
+                    "open_to_sharing": True,
+                },
+                f"/partners/{pid} n-{i}",
+            )
+        add(
+            facts,
+            "tender.awarded",
+            {
+                "tender_id": f"t-{i}",
+                "contract_id": f"c-{i:05d}",
+                "lead_partner_id": pair[0],
+                "commissioning_model": "aligned_budgets",
+                "supplier": {"id": "s", "name": "S"},
+                "annual_value": "60000.00",
+                "contract_start": "2013-04-01",
+                "contract_end": "2016-03-31",
+                "partners": [{"partner_id": p, "need_id": f"need-{i}"} for p in pair],
+            },
+            f"/partners/{pair[0]} a-{i}",
+        )
     return facts
 
 
 def decommission(facts: Facts, i: int) -> None:
     pid = PARTNERS[i % 6]
-    add(facts, "contract.decommissioned", {
-        "contract_id": f"c-{i:05d}", "partner_id": pid, "effective_date": "2013-04-01",
-        "reason": "financial_constraints", "replacement": "separate_arrangements"}, f"/partners/{pid} d-{i}")
+    add(
+        facts,
+        "contract.decommissioned",
+        {
+            "contract_id": f"c-{i:05d}",
+            "partner_id": pid,
+            "effective_date": "2013-04-01",
+            "reason": "financial_constraints",
+            "replacement": "separate_arrangements",
+        },
+        f"/partners/{pid} d-{i}",
+    )
 
 
 def published(facts: Facts, cache: dict[Any, Any]) -> tuple[LastPublished, dict[str, Any]]:
@@ -56,7 +88,9 @@ def test_the_first_update_carries_every_contract_then_only_those_that_changed() 
     facts, cache = portfolio(300), {}
     last, figures = published(facts, cache)
     assert len(last.rows) == 300 and last.entry_id == "1-0"
-    assert changes(last, project(facts, SavingsPolicy(), cache)) is None, "nothing changed, nothing to publish"
+    assert changes(last, project(facts, SavingsPolicy(), cache)) is None, (
+        "nothing changed, nothing to publish"
+    )
 
     decommission(facts, 7)
     after = project(facts, SavingsPolicy(), cache)
@@ -74,7 +108,7 @@ def test_the_first_update_carries_every_contract_then_only_those_that_changed() 
 
 def test_rows_are_compared_by_value_not_by_the_objects_they_came_from() -> None:
     facts = portfolio(20)
-    last, figures = published(facts, {})
+    last, _ = published(facts, {})
     fresh = project(facts, SavingsPolicy())  # no cache: every row a new object, equal values
     assert changes(last, fresh) is None
     assert all(last.sources[c["contract_id"]] is c for c in fresh["contracts"])

@@ -14,7 +14,8 @@ Workload (bench/workload.py): signed needs from 50 partners and an award over ev
   savings` with `COMMISSIONING_GATEWAY=false`), as the containers are deployed apart.
 Throughput: `--rounds` interleaved rounds per contract count, medians. Latency: a steady
 `--latency-rate` for `--latency-seconds`, from each inbound XADD to the first summary that
-counts it. Redis bytes per event: `MEMORY USAGE` of every key the run left, over the events.
+counts it. CPU per event: user + system time of the side's processes from the first XADD to the
+summary counting the last event. Redis bytes per event: `MEMORY USAGE` of every key the run left.
 Update size: the `savings.updated` entry after one contract is decommissioned, and the
 largest entry of the run. Rebuild: `commissioning savings rebuild` over `--rebuild` events.
 The last line: `throughput <serve events/s> baseline <events/s> ratio <r>` (at the first count).
@@ -134,6 +135,15 @@ class Side:
         doc = json.loads(newest[0][1][b"event"])
         return int(doc["events_applied"] if self.name == "baseline" else doc["data"]["events_applied"])
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the side's processes have used so far (Linux /proc)."""
+        total = 0
+        for p in self.procs:
+            with open(f"/proc/{p.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def send(self, entries: list[dict[str, bytes]]) -> None:
         for k in range(0, len(entries), 2000):
             pipe = self.r.pipeline(transaction=False)
@@ -167,11 +177,13 @@ class Side:
             self.r.delete(key)
 
 
-def throughput(side: Side, entries: list[dict[str, bytes]]) -> float:
-    t0 = time.perf_counter()
+def throughput(side: Side, entries: list[dict[str, bytes]]) -> tuple[float, float]:
+    """(events/s, CPU milliseconds an event, over the side's processes)."""
+    cpu, t0 = side.cpu_seconds(), time.perf_counter()
     side.send(entries)
     side.wait_counted(len(entries))
-    return len(entries) / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    return len(entries) / elapsed, (side.cpu_seconds() - cpu) * 1000 / len(entries)
 
 
 def update_sizes(side: Side, n_contracts: int, partners: int, counted: int) -> tuple[int, int]:
@@ -263,9 +275,10 @@ def portfolio_size(url: str, registry: tuple[Path, Path], tmp: Path, args: argpa
         for name in args.sides:
             side = Side(name, url, registry, tmp)
             try:
-                got[name].append(throughput(side, entries))
+                rate, cpu = throughput(side, entries)
+                got[name].append(rate)
                 held = side.bytes_held() / len(entries)
-                line = (f"  round {n}/{rounds} {name}: {got[name][-1]:,.0f} events/s, "
+                line = (f"  round {n}/{rounds} {name}: {rate:,.0f} events/s, CPU {cpu:.2f} ms/event, "
                         f"Redis {held:,.0f} bytes/event")
                 if name != "baseline" and n == 1:
                     one, largest = update_sizes(side, size, args.partners, len(entries))

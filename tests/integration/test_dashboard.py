@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from shared.tscip import reference_payloads
-from tests.support import ROOT, send_as, serve, service_env, write_tscip_partners
+from tests.portfolio import decommissioned, portfolio
+from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,46 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             browser.close()
     finally:
         proc.stop()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_with_many_contracts_the_page_merges_each_update_into_its_table(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    """300 contracts from `GET /savings`, then updates that carry one contract each: the row
+    changes in place, a new contract takes its place in order, nothing else moves."""
+    from playwright.sync_api import expect, sync_playwright
+
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), "savings")
+    try:
+        proc.wait_ready()
+        entries = portfolio(300)
+        for e in entries:
+            r.xadd(f"{prefix}:inbound", e)
+        wait_for(lambda: httpx.get(f"{proc.url}/savings").json()["events_applied"] == len(entries), 60,
+                 what="the portfolio applied")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"{proc.url}/dashboard")
+            rows = page.locator("#contracts tbody tr")
+            expect(rows).to_have_count(300, timeout=10_000)
+            expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
+            page.evaluate("window.__same_page = true")
+
+            r.xadd(f"{prefix}:inbound", decommissioned(7))
+            expect(rows.nth(7)).to_contain_text("decommissioned", timeout=5_000)
+            for e in portfolio(1, first=150, suffix="a"):  # c-00150a: between c-00150 and c-00151
+                r.xadd(f"{prefix}:inbound", e)
+            expect(rows).to_have_count(301, timeout=5_000)
+            expect(rows.nth(151)).to_contain_text("c-00150a")
+            ids = page.eval_on_selector_all("#contracts tbody tr td:first-child",
+                                            "cells => cells.map(c => c.textContent)")
+            assert ids == sorted(ids) and len(set(ids)) == 301
+            assert page.evaluate("window.__same_page") is True, "updated without a reload"
+            browser.close()
+    finally:
+        assert proc.terminate() == 0, proc.log()
 
 
 def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path) -> None:

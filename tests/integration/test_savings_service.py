@@ -19,6 +19,7 @@ from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
 from shared.redis_server import free_port
 from tests.eventgen import history
+from tests.portfolio import decommissioned, portfolio
 from tests.support import PARTNERS, ROOT, Proc, event, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,32 +145,6 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
     finally:
         assert savings.terminate() == 0, savings.log()
         assert gateway.terminate() == 0, gateway.log()
-
-
-def portfolio(contracts: int) -> list[dict[str, bytes]]:
-    """Signed needs and awards: `contracts` contracts, each over two partners' needs."""
-    pids, out = list(PARTNERS), []
-    for i in range(contracts):
-        pair = [pids[i % len(pids)], pids[(i + 1) % len(pids)]]
-        for pid in pair:
-            data = {"need_id": f"need-{i}", "partner_id": pid, "service_category": "advice", "title": "Advice",
-                    "annual_budget": "90000.00", "current_arrangements": 2,
-                    "current_annual_resource_cost": f"{40000 + i}.00", "current_arrangements_end": "2013-03-31",
-                    "open_to_sharing": True}
-            out.append(signed(event(data, partner=pid, id=f"n-{i}"), partner=pid))
-        award = {"tender_id": f"t-{i}", "contract_id": f"c-{i:05d}", "lead_partner_id": pair[0],
-                 "commissioning_model": "aligned_budgets", "supplier": {"id": "s", "name": "S"},
-                 "annual_value": "60000.00", "contract_start": "2013-04-01", "contract_end": "2016-03-31",
-                 "partners": [{"partner_id": p, "need_id": f"need-{i}"} for p in pair]}
-        out.append(signed(event(award, type="tender.awarded", partner=pair[0], id=f"a-{i}"), partner=pair[0]))
-    return out
-
-
-def decommissioned(i: int) -> dict[str, bytes]:
-    pid = list(PARTNERS)[i % len(PARTNERS)]
-    data = {"contract_id": f"c-{i:05d}", "partner_id": pid, "effective_date": "2013-04-01",
-            "reason": "financial_constraints", "replacement": "separate_arrangements"}
-    return signed(event(data, type="contract.decommissioned", partner=pid, id=f"d-{i}"), partner=pid)
 
 
 def test_an_update_carries_only_the_contracts_that_changed(

@@ -1,5 +1,6 @@
-"""The savings projection: the set of applied events (shared.state), its figures
-(`model.project`), and `savings.updated` whenever they differ from what was last published."""
+"""The savings projection: the set of applied events (shared.state), its figures (`model.project`,
+kept up to date incrementally by `running.Running`), and `savings.updated` whenever they differ
+from what was last published."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.savings.model import Facts, evolve, project
+from services.savings.model import Facts
+from services.savings.running import Running
 from services.savings.updates import LastPublished, UpdateLog, changes, record
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
@@ -29,10 +31,10 @@ TYPES = (
 
 class Projection(EventSetState[Facts]):
     def __init__(self, redis: Redis, streams: Streams, policy: SavingsPolicy) -> None:
-        super().__init__(redis, streams, "savings", Facts, evolve)
+        self.running = Running(policy)  # its fold notes what each event touches
+        super().__init__(redis, streams, "savings", Facts, self.running.fold)
         self.policy = policy
-        self._cache: dict[Any, Any] = {}  # each contract's figures, on what they depend on
-        self.figures: dict[str, Any] = project(self.index, policy)
+        self.figures: dict[str, Any] = self.running.figures(self.index)
         self.updates = UpdateLog(redis, streams)
         #: what dashboards last received; None in a process that does not publish (a rebuild)
         self.last: LastPublished | None = None
@@ -52,7 +54,7 @@ class Projection(EventSetState[Facts]):
     async def changed(self, fresh: bool) -> None:
         """Publish whatever differs from the last update, whoever applied it (this process, a
         replica, a rebuild, or a process killed before it could publish)."""
-        figures = project(self.index, self.policy, self._cache)
+        figures = self.running.figures(self.index)
         if self.last is not None:
             update = changes(self.last, figures)
             if update is not None:

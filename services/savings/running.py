@@ -99,8 +99,7 @@ class Running:
         self._dirty_needs.clear()
         for cid in {d for s in slots for d in self._slot_contracts.get(s, ())}:
             self._warnings[cid] = self._warnings_of(self._contracts[cid])
-        new = [slot for slot in slots if self._need_row(slot)]
-        _insert(self._need_slots, new)
+        self._place_needs(slots, [slot for slot in slots if self._need_row(slot)])
         return self._view(facts, today, span, buckets, factor)
 
     def _reset(self, facts: Facts, frame: tuple[Any, ...]) -> None:
@@ -120,6 +119,7 @@ class Running:
         self._need_rows: dict[Slot, dict[str, Any]] = {}
         self._need_keys: dict[Slot, Any] = {}
         self._need_slots: list[Slot] = []  # sorted
+        self._need_list: list[dict[str, Any]] = []  # their rows, in that order (the needs table)
         self._dirty = set(facts.awards)
         self._dirty_needs = set(facts.needs)
 
@@ -195,6 +195,20 @@ class Running:
         self._need_keys[slot] = next(iter(rows))
         return new
 
+    def _place_needs(self, redone: set[Slot], new: list[Slot]) -> None:
+        """Put redone rows in the needs table by position: no walk over every need."""
+        if len(new) > 64:
+            _insert(self._need_slots, new)
+            self._need_list = [self._need_rows[slot] for slot in self._need_slots]
+            return
+        for slot in new:
+            i = bisect.bisect_left(self._need_slots, slot)
+            self._need_slots.insert(i, slot)
+            self._need_list.insert(i, self._need_rows[slot])
+        for slot in redone:
+            if slot in self._need_rows:
+                self._need_list[bisect.bisect_left(self._need_slots, slot)] = self._need_rows[slot]
+
     # -- the document ------------------------------------------------------------------------
 
     def _view(self, facts: Facts, today: date | None, span: tuple[date, date] | None,
@@ -263,7 +277,7 @@ class Running:
             "partners": [{"partner_id": pid, **{k: m(row.get(k, 0)) for k in model._PARTNER_FIGURES}}
                          for pid, row in sorted(partners.items())],
             "contracts": [c.row for c in contracts],
-            "needs": [self._need_rows[slot] for slot in self._need_slots],
+            "needs": list(self._need_list),  # a copy: the next batch changes the table in place
             "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],
             "events_applied": len(facts.applied),
         }

@@ -36,7 +36,8 @@ class Projection(EventSetState[Facts]):
         self.policy = policy
         self.figures: dict[str, Any] = self.running.figures(self.index)
         #: incremental figures cost little: publish after each batch, still never spending more
-        #: than a fifth of the time on it (`RECOMPUTE_SPACING` times the last recompute apart)
+        #: than a quarter of the time on it (recomputes start `RECOMPUTE_SPACING` times the last
+        #: one's duration apart)
         self.min_interval = 0.0
         self.updates = UpdateLog(redis, streams)
         #: what dashboards last received; None in a process that does not publish (a rebuild)

@@ -112,8 +112,8 @@ def record(last: LastPublished, update: Update, entry_id: str) -> None:
 class UpdateLog:
     """`P:savings.updated` and the rows it last carried (every Redis command of publishing)."""
 
-    def __init__(self, redis: Redis, streams: Streams) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis, streams: Streams, kept: int = UPDATES_KEPT) -> None:
+        self.redis, self.kept = redis, kept
         self.key = streams.savings_updated
         self.rows_key = streams.state("savings", "published")
 
@@ -134,7 +134,7 @@ class UpdateLog:
         """Append the update's entries and record its rows, together; the last entry's id."""
         tx = self.redis.pipeline(transaction=True)
         for event in events:
-            tx.xadd(self.key, {"event": event}, maxlen=UPDATES_KEPT, approximate=True)
+            tx.xadd(self.key, {"event": event}, maxlen=self.kept, approximate=True)
         if update.rows:
             tx.hset(
                 self.rows_key,

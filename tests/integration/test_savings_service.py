@@ -3,6 +3,7 @@ ends with exactly the figures the pure model gives for the same set of events.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -173,7 +174,8 @@ def test_an_update_carries_only_the_contracts_that_changed(
         newest = r.xrevrange(f"{prefix}:savings.updated", count=1)[0]
         update = json.loads(newest[1][b"event"])["data"]
         assert [c["contract_id"] for c in update["contracts"]] == ["c-00007"]
-        assert update["contracts"][0]["status"] == "decommissioned" and tuple(update["contracts"][0]) == ROW_FIELDS
+        row = update["contracts"][0]
+        assert row["status"] == "decommissioned" and tuple(row) == ROW_FIELDS
         assert update["portfolio"] == whole["portfolio"] and update["partners"] == whole["partners"]
         assert whole["portfolio"]["active_contracts"] == 399 and len(whole["contracts"]) == 400
         assert got.headers["Savings-Update-Id"] == newest[0].decode()
@@ -195,7 +197,8 @@ def test_killed_between_its_apply_and_its_publish_it_publishes_on_restart(
         first.wait_ready()
         for e in portfolio(12):
             r.xadd(f"{prefix}:inbound", e)
-        wait_for(lambda: (u := updates(r, prefix)) and u[-1]["events_applied"] == 36, 30, what="the figures published")
+        wait_for(lambda: (u := updates(r, prefix)) and u[-1]["events_applied"] == 36, 30,
+                 what="the figures published")
     finally:
         first.kill()
     published = r.xlen(f"{prefix}:savings.updated")
@@ -216,7 +219,8 @@ def test_killed_between_its_apply_and_its_publish_it_publishes_on_restart(
     restarted = serve(tmp_path, env, "savings", name="restarted")
     try:
         restarted.wait_ready()
-        wait_for(lambda: r.xlen(f"{prefix}:savings.updated") == published + 1, 10, what="the restart to publish")
+        wait_for(lambda: r.xlen(f"{prefix}:savings.updated") == published + 1, 10,
+                 what="the restart to publish")
         got = httpx.get(f"{restarted.url}/savings")
         whole, newest = got.json(), r.xrevrange(f"{prefix}:savings.updated", count=1)[0]
         update = json.loads(newest[1][b"event"])["data"]
@@ -235,3 +239,29 @@ def test_killed_between_its_apply_and_its_publish_it_publishes_on_restart(
         assert r.xlen(f"{prefix}:savings.updated") == published + 1
     finally:
         assert again.terminate() == 0, again.log()
+
+
+def test_the_update_stream_is_capped_and_the_rows_kept_with_each_update(r: redis.Redis, prefix: str,
+                                                                         redis_url: str) -> None:
+    """`P:savings.updated` keeps about `kept` entries (Redis trims whole radix-tree nodes of
+    100 entries), and the rows each update carried are recorded with it."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from services.savings.updates import Update, UpdateLog
+    from shared.streams import Streams
+
+    async def run() -> str:
+        client = AsyncRedis.from_url(redis_url)
+        log = UpdateLog(client, Streams(prefix), kept=100)
+        for n in range(450):
+            row = {"contract_id": f"c-{n % 300}", "annual_saving": f"{n}.00", "status": "active"}
+            update = Update({}, {row["contract_id"]: row}, [], {})
+            last = await log.append([json.dumps({"n": n}).encode()], update)
+        await client.aclose()
+        return last
+
+    last = asyncio.run(run())
+    assert 100 <= r.xlen(f"{prefix}:savings.updated") <= 200
+    assert last == r.xrevrange(f"{prefix}:savings.updated", count=1)[0][0].decode()
+    rows = r.hgetall(f"{prefix}:state:savings:published")
+    assert len(rows) == 300 and json.loads(rows[b"c-0"])["annual_saving"] == "300.00"

@@ -4,6 +4,7 @@
 - `service-<name>`: the gateway's keys (every process runs it) and its own service's: the
   streams it consumes and publishes, its groups' records, its state;
 - `service-gateway`: the gateway's keys alone, for `serve gateway` processes;
+- every `service-*` user may read `P:viewers` (viewer token digests, services.readauth);
 - `dashboard`: read-only on `P:savings.updated`;
 - `operator`: everything, for `commissioning dead-letter` and `savings rebuild`;
 - `default`: off.
@@ -44,6 +45,7 @@ CONNECT = "+ping +hello +auth +client|setname +client|id +info"  # (CLIENT SETIN
 SERVICE_COMMANDS = (
     "+xreadgroup +xack +xclaim +xautoclaim +xpending +xinfo +xgroup|create +xgroup|delconsumer +xadd +xrange "
     "+xrevrange +xread +xlen +hset +hget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr +exists +del "
+    "+zadd +zscore +zremrangebyscore +zremrangebyrank +xtrim "
     "+rename +scan +type +evalsha +eval +script|load +script|exists +multi +exec +discard " + CONNECT
 )
 
@@ -67,14 +69,17 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
     for p in registry:
         lines.append(user(f"partner-{p.id}", f"%W~{s.inbound} %R~{s.rejected(p.id)} +xadd +xrange +xrevrange +xread +xlen {CONNECT}"))
     partner_types = [t for t in PARTNER_TYPES if t not in SEALED_TYPES]
-    gateway = [s.inbound, s.key("group", "gateway", "*"), s.rejected("*"), s.dead_letter,
+    # the gateway forwards to the owners' request streams; an owner publishes its decisions on
+    # P:<type> and P:rejected:<partner>, which every process may therefore write
+    gateway = [s.inbound, s.key("group", "gateway", "*"), s.rejected("*"), s.dead_letter, s.requests("*"),
                *(s.of_type(t) for t in partner_types)]
     sealed_write = [s.accepted(t) for t in SEALED_TYPES]
+    viewers = f"%R~{s.key('viewers')}"  # every serving process checks viewer tokens (services.readauth)
     for name, writes in WRITES.items():
         own = [s.accepted(t) for t in READS[name]] + [s.of_type(t) for t in writes]
         own += [s.key("group", name, "*"), s.state(name, "*")]
-        lines.append(user(f"service-{name}", f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {SERVICE_COMMANDS}"))
-    lines.append(user("service-gateway", f"{_keys(gateway)} {_keys(sealed_write, '%W')} {SERVICE_COMMANDS}"))
+        lines.append(user(f"service-{name}", f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {viewers} {SERVICE_COMMANDS}"))
+    lines.append(user("service-gateway", f"{_keys(gateway)} {_keys(sealed_write, '%W')} {viewers} {SERVICE_COMMANDS}"))
     lines.append(user("dashboard", f"%R~{s.savings_updated} +xread +xrange +xrevrange +xlen {CONNECT}"))
     lines.append(f"user operator on #{password_hash(passwords['operator'])} ~* &* +@all")
     return lines

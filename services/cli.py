@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,19 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _setting_errors(e: ValidationError) -> str:
+    """Each bad variable by its environment name, on one line (the values are left out: a
+    variable may hold a password)."""
+    fields = Settings.model_fields
+    names = []
+    for err in e.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        alias = fields[field].validation_alias if field in fields else None
+        env = alias if isinstance(alias, str) else f"COMMISSIONING_{field.upper()}"
+        names.append(f"{env}: {err['msg']}")
+    return "; ".join(names)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from services.runtime import SERVICES, ConfigurationError, serve
 
@@ -44,7 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from services.runtime import SERVICES, ConfigurationError, serve
+    from redis.exceptions import RedisError
+
+    from shared import viewers
     from shared.redis_server import NoRedisServerError, RedisServer
+    from shared.streams import Streams
     from shared.tscip import write_registry
 
     settings = _settings()
@@ -54,11 +72,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if not settings.redis_url:
         try:
-            server = RedisServer(data_dir / "redis", port=args.redis_port).start()
+            server = RedisServer(data_dir / "redis", port=args.redis_port,
+                                 maxmemory=settings.redis_maxmemory).start()
         except NoRedisServerError as e:
             return _fail(str(e))
         overrides["redis_url"] = server.url
-        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}", flush=True)
+        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}; "
+              f"at most {settings.redis_maxmemory} of memory, never evicting", flush=True)
     if settings.partners is None:
         path = data_dir / "partners.toml"
         if not path.exists():
@@ -66,8 +86,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         overrides["partners"] = path
         print(f"Partner registry: {path} (set COMMISSIONING_PARTNERS to use your own)", flush=True)
     settings = settings.model_copy(update=overrides)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = viewers.local_token(settings.redis_url, Streams(settings.prefix), data_dir / "viewer-token")
+    except RedisError as e:
+        return _fail(f"cannot reach Redis at {settings.redis_url}: {e}")
     print(
-        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard\n"
+        f"Dashboard: http://{settings.http_host}:{settings.http_port}/dashboard; sign in with the "
+        f"viewer token {token}\n  (kept in {data_dir / 'viewer-token'}; "
+        "`commissioning viewer issue NAME` issues more)\n"
         f"HTTP on http://{settings.http_host}:{settings.http_port} "
         "(POST /events, GET /savings, /savings/stream, /health/ready, /metrics, /docs/asyncapi); Ctrl-C stops",
         flush=True,
@@ -116,10 +143,15 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
 def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     from services.savings.rebuild import rebuild
 
-    configure_logging("savings-rebuild", "WARNING", _settings().log_format)
-    result = _with_redis(lambda r, s: rebuild(r, s))
+    from shared.archive import Archive
+
+    settings = _settings()
+    configure_logging("savings-rebuild", "WARNING", settings.log_format)
+    folder = settings.archive_dir
+    result = _with_redis(lambda r, s: rebuild(r, s, archive=Archive(folder, r, s) if folder else None))
     print(
-        f"rebuilt from {result['entries_read']} entries in {result['seconds']}s: "
+        f"rebuilt from {result['archived_read']} archived and {result['entries_read']} stream entries "
+        f"in {result['seconds']}s: "
         f"{result['events']} events applied, {result['skipped']} unusable entries left out, "
         f"{result['caught_up']} caught up after the swap"
     )
@@ -163,6 +195,23 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     return 0 if all(v == "replayed" for v in results.values()) else 1
 
 
+def cmd_viewer(args: argparse.Namespace) -> int:
+    from shared import viewers
+
+    if args.action == "issue":
+        token = _with_redis(lambda r, s: viewers.issue(r, s, args.name))
+        print(f"viewer token for {args.name} (shown once; Redis keeps only its SHA-256):\n{token}")
+        print("a browser signs in at /signin with it; a program sends Authorization: Bearer <token>")
+        return 0
+    if args.action == "revoke":
+        n = _with_redis(lambda r, s: viewers.revoke(r, s, args.name))
+        print(f"revoked {n} token(s) of {args.name}")
+        return 0 if n else 1
+    for name in _with_redis(lambda r, s: viewers.names(r, s)):
+        print(name)
+    return 0
+
+
 def cmd_acl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -184,6 +233,56 @@ def cmd_acl(args: argparse.Namespace) -> int:
     creds.chmod(0o600)
     print(f"wrote {out} ({len(passwords)} users; load it with: redis-server --aclfile {out})")
     print(f"wrote {creds} (the passwords, readable by you only): give each partner, service and dashboard its own")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """The container healthcheck: this process's own /health/ready (or /health/live), without
+    a shell one-liner that every engine quotes differently."""
+    import urllib.error
+    import urllib.request
+
+    port = _settings().http_port
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/{'live' if args.live else 'ready'}",
+                                    timeout=args.timeout) as response:
+            return 0 if response.status == 200 else 1
+    except (urllib.error.URLError, OSError) as e:
+        print(f"commissioning: not healthy: {e}", file=sys.stderr)
+        return 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.dataio.importer import Options, run
+
+    registry = args.registry or (None if args.partner else _settings().partners)
+    return run(Options(Path(args.file), args.url, args.partner, Path(registry) if registry else None,
+                       Path(args.journal) if args.journal else None, args.check, args.batch_size, args.json))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.dataio.export import ExportError, export
+
+    settings = _settings()
+    prefix = args.partnership or settings.prefix
+    names: dict[str, str] = {}
+    if settings.partners is not None:  # the registry only lends the partners' names
+        try:
+            names = {p.id: p.name for p in PartnerRegistry.load(settings.partners)}
+        except PartnerRegistryError as e:
+            return _fail(str(e))
+    try:
+        written = _with_redis(lambda r, s: export(
+            r, prefix, Path(args.output), args.ocid_prefix, args.publisher,
+            public=args.public, csv=not args.no_csv, names=names, uri=args.uri))
+    except ExportError as e:
+        return _fail(str(e))
+    for line in written:
+        print(line)
     return 0
 
 
@@ -217,6 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="*", metavar="ID")
     p.set_defaults(func=cmd_dead_letter)
 
+    viewer = sub.add_parser("viewer", help="credentials to read the savings figures and the dashboard")
+    viewer_sub = viewer.add_subparsers(dest="action", required=True)
+    p = viewer_sub.add_parser("issue", help="a new token for NAME (printed once)")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_viewer)
+    p = viewer_sub.add_parser("revoke", help="delete every token of NAME")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_viewer)
+    p = viewer_sub.add_parser("list", help="the names holding tokens")
+    p.set_defaults(func=cmd_viewer)
+
     p = sub.add_parser("acl", help="write a Redis ACL file (partners, services, dashboards) and their passwords")
     p.add_argument("--output", default="users.acl", help="the ACL file (default users.acl)")
     p.add_argument("--passwords", default="acl-passwords.toml", help="where to write the passwords (mode 600)")
@@ -226,8 +336,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="write the documents instead of checking them")
     p.set_defaults(func=cmd_docs)
 
+    p = sub.add_parser("health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready "
+                       "(a container healthcheck)")
+    p.add_argument("--live", action="store_true",
+                   help="only that it is up (/health/live), not that it is ready")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)")
+    p.set_defaults(func=cmd_health)
+
     p = sub.add_parser("demo", help="the reference partnership end to end, with its figures")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="send a council's existing arrangements (CSV/Excel template) as needs")
+    p.add_argument("file", metavar="FILE",
+                   help="a .csv or .xlsx file made from the template (docs/import.md)")
+    p.add_argument("--url", default=os.environ.get("COMMISSIONING_URL", "http://127.0.0.1:8080"),
+                   help="the partnership's HTTP endpoint (COMMISSIONING_URL; default http://127.0.0.1:8080)")
+    p.add_argument("--partner", default=os.environ.get("COMMISSIONING_PARTNER_ID"),
+                   help="sign as this partner (COMMISSIONING_PARTNER_ID), "
+                   "its key in COMMISSIONING_PARTNER_SECRET")
+    p.add_argument("--registry", help="or sign each partner's rows with its key from this registry "
+                   "(default COMMISSIONING_PARTNERS)")
+    p.add_argument("--journal", help="the record of what was sent (default FILE.sent), for safe re-runs")
+    p.add_argument("--check", action="store_true", help="check every row and send nothing")
+    p.add_argument("--batch-size", type=int, default=1000, help="events per signed batch (at most 1,000)")
+    p.add_argument("--json", action="store_true", help="problems as JSON")
+    p.set_defaults(func=cmd_import)
+
+    export_sub = sub.add_parser("export", help="open data out of the canonical streams").add_subparsers(
+        dest="format", required=True)
+    p = export_sub.add_parser("ocds", help="OCDS 1.1 release packages, records and a CSV flattening")
+    p.add_argument("--output", default="ocds", help="the directory to write to (default ./ocds)")
+    p.add_argument("--partnership", help="the partnership's key prefix (default COMMISSIONING_PREFIX)")
+    p.add_argument("--ocid-prefix", default="ocds-xxxxxx", help="your registered OCDS ocid prefix")
+    p.add_argument("--publisher", default="Shared commissioning partnership", help="publisher name")
+    p.add_argument("--public", action="store_true",
+                   help="leave out what is confidential: partners' budgets, bids")
+    p.add_argument("--no-csv", action="store_true", help="skip the CSV flattening (flattentool)")
+    p.add_argument("--uri",
+                   help="where the files will be published (default: the output directory's file: URI)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -237,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ValidationError as e:
-        return _fail(f"invalid setting in the environment:\n{e}")
+        return _fail(f"invalid setting in the environment: {_setting_errors(e)}")
 
 
 if __name__ == "__main__":

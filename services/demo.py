@@ -1,8 +1,9 @@
 """`commissioning demo`: the reference partnership (seed 000) end to end on a private Redis.
 
 Every partner's needs, the programme's investments and the three shared contracts are sent
-as signed events to `P:inbound`; the gateway verifies them and the savings service folds
-them into the projection, which is then printed.
+as signed events to `P:inbound`; the gateway verifies them, their owners (the needs and
+procurement services) accept them, and the savings service folds the accepted ones into the
+projection, which is then printed.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ async def run_case(case: str, settings: Settings, out: TextIO) -> dict[str, Any]
     registry = demo_registry()
     prefix = f"{settings.prefix}-demo-{case}-{uuid.uuid4().hex[:6]}"
     settings = settings.model_copy(update={"prefix": prefix, "block_ms": 100})
-    app, _, services = build_app(["savings"], settings, registry)
-    projection: Projection = services[0].extra["state"]
+    app, _, services = build_app(["needs", "procurement", "contracts", "savings"], settings, registry)
+    projection: Projection = next(s for s in services if s.name == "savings").extra["state"]
     entries = signed_entries(case, registry, f"demo-{case}")
     redis = connect(settings.redis_url)  # type: ignore[arg-type]
     lifespan = app.start_lifespan_context()

@@ -4,7 +4,7 @@ from Redis at scrape time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from faststream.asgi import AsgiResponse, Request, get
@@ -23,8 +23,10 @@ SAVINGS_FIGURES = ("baseline_annual_cost", "shared_annual_cost", "annual_saving"
 
 class Metrics:
     def __init__(self, bus: Bus, redis: Redis, partners: PartnerRegistry,
-                 figures: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
+                 figures: Callable[[], dict[str, Any] | None] = lambda: None,
+                 rejected: Mapping[tuple[str, str], int] | None = None) -> None:
         self.bus, self.redis, self.partners, self.figures = bus, redis, partners, figures
+        self.rejected_here = rejected if rejected is not None else {}
         self.registry = CollectorRegistry()
         self.middleware = RedisPrometheusMiddleware(registry=self.registry, app_name="commissioning")
         r = self.registry
@@ -36,6 +38,13 @@ class Metrics:
         self.failures = Gauge("commissioning_entry_failures", "Entry failures in this process since it started (left pending for retry)", registry=r)
         self.savings = Gauge("commissioning_savings_pounds", "Portfolio savings figures, in pounds", ["figure"], registry=r)
         self.roi = Gauge("commissioning_savings_roi", "Portfolio ROI over the horizon (ratio)", registry=r)
+        self.rejected_total = Gauge(
+            "commissioning_rejections_recorded",
+            "Rejections this process recorded since it started, by partner (or unknown) and code",
+            ["partner", "code"], registry=r)
+        self.memory_used = Gauge("commissioning_redis_memory_used_bytes", "Redis used_memory", registry=r)
+        self.memory_max = Gauge("commissioning_redis_memory_max_bytes", "Redis maxmemory (0: no limit)",
+                                registry=r)
         self.up = Gauge("commissioning_redis_up", "1 when Redis answered the last scrape", registry=r)
 
     async def lags(self) -> dict[tuple[str, str], int | None]:
@@ -51,8 +60,17 @@ class Metrics:
                     out[(sub.group, sub.stream)] = g.get("lag")
         return out
 
+    async def memory(self) -> tuple[int, int]:
+        """Redis's used memory and its limit (0: none), also set on the gauges."""
+        info = await self.redis.info("memory")
+        used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
+        self.memory_used.set(used)
+        self.memory_max.set(limit)
+        return used, limit
+
     async def refresh(self) -> None:
         try:
+            await self.memory()
             for (group, stream), lag in (await self.lags()).items():
                 if lag is not None:
                     self.lag.labels(group, stream).set(lag)
@@ -63,6 +81,8 @@ class Metrics:
             self.up.set(1)
         except RedisError:
             self.up.set(0)
+        for (partner, code), n in list(self.rejected_here.items()):
+            self.rejected_total.labels(partner, code).set(n)
         self.processed.set(self.bus.processed)
         self.failures.set(self.bus.failures)
         figures = self.figures()

@@ -3,27 +3,39 @@ FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+from typing import Any
 
 import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream
 from faststream.redis import RedisBroker, RedisRouter
 from faststream.specification import AsyncAPI
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from services.contracts.app import build as build_contracts
 from services.docs import declare
+from services.gateway.rejections import RejectionPolicy
 from services.gateway.service import Gateway
 from services.http import PathParams, core_routes
 from services.metrics import Metrics
 from services.needs.app import build as build_needs
 from services.procurement.app import build as build_procurement
+from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
-from shared.bus import Bus
+from shared.authority import OWNERS
+from shared.archive import Archive
+from shared.bus import Bus, Retention
+from shared.events import PAYLOADS
 from shared.partners import PartnerRegistry
+from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.settings import Settings
 from shared.streams import Streams
@@ -41,8 +53,50 @@ GATEWAY = "gateway"
 log = structlog.get_logger("runtime")
 
 
+#: how long a starting process waits for Redis: in compose or a pod, Redis may start beside it
+REDIS_WAIT_S = 10.0
+
+
 class ConfigurationError(RuntimeError):
     pass
+
+
+def _where(url: str) -> str:
+    """The Redis URL without its credentials, for an error message."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def _connect(url: str, **kwargs: object) -> Redis:
+    try:
+        return connect(url, **kwargs)
+    except ValueError as e:  # redis-py's "must specify one of the following schemes", ...
+        raise ConfigurationError(f"REDIS_URL is not a Redis URL: {e}") from e
+
+
+async def check_redis(url: str, wait_s: float = REDIS_WAIT_S) -> None:
+    """Fail at start, in one line, when Redis cannot be used (a wrong URL, host, password or
+    ACL user): a container then exits non-zero with that line instead of logging the
+    framework's startup traceback and being restarted into the same one."""
+    redis = _connect(url, socket_connect_timeout=2, socket_timeout=5)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                await redis.ping()
+                return
+            except (AuthenticationError, ResponseError) as e:  # a wrong password or user: no retry helps
+                raise ConfigurationError(
+                    f"Redis at {_where(url)} (REDIS_URL) refused the connection: {e}"
+                ) from e
+            except (RedisError, OSError) as e:
+                if time.monotonic() >= deadline:
+                    raise ConfigurationError(
+                        f"cannot reach Redis at {_where(url)} (REDIS_URL) after {wait_s:.0f}s: {e}"
+                    ) from e
+                await asyncio.sleep(0.5)
+    finally:
+        await redis.aclose()
 
 
 def build_app(
@@ -58,12 +112,13 @@ def build_app(
         raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
 
     streams = Streams(settings.prefix)
-    redis = connect(settings.redis_url, health_check_interval=30)
+    redis = _connect(settings.redis_url, health_check_interval=30)
     bus = Bus.from_settings(redis, settings)
     if consumer:
         bus.consumer = consumer
     tolerance = settings.bid_date_tolerance_days
-    gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance)
+    gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance,
+                      **gateway_limits(settings))
     runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
     if runs_gateway:
         bus.add(gateway.subscription())
@@ -72,8 +127,12 @@ def build_app(
     for s in services:
         bus.add(*s.subscriptions)
 
+    bus.retention = retention(settings, bus, streams, runs_gateway, "savings" in names,
+                              [n for n in names if n in set(OWNERS.values())])
+
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
-    metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None)
+    metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None,
+                      rejected=gateway.rejected)
     broker = RedisBroker(
         settings.redis_url,
         graceful_timeout=settings.shutdown_timeout_s,
@@ -85,7 +144,9 @@ def build_app(
     declare(router, streams)
     broker.include_router(router)
 
-    routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag)
+    routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag,
+                         RateLimiter(settings.rate_per_address, settings.burst_per_address),
+                         settings.memory_warn_ratio)
     routes.append(metrics.route())
     for s in services:
         routes.extend(s.routes)
@@ -130,10 +191,47 @@ def build_app(
     return app, bus, services
 
 
+def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, savings: bool,
+              owners: Sequence[str] = ()) -> Retention:
+    """What this process trims: only keys it may write under the ACL (services.acl). An owner's
+    request stream is trimmed once handled: each request is kept in its owner's state until
+    decided, and then published on `P:<type>` or `P:rejected:<partner>`."""
+    capped = {streams.dead_letter: settings.dead_letter_maxlen}
+    if savings:
+        capped[streams.savings_updated] = settings.derived_maxlen
+    folder = settings.archive_dir
+    archive = Archive(folder, bus.redis, streams, bus.consumer) if folder else None
+    return Retention(
+        bus.redis,
+        handled=([streams.inbound] if gateway else []) + [streams.requests(o) for o in owners],
+        archived=sorted({streams.accepted(t) for t in PAYLOADS}) if archive else [],
+        archive=archive,
+        capped=capped,
+        once_keys=sorted({streams.seen(s.group) for s in bus.subscriptions}),
+        window_s=settings.idempotency_window_s,
+        max_ids=settings.idempotency_max_ids,
+        interval_s=settings.trim_interval_s,
+    )
+
+
+def gateway_limits(settings: Settings) -> dict[str, Any]:
+    """The gateway's rejection records and rate limits, from the settings."""
+    return {
+        "rejections": RejectionPolicy(settings.rejected_maxlen, settings.rejected_unknown_maxlen,
+                                      settings.rejected_keep_bytes),
+        "stream_limits": RateLimiter(settings.rate_per_partner, settings.burst_per_partner),
+        "http_limits": RateLimiter(settings.rate_per_partner, settings.burst_per_partner),
+    }
+
+
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
-    app, _, _ = build_app(names, settings, registry)
+    app, bus, services = build_app(names, settings, registry)
+    await check_redis(settings.redis_url)  # type: ignore[arg-type] - build_app checked it is set
+    projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
+    guarded = ReadGuard(PathParams(app, app.routes), bus.redis, bus.streams, registry, settings.public_totals,
+                        lambda: projection.figures if projection else None)
     config = uvicorn.Config(
-        PathParams(app, app.routes),
+        guarded,
         host=settings.http_host,
         port=settings.http_port,
         lifespan="on",

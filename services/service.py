@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.authority import OwnerState
 from shared.bus import Bus, Subscription, event_subscription
 from shared.partners import PartnerRegistry
 from shared.settings import Settings
@@ -46,5 +47,9 @@ def state_service(name: str, ctx: Context, state: EventSetState[Any], event_type
                            description=f"{t}: {summary}")
         for t in event_types
     ]
+    if isinstance(state, OwnerState):  # the partners' requests it decides (shared.authority)
+        state.inputs = [ctx.streams.accepted(t) for t in event_types]
+        subs.append(event_subscription(name, ctx.streams.requests(name), state.handle, after_batch=state.after_batch,
+                                       description=f"requests to {name} ({', '.join(sorted(state.owned))}): {summary}"))
     return Service(name, subs, routes=routes, on_startup=[state.start], on_shutdown=[state.stop],
                    summary=summary, extra={"state": state})

@@ -32,9 +32,9 @@ PartnerId = Annotated[StrictStr, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")
 Ident = Annotated[StrictStr, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
 Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=2000)]
 #: money as published by services: pounds with exactly 2 places, may be negative
-MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")]
+MoneyText = Annotated[StrictStr, StringConstraints(pattern=r"^-?[0-9]+\.[0-9]{2}$")]
 
-PARTNER_SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})$")
+PARTNER_SOURCE = re.compile(r"^/partners/([a-z0-9-]{1,64})\Z")  # \Z: no trailing newline
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 
@@ -273,6 +273,30 @@ class ContractSlaAgreed(Payload):
     monitoring: Literal["quarterly", "half_yearly", "annual"] | None = None
     schedules: Annotated[tuple[PartnerSchedule, ...], Field(max_length=500)] = ()
     payment_by_results: PaymentByResults | None = None
+    #: months of notice a member gives to leave its part of the contract (seed 004: three
+    #: months); when absent the contracts policy's default applies
+    exit_notice_months: Annotated[StrictInt, Field(ge=0, le=120)] | None = None
+
+
+class ContractMemberExited(Payload):
+    """A member (not the lead) leaves its own part of a running contract (seed 003: each
+    partner keeps its sovereignty). Given on `notice_date`, it takes effect on `effective_date`,
+    at least the contract's notice later; from then the contract no longer replaces that
+    partner's needs and its own schedule stops."""
+
+    type: ClassVar[str] = "contract.member.exited"
+
+    contract_id: Ident
+    partner_id: PartnerId
+    notice_date: IsoDate
+    effective_date: IsoDate
+    reason: DecommissionReason
+
+    @model_validator(mode="after")
+    def _check(self) -> ContractMemberExited:
+        if self.effective_date < self.notice_date:
+            raise ValueError("effective_date is before notice_date")
+        return self
 
 
 # -- published by the contracts service ------------------------------------------------------
@@ -507,6 +531,7 @@ PARTNER_TYPES: Mapping[str, type[Payload]] = {
         OpportunityJoined,
         OpportunityDeclined,
         ContractSlaAgreed,
+        ContractMemberExited,
         TenderRequested,
         BidSubmitted,
         TenderEvaluationSubmitted,
@@ -632,7 +657,7 @@ class SavingsPortfolio(_Open):
     investment: MoneyText
     projected_saving: MoneyText
     realised_saving: MoneyText
-    roi: Annotated[StrictStr, StringConstraints(pattern=r"^-?\d+\.\d{2}$")] | None
+    roi: Annotated[StrictStr, StringConstraints(pattern=r"^-?[0-9]+\.[0-9]{2}$")] | None
 
 
 class SavingsPartner(_Open):

@@ -17,9 +17,15 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 PENNY = Decimal("0.01")
 MAX_POUNDS = Decimal("1000000000000")  # £1tn: anything larger is a typo, not a budget
 
-_MONEY = re.compile(r"^\d{1,13}(\.\d{1,2})?$")
-_QUANTITY = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only, matched in full (`\d` would take Arabic-Indic and full-width digits, and `$`
+# a trailing newline); the JSON Schema patterns are the same without the anchors' subtleties.
+_MONEY = re.compile(r"[0-9]{1,13}(\.[0-9]{1,2})?")
+_QUANTITY = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,6})?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: ISO 8601 time with an offset, as the contract writes it: 2013-01-01T09:00:00+01:00 (or Z)
+_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 EARLIEST = date(1990, 1, 1)
 LATEST = date(2200, 12, 31)
 
@@ -38,7 +44,7 @@ def _parse_money(value: Any) -> Decimal:
         return value
     if not isinstance(value, str):
         raise ValueError('money must be a JSON string of pounds, e.g. "41000.00"')
-    if not _MONEY.match(value):
+    if not _MONEY.fullmatch(value):
         raise ValueError(
             f'"{value}" is not an amount of money: use pounds with at most 2 decimal places, '
             'not negative, e.g. "41000.00"'
@@ -52,7 +58,7 @@ def _parse_money(value: Any) -> Decimal:
 def _parse_quantity(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
-    if not isinstance(value, str) or not _QUANTITY.match(value):
+    if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
         raise ValueError('a KPI figure must be a JSON string holding a number, e.g. "1200"')
     return Decimal(value)
 
@@ -60,7 +66,7 @@ def _parse_quantity(value: Any) -> Decimal:
 def _parse_date(value: Any) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _DATE.match(value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise ValueError('a date must be an ISO 8601 string "YYYY-MM-DD"')
     try:
         parsed = date.fromisoformat(value)
@@ -75,6 +81,10 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        if not _TIME.fullmatch(value):
+            raise ValueError(
+                f'"{value[:40]}" is not an ISO 8601 time with an offset, e.g. 2013-01-01T09:00:00+00:00'
+            )
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as e:
@@ -90,13 +100,13 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_parse_money),
     PlainSerializer(money_str, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": _MONEY.pattern, "description": "pounds, at most 2 decimal places", "examples": ["41000.00"]}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_MONEY.pattern}$", "description": "pounds, at most 2 decimal places", "examples": ["41000.00"]}),
 ]
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_parse_quantity),
     PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": _QUANTITY.pattern, "description": "a number, as a string"}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_QUANTITY.pattern}$", "description": "a number, as a string"}),
 ]
 IsoDate = Annotated[
     date,

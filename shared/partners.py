@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from shared.events import PartnerId
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Partner(BaseModel):
@@ -49,12 +52,18 @@ class PartnerRegistry:
                 f"partner registry {path} does not exist: set COMMISSIONING_PARTNERS to a TOML "
                 "file listing [[partner]] entries (see deploy/partners.example.toml)"
             ) from e
+        except OSError as e:  # a directory, or a mounted secret the process may not read
+            raise PartnerRegistryError(f"partner registry {path} cannot be read: {e.strerror}") from e
         except tomllib.TOMLDecodeError as e:
             raise PartnerRegistryError(f"partner registry {path} is not valid TOML: {e}") from e
         try:
             partners = [Partner.model_validate(p) for p in doc.get("partner", [])]
         except ValidationError as e:
-            raise PartnerRegistryError(f"partner registry {path}: {e}") from e
+            # one line, and without pydantic's input values: they would print the secrets
+            what = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise PartnerRegistryError(
+                f"partner registry {path}: a [[partner]] entry is invalid: {what}"
+            ) from e
         if not partners:
             raise PartnerRegistryError(f"partner registry {path} lists no [[partner]] entries")
         return cls(partners)
@@ -75,4 +84,5 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), signature.strip().lower())
+    """Exactly 64 lower-case hex digits, as CONTRACT.md says: no upper case, no spaces."""
+    return _HEX64.fullmatch(signature) is not None and hmac.compare_digest(sign(secret, body), signature)

@@ -57,12 +57,14 @@ class RedisServer:
         extra_args: list[str] | None = None,
         username: str | None = None,
         password: str | None = None,
+        maxmemory: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.extra_args = extra_args or []
         self.username, self.password = username, password  # to check it is up, under an ACL
+        self.maxmemory = maxmemory
         self.binary = find_server()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -86,6 +88,9 @@ class RedisServer:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.log_file),
+            # bounded, and never evicting: the streams are the record, so a full Redis refuses
+            # writes (the services retry) rather than silently dropping keys
+            *(["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"] if self.maxmemory else []),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)

@@ -19,15 +19,43 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(default=30_000, ge=50)
     max_deliveries: int = Field(default=5, ge=1, le=100)
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: token buckets (events a second, burst), per gateway process; a rate of 0 switches one off
+    rate_per_partner: float = Field(default=1_000, ge=0)
+    burst_per_partner: int = Field(default=10_000, ge=1)
+    rate_per_address: float = Field(default=1_000, ge=0)
+    burst_per_address: int = Field(default=10_000, ge=1)
+    #: entries kept in each partner's P:rejected:<partner> and in P:rejected:unknown
+    rejected_maxlen: int = Field(default=1_000, ge=10)
+    rejected_unknown_maxlen: int = Field(default=10_000, ge=10)
+    #: bytes kept of an entry from an unknown or unauthenticated sender
+    rejected_keep_bytes: int = Field(default=256, ge=0, le=4096)
     #: a bid's submitted_on must be within this many days of the gateway's date (-1: no check)
     bid_date_tolerance_days: int = Field(default=2, ge=-1)
     #: run the gateway's consumer of `P:inbound` in this process (False: a process that only
     #: runs its services, beside `serve gateway` processes that do the verifying)
     gateway: bool = True
+    #: a partner's request whose prerequisite its owner has not read yet (a return before its
+    #: contract's award) waits this long from its arrival before it is refused
+    decide_wait_s: float = Field(default=30.0, ge=0)
+    #: retention (shared.bus.retention): how often, how long ids are remembered, stream caps
+    trim_interval_s: float = Field(default=1.0, gt=0)
+    idempotency_window_s: int = Field(default=7 * 86_400, ge=60)
+    idempotency_max_ids: int = Field(default=200_000, ge=1_000)
+    derived_maxlen: int = Field(default=10_000, ge=100)
+    dead_letter_maxlen: int = Field(default=100_000, ge=100)
+    #: where canonical streams are archived before they are trimmed (unset: never trimmed)
+    archive_dir: Path | None = None
+    #: anyone may read the partnership's totals (GET /savings: as_of and portfolio only)
+    public_totals: bool = False
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     ready_max_lag: int = Field(default=10_000, ge=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     data_dir: Path = Path(".commissioning")
+    #: `up`'s private Redis: its memory limit (policy noeviction), and the share of a Redis's
+    #: limit at which /health/ready warns (and at twice the distance to full, fails)
+    redis_maxmemory: str = Field(default="1gb", pattern=r"^[0-9]+(b|kb|mb|gb)?$")
+    memory_warn_ratio: float = Field(default=0.8, gt=0, lt=1)
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from shared.bus import Applied, Entry, Poison
 from shared.bus.consumer import parse_event
 from shared.events import CloudEvent, Payload, errors_of, to_json
+from shared.outage import OUTAGE
 from shared.streams import Streams
 
 log = structlog.get_logger("state")
@@ -69,6 +70,7 @@ class EventSetState(Generic[I]):
                  new_index: Callable[[], I], fold: Callable[[I, str, Any], I]) -> None:
         self.redis = redis
         self.streams = streams
+        self.service = service
         self.events_key = streams.state(service, "events")
         self.generation_key = streams.state(service, "generation")
         self.new_index, self.fold = new_index, fold
@@ -161,9 +163,9 @@ class EventSetState(Generic[I]):
                     await self.changed(fresh)
                     self._took = loop.time() - self._last
                     self._busy_until = loop.time()
-                except Exception:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
+                except Exception as e:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
                     self._dirty, self._fresh = True, self._fresh or fresh
-                    log.exception("recompute failed; will retry")
+                    OUTAGE.failed(e, "recompute")
                     await asyncio.sleep(self.min_interval)
 
     # -- loading ----------------------------------------------------------------------------
@@ -238,8 +240,8 @@ class EventSetState(Generic[I]):
                     self._schedule()  # recomputed at the usual cadence, not on top of it
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: next round
-                log.exception("refresh failed; will retry")
+            except Exception as e:  # noqa: BLE001 - Redis away: next round
+                OUTAGE.failed(e, "refresh")
 
 
 class Published:

@@ -38,9 +38,15 @@ class Streams:
         return self.key("sealed", event_type) if event_type in SEALED_TYPES else self.key(event_type)
 
     # Internal keys, the project's own (not part of the contract).
+    def requests(self, owner: str) -> str:
+        """A service's requests: partner submissions it owns, verified, awaiting its decision."""
+        return self.key("requests", owner)
+
     def seen(self, group: str) -> str:
-        """Set of `source id` pairs a consumer group has applied: its idempotency record."""
-        return self.key("group", group, "seen")
+        """Sorted set of the `source id` pairs a consumer group applied, scored by when: its
+        idempotency record, kept for a window (shared.bus.retention). (Before the window it
+        was a set named `seen`; that key is no longer read and may be deleted.)"""
+        return self.key("group", group, "once")
 
     def errors(self, group: str) -> str:
         """Hash `stream/entry-id` -> last error, kept until the entry is acked or dead-lettered."""

@@ -1,7 +1,9 @@
 """Fixtures: a real Redis for the whole session, a fresh key prefix and partner registry per test.
 
 Redis comes from `REDIS_URL` when set, else a testcontainers Redis when a Docker engine
-answers, else a `redis-server` subprocess on a free port in a temp dir.
+answers (podman's Docker-compatible socket as `DOCKER_HOST`, as `.ci/run` sets it up), else a
+`redis-server` subprocess on a free port in a temp dir. The product's image is built once a
+session, for the tests that need it (`image`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import redis
 
 from shared.partners import PartnerRegistry
 from shared.redis_server import RedisServer
-from tests.support import write_partners
+from tests.containers import REQUIRED, Image, build_image, engine_missing, podman, skip_or_fail
+from tests.support import ROOT, write_partners
 
 
 def _docker_answers() -> bool:
@@ -36,18 +39,40 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     if _docker_answers():
-        from testcontainers.redis import RedisContainer
+        try:
+            from testcontainers.community.redis import RedisContainer
+        except ImportError:  # testcontainers before its modules moved to `community`
+            from testcontainers.redis import RedisContainer
 
         with RedisContainer("redis:7.2") as container:
             host = container.get_container_host_ip()
             port = container.get_exposed_port(container.port)
             yield f"redis://{host}:{port}/0"
         return
+    if REQUIRED:  # CI sets the engine up: falling back would hide that testcontainers broke
+        pytest.fail("COMMISSIONING_CONTAINER_TESTS=required but no Docker engine answers at DOCKER_HOST")
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def image() -> Iterator[Image]:
+    """The image, built once a session with the Dockerfile header's command under a tag of the
+    session's own (the layers stay cached for the next session; only the tag is removed)."""
+    if reason := engine_missing():
+        skip_or_fail(reason)
+    built = build_image(f"localhost/commissioning-test:{uuid.uuid4().hex[:10]}")
+    # the figures the README gives (Operations), for whoever runs the suite
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "image.txt").write_text(
+        f"build {built.build_seconds:.1f}s, size {built.size_bytes / 1e6:.0f} MB ({built.tag})\n"
+    )
+    yield built
+    podman("untag", built.tag, built.tag, check=False)  # this tag only, not others on the image
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ HOSTILE_TEXT = st.one_of(
     st.sampled_from(["\u202e", "\x00", "\ud7ff", "e\u0301", "👩\u200d💻", "ＡＢＣ", "\ufeff", "💷" * 30, " ", "\n"]),
 )
 HOSTILE_MONEY = st.one_of(
-    st.sampled_from(["-1.00", "1.001", "1e9", "NaN", "Infinity", "0x10", "١٢٣", "99999999999999999999.00", "", "12,000.00"]),
+    st.sampled_from(["-1.00", "1.001", "1e9", "NaN", "Infinity", "0x10", "١٢٣", "99999999999999999999.00", "", "12,000.00",
+                     "1.00\n", "\u0661.\u0660\u0660", "\uff11.00", " 1.00", "1.00 "]),
     st.integers(-10**30, 10**30), st.floats(allow_nan=True), st.none(), st.booleans(),
     st.from_regex(r"\A\d{1,6}(\.\d{1,2})?\Z"),
 )
@@ -47,7 +48,8 @@ def mutated_need(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 @st.composite
 def hostile_entry(draw: st.DrawFn) -> dict[str, bytes]:
     """The two fields of an inbound entry, in every way a partner system could get them wrong."""
-    kind = draw(st.sampled_from(["mutated", "bytes", "huge", "replayed", "forged", "missing", "json", "valid"]))
+    kind = draw(st.sampled_from(["mutated", "bytes", "huge", "replayed", "forged", "missing", "json", "valid",
+                                 "deep", "bignum", "dupkey", "upper"]))
     pid, ev = draw(mutated_need())
     body = json.dumps(ev, ensure_ascii=draw(st.booleans())).encode()
     secret = PARTNERS[pid]
@@ -62,8 +64,17 @@ def hostile_entry(draw: st.DrawFn) -> dict[str, bytes]:
     elif kind == "valid":
         body = json.dumps(event(need_data(partner=pid, n=draw(st.integers(0, 50))), partner=pid,
                                 id=f"ok-{draw(st.integers(0, 40))}")).encode()
+    elif kind == "deep":  # nested past any parser's recursion limit, signed or not
+        n = draw(st.integers(10, 40_000))
+        body = body[:-1] + b', "x": ' + b"[" * n + b"]" * n + b"}" if draw(st.booleans()) else b"[" * n + b"]" * n
+    elif kind == "bignum":  # Python refuses to convert integers over 4,300 digits
+        body = body[:-1] + b', "n": ' + b"9" * draw(st.integers(30, 6000)) + b"}"
+    elif kind == "dupkey":  # two values for one key: parsers disagree on which counts
+        body = body[:-1] + b', "annual_budget": "1.00", "annual_budget": "1000.00"}'
     signature = sign(secret, body)
-    if kind == "replayed":  # a good signature, then the body changed under it
+    if kind == "upper":
+        signature = signature.upper()
+    elif kind == "replayed":  # a good signature, then the body changed under it
         body = body.replace(b"1200000.00", b"9200000.00") if b"1200000.00" in body else body + b" "
     elif kind == "forged":
         signature = sign("not-the-key", body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,11 @@ PARTNERS = {
     "north-staffs-pct": "secret-north-pct",
     "tamworth-bc": "secret-tamworth",
 }
+
+
+#: a viewer token every test deployment knows (service_env stores its digest under the prefix)
+VIEWER_TOKEN = "cv1_test-viewer-token-for-the-suite"
+READ = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 
 
 def write_partners(path: Path) -> Path:
@@ -148,6 +154,15 @@ class Proc:
 
 
 def service_env(redis_url: str, prefix: str, partners: Path, **settings: str) -> dict[str, str]:
+    """The environment of a product process under test; also lets `READ` read its figures."""
+    import redis
+
+    from shared import viewers
+    from shared.streams import Streams
+
+    with redis.Redis.from_url(redis_url) as r, contextlib.suppress(redis.ResponseError):
+        # (a service's ACL user may not write it: test_acl issues the token as the operator)
+        r.hset(viewers.key(Streams(prefix)), viewers.digest(VIEWER_TOKEN), "tests")
     env = dict(os.environ)
     env.update(
         {
@@ -173,6 +188,30 @@ def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve") -
         tmp / f"{name}-{port}.log",
         http_port=port,
     ).start()
+
+
+#: the services that decide partners' acts (CONTRACT.md 1.1, Authority): a process that
+#: projects savings from partners' events runs them too
+OWNERS = ("needs", "procurement", "contracts")
+
+
+def accepted_count(r: Any, prefix: str) -> int:
+    """The events the savings service reads: every accepted one, once per `source`+`id` (the
+    owners' decisions, and the contracts service's own `contract_end` decommissionings)."""
+    from services.savings.projection import TYPES
+
+    keys = set()
+    for t in TYPES:
+        for _, f in r.xrange(f"{prefix}:{t}"):
+            ev = json.loads(f[b"event"])
+            keys.add(f"{ev['source']} {ev['id']}")
+    return len(keys)
+
+
+def figures_only(projection: dict[str, Any]) -> dict[str, Any]:
+    """The figures, without the count of events applied (which a `contract_end` the contracts
+    service published adds to, without moving a figure)."""
+    return {k: v for k, v in json.loads(json.dumps(projection)).items() if k != "events_applied"}
 
 
 def tscip_secret(partner_id: str) -> str:

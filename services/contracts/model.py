@@ -29,9 +29,11 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.authority import Refused, Verdict, Wait
 from shared.dates import DAY, add_months
 from shared.events import (
     ContractDecommissioned,
+    ContractMemberExited,
     ContractSlaAgreed,
     KpiTerm,
     MonitoringReturnSubmitted,
@@ -51,6 +53,8 @@ class ContractsPolicy(BaseSettings):
     grace_days: int = Field(default=30, ge=0)
     #: days a provider has to deliver an improvement plan's results
     improvement_days: int = Field(default=90, ge=1)
+    #: months of notice a member gives to leave a contract whose SLA sets none (seed 004)
+    exit_notice_months: int = Field(default=3, ge=0, le=120)
 
 
 # -- the register ---------------------------------------------------------------------------
@@ -62,6 +66,9 @@ class Register:
     slas: dict[tuple[str, str], tuple[tuple[int, str], ContractSlaAgreed]] = field(default_factory=dict)  # by contract, partner
     returns: dict[str, MonitoringReturnSubmitted] = field(default_factory=dict)  # by event key
     decommissions: dict[str, tuple[tuple[date, str], ContractDecommissioned]] = field(default_factory=dict)
+    exits: dict[tuple[str, str], ContractMemberExited] = field(default_factory=dict)  # by contract, partner
+    #: accepted returns by (contract, period start, period end, partner): one each
+    periods: set[tuple[str, date, date, str]] = field(default_factory=set)
     applied: set[str] = field(default_factory=set)
 
 
@@ -80,6 +87,9 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
                 reg.slas[slot] = (rank, payload)
         case MonitoringReturnSubmitted():
             reg.returns[key] = payload
+            reg.periods.add((payload.contract_id, payload.period_start, payload.period_end, payload.partner_id))
+        case ContractMemberExited():
+            reg.exits.setdefault((payload.contract_id, payload.partner_id), payload)
         case ContractDecommissioned():
             # the earliest stands; at equal dates, the smaller key
             drank = (payload.effective_date, key)
@@ -101,7 +111,89 @@ def as_of(reg: Register) -> date | None:
     dates = [a.contract_start for _, a in reg.awards.values()]
     dates += [r.period_end for r in reg.returns.values()]
     dates += [d.effective_date for _, d in reg.decommissions.values()]
+    dates += [x.notice_date for x in reg.exits.values()]  # it takes effect when the dates get there
     return max(dates, default=None)
+
+
+# -- the partners' requests, decided (shared.authority; docs/authority.md) -------------------
+
+
+def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> Verdict:
+    """Who may do what on a contract: the lead states the SLA, returns on the contract and
+    decommissions it; a member returns on its own schedule and may leave its own part with
+    the contract's notice; nobody else acts on it. Periods and dates lie inside the term."""
+    cid, by = payload.contract_id, payload.partner_id
+    award = reg.awards.get(cid)
+    if award is None:
+        return Wait("unknown_contract", f"no contract '{cid}' has been awarded")
+    a = award[1]
+    lead = a.lead_partner_id
+    if by != lead and by not in {p.partner_id for p in a.partners}:
+        raise Refused("not_a_partner", f"{by} is neither the lead nor a partner on {cid}")
+    sla = sla_of(reg, cid)
+    decommissioned = reg.decommissions.get(cid, (None, None))[1]
+    term = f"the term {a.contract_start}..{a.contract_end}"
+    match payload:
+        case ContractSlaAgreed():
+            if by != lead:
+                raise Refused("not_the_lead", f"only {lead}, the lead, states the SLA of {cid}")
+            return ()
+        case MonitoringReturnSubmitted():
+            return _check_return(reg, payload, a, sla, decommissioned)
+        case ContractDecommissioned():
+            if by != lead:
+                raise Refused("not_the_lead", f"only {lead}, the lead, may decommission {cid}; "
+                                              "a member leaves its own part with contract.member.exited")
+            if decommissioned is not None:
+                raise Refused("already_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}")
+            if not a.contract_start <= payload.effective_date <= a.contract_end + DAY:
+                raise Refused("outside_term", f"effective date {payload.effective_date} is outside {term}")
+            return (f"decommission:{cid}",)
+        case ContractMemberExited():
+            if by == lead:
+                raise Refused("lead_cannot_exit", f"{lead} leads {cid}: it ends the whole contract with contract.decommissioned")
+            if (cid, by) in reg.exits:
+                raise Refused("already_exited", f"{by} has already left {cid}")
+            if decommissioned is not None and decommissioned.effective_date <= payload.effective_date:
+                raise Refused("contract_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}")
+            if payload.notice_date < a.contract_start or payload.effective_date > a.contract_end:
+                raise Refused("outside_term", f"notice {payload.notice_date} and effect {payload.effective_date} "
+                                              f"must lie inside {term}")
+            months = sla.exit_notice_months if sla and sla.exit_notice_months is not None else policy.exit_notice_months
+            if payload.effective_date < add_months(payload.notice_date, months):
+                raise Refused("short_notice", f"{cid} requires {months} months' notice: given on {payload.notice_date}, "
+                                              f"it takes effect on {add_months(payload.notice_date, months)} at the earliest")
+            return (f"exit:{cid}:{by}",)
+    raise TypeError(f"the contracts service does not decide {type(payload).__name__}")
+
+
+def _check_return(reg: Register, ret: MonitoringReturnSubmitted, a: TenderAwarded, sla: ContractSlaAgreed | None,
+                  decommissioned: ContractDecommissioned | None) -> Verdict:
+    cid, by = ret.contract_id, ret.partner_id
+    if ret.period_start < a.contract_start or ret.period_end > a.contract_end:
+        raise Refused("outside_term", f"the period {ret.period_start}..{ret.period_end} is outside the term "
+                                      f"{a.contract_start}..{a.contract_end}")
+    if decommissioned is not None and ret.period_start >= decommissioned.effective_date:
+        raise Refused("contract_decommissioned", f"{cid} was decommissioned from {decommissioned.effective_date} "
+                                                 f"({decommissioned.reason})")
+    if by == a.lead_partner_id:
+        terms = kpi_terms(sla, by)
+    else:
+        schedule = next((x for x in sla.schedules if x.partner_id == by), None) if sla else None
+        if schedule is None:
+            raise Refused("no_schedule", f"{by} has no schedule of its own on {cid}: the lead returns on the contract")
+        left = reg.exits.get((cid, by))
+        if left is not None and ret.period_start >= left.effective_date:
+            raise Refused("partner_exited", f"{by} left {cid} on {left.effective_date}")
+        if ret.management_cost is not None:
+            raise Refused("not_the_lead", f"only {a.lead_partner_id}, the lead, reports the cost of managing {cid}")
+        terms = {k.kpi_id: k for k in schedule.kpis}
+    if (cid, ret.period_start, ret.period_end, by) in reg.periods:
+        raise Refused("duplicate_period", f"{by} has already returned {ret.period_start}..{ret.period_end} on {cid}")
+    unknown = [k.kpi_id for k in ret.kpis if sla is not None and k.kpi_id not in terms]
+    if unknown:
+        raise Refused("unknown_kpi", f"the SLA does not define {', '.join(unknown)} for {by}")
+    return (f"return:{cid}:{ret.period_start}:{ret.period_end}:{by}",)
 
 
 # -- judging returns ------------------------------------------------------------------------
@@ -152,39 +244,11 @@ class Judged:
 
 
 def judge(reg: Register, policy: ContractsPolicy) -> list[Judged]:
-    """Every return, accepted with its ratings or rejected with a reason."""
+    """Every accepted return, its KPIs rated against the SLA (the lead's KPIs, or the member's
+    own schedule), else against the targets the return states."""
     out: list[Judged] = []
-    taken: set[tuple[str, date, date]] = set()
     for key, ret in sorted(reg.returns.items()):
-        def no(code: str, message: str, key: str = key, ret: MonitoringReturnSubmitted = ret) -> None:
-            out.append(Judged(key, ret, "rejected", code, message))
-
-        award = reg.awards.get(ret.contract_id)
-        if award is None:
-            no("unknown_contract", f"no contract '{ret.contract_id}' has been awarded")
-            continue
-        a = award[1]
-        if ret.partner_id != a.lead_partner_id and ret.partner_id not in {p.partner_id for p in a.partners}:
-            no("not_a_partner", f"{ret.partner_id} is neither the lead nor a partner on {a.contract_id}")
-            continue
-        if ret.period_start < a.contract_start or ret.period_end > a.contract_end:
-            no("outside_term", f"the period {ret.period_start}..{ret.period_end} is outside the term {a.contract_start}..{a.contract_end}")
-            continue
-        d = reg.decommissions.get(ret.contract_id)
-        if d is not None and ret.period_start >= d[1].effective_date:
-            no("contract_decommissioned", f"{a.contract_id} was decommissioned from {d[1].effective_date} ({d[1].reason})")
-            continue
-        period = (ret.contract_id, ret.period_start, ret.period_end)
-        if period in taken:
-            no("duplicate_period", f"a return for {ret.period_start}..{ret.period_end} was already accepted")
-            continue
-        sla = sla_of(reg, ret.contract_id)
-        terms = kpi_terms(sla, ret.partner_id)
-        unknown = [k.kpi_id for k in ret.kpis if sla is not None and k.kpi_id not in terms]
-        if unknown:
-            no("unknown_kpi", f"the SLA does not define {', '.join(unknown)}")
-            continue
-        taken.add(period)
+        terms = kpi_terms(sla_of(reg, ret.contract_id), ret.partner_id)
         ratings, ratios = [], []
         for k in ret.kpis:
             term = terms.get(k.kpi_id)
@@ -237,8 +301,8 @@ def concerns(judged: list[Judged], policy: ContractsPolicy) -> dict[str, dict[st
 def payments(reg: Register, judged: list[Judged]) -> dict[str, dict[str, Any]]:
     out = {}
     for j in judged:
-        if j.status != "accepted":
-            continue
+        if j.ret.partner_id != reg.awards[j.ret.contract_id][1].lead_partner_id:
+            continue  # payments follow the contract's returns, the lead's; a member's are its own KPIs
         sla = sla_of(reg, j.ret.contract_id)
         if sla is None or sla.payment_by_results is None:
             continue
@@ -293,13 +357,25 @@ def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
         else:
             status = "active"
         mine = [j for j in judged if j.ret.contract_id == cid]
-        accepted_ends = [j.ret.period_end for j in mine if j.status == "accepted"]
-        periods = []
-        for p0, p1 in schedule(a, sla, stop):
-            got = any(p0 <= e <= p1 for e in accepted_ends)
-            due = p1 + timedelta(days=policy.grace_days)
-            periods.append({"period_start": p0.isoformat(), "period_end": p1.isoformat(), "due": due.isoformat(),
-                            "status": "received" if got else ("overdue" if today is not None and due < today else "pending")})
+
+        def periods_of(partner: str, until: date, mine: list[Judged] = mine, a: TenderAwarded = a,
+                       sla: ContractSlaAgreed | None = sla) -> list[dict[str, Any]]:
+            ends = [j.ret.period_end for j in mine if j.ret.partner_id == partner]
+            rows = []
+            for p0, p1 in schedule(a, sla, until):
+                due = p1 + timedelta(days=policy.grace_days)
+                rows.append({"period_start": p0.isoformat(), "period_end": p1.isoformat(), "due": due.isoformat(),
+                             "status": "received" if any(p0 <= e <= p1 for e in ends)
+                             else ("overdue" if today is not None and due < today else "pending")})
+            return rows
+
+        periods = periods_of(a.lead_partner_id, stop)
+        exits = {p: x for (c, p), x in reg.exits.items() if c == cid}
+        member_schedules = {
+            x.partner_id: periods_of(x.partner_id, min(stop, exits[x.partner_id].effective_date)
+                                     if x.partner_id in exits else stop)
+            for x in (sla.schedules if sla else ()) if x.partner_id != a.lead_partner_id
+        }
         contracts[cid] = {
             "contract_id": cid, "tender_id": a.tender_id, "status": status,
             "lead_partner_id": a.lead_partner_id, "commissioning_model": a.commissioning_model,
@@ -309,14 +385,15 @@ def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
             "sla": sla.model_dump(mode="json") if sla else None,
             "monitoring_months": frequency_months(a, sla),
             "schedule": periods,
+            "member_schedules": member_schedules,
+            "exits": [x.model_dump(mode="json") for _, x in sorted(exits.items())],
             "returns": [judged_row(j) for j in mine],
             "concerns": [{k: v for k, v in c.items() if k != "transitions"} for c in all_concerns.values() if c["contract_id"] == cid],
             "payments": [p for p in all_payments.values() if p["contract_id"] == cid],
             "decommissioning": d.model_dump(mode="json") if d else None,
             "ends_without_renewal": d is None and today is not None and a.contract_end < today,
         }
-    orphans = [judged_row(j) for j in judged if j.ret.contract_id not in reg.awards]
-    return {"as_of": today.isoformat() if today else None, "contracts": contracts, "unmatched_returns": orphans,
+    return {"as_of": today.isoformat() if today else None, "contracts": contracts,
             "judged": judged, "concerns": all_concerns, "payments": all_payments}
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from services.contracts.model import ContractsPolicy, Register, evolve, judged_row, register
+from services.contracts.model import ContractsPolicy, Register, check_request, evolve, judged_row, register
+from shared.authority import OwnerState
 from shared.dates import DAY
 from shared.events import (
     ContractDecommissioned,
@@ -18,20 +19,22 @@ from shared.events import (
     PerformanceConcern,
     ReturnOverdue,
 )
-from shared.state import Derived, EventSetState, Published, publish_changes
+from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
 SOURCE = "/services/contracts"
-TYPES = ("tender.awarded", "contract.sla.agreed", "monitoring.return.submitted", "contract.decommissioned")
+#: the canonical streams it reads: the awards (procurement's decisions)
+TYPES = ("tender.awarded",)
+#: the acts it decides, as the contracts' owner (from P:requests:contracts)
+OWNED = frozenset({"contract.sla.agreed", "monitoring.return.submitted", "contract.decommissioned",
+                   "contract.member.exited"})
 log = structlog.get_logger("contracts")
 
 
 def derive(view: dict[str, Any]) -> dict[str, Derived]:
     out: dict[str, Derived] = {}
-    for j in view["judged"]:
-        if j.code == "unknown_contract":
-            continue  # awaiting its award (streams are read independently): judged when it comes
-        t = f"monitoring.return.{j.status}"
+    for j in view["judged"]:  # accepted returns, rated (refused ones are on P:rejected:<partner>)
+        t = "monitoring.return.accepted"
         out[f"return:{j.key}"] = Derived(t, t, judged_row(j), MonitoringReturnJudged)
     for cid, c in view["concerns"].items():
         for status, period_end, rating in c["transitions"]:
@@ -66,14 +69,15 @@ def _vanished(entity: str, before: dict[str, Any]) -> Derived | None:
     return None
 
 
-class ContractsState(EventSetState[Register]):
-    def __init__(self, redis: Redis, streams: Streams, policy: ContractsPolicy) -> None:
-        super().__init__(redis, streams, "contracts", Register, evolve)
+class ContractsState(OwnerState[Register]):
+    def __init__(self, redis: Redis, streams: Streams, policy: ContractsPolicy, wait_s: float) -> None:
+        super().__init__(redis, streams, "contracts", Register, evolve, OWNED, wait_s)
         self.policy = policy
         self.published = Published(redis, streams.state("contracts", "published"))
         self.view: dict[str, Any] = register(self.index, policy)
 
     async def changed(self, fresh: bool) -> None:
+        await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
         self.view = register(self.index, self.policy)
         for entity in await publish_changes(self.published, self.streams, SOURCE, derive(self.view), _vanished):
             log.info("published", entity=entity)

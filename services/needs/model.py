@@ -32,6 +32,7 @@ from shared.events import (
     OpportunityJoined,
     Payload,
 )
+from shared.authority import Refused, Verdict
 from shared.dates import add_months
 from shared.money import gbp
 from shared.policy import SavingsPolicy
@@ -127,6 +128,27 @@ def match(needs: list[NeedIdentified], policy: NeedsPolicy) -> list[Group]:
                                     members[-1].current_arrangements_end))
             i = j
     return groups
+
+
+# -- the partners' requests, decided (shared.authority; docs/authority.md) -------------------
+
+
+def check_request(reg: Register, policy: NeedsPolicy, payload: Payload) -> Verdict:
+    """A partner's act on a need or an opportunity: each partner acts for its own needs only
+    (the gateway checks `partner_id` is the signer); an update or withdrawal needs the need;
+    a join or decline needs an opportunity the partner has a need in."""
+    match payload:
+        case NeedUpdated() | NeedWithdrawn():
+            if (payload.partner_id, payload.need_id) not in reg.needs:
+                raise Refused("unknown_need", f"{payload.partner_id} has identified no need '{payload.need_id}'")
+        case OpportunityJoined() | OpportunityDeclined():
+            group = next((g for g in match(reg.current(), policy) if g.opportunity_id == payload.opportunity_id), None)
+            if group is None:
+                raise Refused("unknown_opportunity", f"no opportunity '{payload.opportunity_id}' is open")
+            if payload.partner_id not in {n.partner_id for n in group.needs}:
+                raise Refused("not_in_opportunity",
+                              f"{payload.partner_id} has no need in {payload.opportunity_id}: only its partners decide on it")
+    return ()
 
 
 # -- appraisal ------------------------------------------------------------------------------

@@ -8,14 +8,18 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from services.needs.model import NeedsPolicy, Register, evolve, opportunities
+from services.needs.model import NeedsPolicy, Register, check_request, evolve, opportunities
+from shared.authority import OwnerState
 from shared.events import OpportunityIdentified
 from shared.policy import SavingsPolicy
-from shared.state import Derived, EventSetState, Published, publish_changes
+from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
 SOURCE = "/services/needs"
-TYPES = ("need.identified", "need.updated", "need.withdrawn", "opportunity.joined", "opportunity.declined")
+#: the canonical streams it reads: none (its own acts come as requests, P:requests:needs)
+TYPES: tuple[str, ...] = ()
+#: the acts it decides
+OWNED = frozenset({"need.identified", "need.updated", "need.withdrawn", "opportunity.joined", "opportunity.declined"})
 log = structlog.get_logger("needs")
 
 
@@ -30,14 +34,16 @@ def _closed(entity: str, before: dict[str, Any]) -> Derived | None:
                      "reasons": ["The needs no longer match: withdrawn, changed, or no longer open to sharing."]})
 
 
-class NeedsState(EventSetState[Register]):
-    def __init__(self, redis: Redis, streams: Streams, policy: NeedsPolicy, savings: SavingsPolicy) -> None:
-        super().__init__(redis, streams, "needs", Register, evolve)
+class NeedsState(OwnerState[Register]):
+    def __init__(self, redis: Redis, streams: Streams, policy: NeedsPolicy, savings: SavingsPolicy,
+                 wait_s: float) -> None:
+        super().__init__(redis, streams, "needs", Register, evolve, OWNED, wait_s)
         self.policy, self.savings = policy, savings
         self.published = Published(redis, streams.state("needs", "opportunities"))
         self.opportunities: dict[str, dict[str, Any]] = {}
 
     async def changed(self, fresh: bool) -> None:
+        await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
         self.opportunities = opportunities(self.index, self.policy, self.savings)
         current = {oid: _derived(p) for oid, p in self.opportunities.items()}
         for oid in await publish_changes(self.published, self.streams, SOURCE, current, _closed):

@@ -21,10 +21,17 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.authority import Refused, Verdict, Wait
 from shared.dates import DAY, add_months
 from shared.events import (
+    AwardShare,
     BidSubmitted,
+    NeedIdentified,
+    NeedUpdated,
+    NeedWithdrawn,
+    OpportunityIdentified,
     Payload,
+    TenderAwarded,
     TenderAwardConfirmed,
     TenderCancelRequested,
     TenderEvaluationSubmitted,
@@ -79,8 +86,20 @@ def route(req: TenderRequested, lead_kind: str, policy: ProcurementPolicy) -> tu
 # -- the index ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NeedVersion:
+    rank: tuple[int, int, str]  # (revision, a withdrawal first, source id): the highest stands
+    need: NeedIdentified | NeedWithdrawn
+
+
 @dataclass
 class Register:
+    #: the needs service's decisions, read to judge awards: its accepted needs and the latest
+    #: revision of each opportunity (who joined, declined or has not decided)
+    needs: dict[tuple[str, str], NeedVersion] = field(default_factory=dict)
+    opportunities: dict[str, OpportunityIdentified] = field(default_factory=dict)
+    #: awards a lead partner sent and this service accepted, by contract
+    partner_awards: dict[str, TenderAwarded] = field(default_factory=dict)
     requests: dict[str, list[tuple[str, TenderRequested]]] = field(default_factory=dict)
     bids: dict[str, BidSubmitted] = field(default_factory=dict)  # by event key
     evaluations: dict[str, TenderEvaluationSubmitted] = field(default_factory=dict)
@@ -105,9 +124,82 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             reg.confirmations[key] = payload
         case TenderCancelRequested():
             reg.cancellations[key] = payload
+        case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
+            version = NeedVersion((getattr(payload, "revision", 0), int(isinstance(payload, NeedWithdrawn)), key), payload)
+            slot = (payload.partner_id, payload.need_id)
+            if slot not in reg.needs or version.rank > reg.needs[slot].rank:
+                reg.needs[slot] = version
+        case OpportunityIdentified():  # and OpportunityUpdated
+            old = reg.opportunities.get(payload.opportunity_id)
+            if old is None or payload.revision > old.revision:
+                reg.opportunities[payload.opportunity_id] = payload
+        case TenderAwarded():
+            reg.partner_awards.setdefault(payload.contract_id, payload)
         case _:
             raise TypeError(f"the procurement register does not use {type(payload).__name__}")
     return reg
+
+
+# -- an award a lead partner sends (shared.authority; docs/authority.md) ----------------------
+
+
+def declined(reg: Register, partner_id: str, need_id: str) -> str | None:
+    """The opportunity in which the partner declined to share this need, if any."""
+    for oid, opp in sorted(reg.opportunities.items()):
+        if any(n.partner_id == partner_id and n.need_id == need_id and n.decision == "declined" for n in opp.needs):
+            return oid
+    return None
+
+
+def check_award(reg: Register, award: TenderAwarded, awarded: set[str]) -> Verdict:
+    """The lead (the signer, checked by the gateway) is one of the partners; it names only
+    needs that are identified, open to sharing and not declined (an open need counts as
+    consent until declined); contributions, where given, come from every partner and sum to
+    the annual value; a contract is awarded once."""
+    cid = award.contract_id
+    if cid in awarded or cid in reg.partner_awards:
+        raise Refused("already_awarded", f"contract {cid} has already been awarded")
+    wait = _check_shares(reg, award.lead_partner_id, award.partners, award.annual_value, "annual value")
+    return wait or (f"award:{cid}",)
+
+
+def check_tender_request(reg: Register, req: TenderRequested) -> Verdict:
+    """A tender is requested once, by its lead, for needs an award could name (as above); the
+    contributions, where given, sum to its estimated annual value."""
+    if req.tender_id in reg.requests:
+        raise Refused("tender_exists", f"tender {req.tender_id} was already requested")
+    wait = _check_shares(reg, req.partner_id, req.partners, req.estimated_annual_value, "estimated annual value")
+    return wait or (f"tender:{req.tender_id}",)
+
+
+def _check_shares(reg: Register, lead: str, shares: tuple[AwardShare, ...], value: Decimal, what: str) -> Wait | None:
+    if lead not in {s.partner_id for s in shares}:
+        raise Refused("lead_not_a_partner", f"the lead {lead} must be one of the contract's partners")
+    given = [s.annual_contribution for s in shares if s.annual_contribution is not None]
+    if given and (len(given) != len(shares) or sum(given, Decimal(0)) != value):
+        raise Refused("contributions_mismatch",
+                      f"contributions given must come from every partner and sum to the {what} £{value:,.2f}; "
+                      f"they sum to £{sum(given, Decimal(0)):,.2f} from {len(given)} of {len(shares)} partners")
+    unread = []
+    for s in shares:
+        version = reg.needs.get((s.partner_id, s.need_id))
+        if version is None:
+            unread.append(f"{s.partner_id}/{s.need_id}")
+        elif isinstance(version.need, NeedWithdrawn):
+            raise Refused("need_withdrawn", f"{s.partner_id} has withdrawn need '{s.need_id}'")
+        elif not version.need.open_to_sharing:
+            raise Refused("need_not_open", f"{s.partner_id}'s need '{s.need_id}' is not open to sharing")
+        elif (oid := declined(reg, s.partner_id, s.need_id)) is not None:
+            raise Refused("need_declined", f"{s.partner_id} declined opportunity {oid} for need '{s.need_id}'")
+    if unread:
+        return Wait("unknown_need", f"no partner has identified these needs: {', '.join(unread)}")
+    return None
+
+
+def check_request(reg: Register, payload: Payload, awarded: set[str]) -> Verdict:
+    if isinstance(payload, TenderRequested):
+        return check_tender_request(reg, payload)
+    return check_award(reg, payload, awarded)  # type: ignore[arg-type]
 
 
 # -- the lifecycle --------------------------------------------------------------------------
@@ -179,9 +271,7 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
         refusals.append(Refusal(key, sender, tid, code, message))
 
     for tid, requests in sorted(reg.requests.items()):
-        (_, req), *dupes = requests
-        for k, d in dupes:
-            refuse(k, d.partner_id, tid, "tender_exists", f"tender {tid} was already requested")
+        (_, req), *_ = requests  # one: the service decides requests (`check_tender_request`)
         lead = req.partner_id
         name, why, lifetime = route(req, lead_kinds.get(lead, ""), policy)
         standstill = req.standstill_days if req.standstill_days is not None else policy.standstill_days
@@ -271,6 +361,21 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
     return out, refusals
 
 
+def _shares(shares: tuple[AwardShare, ...], price: Decimal) -> list[dict[str, Any]]:
+    """The award's partners: the tender's estimated contributions, in proportion, scaled to the
+    price won (in pence, largest remainder first, ties by position), so they sum to it."""
+    rows = [{"partner_id": s.partner_id, "need_id": s.need_id} for s in shares]
+    estimated = [int(s.annual_contribution * 100) if s.annual_contribution is not None else None for s in shares]
+    if None in estimated or not sum(estimated):  # type: ignore[arg-type]
+        return rows
+    whole, total = int(price * 100), sum(estimated)  # type: ignore[arg-type]
+    parts = [divmod(whole * e, total) for e in estimated]  # type: ignore[operator]
+    pence = [q for q, _ in parts]
+    for i in sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))[: whole - sum(pence)]:
+        pence[i] += 1
+    return [{**row, "annual_contribution": f"{Decimal(p) / 100:.2f}"} for row, p in zip(rows, pence, strict=True)]
+
+
 def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:
     """The `tender.awarded` payloads (one per lot), exactly the contract's."""
     req, c = t["request"], t["award"]
@@ -287,8 +392,9 @@ def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:
             "supplier": {"id": winner["provider_id"], "name": winner["provider_name"]},
             "annual_value": winner["annual_price"], "contract_start": req.contract_start.isoformat(),
             "contract_end": end.isoformat(),
-            # contributions are for the whole contract; a lot's contract names the partners only
-            "partners": [p.model_dump(mode="json", exclude_none=True) if not suffix
-                         else {"partner_id": p.partner_id, "need_id": p.need_id} for p in req.partners],
+            # contributions are for the whole contract, rescaled to the price won so that they sum
+            # to its annual value; a lot's contract names the partners only
+            "partners": _shares(req.partners, Decimal(winner["annual_price"])) if not suffix
+            else [{"partner_id": p.partner_id, "need_id": p.need_id} for p in req.partners],
         })
     return out

@@ -9,14 +9,21 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from services.procurement.model import ProcurementPolicy, Register, awards, evolve, tenders
+from services.procurement.model import ProcurementPolicy, Register, awards, check_request, evolve, tenders
+from shared.authority import OwnerState
 from shared.events import TenderAwarded, TenderNotice
 from shared.partners import PartnerRegistry
-from shared.state import Derived, EventSetState, Published, publish_changes
+from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
 SOURCE = "/services/procurement"
-TYPES = ("tender.requested", "bid.submitted", "tender.evaluation.submitted", "tender.award.confirmed", "tender.cancel.requested")
+#: the canonical streams it reads: sealed bids, and the needs service's decisions (to judge awards);
+#: the tender lifecycle and partners' awards come as requests (P:requests:procurement)
+TYPES = ("bid.submitted", "need.identified", "need.updated", "need.withdrawn", "opportunity.identified",
+         "opportunity.updated")
+#: the acts it decides as their owner before anything else sees them (the rest of the
+#: lifecycle is judged by `tenders`, below, against the accepted requests)
+OWNED = frozenset({"tender.awarded", "tender.requested"})
 log = structlog.get_logger("procurement")
 
 
@@ -55,9 +62,10 @@ def notices(view: dict[str, dict[str, Any]]) -> dict[str, Derived]:
     return out
 
 
-class ProcurementState(EventSetState[Register]):
-    def __init__(self, redis: Redis, streams: Streams, policy: ProcurementPolicy, registry: PartnerRegistry) -> None:
-        super().__init__(redis, streams, "procurement", Register, evolve)
+class ProcurementState(OwnerState[Register]):
+    def __init__(self, redis: Redis, streams: Streams, policy: ProcurementPolicy, registry: PartnerRegistry,
+                 wait_s: float) -> None:
+        super().__init__(redis, streams, "procurement", Register, evolve, OWNED, wait_s)
         self.policy = policy
         self.lead_kinds = {p.id: p.kind for p in registry}
         self.published = Published(redis, streams.state("procurement", "published"))
@@ -67,6 +75,9 @@ class ProcurementState(EventSetState[Register]):
 
     async def changed(self, fresh: bool) -> None:
         self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
+        awarded = {a["contract_id"] for tid, t in self.view.items() for a in awards(tid, t)}
+        if await self.decide_pending(lambda: lambda payload, key: check_request(self.index, payload, awarded)):
+            self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         for entity in await publish_changes(self.published, self.streams, SOURCE, notices(self.view)):
             log.info("published", entity=entity)
         done = await self.refused.all()

@@ -19,11 +19,13 @@ from typing import Any
 
 from shared.events import (
     ContractDecommissioned,
+    ContractMemberExited,
     InvestmentRecorded,
     MonitoringReturnSubmitted,
     NeedIdentified,
     Payload,
     TenderAwarded,
+    AwardShare,
 )
 from shared.dates import DAY, add_months
 from shared.money import from_pence, pence
@@ -45,8 +47,10 @@ class Fact:
 class Facts:
     needs: dict[tuple[str, str], Fact] = field(default_factory=dict)
     awards: dict[str, Fact] = field(default_factory=dict)
-    returns: dict[str, dict[tuple[date, date], Fact]] = field(default_factory=dict)
+    #: by contract, then (period start, period end, partner): the lead's, and members' own
+    returns: dict[str, dict[tuple[date, date, str], Fact]] = field(default_factory=dict)
     decommissions: dict[str, Fact] = field(default_factory=dict)
+    exits: dict[tuple[str, str], Fact] = field(default_factory=dict)  # by contract, partner
     investments: dict[tuple[str, str], Fact] = field(default_factory=dict)
     applied: set[str] = field(default_factory=set)
 
@@ -70,8 +74,11 @@ def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
             facts.awards[payload.contract_id] = _later(facts.awards.get(payload.contract_id), fact)
         case MonitoringReturnSubmitted():
             periods = facts.returns.setdefault(payload.contract_id, {})
-            slot = (payload.period_start, payload.period_end)
+            slot = (payload.period_start, payload.period_end, payload.partner_id)
             periods[slot] = _later(periods.get(slot), fact)
+        case ContractMemberExited():
+            slot = (payload.contract_id, payload.partner_id)
+            facts.exits[slot] = _later(facts.exits.get(slot), fact)
         case ContractDecommissioned():
             old = facts.decommissions.get(payload.contract_id)
             # the earliest decommissioning stands; among equals, the larger key
@@ -119,6 +126,8 @@ class ContractFigures:
     status: str
     segments: list[Segment]
     decommissioning: dict[str, str] | None
+    phases: list[Phase] = field(default_factory=list)
+    current: Phase | None = None  # the phase `as_of` is in: the run-rate figures are its
     realised_p: int = 0
     years_p: list[int] = field(default_factory=list)
     years_disc_p: list[int] = field(default_factory=list)
@@ -149,13 +158,14 @@ def contract_years(start: date, end: date) -> list[tuple[date, date]]:
 
 
 def segments(baseline: Decimal, shared_cost: Decimal, start: date, end: date,
-             actuals: list[tuple[date, date, Decimal]]) -> list[Segment]:
-    """Daily saving rates over [start, end). In each contract year the annual figures are spread
-    evenly over its days; a monitoring return's actual management cost replaces the estimate
-    over its own period (`actuals`: non-overlapping [from, to) with the cost for that period)."""
+             actuals: list[tuple[date, date, Decimal]], anchor: date | None = None) -> list[Segment]:
+    """Daily saving rates over [start, end). In each contract year (from `anchor`, the contract's
+    start) the annual figures are spread evenly over its days; a monitoring return's actual
+    management cost replaces the estimate over its own period (`actuals`: non-overlapping
+    [from, to) with the cost for that period)."""
     cuts = {start, end}
-    years = contract_years(start, end)
-    cuts.update(b for _, b in years if b < end)
+    years = contract_years(anchor or start, end)
+    cuts.update(b for _, b in years if start < b < end)
     for a, b, _ in actuals:
         cuts.update(d for d in (a, b) if start < d < end)
     points = sorted(cuts)
@@ -177,13 +187,14 @@ def segments(baseline: Decimal, shared_cost: Decimal, start: date, end: date,
     return out
 
 
-def _actuals(returns: dict[tuple[date, date], Fact]) -> list[tuple[date, date, Decimal]]:
-    """Returns with an actual management cost, as non-overlapping periods: where periods
-    overlap, the one that starts first (then ends first) stands and the other is not used."""
+def _actuals(returns: dict[tuple[date, date, str], Fact], lead: str) -> list[tuple[date, date, Decimal]]:
+    """The lead's returns with an actual management cost (managing the contract is the lead's),
+    as non-overlapping periods: where periods overlap, the one that starts first (then ends
+    first) stands and the other is not used."""
     chosen: list[tuple[date, date, Decimal]] = []
-    for (p0, p1), fact in sorted(returns.items()):
+    for (p0, p1, by), fact in sorted(returns.items()):
         cost = fact.payload.management_cost
-        if cost is None:
+        if cost is None or by != lead:
             continue
         end = p1 + DAY
         if chosen and p0 < chosen[-1][1]:
@@ -216,6 +227,7 @@ def as_of(facts: Facts) -> date | None:
     dates = [f.payload.contract_start for f in facts.awards.values()]
     dates += [f.payload.period_end for ps in facts.returns.values() for f in ps.values()]
     dates += [f.payload.effective_date for f in facts.decommissions.values()]
+    dates += [f.payload.notice_date for f in facts.exits.values()]  # it takes effect when the dates get there
     dates += [f.payload.date for f in facts.investments.values()]
     return max(dates, default=None)
 
@@ -245,20 +257,48 @@ def _d(x: Decimal | None) -> str | None:
     return None if x is None else f"{x:.2f}"
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of a contract with the same partners: a member's exit starts a new one."""
+
+    start: date
+    end: date  # exclusive
+    partners: frozenset[str]
+    baseline: Decimal
+    budgets: Decimal
+    shared_cost: Decimal
+    weights: dict[str, int]
+    caps: dict[str, int]  # each partner's baseline in pence: no partner is credited more
+
+
+def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date) -> list[Phase]:
+    """The contract's phases over [start, end): all its partners, then fewer after each exit
+    (the contract no longer replaces an exited partner's needs; an estimated shared cost follows
+    the number of partners left)."""
+    exits = {pid: f.payload.effective_date for (cid, pid), f in facts.exits.items()
+             if cid == award.contract_id and pid != award.lead_partner_id}
+    cuts = sorted({award.contract_start, end} | {d for d in exits.values() if award.contract_start < d < end})
+    phases = []
+    for p0, p1 in zip(cuts, cuts[1:], strict=False):
+        shares = [s for s in award.partners if not (s.partner_id in exits and exits[s.partner_id] <= p0)]
+        baseline = budgets = Decimal(0)
+        caps: dict[str, int] = {}
+        for s in shares:
+            need = facts.needs.get((s.partner_id, s.need_id))
+            cost = need.payload.current_annual_resource_cost if need else Decimal(0)
+            baseline += cost
+            budgets += need.payload.annual_budget if need else Decimal(0)
+            caps[s.partner_id] = caps.get(s.partner_id, 0) + pence(cost)
+        partners = frozenset(s.partner_id for s in shares)
+        cost = policy.shared_cost(len(partners)) if award.annual_management_cost is None else award.annual_management_cost
+        phases.append(Phase(p0, p1, partners, baseline, budgets, cost, _weights(shares, caps), caps))
+    return phases
+
+
 def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> ContractFigures:
     award: TenderAwarded = fact.payload
-    baseline = budgets = Decimal(0)
-    missing = []
-    for share in award.partners:
-        need = facts.needs.get((share.partner_id, share.need_id))
-        if need is None:
-            missing.append(f"{share.partner_id}/{share.need_id}")
-        else:
-            baseline += need.payload.current_annual_resource_cost
-            budgets += need.payload.annual_budget
-    n = len({s.partner_id for s in award.partners})
+    missing = [f"{s.partner_id}/{s.need_id}" for s in award.partners if (s.partner_id, s.need_id) not in facts.needs]
     estimated = award.annual_management_cost is None
-    cost = policy.shared_cost(n) if estimated else award.annual_management_cost
     end = award.contract_end + DAY
     decommission = facts.decommissions.get(award.contract_id)
     if decommission is not None and decommission.payload.effective_date > award.contract_end:
@@ -271,26 +311,45 @@ def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> C
         status = "ended"
     else:
         status = "active"
-    actuals = _actuals(facts.returns.get(award.contract_id, {}))
-    segs = segments(baseline, cost, award.contract_start, end, actuals) if end > award.contract_start else []
+    actuals = _actuals(facts.returns.get(award.contract_id, {}), award.lead_partner_id)
+    phases = _phases(award, facts, policy, max(end, award.contract_start + DAY))
+    segs = [seg for ph in phases if ph.start < end
+            for seg in segments(ph.baseline, ph.shared_cost, ph.start, min(ph.end, end), actuals, award.contract_start)]
+    now = next((ph for ph in reversed(phases) if ph.start <= today), phases[0])  # the run-rate's phase
     shown = {k: str(v) for k, v in decommission.payload.model_dump().items()} if decommission else None
-    return ContractFigures(award, baseline, budgets, cost, estimated, missing, end, status, segs, shown)
+    return ContractFigures(award, now.baseline, now.budgets, now.shared_cost, estimated, missing, end, status, segs,
+                           shown, phases=phases, current=now)
 
 
-def _weights(award: TenderAwarded, facts: Facts) -> dict[str, int]:
+def _weights(shares: list[AwardShare], baselines: dict[str, int]) -> dict[str, int]:
     """Partner shares: by contributions when every partner states one, else by baselines
     (in pence: only their proportions matter)."""
     contributions: dict[str, int] = {}
-    baselines: dict[str, int] = {}
-    for s in award.partners:
+    for s in shares:
         if s.annual_contribution is not None:
             contributions[s.partner_id] = contributions.get(s.partner_id, 0) + pence(s.annual_contribution)
-        need = facts.needs.get((s.partner_id, s.need_id))
-        base = pence(need.payload.current_annual_resource_cost) if need else 0
-        baselines[s.partner_id] = baselines.get(s.partner_id, 0) + base
     if len(contributions) == len(baselines) and sum(contributions.values()) > 0:
         return contributions
     return baselines
+
+
+def capped_split(total: int, weights: dict[str, int], caps: dict[str, int]) -> dict[str, int]:
+    """`split`, but no partner is credited more than its cap (its own baseline: the staff cost
+    it no longer bears); what a capped partner cannot take goes to the others by their weights.
+    Splitting by baselines never needs it; contributions out of line with baselines can."""
+    if total <= 0:
+        return split(total, weights)
+    fixed: dict[str, int] = {}
+    free = dict(weights)
+    while free:
+        parts = split(total - sum(fixed.values()), free)
+        over = [k for k, v in parts.items() if v > caps.get(k, v)]
+        if not over:
+            return {**fixed, **parts}
+        for k in over:
+            fixed[k] = caps[k]
+            del free[k]
+    return split(total, caps)  # every partner capped: the total cannot exceed their sum
 
 
 def _payback(days: list[tuple[date, date, Fraction]], target: Fraction) -> date | None:
@@ -314,7 +373,8 @@ def _key(fact: Fact, facts: Facts, today: date | None, buckets: tuple[tuple[date
                    if (s.partner_id, s.need_id) in facts.needs else None) for s in a.partners)
     d = facts.decommissions.get(a.contract_id)
     returns = tuple(sorted((period, f.key) for period, f in facts.returns.get(a.contract_id, {}).items()))
-    return (fact.key, needs, d.key if d else None, returns, today, buckets, policy)
+    exits = tuple(sorted((pid, f.key) for (cid, pid), f in facts.exits.items() if cid == a.contract_id))
+    return (fact.key, needs, d.key if d else None, returns, exits, today, buckets, policy)
 
 
 def _saved(segs: list[Segment], a: date, b: date) -> Fraction:
@@ -327,6 +387,22 @@ def _saved(segs: list[Segment], a: date, b: date) -> Fraction:
     return total
 
 
+def _by_phase(c: ContractFigures, total: int, a: date, b: date) -> dict[str, int]:
+    """Split a contract's rounded `total` over [a, b) between its partners: each phase's part
+    (the last takes the rounding) by that phase's partners, in proportion to their capped
+    annual shares. With no exits there is one phase and it is a plain split."""
+    out: dict[str, int] = defaultdict(int)
+    left = total
+    for i, ph in enumerate(c.phases):
+        part = left if i == len(c.phases) - 1 else pence(_saved(c.segments, max(a, ph.start), min(b, ph.end)))
+        left -= part
+        annual = pence(ph.baseline - ph.shared_cost)
+        weights = capped_split(annual, ph.weights, ph.caps) if annual > 0 else ph.weights
+        for pid, p in split(part, weights if sum(weights.values()) > 0 else ph.weights).items():
+            out[pid] += p
+    return dict(out)
+
+
 def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None,
              buckets: tuple[tuple[date, date], ...], factors: list[Fraction]) -> ContractFigures:
     c = _contract(fact, facts, policy, today or date.min)
@@ -336,17 +412,17 @@ def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None
         exact = _saved(c.segments, b0, b1)
         c.years_p.append(pence(exact))
         c.years_disc_p.append(pence(exact * discount))
-    w = _weights(c.award, facts)
-    c.shares = {"annual_saving": split(pence(c.annual_saving), w), "realised_saving": split(c.realised_p, w),
-                "projected_saving": split(sum(c.years_p), w)}
-    for pid in c.shares["annual_saving"]:
-        c.additions.append((pid, "annual_saving", 0))  # every partner of a contract has a row
+    now = c.current
+    assert now is not None
+    c.shares = {"annual_saving": capped_split(pence(c.annual_saving), now.weights, now.caps),
+                "realised_saving": _by_phase(c, c.realised_p, c.award.contract_start, stop),
+                "projected_saving": _by_phase(c, sum(c.years_p), *(buckets[0][0], buckets[-1][1]) if buckets else
+                                              (date.min, date.min))}
+    for s in c.award.partners:
+        c.additions.append((s.partner_id, "annual_saving", 0))  # every partner of a contract has a row
     if c.status == "active":
         c.additions.extend((pid, "annual_saving", p) for pid, p in c.shares["annual_saving"].items())
-        for s in c.award.partners:
-            need = facts.needs.get((s.partner_id, s.need_id))
-            if need:
-                c.additions.append((s.partner_id, "baseline_annual_cost", pence(need.payload.current_annual_resource_cost)))
+        c.additions.extend((pid, "baseline_annual_cost", p) for pid, p in now.caps.items())
     for name in ("realised_saving", "projected_saving"):
         c.additions.extend((pid, name, p) for pid, p in c.shares[name].items())
     for seg in c.segments:
@@ -536,7 +612,7 @@ def _need_row(cached: dict[Any, dict[str, Any]], rows: dict[Any, dict[str, Any]]
     if row is None:
         p = f.payload
         row = {"partner_id": pid, "need_id": nid, "service_category": p.service_category,
-               "baseline_annual_cost": _d(p.current_annual_resource_cost), "annual_budget": _d(p.annual_budget),
+               "baseline_annual_cost": _d(p.current_annual_resource_cost),  # no budget: confidential
                "current_arrangements": p.current_arrangements, "contract_id": key[1], "status": key[2]}
     rows[key] = row
     return row

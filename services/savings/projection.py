@@ -25,6 +25,7 @@ TYPES = (
     "tender.awarded",
     "monitoring.return.submitted",
     "contract.decommissioned",
+    "contract.member.exited",
     "investment.recorded",
 )
 

@@ -1,8 +1,9 @@
 """`commissioning savings rebuild`: replay the streams into a fresh projection.
 
-1. Read every accepted event of the types it uses from its stream (XRANGE, in chunks) into new
-   keys, showing progress; events the model cannot use are counted and left out, as the
-   service would have dead-lettered them.
+1. Read every accepted event of the types it uses from the archive (COMMISSIONING_ARCHIVE_DIR:
+   what was trimmed from Redis, shared.archive) and then from its stream (XRANGE, in chunks,
+   from where the archive ends) into new keys, showing progress; events the model cannot use
+   are counted and left out, as the service would have dead-lettered them.
 2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running
    savings processes reload.
 3. Catch up: events appended while step 1 ran are applied through the same once-only step the
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -19,6 +21,7 @@ from redis.asyncio import Redis
 
 from services.savings.app import GROUP
 from services.savings.projection import TYPES, Projection
+from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.events import CloudEvent
 from shared.policy import SavingsPolicy
@@ -39,7 +42,8 @@ def _parse(raw: bytes | None) -> CloudEvent | None:
         return None
 
 
-async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> dict[str, Any]:
+async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
+                  archive: Archive | None = None) -> dict[str, Any]:
     projection = Projection(redis, streams, SavingsPolicy())
     await projection.load()
     before = projection.figures
@@ -47,13 +51,28 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
     events_tmp = projection.events_key + ":rebuild"
     seen_tmp = streams.seen(GROUP) + ":rebuild"
     await redis.delete(events_tmp, seen_tmp)
+    now_ms = int(time.time() * 1000)  # the idempotency window of the rebuilt events starts now
     keys = {t: streams.of_type(t) for t in TYPES}
     total = sum([await redis.xlen(k) for k in keys.values()])
     progress = Progress(total, "rebuild: events replayed", out)
     last: dict[str, str] = {}
-    done = skipped = 0
+    done = skipped = archived = 0
     for stream in keys.values():
         start = "-"
+        # the archive first (what was trimmed from Redis), then the stream from where it ends
+        pipe = redis.pipeline(transaction=False)
+        for entry_id, raw in archive.read(stream) if archive is not None else ():
+            start = "(" + entry_id
+            event = _parse(raw)
+            if event is None:
+                skipped += 1
+                continue
+            pipe.hset(events_tmp, event.key, raw)
+            pipe.zadd(seen_tmp, {event.key: now_ms})
+            archived += 1
+            if len(pipe) >= 2 * CHUNK:
+                await pipe.execute()
+        await pipe.execute()
         while True:
             chunk = await redis.xrange(stream, min=start, max="+", count=CHUNK)
             if not chunk:
@@ -65,7 +84,7 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
                     skipped += 1
                     continue
                 pipe.hset(events_tmp, event.key, fields[b"event"])
-                pipe.sadd(seen_tmp, event.key)
+                pipe.zadd(seen_tmp, {event.key: now_ms})
             await pipe.execute()
             done += len(chunk)
             progress.update(done)
@@ -97,6 +116,7 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr) -> d
     after = projection.figures
     return {
         "entries_read": done,
+        "archived_read": archived,
         "events": after["events_applied"],
         "skipped": skipped,
         "caught_up": caught_up,

@@ -3,8 +3,8 @@
 `project(facts)` walks every contract and every need each time (1.4 s at 8,000 contracts and
 80,000 needs, warm). `Running` keeps each contract's figures (`model._figures`, the same rules)
 and the sums they add to, and after a batch recomputes only the contracts the batch touched:
-an award, a return or a decommissioning touches its contract; a need, the contracts that
-replace it. The totals are adjusted by each touched contract's difference (exact: pence are
+an award, a return, a member's exit or a decommissioning touches its contract; a need, the
+contracts that replace it. The totals are adjusted by each touched contract's difference (exact: pence are
 integers, daily rates fractions), and the needs table and warnings are redone only for the
 needs those contracts replace. A move of `as_of` or of the horizon changes every contract's
 time-based figures: then everything is recomputed, as `project` does. The result equals
@@ -23,7 +23,13 @@ from typing import Any
 from services.savings import model
 from services.savings.model import ContractFigures, Facts
 from shared.dates import DAY, add_months
-from shared.events import ContractDecommissioned, MonitoringReturnSubmitted, NeedIdentified, TenderAwarded
+from shared.events import (
+    ContractDecommissioned,
+    ContractMemberExited,
+    MonitoringReturnSubmitted,
+    NeedIdentified,
+    TenderAwarded,
+)
 from shared.money import pence
 from shared.policy import SavingsPolicy
 
@@ -55,7 +61,8 @@ class Running:
         if facts is not self.facts:
             return facts  # an index being loaded: it is taken whole at the next `figures`
         match payload:
-            case TenderAwarded() | MonitoringReturnSubmitted() | ContractDecommissioned():
+            case (TenderAwarded() | MonitoringReturnSubmitted() | ContractDecommissioned()
+                  | ContractMemberExited()):
                 self._dirty.add(payload.contract_id)
             case NeedIdentified():
                 slot = (payload.partner_id, payload.need_id)

@@ -10,6 +10,7 @@ from shared.bus.consumer import (
     consumer_name,
     event_subscription,
 )
+from shared.bus.retention import Retention
 
 __all__ = [
     "Applied",
@@ -17,6 +18,7 @@ __all__ = [
     "Effect",
     "Entry",
     "Poison",
+    "Retention",
     "Subscription",
     "consumer_name",
     "event_subscription",

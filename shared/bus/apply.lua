@@ -1,17 +1,20 @@
 -- Apply a batch of entries' effects and ack each, atomically per entry: a crash can never
 -- separate an effect from its ack, and one round trip serves the whole batch.
--- KEYS[1] seen set, KEYS[2] stream ('' when there is no entry to ack), KEYS[3] errors hash
--- ARGV[1] group, ARGV[2] entry count, then per entry: its id, its once-key ('' = always
--- apply), its command count, then per command: its argument count followed by its arguments.
+-- KEYS[1] once-keys applied (sorted set, scored by when: shared.bus.retention trims it to a
+-- window), KEYS[2] stream ('' when there is no entry to ack), KEYS[3] errors hash
+-- ARGV[1] group, ARGV[2] entry count, ARGV[3] the time in ms, then per entry: its id, its
+-- once-key ('' = always apply), its command count, then per command: its argument count
+-- followed by its arguments.
 -- Returns, per entry: 1 applied, 0 already applied (a duplicate: acked, nothing done), or the
 -- error of the command that failed (that entry is not acked: it stays pending for a retry).
 local out = {}
-local i = 3
+local now = ARGV[3]
+local i = 4
 for e = 1, tonumber(ARGV[2]) do
   local id, once, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
   local fresh = 1
-  if once ~= '' and redis.call('SISMEMBER', KEYS[1], once) == 1 then
+  if once ~= '' and redis.call('ZSCORE', KEYS[1], once) then
     fresh = 0
   end
   local failed = false
@@ -29,7 +32,7 @@ for e = 1, tonumber(ARGV[2]) do
     out[e] = failed
   else
     if fresh == 1 and once ~= '' then
-      redis.call('SADD', KEYS[1], once)
+      redis.call('ZADD', KEYS[1], now, once)
     end
     if KEYS[2] ~= '' then
       redis.call('XACK', KEYS[2], ARGV[1], id)

@@ -33,7 +33,9 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from shared.bus.retention import Retention
 from shared.events import CloudEvent, errors_of, to_json
+from shared.outage import OUTAGE
 from shared.settings import Settings
 from shared.streams import Streams
 
@@ -158,6 +160,7 @@ class Bus:
     max_deliveries: int = 5
     consumer: str = field(default_factory=consumer_name)
     subscriptions: list[Subscription] = field(default_factory=list)
+    retention: Retention | None = None
 
     def __post_init__(self) -> None:
         self._apply = self.redis.register_script(_load_script("apply.lua"))
@@ -291,8 +294,8 @@ class Bus:
     async def _record_error(self, sub: Subscription, entry: Entry, e: BaseException) -> None:
         try:
             await self.redis.hset(self.streams.errors(sub.group), f"{sub.stream}/{entry.id}", _error_json(e))
-        except RedisError:
-            log.exception("could not record an entry's error", entry_id=entry.id)
+        except RedisError as e:
+            OUTAGE.failed(e, "recording an entry's error")
 
     # -- reclaiming and dead-lettering ---------------------------------------------------
 
@@ -375,10 +378,11 @@ class Bus:
                 if rounds % max(int(60 / interval), 1) == 0:
                     await self.forget_departed(sub, departed_ms)
                 rounds += 1
+                OUTAGE.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: try again next round
-                log.exception("sweep failed; will retry", stream=sub.stream)
+            except Exception as e:  # noqa: BLE001 - Redis away: try again next round
+                OUTAGE.failed(e, f"sweep of {sub.stream}")
             await asyncio.sleep(interval)
 
     @property
@@ -388,6 +392,19 @@ class Bus:
 
     def start_sweepers(self) -> None:
         self._sweepers = [asyncio.create_task(self._sweep_forever(s)) for s in self.subscriptions]
+        if self.retention is not None:
+            self._sweepers.append(asyncio.create_task(self._retain_forever(self.retention)))
+
+    async def _retain_forever(self, retention: Retention) -> None:
+        while not self._stopping:
+            try:
+                await retention.run_once()
+                OUTAGE.ok()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - Redis away: try again next round
+                OUTAGE.failed(e, "retention round")
+            await asyncio.sleep(retention.interval_s)
 
     async def stop_sweepers(self, timeout: float = 5.0) -> None:
         self._stopping = True
@@ -402,7 +419,7 @@ class Bus:
 
 def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> list[Any]:
     """apply.lua's arguments for a batch (an entry of `None`: nothing to ack)."""
-    args: list[Any] = [group, len(effects)]
+    args: list[Any] = [group, len(effects), int(time.time() * 1000)]
     for entry, effect in effects:
         args.extend((entry.id if entry else "", effect.once_key or "", len(effect.commands)))
         for cmd in effect.commands:

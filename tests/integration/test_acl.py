@@ -12,9 +12,10 @@ import httpx
 import pytest
 import redis
 
+from shared import viewers
 from shared.redis_server import RedisServer
 from shared.tscip import reference_payloads
-from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import READ, VIEWER_TOKEN, ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 P = "commissioning"
@@ -96,6 +97,7 @@ def test_each_forbidden_command_is_refused(acl) -> None:  # type: ignore[no-unty
 
 def test_the_services_run_under_their_own_users(acl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server, passwords, partners = acl
+    as_user(server, passwords, "operator").hset(f"{P}:viewers", viewers.digest(VIEWER_TOKEN), "tests")
     procs = {}
     for name in ("needs", "procurement", "contracts", "savings", "gateway"):
         url = f"redis://service-{name}:{passwords[f'service-{name}']}@127.0.0.1:{server.port}/0"
@@ -105,7 +107,7 @@ def test_the_services_run_under_their_own_users(acl, tmp_path: Path) -> None:  #
             p.wait_ready()
         for n, (pid, etype, data) in enumerate(reference_payloads("fifteen")):
             send_as(as_user(server, passwords, f"partner-{pid}"), P, pid, etype, data, f"ref-{n}")
-        wait_for(lambda: httpx.get(f"{procs['savings'].url}/savings").json()["portfolio"]["annual_saving"] == "317648.00",
+        wait_for(lambda: httpx.get(f"{procs['savings'].url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == "317648.00",
                  30, what="the savings figures under the ACL")
         operator = as_user(server, passwords, "operator")
         gateway_consumer = httpx.get(f"{procs['gateway'].url}/health/ready").json()["consumer"]

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from shared.auth import authorization
-from tests.support import send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
+from tests.support import OWNERS, READ, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_award_to_contract_returns_concern_payments_decommission_and_savings(
     r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path
 ) -> None:
     env = service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml"))
-    contracts, savings = serve(tmp_path, env, "contracts"), serve(tmp_path, env, "savings")
+    contracts, savings = serve(tmp_path, env, "contracts"), serve(tmp_path, env, *OWNERS, "savings")
     try:
         contracts.wait_ready()
         savings.wait_ready()
@@ -70,7 +70,7 @@ def test_award_to_contract_returns_concern_payments_decommission_and_savings(
         for n, (a, b, c) in enumerate(quarters):
             send_as(r, prefix, LEAD, "monitoring.return.submitted", ret(a, b, c, n), f"ret-{n}")
 
-        judged = lambda: latest(r, prefix, "return_key", "monitoring.return.accepted", "monitoring.return.rejected")  # noqa: E731
+        judged = lambda: latest(r, prefix, "return_key", "monitoring.return.accepted")  # noqa: E731
         wait_for(lambda: len(events(r, prefix, "payment.calculated")) == 4, 30, what="four payments (the SLA applied)")
         wait_for(lambda: [d["status"] for d in judged().values()] == ["accepted"] * 4, 30, what="four rated returns")
         ratings = {d["period_end"]: d["ratings"][0]["rating"] for d in judged().values()}
@@ -83,26 +83,28 @@ def test_award_to_contract_returns_concern_payments_decommission_and_savings(
         pay = {d["period_start"]: d for d in latest(r, prefix, "payment_id", "payment.calculated").values()}
         assert pay["2013-01-01"]["total"] == "98630.14"      # 400,000 x 90/365, all results earned
         assert pay["2013-04-01"]["results_payment"] == "8310.50"  # 10% of 400,000 x 91/365 x 1000/1200
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"]
+        wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json()["portfolio"]["annual_saving"]
                  == f"{41230 + 27480 - 23175.70:.2f}", 20, what="the contract's saving in the projection")
 
         send_as(r, prefix, LEAD, "contract.decommissioned", {
             "contract_id": C, "partner_id": LEAD, "effective_date": "2014-01-01",
             "reason": "financial_constraints", "replacement": "separate_arrangements"}, "decom")
         send_as(r, prefix, LEAD, "monitoring.return.submitted", ret("2014-01-01", "2014-03-31", "1300", 9), "late")
-        wait_for(lambda: any(d["status"] == "rejected" for d in judged().values()), 20, what="the late return rejected")
-        [late] = [d for d in judged().values() if d["status"] == "rejected"]
+        refusals = lambda: [json.loads(f[b"reason"]) for _, f in r.xrange(f"{prefix}:rejected:{LEAD}")]  # noqa: E731
+        wait_for(refusals, 20, what="the late return refused by the contracts service")
+        [late] = refusals()
         assert late["code"] == "contract_decommissioned" and "financial_constraints" in late["message"]
-        wait_for(lambda: httpx.get(f"{savings.url}/savings").json()["portfolio"]["annual_saving"] == "0.00", 20,
+        assert len(events(r, prefix, "monitoring.return.submitted")) == 4, "a refused return is not published"
+        wait_for(lambda: httpx.get(f"{savings.url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == "0.00", 20,
                  what="the savings projection to move")
-        contract = next(c for c in httpx.get(f"{savings.url}/savings").json()["contracts"] if c["contract_id"] == C)
+        contract = next(c for c in httpx.get(f"{savings.url}/savings", headers=READ).json()["contracts"] if c["contract_id"] == C)
         assert contract["status"] == "decommissioned"
 
         for pid in (LEAD, OTHER):
             listing = get(contracts.url, pid, "/contracts").json()["contracts"]
             assert [c["contract_id"] for c in listing] == [C]
             detail = get(contracts.url, pid, f"/contracts/{C}").json()
-            assert detail["status"] == "decommissioned" and len(detail["returns"]) == 5
+            assert detail["status"] == "decommissioned" and len(detail["returns"]) == 4
         assert get(contracts.url, OUTSIDER, "/contracts").json()["contracts"] == []
         assert get(contracts.url, OUTSIDER, f"/contracts/{C}").status_code == 404
         assert httpx.get(f"{contracts.url}/contracts/{C}").status_code == 401

@@ -14,7 +14,8 @@ import redis
 
 from shared.tscip import reference_payloads
 from tests.portfolio import decommissioned, portfolio
-from tests.support import ROOT, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import (OWNERS, READ, ROOT, VIEWER_TOKEN, send_as, serve, service_env, wait_for,
+                           write_tscip_partners)
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), *OWNERS, "contracts", "savings")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         proc.wait_ready()
@@ -39,7 +40,15 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             page = browser.new_page(viewport={"width": 1200, "height": 1400})
             requests: list[str] = []
             page.on("request", lambda req: requests.append(req.url))
-            page.goto(f"{proc.url}/dashboard")
+            page.goto(f"{proc.url}/dashboard")  # not signed in: sent to the sign-in form
+            expect(page).to_have_url(f"{proc.url}/signin")
+            page.fill("#token", "not-a-token")
+            page.click("button[type=submit]")
+            expect(page.locator("[role=alert]")).to_have_text("That token is not valid.")
+            page.fill("#token", VIEWER_TOKEN)
+            page.click("button[type=submit]")  # an HttpOnly cookie; EventSource sends it (same origin)
+            expect(page).to_have_url(f"{proc.url}/dashboard")
+            assert page.evaluate("document.cookie") == "", "the page's scripts cannot read the credential"
             expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
 
             for n, (pid, etype, data) in enumerate(reference_payloads("fifteen")):
@@ -76,15 +85,16 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
 
             # on a phone
             phone = browser.new_page(viewport={"width": 375, "height": 812})
+            phone.context.add_cookies(page.context.cookies())  # signed in as on the desktop
             phone.goto(f"{proc.url}/dashboard")
             expect(phone.locator("#annual-saving")).to_have_text("£221,148", timeout=10_000)
             expect(phone.locator("#contracts tbody tr")).to_have_count(3)
             # from GET /savings, then the updates after it: a new investment moves the figures
+            invested = phone.locator("#investment").inner_text()
             send_as(r, prefix, "staffordshire-cc", "investment.recorded", {
                 "investment_id": "extra", "partner_id": "staffordshire-cc", "date": "2013-04-01",
                 "amount": "1000.00", "description": "training"}, "invest")
-            expect(phone.locator("#investment")).not_to_have_text(page.locator("#investment").inner_text(),
-                                                                  timeout=5_000)
+            expect(phone.locator("#investment")).not_to_have_text(invested, timeout=5_000)
             assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
             phone.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
 
@@ -104,18 +114,21 @@ def test_with_many_contracts_the_page_merges_each_update_into_its_table(
     changes in place, a new contract takes its place in order, nothing else moves."""
     from playwright.sync_api import expect, sync_playwright
 
-    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), *OWNERS, "savings")
     try:
         proc.wait_ready()
         entries = portfolio(300)
         for e in entries:
             r.xadd(f"{prefix}:inbound", e)
-        wait_for(lambda: httpx.get(f"{proc.url}/savings").json()["events_applied"] == len(entries), 60,
-                 what="the portfolio applied")
+        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["events_applied"] == len(entries),
+                 60, what="the portfolio applied")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page()
-            page.goto(f"{proc.url}/dashboard")
+            page.goto(f"{proc.url}/signin")
+            page.fill("#token", VIEWER_TOKEN)
+            page.click("button[type=submit]")
+            expect(page).to_have_url(f"{proc.url}/dashboard")
             rows = page.locator("#contracts tbody tr")
             expect(rows).to_have_count(300, timeout=10_000)
             expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
@@ -137,13 +150,14 @@ def test_with_many_contracts_the_page_merges_each_update_into_its_table(
 
 
 def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path) -> None:
-    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), "savings")
+    proc = serve(tmp_path, service_env(redis_url, prefix, write_tscip_partners(tmp_path / "p.toml")), *OWNERS, "savings")
     try:
         proc.wait_ready()
         for n in range(3):
             r.xadd(f"{prefix}:savings.updated", {"event": json.dumps({"id": f"u{n}", "type": "savings.updated"})})
         first = r.xrange(f"{prefix}:savings.updated")[0][0].decode()
-        with httpx.stream("GET", f"{proc.url}/savings/stream", headers={"Last-Event-ID": first}, timeout=10) as res:
+        with httpx.stream("GET", f"{proc.url}/savings/stream", headers={"Last-Event-ID": first, **READ},
+                          timeout=10) as res:
             assert res.headers["content-type"].startswith("text/event-stream")
             ids = []
             for line in res.iter_lines():
@@ -153,13 +167,13 @@ def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: s
                     break
         assert ids == ["u1", "u2"]
         # a dashboard asks for the updates after the one its figures came from
-        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", timeout=10) as res:
+        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", headers=READ, timeout=10) as res:
             assert [json.loads(line[6:])["id"] for line in _lines(res, 2)] == ["u1", "u2"]
         # what it asks for was trimmed away: it is told to start again
         r.xtrim(f"{prefix}:savings.updated", maxlen=1, approximate=False)
-        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", timeout=10) as res:
+        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", headers=READ, timeout=10) as res:
             assert next(res.iter_lines()) == "event: reset"
-        recent = httpx.get(f"{proc.url}/events/recent?limit=5").json()
+        recent = httpx.get(f"{proc.url}/events/recent?limit=5", headers=READ).json()
         assert recent == {"events": []}
     finally:
         assert proc.terminate() == 0, proc.log()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -61,8 +62,13 @@ def test_inbound_entries_are_accepted_once_or_rejected_with_a_reason(
             assert len(mine) == 1, (code, rejected)
             reason = json.loads(mine[0]["reason"])
             assert reason["code"] == code and reason["message"]
-            if code != "too_large":
+            if code in ("acting_for_another", "type_not_allowed", "invalid_data"):  # authenticated: kept whole
                 assert mine[0]["event"].encode() == sent["event"]
+            else:  # unauthenticated or too large: a digest, the size and at most the first 256 bytes
+                assert mine[0]["size"] == str(len(sent["event"]))
+                assert mine[0]["sha256"] == hashlib.sha256(sent["event"]).hexdigest()
+                raw = {f[b"inbound_id"].decode(): f[b"event"] for _, f in r.xrange(f"{prefix}:rejected:{partner}")}
+                assert raw[ids[code]] == (b"" if code == "too_large" else sent["event"][:256])
         assert not r.exists(f"{prefix}:rejected:nobody"), "no key named after an unregistered partner"
 
         # the same checks over HTTP
@@ -106,6 +112,15 @@ def test_commissioning_up_brings_up_its_own_redis_and_the_services(tmp_path: Pat
         subprocess.run(["redis-cli", "-p", str(port), "XADD", "commissioning:inbound", "*",
                         "event", body, "signature", "f" * 64], check=True, capture_output=True)
         r = redis.Redis(port=port)
+        # the dashboard needs a credential: `up` prints its own viewer token, kept for restarts
+        token = (tmp_path / "data" / "viewer-token").read_text()
+        assert f"sign in with the viewer token {token}" in text
+        reads = httpx.get(f"http://127.0.0.1:{http_port}/savings", headers={"Authorization": f"Bearer {token}"})
+        assert reads.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{http_port}/savings").status_code == 401
+        # bounded, never evicting the log (COMMISSIONING_REDIS_MAXMEMORY, 1gb by default)
+        assert r.config_get("maxmemory") == {"maxmemory": str(2**30)}
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         wait_for(lambda: r.xlen("commissioning:need.identified") == 1, 20, what="the accepted need")
         wait_for(lambda: r.xlen("commissioning:rejected:staffordshire-cc") == 1, 20, what="the forged one")
         reason = json.loads(r.xrange("commissioning:rejected:staffordshire-cc")[0][1][b"reason"])

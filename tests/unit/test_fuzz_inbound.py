@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 
@@ -30,3 +31,6 @@ def test_every_entry_gets_a_verdict(registry: PartnerRegistry, fields: dict[str,
         # what is accepted is exactly within the contract: money with at most 2 places
         for value in verdict.event.data.values():
             assert not isinstance(value, float)
+        wire = json.loads(verdict.raw)["data"]["annual_budget"]  # first-wins or last-wins: one value
+        assert wire.isascii() and "\n" not in wire and verdict.payload.annual_budget == Decimal(wire)
+        assert verdict.raw.count(b'"annual_budget"') == 1

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.procurement.model import ProcurementPolicy, Register, awards, evolve, route, tenders
+from services.procurement.model import ProcurementPolicy, Register, awards, check_request, evolve, route, tenders
+from shared.authority import Refused, Wait
 from services.procurement.state import notices
 from shared.events import PAYLOADS, TenderAwarded, TenderRequested
 
@@ -96,7 +97,10 @@ def test_the_full_lifecycle_to_the_contracts_award() -> None:
     TenderAwarded.model_validate(award)  # exactly the contract's payload
     assert award["supplier"] == {"id": "age-uk", "name": "AGE-UK"} and award["annual_value"] == "180000.00"
     assert award["contract_end"] == "2015-03-31"
-    assert award["partners"][0] == {"partner_id": "lead", "need_id": "n1", "annual_contribution": "120000.00"}
+    # the tender's estimated contributions (120,000 : 80,000), scaled to the price won: they sum
+    # to the award's annual value (docs/authority.md, Money)
+    assert award["partners"] == [{"partner_id": "lead", "need_id": "n1", "annual_contribution": "108000.00"},
+                                 {"partner_id": "other", "need_id": "n2", "annual_contribution": "72000.00"}]
 
 
 @pytest.mark.parametrize(
@@ -159,3 +163,47 @@ def test_the_lifecycle_does_not_depend_on_arrival_order(order: random.Random) ->
     got = tenders(reg, POLICY, {})
     assert got[0][T]["results"] == expected[0][T]["results"] and got[0][T]["status"] == "awarded"
     assert sorted((r.key, r.code) for r in got[1]) == sorted((r.key, r.code) for r in expected[1])
+
+
+# -- what the procurement service decides as owner (docs/authority.md) -----------------------
+
+
+def _needs(reg: Register, *, open_: bool = True) -> Register:
+    for n, (pid, nid) in enumerate((("lead", "n1"), ("other", "n2"))):
+        evolve(reg, f"/partners/{pid} need{n}", PAYLOADS["need.identified"].model_validate({
+            "need_id": nid, "partner_id": pid, "service_category": "advocacy", "title": "A", "annual_budget": "1.00",
+            "current_arrangements": 1, "current_annual_resource_cost": "1.00", "current_arrangements_end": "2012-03-31",
+            "open_to_sharing": open_ or pid == "lead"}))
+    return reg
+
+
+def _verdict(reg: Register, t: str, d: dict[str, Any], awarded: frozenset[str] = frozenset()) -> Any:
+    try:
+        return check_request(reg, PAYLOADS[t].model_validate(d), set(awarded))
+    except Refused as no:
+        return no.code
+
+
+def test_a_tender_or_an_award_names_only_needs_their_partners_share() -> None:
+    reg = _needs(Register())
+    assert _verdict(reg, *request()) == ("tender:t-advocacy",)
+    assert isinstance(_verdict(Register(), *request()), Wait), "needs not read yet: it waits for them"
+    assert _verdict(_needs(Register(), open_=False), *request()) == "need_not_open"
+    outsider = request(partner_id="z")
+    assert _verdict(reg, *outsider) == "lead_not_a_partner"
+    short = request(value="199999.99")
+    assert _verdict(reg, *short) == "contributions_mismatch"
+    evolve(reg, "/services/needs o1", PAYLOADS["opportunity.updated"].model_validate({
+        "opportunity_id": "advocacy-2012-03", "service_category": "advocacy", "status": "open", "revision": 1,
+        "needs": [{"partner_id": "lead", "need_id": "n1", "decision": "joined"},
+                  {"partner_id": "other", "need_id": "n2", "decision": "declined"}],
+        "window_start": "2012-03-31", "window_end": "2012-03-31", "lead_partner_id": "lead", "options": [],
+        "recommendation": "do_nothing", "reasons": []}))
+    assert _verdict(reg, *request()) == "need_declined"
+    evolve(reg, "/partners/lead t1", PAYLOADS["tender.requested"].model_validate(request()[1]))
+    assert _verdict(reg, *request()) == "tender_exists"
+    award = {"tender_id": "x", "contract_id": "c", "lead_partner_id": "lead", "commissioning_model": "aligned_budgets",
+             "supplier": {"id": "s", "name": "S"}, "annual_value": "10.00", "contract_start": "2012-04-01",
+             "contract_end": "2013-03-31", "partners": [{"partner_id": "lead", "need_id": "n1"}]}
+    assert _verdict(reg, "tender.awarded", award) == ("award:c",)
+    assert _verdict(reg, "tender.awarded", award, frozenset({"c"})) == "already_awarded"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.savings.model import Facts, evolve, project, split
+from services.savings.model import Facts, capped_split, evolve, project, split
 from shared.dates import add_months
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
@@ -97,7 +97,9 @@ def test_reference_check_figures(case: str, baseline: str, costs: list[str], sha
 def test_reference_mapping_totals() -> None:
     f = figures(reference_payloads("fifteen"))
     assert sum(n["current_arrangements"] for n in f["needs"]) == 100
-    assert sum(Decimal(n["annual_budget"]) for n in f["needs"]) == Decimal("6000000.00")
+    assert all("annual_budget" not in n for n in f["needs"]), "budgets are confidential (docs/authority.md)"
+    budgets = sum(Decimal(d["annual_budget"]) for _, t, d in reference_payloads("fifteen") if t == "need.identified")
+    assert budgets == Decimal("6000000.00")
     assert sum(c["arrangements_replaced"] for c in f["contracts"]) == 100
     five = figures(reference_payloads("five"))
     assert sum(n["current_arrangements"] for n in five["needs"]) == 74
@@ -134,12 +136,30 @@ def test_split_gives_every_penny_to_someone() -> None:
 
 
 def test_shares_follow_contributions_else_baselines() -> None:
-    by_contribution = figures([need("a", "n1", "30000.00"), need("b", "n2", "10000.00"),
-                               award("c", [("a", "n1", "100.00"), ("b", "n2", "300.00")], cost="0.00")])
+    by_contribution = figures([need("a", "n1", "30000.00"), need("b", "n2", "30000.00"),
+                               award("c", [("a", "n1", "100.00"), ("b", "n2", "300.00")], cost="20000.00")])
     assert {p["partner_id"]: p["annual_saving"] for p in by_contribution["partners"]} == {"a": "10000.00", "b": "30000.00"}
     by_baseline = figures([need("a", "n1", "30000.00"), need("b", "n2", "10000.00"),
                            award("c", [("a", "n1"), ("b", "n2")], cost="0.00")])
     assert {p["partner_id"]: p["annual_saving"] for p in by_baseline["partners"]} == {"a": "30000.00", "b": "10000.00"}
+
+
+def test_no_partner_is_credited_more_than_its_own_baseline() -> None:
+    # by contributions b would get 30,000 a year against the 10,000 it no longer spends: it is
+    # credited its baseline and a the rest (issue 14: north-staffs-pct's £7,211 on £5,000)
+    f = figures([need("a", "n1", "30000.00"), need("b", "n2", "10000.00"),
+                 award("c", [("a", "n1", "100.00"), ("b", "n2", "300.00")], cost="0.00")])
+    shares = {p["partner_id"]: p for p in f["partners"]}
+    assert {k: v["annual_saving"] for k, v in shares.items()} == {"a": "30000.00", "b": "10000.00"}
+    assert all(Decimal(v["annual_saving"]) <= Decimal(v["baseline_annual_cost"]) for v in shares.values())
+    assert sum(Decimal(v["projected_saving"]) for v in shares.values()) == Decimal(f["portfolio"]["projected_saving"])
+
+
+def test_capped_split_moves_the_excess_to_the_others_by_weight() -> None:
+    assert capped_split(40000, {"a": 100, "b": 300}, {"a": 30000, "b": 10000}) == {"a": 30000, "b": 10000}
+    assert capped_split(30000, {"a": 1, "b": 1, "c": 2}, {"a": 20000, "b": 20000, "c": 5000}) == \
+        {"a": 12500, "b": 12500, "c": 5000}
+    assert capped_split(-900, {"a": 1, "b": 2}, {"a": 0, "b": 0}) == {"a": -300, "b": -600}
 
 
 # -- time ----------------------------------------------------------------------------------

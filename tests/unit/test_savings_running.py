@@ -22,12 +22,24 @@ POLICY = SavingsPolicy()
 PARTNERS = ["a-cc", "b-dc", "c-pct", "d-police", "e-fire"]
 
 
+def _later_by_a_year(iso: str) -> str:
+    return f"{int(iso[:4]) + 1}{iso[4:]}" if not iso.endswith("02-29") else f"{int(iso[:4]) + 1}-03-01"
+
+
 def events(seeds: list[int]) -> list[tuple[str, Any]]:
-    """The histories, and for every third need a restatement (a later revision, another cost)."""
+    """The histories, with a restatement of every third need (a later revision, another cost) and
+a member leaving every other contract a year into it."""
     out = []
     for seed in seeds:
         for n, (pid, t, d) in enumerate(history(seed, PARTNERS)):
             out.append((f"/partners/{pid} ev-{seed}-{n}", PAYLOADS[t].model_validate(d)))
+            if t == "tender.awarded" and n % 2 == 0 and len(d["partners"]) > 1:  # a member leaves
+                member = next(x["partner_id"] for x in d["partners"]
+                              if x["partner_id"] != d["lead_partner_id"])
+                exited = PAYLOADS["contract.member.exited"].model_validate({
+                    "contract_id": d["contract_id"], "partner_id": member, "notice_date": d["contract_start"],
+                    "effective_date": _later_by_a_year(d["contract_start"]), "reason": "provider_unable"})
+                out.append((f"/partners/{member} ev-{seed}-{n}-x", exited))
             if t == "need.identified" and n % 3 == 0:
                 cost = f"{Decimal(d['current_annual_resource_cost']) + 1000:.2f}"
                 restated = {**d, "revision": 1, "current_annual_resource_cost": cost}

@@ -1,0 +1,318 @@
+"""Authority (CONTRACT.md 1.1): the service that owns an object decides every act on it.
+
+The gateway only authenticates and validates a partner's submission; it then goes to its
+owner's request stream (`P:requests:<owner>`), never to a canonical stream. The owner stores
+it, decides it against what it has accepted so far, and publishes the decision once: accepted,
+the original bytes on `P:<type>` (what every other service reads); refused, on
+`P:rejected:<partner>` with the reason, and forgotten. A refused act therefore changes no
+figure anywhere. The permission table and every reason code are in docs/authority.md.
+
+Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
+request whose prerequisite has not been read yet (an award for a return: streams are read on
+their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
+since its arrival and the partnership's streams have had no backlog for `wait_s` as well (a
+service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
+decided in the order they came. Nor is a request decided while an earlier one is still being
+handled (read by this or another replica, not yet stored: `_in_flight`). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
+decide a request twice and to let two accepted requests claim the same slot (one return per
+period and partner, one decommissioning per contract...), so replicas deciding at once agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.bus import Entry
+from shared.events import CloudEvent, Payload
+from shared.state import EventSetState, Index, hscan
+from shared.streams import Streams
+
+log = structlog.get_logger("authority")
+
+#: who decides each act a partner may send (bids go to their own sealed stream; an
+#: `investment.recorded` is decided at the gateway: its one rule, that the partner records its
+#: own spending, is checked there)
+OWNERS: Mapping[str, str] = {
+    "need.identified": "needs",
+    "need.updated": "needs",
+    "need.withdrawn": "needs",
+    "opportunity.joined": "needs",
+    "opportunity.declined": "needs",
+    "tender.awarded": "procurement",
+    "tender.requested": "procurement",
+    "tender.evaluation.submitted": "procurement",
+    "tender.award.confirmed": "procurement",
+    "tender.cancel.requested": "procurement",
+    "contract.sla.agreed": "contracts",
+    "monitoring.return.submitted": "contracts",
+    "contract.decommissioned": "contracts",
+    "contract.member.exited": "contracts",
+}
+
+
+class Refused(Exception):
+    """An act its owner refuses: a machine-readable code and a message in the partner's words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def reason(self) -> dict[str, Any]:
+        return {"code": self.code, "message": str(self), "errors": []}
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The rule needs something not read yet; refused with this code if it never comes."""
+
+    code: str
+    message: str
+
+
+#: what a rule answers: the slots an acceptance claims, or `Wait`; a refusal is raised
+Verdict = tuple[str, ...] | Wait
+Check = Callable[[Payload, str], Verdict]
+
+
+def sender(payload: Payload) -> str:
+    field = type(payload).signer_field
+    return str(getattr(payload, field)) if field else "unknown"
+
+
+@dataclass
+class Request:
+    key: str
+    payload: Payload
+    arrived: tuple[int, int]  # its entry id on P:inbound (else the request stream): order, time (ms)
+
+
+def subject(payload: Payload) -> str:
+    """The object an act is on: requests on one object are decided in their arrival order."""
+    for name in ("contract_id", "opportunity_id", "need_id"):
+        if (value := getattr(payload, name, None)) is not None:
+            return f"{name}:{value}"
+    return ""
+
+
+def _entry_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+
+
+def _arrival(request_id: str, inbound_id: str) -> tuple[int, int]:
+    """When a request came in: its entry on `P:inbound` (the order partners sent in, even when
+    a gateway that died left it to be forwarded late), else (over HTTP) its request entry."""
+    return _entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
+
+
+def _stored_arrival(value: bytes) -> tuple[int, int]:
+    request_id, _, inbound_id = value.decode().partition(" ")
+    return _arrival(request_id, inbound_id)
+
+
+I = TypeVar("I", bound=Index)  # noqa: E741
+
+
+class OwnerState(EventSetState[I]):
+    """A service's state (shared.state) that also owns some acts: requests of the `owned`
+    types are held until decided; only accepted ones are folded into the index."""
+
+    def __init__(self, redis: Redis, streams: Streams, service: str, new_index: Callable[[], I],
+                 fold: Callable[[I, str, Any], I], owned: frozenset[str], wait_s: float) -> None:
+        super().__init__(redis, streams, service, new_index, self._fold_or_hold)
+        self._fold_fact = fold
+        self.owned, self.wait_s = owned, wait_s
+        self.decisions_key = streams.state(service, "decisions")
+        self.claims_key = streams.state(service, "claims")
+        #: request key -> "<request entry id> <inbound id>", until decided
+        self.arrivals_key = streams.state(service, "arrivals")
+        self._decide = redis.register_script(
+            resources.files("shared.bus").joinpath("decide.lua").read_text(encoding="utf-8"))
+        self.pending: dict[str, Request] = {}
+        self._accepted: set[str] = set()  # owned requests accepted, while loading
+        self._arrivals: dict[str, tuple[int, int]] = {}
+        self._retry: asyncio.TimerHandle | None = None
+        #: the streams this service reads (set by its wiring): a wait runs out only while they
+        #: and the partners' inbound and request streams have no backlog (`_quiet`), never
+        #: because the partnership's services are behind
+        self.inputs: list[str] = []
+        self._quiet_since_ms: float | None = None
+        #: the earliest request still being handled somewhere (read, not yet stored and acked,
+        #: by this or another replica): nothing that arrived after it is decided before it
+        self._horizon: tuple[int, int] | None = None
+        self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
+
+    # -- holding requests ---------------------------------------------------------------------
+
+    def _fold_or_hold(self, index: I, key: str, payload: Any) -> I:
+        if payload.type not in self.owned or key in self._accepted:
+            return self._fold_fact(index, key, payload)
+        if key not in index.applied and key not in self.pending:
+            arrived = self._arrivals.pop(key, None)
+            if arrived is None:  # stored by another replica: its arrival is read from Redis
+                self._unplaced.add(key)
+            self.pending[key] = Request(key, payload, arrived or (int(time.time() * 1000), 0))
+        return index
+
+    async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
+        commands = await super().handle(event, entry)
+        if event.type in self.owned:
+            inbound = entry.fields.get(b"inbound_id", b"").decode()
+            self._arrivals[event.key] = _arrival(entry.id, inbound)
+            commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
+        return commands
+
+    async def _in_flight(self) -> None:
+        """Note the earliest request not yet stored: on `P:inbound`, read by a gateway and not
+        yet forwarded; on the request stream, read by a replica and not yet stored. Asked before
+        the stored requests are folded: one stored after this look is then folded too, one not
+        stored holds the line."""
+        earliest: list[tuple[int, int]] = []
+        for stream, group in ((self.streams.inbound, "gateway"), (self.streams.requests(self.service), self.service)):
+            try:
+                summary = await self.redis.xpending(stream, group)
+            except ResponseError:
+                continue  # no group yet: nothing read, nothing in flight
+            first = summary.get("min") if summary else None
+            if not first:
+                continue
+            first = first.decode() if isinstance(first, bytes) else first
+            if stream != self.streams.inbound:  # a request's own arrival is its inbound entry
+                entry = await self.redis.xrange(stream, min=first, max=first, count=1)
+                inbound = entry[0][1].get(b"inbound_id", b"").decode() if entry else ""
+                earliest.append(_arrival(first, inbound))
+            else:
+                earliest.append(_entry_id(first))
+        self._horizon = min(earliest, default=None)
+
+    async def _refresh(self) -> bool:
+        await self._in_flight()
+        changed = await super()._refresh()
+        await self._place()
+        return changed
+
+    async def _place(self) -> None:
+        """Read the arrival of requests another replica stored: they are decided in their turn."""
+        keys = [k for k in self._unplaced if k in self.pending]
+        self._unplaced.clear()
+        if keys:
+            for key, value in zip(keys, await self.redis.hmget(self.arrivals_key, keys), strict=True):
+                if value is not None:
+                    self.pending[key].arrived = _stored_arrival(value)
+
+    async def _load(self) -> None:
+        await self._in_flight()
+        self.pending.clear()
+        self._accepted = {k.decode() async for k, v in hscan(self.redis, self.decisions_key) if v == b"accepted"}
+        self._arrivals = {k.decode(): _stored_arrival(v) async for k, v in hscan(self.redis, self.arrivals_key)}
+        try:
+            await super()._load()
+        finally:
+            self._accepted = set()
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def order(self, request: Request) -> tuple[Any, ...]:
+        """The order pending requests are decided in: arrival (services may put stages first)."""
+        return (request.arrived, request.key)
+
+    async def decide_pending(self, check: Callable[[], Check]) -> int:
+        """Decide every pending request that can be decided now, in order; fold the accepted
+        ones at once, so later requests are judged against them. `check()` gives the rule
+        function for this pass. Returns how many were decided."""
+        if not self.pending:
+            return 0
+        rule = check()
+        decided = 0
+        now_ms = time.time() * 1000
+        quiet: bool | None = None  # asked of Redis only when a wait is about to run out
+        blocked: set[str] = set()  # objects with an earlier request still waiting
+        for request in sorted(self.pending.values(), key=self.order):
+            on = subject(request.payload)
+            if on in blocked or (self._horizon is not None and request.arrived > self._horizon):
+                blocked.add(on)
+                continue
+            try:
+                verdict = rule(request.payload, request.key)
+            except Refused as no:
+                outcome = await self._record(request, no)
+            else:
+                if isinstance(verdict, Wait):
+                    expired = now_ms - request.arrived[0] >= self.wait_s * 1000
+                    if expired and quiet is None:
+                        quiet = await self._quiet_for(now_ms)
+                    if not (expired and quiet):
+                        blocked.add(on)
+                        continue
+                    outcome = await self._record(request, Refused(verdict.code, verdict.message))
+                else:
+                    outcome = await self._record(request, verdict)
+            if outcome is None:
+                blocked.add(on)
+                continue  # a conflict: decided again on the next pass, on fresher state
+            decided += 1
+            del self.pending[request.key]
+            if outcome == "accepted":
+                self._fold_fact(self.index, request.key, request.payload)
+        if self.pending:
+            self._retry_later()
+        return decided
+
+    async def _quiet_for(self, now_ms: float) -> bool:
+        """Whether the partnership's input has had no backlog for `wait_s`: every group on the
+        inbound stream, the request streams and this service's inputs has read and acknowledged
+        everything. Only then can a prerequisite be taken as never coming."""
+        owners = sorted(set(OWNERS.values()))
+        streams = [self.streams.inbound, *(self.streams.requests(o) for o in owners), *self.inputs]
+        for stream in streams:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                continue  # no such stream yet
+            if any(g.get("pending") or g.get("lag") for g in groups):
+                self._quiet_since_ms = None
+                return False
+        if self._quiet_since_ms is None:
+            self._quiet_since_ms = now_ms
+        return now_ms - self._quiet_since_ms >= self.wait_s * 1000
+
+    async def _record(self, request: Request, verdict: Refused | tuple[str, ...]) -> str | None:
+        """Write the decision; the verdict that stands (ours, or a replica's), None on conflict."""
+        payload = request.payload
+        if isinstance(verdict, Refused):
+            mine, stream = f"refused:{verdict.code}", self.streams.rejected(sender(payload))
+            reason, claims = json.dumps(verdict.reason(), separators=(",", ":")), ()
+        else:
+            mine, stream, reason, claims = "accepted", self.streams.accepted(payload.type), "", verdict
+        keys = [self.decisions_key, self.claims_key, stream, self.events_key, self.arrivals_key]
+        stood = await self._decide(keys=keys, args=[request.key, mine, reason, len(claims), *claims])
+        if stood is None:
+            log.info("decided", key=request.key, type=payload.type, verdict=mine, partner_id=sender(payload))
+            return "accepted" if mine == "accepted" else "refused"
+        stood = stood.decode() if isinstance(stood, bytes) else str(stood)
+        if stood.startswith("conflict:"):
+            log.info("decision conflicts; deciding again", key=request.key, slot=stood.removeprefix("conflict:"))
+            self._dirty = True
+            return None
+        if stood == "missing":
+            return "refused"
+        return "accepted" if stood == "accepted" else "refused"
+
+    def _retry_later(self, delay: float = 1.0) -> None:
+        """Waiting requests are looked at again even when nothing else arrives."""
+        if self._retry is None or self._retry.when() <= asyncio.get_running_loop().time():
+            self._retry = asyncio.get_running_loop().call_later(delay, self._schedule)

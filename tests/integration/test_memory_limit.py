@@ -1,0 +1,55 @@
+"""`commissioning up`'s private Redis is bounded and never evicts; readiness warns before it is
+full (issue 16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.redis_server import RedisServer
+from tests.support import serve, service_env
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_filling_redis_is_reported_then_refuses_writes_rather_than_evicting(
+    partners_path: Path, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "redis", maxmemory="48mb").start()
+    r = redis.Redis.from_url(server.url)
+    proc = serve(tmp_path, service_env(server.url, "m", partners_path), "needs")
+    try:
+        proc.wait_ready()
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        ready = httpx.get(f"{proc.url}/health/ready").json()
+        assert ready["status"] == "ready" and "warning" not in ready
+        limit = 48 * 2**20
+        n = 0
+        while r.info("memory")["used_memory"] < 0.85 * limit:
+            r.set(f"filler:{n}", b"x" * 2**20)
+            n += 1
+        ready = httpx.get(f"{proc.url}/health/ready")
+        assert ready.status_code == 200 and "raise maxmemory" in ready.json().get("warning", ""), ready.text
+        metrics = {
+            s.name: s.value
+            for f in text_string_to_metric_families(httpx.get(f"{proc.url}/metrics").text)
+            for s in f.samples
+        }
+        assert metrics["commissioning_redis_memory_max_bytes"] == limit
+        assert metrics["commissioning_redis_memory_used_bytes"] >= 0.85 * limit
+        while r.info("memory")["used_memory"] < 0.94 * limit:
+            r.set(f"filler:{n}", b"x" * 2**20)
+            n += 1
+        assert httpx.get(f"{proc.url}/health/ready").status_code == 503
+        with pytest.raises(redis.ResponseError, match="maxmemory"):
+            for k in range(20):
+                r.set(f"filler:{n + k}", b"x" * 2**20)
+        assert r.exists("filler:0"), "nothing evicted"
+    finally:
+        proc.stop()
+        r.close()
+        server.stop()

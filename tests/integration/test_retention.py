@@ -1,0 +1,108 @@
+"""Nothing grows without bound (issue 16): handled entries trimmed, never an unhandled one;
+derived streams capped; idempotency ids kept for a window. On a real Redis, and with the
+gateway SIGKILLed mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from shared.bus import Retention
+from shared.bus.retention import handled_below
+from tests.support import event, need_data, serve, service_env, signed, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_entries_are_trimmed_only_once_every_group_handled_them(
+    r: redis.Redis, prefix: str, redis_url: str
+) -> None:
+    stream = f"{prefix}:s"
+    ids = [r.xadd(stream, {"n": n}).decode() for n in range(10)]
+    r.xgroup_create(stream, "a", id="0")
+    r.xgroup_create(stream, "b", id="0")
+    for _, entries in r.xreadgroup("a", "c", {stream: ">"}):
+        r.xack(stream, "a", *[i for i, _ in entries])
+    [(_, got)] = r.xreadgroup("b", "c", {stream: ">"}, count=6)
+    r.xack(stream, "b", got[0][0], got[1][0], got[3][0])  # ids[2] is still pending in b
+
+    async def go(below: str) -> int:
+        client = Redis.from_url(redis_url)
+        try:
+            assert await handled_below(client, stream) == below
+            return await Retention(client).trim_handled([stream])
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go(ids[2])) == 2
+    assert [i.decode() for i, _ in r.xrange(stream)] == ids[2:], "the pending entry and all after it are kept"
+    r.xack(stream, "b", got[2][0], got[4][0], got[5][0])
+    ms, seq = ids[5].split("-")
+    # b has handled ids[..5]: trimmed below ids[5] + 1, the undelivered ids[6..] stay
+    assert asyncio.run(go(f"{ms}-{int(seq) + 1}")) == 4
+    assert [i.decode() for i, _ in r.xrange(stream)] == ids[6:]
+
+
+def test_derived_streams_are_capped_and_ids_kept_for_their_window(
+    r: redis.Redis, prefix: str, redis_url: str
+) -> None:
+    derived, once = f"{prefix}:savings.updated", f"{prefix}:group:g:once"
+    pipe = r.pipeline()
+    for n in range(1_000):
+        pipe.xadd(derived, {"event": b"{}"})
+    now = int(time.time() * 1000)
+    pipe.zadd(once, {f"old-{n}": now - 3_600_000 for n in range(50)})
+    pipe.zadd(once, {f"new-{n}": now - n for n in range(1_500)})
+    pipe.execute()
+
+    async def go() -> dict[str, int]:
+        client = Redis.from_url(redis_url)
+        try:
+            return await Retention(
+                client, capped={derived: 200}, once_keys=[once], window_s=60, max_ids=1_000
+            ).run_once()
+        finally:
+            await client.aclose()
+
+    done = asyncio.run(go())
+    assert 200 <= r.xlen(derived) < 300  # MAXLEN ~: whole nodes of 100 entries
+    assert r.zcard(once) == 1_000 and r.zscore(once, "new-0") is not None and r.zscore(once, "old-0") is None
+    assert done["ids"] == 550
+
+
+def test_inbound_is_trimmed_behind_the_gateway_and_survives_a_sigkill_mid_batch(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    inbound, n = f"{prefix}:inbound", 3_000
+    pipe = r.pipeline()
+    for i in range(n):
+        pipe.xadd(inbound, signed(event(need_data(n=i), id=f"e{i}")))
+    pipe.execute()
+    env = service_env(redis_url, prefix, partners_path, trim_interval_s="0.05", batch_size="50")
+    gateway = serve(tmp_path, env, "gateway", name="gw1")
+    try:
+        wait_for(lambda: r.xlen(f"{prefix}:need.identified") >= n // 3, 60, what="a third accepted")
+        gateway.kill()
+        assert r.xlen(inbound) < n, "handled entries were trimmed while it ran"
+        kept = {i.decode() for i, _ in r.xrange(inbound)}
+        [group] = r.xinfo_groups(inbound)
+        pending = {row["message_id"].decode() for row in r.xpending_range(inbound, "gateway", "-", "+", n)}
+        last = group["last-delivered-id"].decode()
+        undelivered = {i.decode() for i, _ in r.xrange(inbound, min=f"({last}", max="+")}
+        assert pending <= kept and undelivered <= kept, "nothing unhandled was trimmed"
+        assert len(pending) + len(undelivered) > 0, "killed mid-run, with work left"
+
+        gateway = serve(tmp_path, env, "gateway", name="gw2")
+        wait_for(lambda: r.xlen(f"{prefix}:need.identified") >= n, 60, what="everything accepted")
+        wait_for(lambda: r.xlen(inbound) <= 1, 20, what="inbound trimmed behind the gateway")
+        events = [json.loads(f[b"event"])["id"] for _, f in r.xrange(f"{prefix}:need.identified")]
+        assert sorted(events) == sorted(f"e{i}" for i in range(n)), "each exactly once"
+        assert r.zcard(f"{prefix}:group:gateway:once") == n
+    finally:
+        gateway.stop()

@@ -2,9 +2,10 @@
 
     python bench/memory.py [--events 20000] [--partners 50]
 
-One `commissioning serve savings` process (gateway included) on a private Redis takes the
-benchmark's workload (needs, and awards over them) through `P:inbound`; once every event is
-applied and the inbound stream trimmed, it prints Redis's growth per event and the largest keys.
+One `commissioning serve` process (every service, the gateway included) on a private Redis
+takes the benchmark's workload (bench/workload.py: needs, and awards over them) through
+`P:inbound`; once every event is applied and the inbound stream trimmed, it prints Redis's
+growth per event and the largest keys.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import Service, load, workload, write_registry  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.benchmark import Side  # noqa: E402
+from bench.workload import NEEDS_PER_CONTRACT, contracts, write_registry  # noqa: E402
 from shared.redis_server import RedisServer  # noqa: E402
 
 
@@ -33,20 +33,20 @@ def main() -> None:
     server = RedisServer(tmp / "redis").start()
     try:
         r = redis.Redis.from_url(server.url)
-        entries = workload(args.events, args.partners)
-        partners = write_registry(tmp / "partners.toml", args.partners)
-        prefix = f"mem-{uuid.uuid4().hex[:6]}"
-        service = Service(server.url, prefix, partners, tmp / "savings.log")
+        entries = contracts(args.events // (NEEDS_PER_CONTRACT + 1) + 1, args.partners)[: args.events]
         before = r.info("memory")["used_memory"]
-        load(r, f"{prefix}:inbound", entries)
-        while service.applied() < len(entries) or r.xlen(f"{prefix}:inbound") > 1:
-            time.sleep(0.2)
-        time.sleep(1.5)  # one more retention round
-        growth = r.info("memory")["used_memory"] - before
-        sizes = sorted(
-            ((r.memory_usage(k) or 0, k.decode()) for k in r.scan_iter(f"{prefix}:*")), reverse=True
-        )
-        service.stop()
+        side = Side("serve", server.url, write_registry(tmp, args.partners), tmp)
+        try:
+            side.send(entries)
+            while side.counted() < len(entries) or r.xlen(f"{side.prefix}:inbound") > 1:
+                time.sleep(0.2)
+            time.sleep(1.5)  # one more retention round
+            growth = r.info("memory")["used_memory"] - before
+            sizes = sorted(
+                ((r.memory_usage(k) or 0, k.decode()) for k in r.scan_iter(f"{side.prefix}:*")), reverse=True
+            )
+        finally:
+            side.stop()
         print(
             f"{len(entries)} events: Redis grew {growth / 1e6:.1f} MB, "
             f"{growth / len(entries):.0f} bytes an event"

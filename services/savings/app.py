@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiResponse, Request, get
 
-from services.http import json_response
-from services.savings.live import Page, RecentEvents, SavingsStream
+from services.savings.live import Page, RecentEvents, SavingsStream, savings_response
 from services.savings.projection import TYPES, Projection
 from services.service import Context, Service, state_service
 from shared.policy import SavingsPolicy
@@ -18,7 +17,7 @@ def build(ctx: Context) -> Service:
 
     @get(description="The whole savings projection as JSON (dashboards that poll).")
     async def savings(request: Request) -> AsgiResponse:
-        return json_response(projection.figures)
+        return savings_response(projection.figures, projection.published_id)
 
     return state_service(
         GROUP, ctx, projection, TYPES,

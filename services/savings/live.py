@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
+from faststream.asgi import AsgiResponse
 from redis.asyncio import Redis
 
 from shared.streams import Streams
@@ -24,6 +26,7 @@ RECENT_TYPES = ("need.identified", "need.updated", "tender.published", "tender.a
                 "contract.decommissioned", "investment.recorded", "opportunity.identified", "performance.concern.raised")
 SUBJECT_FIELDS = ("contract_id", "tender_id", "opportunity_id", "need_id", "investment_id")
 KEEPALIVE_S = 15
+ENTRY_ID = re.compile(rb"\d{1,20}-\d{1,20}")
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
@@ -51,15 +54,19 @@ def _sse(entry_id: bytes, event: bytes) -> bytes:
 
 
 class SavingsStream:
-    """`GET /savings/stream`: the latest `savings.updated` at once, then each new one as it is
-    published. A client that reconnects with `Last-Event-ID` gets what it missed."""
+    """`GET /savings/stream`: `savings.updated` as Server-Sent Events. A dashboard loads
+    `GET /savings`, then asks for the updates after the one those figures were published as
+    (`?after=<Savings-Update-Id>`); a client that reconnects sends `Last-Event-ID` and gets what
+    it missed. With neither, the latest update at once, then each new one. When what a client
+    asks for was trimmed away (`UPDATES_KEPT`), it is sent `event: reset`: reload the figures."""
 
     def __init__(self, redis: Redis, streams: Streams) -> None:
         self.redis, self.key = redis, streams.savings_updated
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", []))
-        last = headers.get(b"last-event-id")
+        after = parse_qs(scope.get("query_string", b"").decode()).get("after", [""])[0].encode()
+        last = next((x for x in (headers.get(b"last-event-id"), after) if x and ENTRY_ID.fullmatch(x)), None)
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
         pump = asyncio.create_task(self._pump(send, last))
@@ -72,17 +79,18 @@ class SavingsStream:
                 await pump
 
     async def _pump(self, send: Send, last: bytes | None) -> None:
-        if last:
-            backlog = await self.redis.xrange(self.key, min=b"(" + last, max="+")
+        if last is None:
+            newest = await self.redis.xrevrange(self.key, count=1)
+            for entry_id, fields in newest:
+                await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
+            cursor = newest[0][0] if newest else b"0-0"
+        elif await self._trimmed_after(last):
+            await send({"type": "http.response.body", "body": b"event: reset\ndata: {}\n\n", "more_body": True})
+            return
         else:
-            backlog = await self.redis.xrevrange(self.key, count=1)
-        cursor = last or b"$"
-        for entry_id, fields in backlog:
-            await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
-            cursor = entry_id
-        if cursor == b"$":
-            cursor = (await self.redis.xinfo_stream(self.key))["last-generated-id"] if await self.redis.exists(self.key) else b"0-0"
+            cursor = last
         while True:
+            # in pages: a client far behind is sent what it missed a hundred entries at a time
             found = await self.redis.xread({self.key: cursor}, block=KEEPALIVE_S * 1000, count=100)
             if not found:
                 await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
@@ -90,6 +98,31 @@ class SavingsStream:
             for entry_id, fields in found[0][1]:
                 await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
                 cursor = entry_id
+
+    async def _trimmed_after(self, last: bytes) -> bool:
+        """Were entries after `last` trimmed away? Only if it is older than the oldest entry
+        kept and any entry was ever removed (Redis 7 counts them; before it, assume so)."""
+        if _id(last) == (0, 0) or not await self.redis.exists(self.key):  # 0-0: all that is kept
+            return False
+        info = await self.redis.xinfo_stream(self.key)
+        first = info.get("first-entry")
+        removed = info.get("entries-added", info["length"] + 1) > info["length"]
+        return bool(first) and removed and _id(last) < _id(first[0])
+
+
+def _id(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def savings_response(figures: dict[str, Any], update_id: str | None) -> AsgiResponse:
+    """`GET /savings`: the whole projection, and in `Savings-Update-Id` the `savings.updated`
+    entry these figures were published as (a dashboard follows the stream from there)."""
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+    if update_id is not None:
+        headers["Savings-Update-Id"] = update_id
+    return AsgiResponse(json.dumps(figures, separators=(",", ":")).encode(), 200, headers)
 
 
 class RecentEvents:

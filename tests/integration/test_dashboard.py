@@ -13,7 +13,9 @@ import pytest
 import redis
 
 from shared.tscip import reference_payloads
-from tests.support import OWNERS, READ, ROOT, VIEWER_TOKEN, send_as, serve, service_env, write_tscip_partners
+from tests.portfolio import decommissioned, portfolio
+from tests.support import (OWNERS, READ, ROOT, VIEWER_TOKEN, send_as, serve, service_env, wait_for,
+                           write_tscip_partners)
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +70,10 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             row = page.locator("#contracts tbody tr", has_text="tscip-debt-advice-2013")
             expect(row).to_contain_text("decommissioned")
             expect(row.locator(".rag")).to_have_text("Red")
+            # the update carried that contract only: the page merged it into its table
+            assert [c["contract_id"] for c in json.loads(r.xrevrange(f"{prefix}:savings.updated", count=1)[0][1][b"event"])
+                    ["data"]["contracts"]] == ["tscip-debt-advice-2013"]
+            expect(page.locator("#contracts tbody tr")).to_have_count(3)
             expect(page.locator("#events li").first).to_contain_text("contract.decommissioned")
             assert page.evaluate("window.__same_page") is True, "updated without a reload"
             page.screenshot(path=str(ARTIFACTS / "dashboard-decommissioned.png"), full_page=True)
@@ -82,6 +88,13 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             phone.context.add_cookies(page.context.cookies())  # signed in as on the desktop
             phone.goto(f"{proc.url}/dashboard")
             expect(phone.locator("#annual-saving")).to_have_text("£221,148", timeout=10_000)
+            expect(phone.locator("#contracts tbody tr")).to_have_count(3)
+            # from GET /savings, then the updates after it: a new investment moves the figures
+            invested = phone.locator("#investment").inner_text()
+            send_as(r, prefix, "staffordshire-cc", "investment.recorded", {
+                "investment_id": "extra", "partner_id": "staffordshire-cc", "date": "2013-04-01",
+                "amount": "1000.00", "description": "training"}, "invest")
+            expect(phone.locator("#investment")).not_to_have_text(invested, timeout=5_000)
             assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
             phone.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
 
@@ -91,6 +104,49 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             browser.close()
     finally:
         proc.stop()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_with_many_contracts_the_page_merges_each_update_into_its_table(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    """300 contracts from `GET /savings`, then updates that carry one contract each: the row
+    changes in place, a new contract takes its place in order, nothing else moves."""
+    from playwright.sync_api import expect, sync_playwright
+
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), *OWNERS, "savings")
+    try:
+        proc.wait_ready()
+        entries = portfolio(300)
+        for e in entries:
+            r.xadd(f"{prefix}:inbound", e)
+        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["events_applied"] == len(entries),
+                 60, what="the portfolio applied")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"{proc.url}/signin")
+            page.fill("#token", VIEWER_TOKEN)
+            page.click("button[type=submit]")
+            expect(page).to_have_url(f"{proc.url}/dashboard")
+            rows = page.locator("#contracts tbody tr")
+            expect(rows).to_have_count(300, timeout=10_000)
+            expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
+            page.evaluate("window.__same_page = true")
+
+            r.xadd(f"{prefix}:inbound", decommissioned(7))
+            expect(rows.nth(7)).to_contain_text("decommissioned", timeout=5_000)
+            for e in portfolio(1, first=150, suffix="a"):  # c-00150a: between c-00150 and c-00151
+                r.xadd(f"{prefix}:inbound", e)
+            expect(rows).to_have_count(301, timeout=5_000)
+            expect(rows.nth(151)).to_contain_text("c-00150a")
+            ids = page.eval_on_selector_all("#contracts tbody tr td:first-child",
+                                            "cells => cells.map(c => c.textContent)")
+            assert ids == sorted(ids) and len(set(ids)) == 301
+            assert page.evaluate("window.__same_page") is True, "updated without a reload"
+            browser.close()
+    finally:
+        assert proc.terminate() == 0, proc.log()
 
 
 def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path) -> None:
@@ -110,7 +166,24 @@ def test_the_sse_endpoint_replays_what_a_client_missed(r: redis.Redis, prefix: s
                 if len(ids) == 2:
                     break
         assert ids == ["u1", "u2"]
+        # a dashboard asks for the updates after the one its figures came from
+        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", headers=READ, timeout=10) as res:
+            assert [json.loads(line[6:])["id"] for line in _lines(res, 2)] == ["u1", "u2"]
+        # what it asks for was trimmed away: it is told to start again
+        r.xtrim(f"{prefix}:savings.updated", maxlen=1, approximate=False)
+        with httpx.stream("GET", f"{proc.url}/savings/stream?after={first}", headers=READ, timeout=10) as res:
+            assert next(res.iter_lines()) == "event: reset"
         recent = httpx.get(f"{proc.url}/events/recent?limit=5", headers=READ).json()
         assert recent == {"events": []}
     finally:
         assert proc.terminate() == 0, proc.log()
+
+
+def _lines(res: httpx.Response, n: int) -> list[str]:
+    out = []
+    for line in res.iter_lines():
+        if line.startswith("data: "):
+            out.append(line)
+        if len(out) == n:
+            return out
+    return out

@@ -3,7 +3,10 @@ ends with exactly the figures the pure model gives for the same set of events.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +15,14 @@ import pytest
 import redis
 
 from services.savings.model import Facts, evolve, project
+from services.savings.updates import ROW_FIELDS, row_of
 from shared.events import PAYLOADS, SavingsUpdatedData
 from shared.policy import SavingsPolicy
+from shared.redis_server import free_port
 from tests.eventgen import history
-from tests.support import OWNERS, PARTNERS, READ, accepted_count, event, figures_only, serve, service_env, signed, wait_for
+from tests.portfolio import decommissioned, portfolio
+from tests.support import (OWNERS, PARTNERS, READ, ROOT, Proc, accepted_count, event, figures_only, serve,
+                           service_env, signed, wait_for)
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +35,21 @@ def build(seeds: range) -> tuple[list[dict[str, bytes]], dict[str, Any]]:
             entries.append(signed(event(data, type=etype, partner=pid, id=eid), partner=pid))
             evolve(facts, f"/partners/{pid} {eid}", PAYLOADS[etype].model_validate(data))
     return entries, project(facts, SavingsPolicy())
+
+
+def updates(r: redis.Redis, prefix: str) -> list[dict[str, Any]]:
+    return [json.loads(f[b"event"])["data"] for _, f in r.xrange(f"{prefix}:savings.updated")]
+
+
+def dashboard_rows(r: redis.Redis, prefix: str) -> dict[str, dict[str, Any]]:
+    """Every update applied in order, as the dashboard applies them: each contract's row."""
+    rows: dict[str, dict[str, Any]] = {}
+    for data in updates(r, prefix):
+        SavingsUpdatedData.model_validate(data)
+        rows.update({c["contract_id"]: c for c in data["contracts"]})
+        for cid in data.get("contracts_removed", []):
+            rows.pop(cid)
+    return rows
 
 
 def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
@@ -68,7 +90,9 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
         SavingsUpdatedData.model_validate(update["data"])  # the contract's shape
         assert update["data"]["portfolio"] == expected["portfolio"]
         assert update["data"]["partners"] == expected["partners"]
-        assert [c["contract_id"] for c in update["data"]["contracts"]] == [c["contract_id"] for c in expected["contracts"]]
+        # each update carries the contracts that changed: all of them, applied in order as a
+        # dashboard does, give every contract's row (across the kill)
+        assert dashboard_rows(r, prefix) == {c["contract_id"]: row_of(c) for c in expected["contracts"]}
         assert not list(r.scan_iter(match=f"{prefix}:rejected:*"))
         assert r.xlen(f"{prefix}:dead-letter") == 0
     finally:
@@ -78,11 +102,6 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
 def test_rebuild_replays_the_streams_into_the_same_figures(
     r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
-
     entries, expected = build(range(5))
     for e in entries:
         r.xadd(f"{prefix}:inbound", e)
@@ -129,3 +148,123 @@ def test_the_gateway_scaled_apart_from_the_savings_service(
     finally:
         assert savings.terminate() == 0, savings.log()
         assert gateway.terminate() == 0, gateway.log()
+
+
+def test_an_update_carries_only_the_contracts_that_changed(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    """With 400 contracts, a decommissioning publishes one update carrying one contract, with
+    `portfolio` and `partners` complete; `GET /savings` has every contract, and says which
+    update its figures were published as."""
+    entries = portfolio(400)
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), *OWNERS, "savings")
+    try:
+        proc.wait_ready()
+        load = r.pipeline(transaction=False)
+        for e in entries:
+            load.xadd(f"{prefix}:inbound", e)
+        load.execute()
+        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["events_applied"] == len(entries),
+                 60, what="every event applied")
+        wait_for(lambda: len(dashboard_rows(r, prefix)) == 400, 10, what="every contract published")
+        before = r.xlen(f"{prefix}:savings.updated")
+
+        r.xadd(f"{prefix}:inbound", decommissioned(7))
+        wait_for(lambda: r.xlen(f"{prefix}:savings.updated") > before, 10, what="an update")
+        got = httpx.get(f"{proc.url}/savings", headers=READ)
+        whole = got.json()
+        newest = r.xrevrange(f"{prefix}:savings.updated", count=1)[0]
+        update = json.loads(newest[1][b"event"])["data"]
+        assert [c["contract_id"] for c in update["contracts"]] == ["c-00007"]
+        row = update["contracts"][0]
+        assert row["status"] == "decommissioned" and tuple(row) == ROW_FIELDS
+        assert update["portfolio"] == whole["portfolio"] and update["partners"] == whole["partners"]
+        assert whole["portfolio"]["active_contracts"] == 399 and len(whole["contracts"]) == 400
+        assert got.headers["Savings-Update-Id"] == newest[0].decode()
+        assert dashboard_rows(r, prefix) == {c["contract_id"]: row_of(c) for c in whole["contracts"]}
+        assert r.xlen(f"{prefix}:savings.updated") == before + 1
+    finally:
+        assert proc.terminate() == 0, proc.log()
+
+
+def test_killed_between_its_apply_and_its_publish_it_publishes_on_restart(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    """Issue 16: a savings process that dies after the atomic apply of a batch and before it
+    publishes leaves `P:savings.updated` behind; the restarted process publishes the difference
+    at once, with no new event."""
+    env = service_env(redis_url, prefix, partners_path)
+    first = serve(tmp_path, env, *OWNERS, "savings", name="first")
+    try:
+        first.wait_ready()
+        for e in portfolio(12):
+            r.xadd(f"{prefix}:inbound", e)
+        wait_for(lambda: (u := updates(r, prefix)) and u[-1]["events_applied"] == 36, 30,
+                 what="the figures published")
+    finally:
+        first.kill()
+    published = r.xlen(f"{prefix}:savings.updated")
+
+    # the same process, except that it exits where it would publish (tests/procs)
+    port = free_port()
+    dying = Proc([sys.executable, "-m", "tests.procs.exit_before_publish", "serve", *OWNERS, "savings"],
+                 {**env, "COMMISSIONING_HTTP_PORT": str(port)}, tmp_path / "dying.log", port).start()
+    try:
+        dying.wait_ready()  # started: its figures equal the last published, so it published nothing
+        r.xadd(f"{prefix}:inbound", decommissioned(3))
+        assert dying.p is not None and dying.p.wait(30) == 137, dying.log()
+    finally:
+        dying.stop()
+    assert r.hexists(f"{prefix}:state:savings:events", "/partners/tamworth-bc d-3"), "applied"
+    assert r.xlen(f"{prefix}:savings.updated") == published, "and not published"
+
+    restarted = serve(tmp_path, env, *OWNERS, "savings", name="restarted")
+    try:
+        restarted.wait_ready()
+        wait_for(lambda: r.xlen(f"{prefix}:savings.updated") == published + 1, 10,
+                 what="the restart to publish")
+        got = httpx.get(f"{restarted.url}/savings", headers=READ)
+        whole, newest = got.json(), r.xrevrange(f"{prefix}:savings.updated", count=1)[0]
+        update = json.loads(newest[1][b"event"])["data"]
+        assert whole["events_applied"] == update["events_applied"] == 37
+        assert update["portfolio"] == whole["portfolio"] and update["partners"] == whole["partners"]
+        assert [c["contract_id"] for c in update["contracts"]] == ["c-00003"]
+        assert dashboard_rows(r, prefix) == {c["contract_id"]: row_of(c) for c in whole["contracts"]}
+        assert got.headers["Savings-Update-Id"] == newest[0].decode()
+    finally:
+        assert restarted.terminate() == 0, restarted.log()
+
+    again = serve(tmp_path, env, *OWNERS, "savings", name="again")  # nothing differs now: nothing published
+    try:
+        again.wait_ready()
+        got = httpx.get(f"{again.url}/savings", headers=READ)
+        assert got.headers["Savings-Update-Id"] == newest[0].decode()
+        assert r.xlen(f"{prefix}:savings.updated") == published + 1
+    finally:
+        assert again.terminate() == 0, again.log()
+
+
+def test_the_update_stream_is_capped_and_the_rows_kept_with_each_update(r: redis.Redis, prefix: str,
+                                                                         redis_url: str) -> None:
+    """`P:savings.updated` keeps about `kept` entries (Redis trims whole radix-tree nodes of
+    100 entries), and the rows each update carried are recorded with it."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from services.savings.updates import Update, UpdateLog
+    from shared.streams import Streams
+
+    async def run() -> str:
+        client = AsyncRedis.from_url(redis_url)
+        log = UpdateLog(client, Streams(prefix), kept=100)
+        for n in range(450):
+            row = {"contract_id": f"c-{n % 300}", "annual_saving": f"{n}.00", "status": "active"}
+            update = Update({}, {row["contract_id"]: row}, [], {})
+            last = await log.append([json.dumps({"n": n}).encode()], update)
+        await client.aclose()
+        return last
+
+    last = asyncio.run(run())
+    assert 100 <= r.xlen(f"{prefix}:savings.updated") <= 200
+    assert last == r.xrevrange(f"{prefix}:savings.updated", count=1)[0][0].decode()
+    rows = r.hgetall(f"{prefix}:state:savings:published")
+    assert len(rows) == 300 and json.loads(rows[b"c-0"])["annual_saving"] == "300.00"

@@ -1,4 +1,4 @@
-// The live savings page: JSON once, then Server-Sent Events. No dependencies, nothing fetched
+// The live savings page: JSON once, then Server-Sent Events applied to it. No dependencies, nothing fetched
 // from elsewhere. Money as UK public-sector reports show it (£317,648; −£1,234), dates as
 // 1 April 2013.
 "use strict";
@@ -56,18 +56,54 @@ function render(data) {
   const partners = document.querySelector("#partners tbody");
   partners.replaceChildren();
   for (const x of data.partners) {
-    const r = partners.insertRow(); cell(r, x.partner_id); cell(r, money(x.annual_saving), "num"); cell(r, money(x.projected_saving), "num");
+    const r = partners.insertRow();
+    cell(r, x.partner_id); cell(r, money(x.annual_saving), "num"); cell(r, money(x.projected_saving), "num");
   }
-  const contracts = document.querySelector("#contracts tbody");
-  contracts.replaceChildren();
-  for (const c of data.contracts) {
-    const r = contracts.insertRow();
-    cell(r, c.contract_id); cell(r, c.supplier || "–"); cell(r, c.partners ?? "–", "num");
-    cell(r, money(c.annual_saving), "num"); cell(r, c.status);
-    const [cls, label] = rag(c);
-    const span = document.createElement("span"); span.className = "rag " + cls; span.textContent = label;
-    r.insertCell().appendChild(span);
+}
+
+// The contracts table keeps one row per contract, by id: an update redraws only the rows it
+// carries, so a page with thousands of contracts follows updates as quickly as one with three.
+const contractRows = new Map();
+
+function fillContract(r, c) {
+  r.replaceChildren();
+  cell(r, c.contract_id); cell(r, c.supplier || "–"); cell(r, c.partners ?? "–", "num");
+  cell(r, money(c.annual_saving), "num"); cell(r, c.status);
+  const [cls, label] = rag(c);
+  const span = document.createElement("span"); span.className = "rag " + cls; span.textContent = label;
+  r.insertCell().appendChild(span);
+}
+
+function position(id) {  // where id is, or would go, in the sorted state.contracts
+  let lo = 0, hi = state.contracts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (state.contracts[mid].contract_id < id) lo = mid + 1; else hi = mid;
   }
+  return lo;
+}
+
+function showContracts(ids, removed) {
+  const body = document.querySelector("#contracts tbody");
+  for (const id of removed) { contractRows.get(id)?.remove(); contractRows.delete(id); }
+  for (const id of [...ids].sort().reverse()) {  // last first: a new row goes before the next one
+    const i = position(id);
+    let r = contractRows.get(id);
+    if (!r) {
+      r = document.createElement("tr");
+      const next = state.contracts[i + 1] && contractRows.get(state.contracts[i + 1].contract_id);
+      body.insertBefore(r, next || null);
+      contractRows.set(id, r);
+    }
+    fillContract(r, state.contracts[i]);
+  }
+}
+
+function showAll() {
+  document.querySelector("#contracts tbody").replaceChildren();
+  contractRows.clear();
+  render(state);
+  showContracts(state.contracts.map(c => c.contract_id), []);
 }
 
 async function recent() {
@@ -92,20 +128,53 @@ function status(live) {
   el.className = "status " + (live ? "live" : "down");
 }
 
+// The figures shown: the whole projection from GET /savings, then each savings.updated applied
+// to it. An update carries the summary complete and only the contracts that changed.
+let state = null;
+let source = null;
+
+// code-unit order, as the service sorts ids (not the locale's)
+const byId = (a, b) => (a.contract_id < b.contract_id ? -1 : a.contract_id > b.contract_id ? 1 : 0);
+
+function apply(update) {
+  for (const key of Object.keys(update)) {
+    if (key !== "contracts" && key !== "contracts_removed") state[key] = update[key];
+  }
+  const at = new Map(state.contracts.map((c, i) => [c.contract_id, i]));
+  let added = false;
+  for (const c of update.contracts || []) {
+    if (at.has(c.contract_id)) Object.assign(state.contracts[at.get(c.contract_id)], c);
+    else { state.contracts.push({ ...c }); added = true; }
+  }
+  const removed = new Set(update.contracts_removed || []);
+  if (removed.size) state.contracts = state.contracts.filter(c => !removed.has(c.contract_id));
+  if (added) state.contracts.sort(byId);
+  render(state);
+  showContracts((update.contracts || []).map(c => c.contract_id), removed);
+}
+
 async function start() {
+  if (source) source.close();
+  let after = "0-0";  // no update yet: every update kept applies
   try {
     const res = await fetch("/savings", { cache: "no-store" });
-    if (res.ok) render(await res.json());
-  } catch (_) { status(false); }
+    if (!res.ok) throw new Error(res.status);
+    state = await res.json();
+    after = res.headers.get("Savings-Update-Id") || after;
+    showAll();
+  } catch (_) { status(false); setTimeout(start, 2000); return; }
   recent();
-  const source = new EventSource("/savings/stream");  // reconnects by itself, sending Last-Event-ID
+  // the updates after the one these figures were published as; EventSource reconnects by
+  // itself, sending Last-Event-ID
+  source = new EventSource("/savings/stream?after=" + encodeURIComponent(after));
   source.onopen = () => status(true);
   source.onerror = () => status(false);
   source.addEventListener("savings.updated", (msg) => {
     status(true);
-    render(JSON.parse(msg.data).data);
+    apply(JSON.parse(msg.data).data);
     recent();
   });
+  source.addEventListener("reset", () => start());  // what it missed was trimmed: start again
 }
 
 start();

@@ -1,0 +1,290 @@
+"""The savings figures kept up to date event by event: `model.project`, incrementally.
+
+`project(facts)` walks every contract and every need each time (1.4 s at 8,000 contracts and
+80,000 needs, warm). `Running` keeps each contract's figures (`model._figures`, the same rules)
+and the sums they add to, and after a batch recomputes only the contracts the batch touched:
+an award, a return, a member's exit or a decommissioning touches its contract; a need, the
+contracts that replace it. The totals are adjusted by each touched contract's difference (exact: pence are
+integers, daily rates fractions), and the needs table and warnings are redone only for the
+needs those contracts replace. A move of `as_of` or of the horizon changes every contract's
+time-based figures: then everything is recomputed, as `project` does. The result equals
+`project(facts)` exactly (tests/unit/test_savings_running.py checks it after every step).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import Counter, defaultdict
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from services.savings import model
+from services.savings.model import ContractFigures, Facts
+from shared.dates import DAY, add_months
+from shared.events import (
+    ContractDecommissioned,
+    ContractMemberExited,
+    MonitoringReturnSubmitted,
+    NeedIdentified,
+    TenderAwarded,
+)
+from shared.money import pence
+from shared.policy import SavingsPolicy
+
+Slot = tuple[str, str]  # (partner id, need id)
+_SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
+
+
+def _insert(ordered: list[Any], items: list[Any]) -> None:
+    """Add new items to a sorted list: one by one when few, by sorting when many (a load)."""
+    if len(items) > 64:
+        ordered.extend(items)
+        ordered.sort()
+    else:
+        for item in items:
+            bisect.insort(ordered, item)
+
+
+class Running:
+    def __init__(self, policy: SavingsPolicy) -> None:
+        self.policy = policy
+        self.facts: Facts | None = None
+        self._frame: tuple[Any, ...] | None = None
+        self._dirty: set[str] = set()  # contracts whose inputs an event touched
+        self._dirty_needs: set[Slot] = set()
+
+    def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
+        """`model.evolve`, noting what the event touches (the `fold` of the projection)."""
+        model.evolve(facts, key, payload)
+        if facts is not self.facts:
+            return facts  # an index being loaded: it is taken whole at the next `figures`
+        match payload:
+            case (TenderAwarded() | MonitoringReturnSubmitted() | ContractDecommissioned()
+                  | ContractMemberExited()):
+                self._dirty.add(payload.contract_id)
+            case NeedIdentified():
+                slot = (payload.partner_id, payload.need_id)
+                self._dirty_needs.add(slot)
+                self._dirty.update(self._slot_contracts.get(slot, ()))
+        return facts
+
+    # -- figures ----------------------------------------------------------------------------
+
+    def figures(self, facts: Facts) -> dict[str, Any]:
+        today = model.as_of(facts)
+        span = model.horizon(facts, self.policy)
+        buckets: list[tuple[date, date]] = []
+        if span:
+            k = 0
+            while add_months(span[0], 12 * k) < span[1]:
+                buckets.append((add_months(span[0], 12 * k), min(add_months(span[0], 12 * (k + 1)), span[1])))
+                k += 1
+        frame = (today, tuple(buckets))
+        if facts is not self.facts or frame != self._frame:
+            self._reset(facts, frame)
+        factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
+        factors = [factor**k for k in range(len(buckets))]
+        touched: set[str] = set()
+        _insert(self._ids, [cid for cid in self._dirty if cid in facts.awards and cid not in self._contracts])
+        for cid in sorted(self._dirty):
+            fact = facts.awards.get(cid)
+            if fact is None:
+                continue
+            key = model._key(fact, facts, today, frame[1], self.policy)
+            if key == self._keys.get(cid):
+                continue
+            self._index(cid, fact.payload)
+            self._add(self._contracts.get(cid), -1)
+            c = model._figures(fact, facts, self.policy, today, frame[1], factors)
+            self._contracts[cid], self._keys[cid] = c, key
+            self._add(c, 1)
+            touched.add(cid)
+        self._dirty.clear()
+        slots = self._dirty_needs | {s for cid in touched for s in self._slots.get(cid, ())}
+        self._dirty_needs.clear()
+        for cid in {d for s in slots for d in self._slot_contracts.get(s, ())}:
+            self._warnings[cid] = self._warnings_of(self._contracts[cid])
+        self._place_needs(slots, [slot for slot in slots if self._need_row(slot)])
+        return self._view(facts, today, span, buckets, factor)
+
+    def _reset(self, facts: Facts, frame: tuple[Any, ...]) -> None:
+        self.facts, self._frame = facts, frame
+        self._contracts: dict[str, ContractFigures] = {}
+        self._keys: dict[str, Any] = {}
+        self._ids: list[str] = []  # contract ids, sorted
+        self._slots: dict[str, list[Slot]] = {}  # a contract's need slots, in its award's order
+        self._slot_contracts: defaultdict[Slot, list[str]] = defaultdict(list)  # sorted ids per slot
+        self._sums: Counter[str] = Counter()
+        self._years: list[int] = [0] * len(frame[1])
+        self._years_disc: list[int] = [0] * len(frame[1])
+        self._partners: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._partner_refs: Counter[str] = Counter()  # contracts giving a partner a row
+        self._steps: defaultdict[date, Fraction] = defaultdict(Fraction)
+        self._warnings: dict[str, list[str]] = {}
+        self._need_rows: dict[Slot, dict[str, Any]] = {}
+        self._need_keys: dict[Slot, Any] = {}
+        self._need_slots: list[Slot] = []  # sorted
+        self._need_list: list[dict[str, Any]] = []  # their rows, in that order (the needs table)
+        self._dirty = set(facts.awards)
+        self._dirty_needs = set(facts.needs)
+
+    def _index(self, cid: str, award: TenderAwarded) -> None:
+        """Which needs the contract replaces (its award may be a later revision)."""
+        for slot in set(self._slots.get(cid, ())):
+            self._slot_contracts[slot].remove(cid)
+            self._dirty_needs.add(slot)
+        self._slots[cid] = [(s.partner_id, s.need_id) for s in award.partners]
+        for slot in set(self._slots[cid]):
+            bisect.insort(self._slot_contracts[slot], cid)
+
+    def _add(self, c: ContractFigures | None, sign: int) -> None:
+        """Add (sign 1) or take away (-1) one contract's part of every total."""
+        if c is None:
+            return
+        if c.status == "active":
+            self._sums["baseline"] += sign * pence(c.baseline)
+            self._sums["shared"] += sign * pence(c.shared_cost)
+            self._sums["active"] += sign
+            if c.price_saving is not None:
+                self._sums["price"] += sign * pence(c.price_saving)
+        self._sums["projected"] += sign * sum(c.years_p)
+        self._sums["realised"] += sign * c.realised_p
+        self._sums["pv"] += sign * sum(c.years_disc_p)
+        for k, (p, d) in enumerate(zip(c.years_p, c.years_disc_p, strict=True)):
+            self._years[k] += sign * p
+            self._years_disc[k] += sign * d
+        for pid, name, p in c.additions:
+            self._partners[pid][name] += sign * p
+        for pid in {pid for pid, _, _ in c.additions}:
+            self._partner_refs[pid] += sign
+        for day, rate in c.changes.items():
+            self._steps[day] += sign * rate
+            if not self._steps[day]:
+                del self._steps[day]  # no step that day (a cut with no change moves no figure)
+
+    def _holder(self, slot: Slot, before: str | None = None) -> ContractFigures | None:
+        """The contract shown as replacing a need (as `project` picks it): the last active
+        one in id order, else the first; only among ids before `before` when given."""
+        held = None
+        for cid in self._slot_contracts.get(slot, ()):
+            if before is not None and cid >= before:
+                break
+            c = self._contracts[cid]
+            if held is None or c.status == "active":
+                held = c
+        return held
+
+    def _warnings_of(self, c: ContractFigures) -> list[str]:
+        out, held = [], {}
+        for s in c.award.partners:
+            slot = (s.partner_id, s.need_id)
+            other = held[slot] if slot in held else self._holder(slot, c.award.contract_id)
+            if other is not None and other.status == "active" and c.status == "active":
+                out.append(f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: "
+                           f"{other.award.contract_id}, {c.award.contract_id}")
+            held[slot] = c if other is None or c.status == "active" else other
+        if c.needs_missing:
+            missing = ", ".join(c.needs_missing)
+            out.append(f"contract {c.award.contract_id} names needs not yet identified: {missing}")
+        return out
+
+    def _need_row(self, slot: Slot) -> bool:
+        """Redo a need's row; True if it is a new row."""
+        fact = self.facts.needs.get(slot) if self.facts else None
+        if fact is None:
+            return False
+        new = slot not in self._need_rows
+        old = {self._need_keys[slot]: self._need_rows[slot]} if slot in self._need_keys else {}
+        rows: dict[Any, dict[str, Any]] = {}
+        self._need_rows[slot] = model._need_row(old, rows, slot[0], slot[1], fact, self._holder(slot))
+        self._need_keys[slot] = next(iter(rows))
+        return new
+
+    def _place_needs(self, redone: set[Slot], new: list[Slot]) -> None:
+        """Put redone rows in the needs table by position: no walk over every need."""
+        if len(new) > 64:
+            _insert(self._need_slots, new)
+            self._need_list = [self._need_rows[slot] for slot in self._need_slots]
+            return
+        for slot in new:
+            i = bisect.bisect_left(self._need_slots, slot)
+            self._need_slots.insert(i, slot)
+            self._need_list.insert(i, self._need_rows[slot])
+        for slot in redone:
+            if slot in self._need_rows:
+                self._need_list[bisect.bisect_left(self._need_slots, slot)] = self._need_rows[slot]
+
+    # -- the document ------------------------------------------------------------------------
+
+    def _view(self, facts: Facts, today: date | None, span: tuple[date, date] | None,
+              buckets: list[tuple[date, date]], factor: Fraction) -> dict[str, Any]:
+        m, s = model._m, self._sums
+        invest_p = sum(pence(f.payload.amount) for f in facts.investments.values())
+        invest_disc = Fraction(0)
+        if span:
+            for f in facts.investments.values():
+                k = next((i for i, (b0, b1) in enumerate(buckets) if b0 <= f.payload.date < b1), len(buckets))
+                invest_disc += Fraction(f.payload.amount) * factor**k
+        invest_disc_p = pence(invest_disc)
+        timeline: list[tuple[date, date, Fraction]] = []
+        timeline_disc: list[tuple[date, date, Fraction]] = []
+        if span:
+            cuts = sorted(set(self._steps) | {d for b in buckets for d in b})
+            rate, k = Fraction(0), 0
+            for a, b in itertools.pairwise(cuts):
+                rate += self._steps.get(a, 0)
+                while k < len(buckets) - 1 and a >= buckets[k][1]:
+                    k += 1
+                if span[0] <= a < span[1]:
+                    timeline.append((a, min(b, span[1]), rate))
+                    timeline_disc.append((a, min(b, span[1]), rate * factor**k))
+        payback = model._payback(timeline, Fraction(invest_p, 100))
+        payback_disc = model._payback(timeline_disc, Fraction(invest_disc_p, 100))
+        partners = {pid: dict(self._partners[pid]) for pid, n in self._partner_refs.items() if n > 0}
+        for f in facts.investments.values():
+            row = partners.setdefault(f.payload.partner_id, {})
+            row["investment"] = row.get("investment", 0) + pence(f.payload.amount)
+        years, cumulative = [], 0
+        for k, (b0, b1) in enumerate(buckets):
+            cumulative += self._years[k]
+            years.append({"year": k + 1, "from": b0.isoformat(), "to": (b1 - DAY).isoformat(),
+                          "saving": m(self._years[k]), "discounted_saving": m(self._years_disc[k]),
+                          "cumulative_saving": m(cumulative)})
+        contracts = [self._contracts[cid] for cid in self._ids]
+        return {
+            "as_of": today.isoformat() if today else None,
+            "portfolio": {
+                "baseline_annual_cost": m(s["baseline"]),
+                "shared_annual_cost": m(s["shared"]),
+                "annual_saving": m(s["baseline"] - s["shared"]),
+                "contract_price_annual_saving": m(s["price"]),
+                "investment": m(invest_p),
+                "projected_saving": m(s["projected"]),
+                "realised_saving": m(s["realised"]),
+                "roi": model._ratio(s["projected"] - invest_p, invest_p),
+                "payback_date": payback.isoformat() if payback else None,
+                "active_contracts": s["active"],
+            },
+            "discounted": {
+                "rate": str(self.policy.discount_rate),
+                "present_value_saving": m(s["pv"]),
+                "present_value_investment": m(invest_disc_p),
+                "npv": m(s["pv"] - invest_disc_p),
+                "roi": model._ratio(s["pv"] - invest_disc_p, invest_disc_p),
+                "payback_date": payback_disc.isoformat() if payback_disc else None,
+            },
+            "horizon": {
+                "from": span[0].isoformat() if span else None,
+                "to": (span[1] - DAY).isoformat() if span else None,
+                "months": self.policy.horizon_months,
+            },
+            "years": years,
+            "partners": [{"partner_id": pid, **{k: m(row.get(k, 0)) for k in model._PARTNER_FIGURES}}
+                         for pid, row in sorted(partners.items())],
+            "contracts": [c.row for c in contracts],
+            "needs": list(self._need_list),  # a copy: the next batch changes the table in place
+            "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],
+            "events_applied": len(facts.applied),
+        }

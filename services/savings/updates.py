@@ -1,0 +1,146 @@
+"""`savings.updated` as changes (CONTRACT.md 1.1): each update carries the summary (`as_of`,
+`portfolio`, `partners`, ...) complete and only the contract rows that changed since the last
+update, so its size does not grow with the number of contracts.
+
+`changes` is pure: it compares the figures with what was last published. `UpdateLog` is the
+Redis side: the stream, and `P:state:savings:published` (contract id -> the row as last
+published), written together in one MULTI so that a restarted process can compare its figures
+with what dashboards last saw and publish the difference, nothing missed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.streams import Streams
+
+#: what an update carries besides contracts; always complete
+SUMMARY_KEYS = ("as_of", "portfolio", "discounted", "horizon", "years", "partners", "events_applied")
+#: a contract row's fields in an update: those that change only when the contract's own events
+#: do. Its realised and projected savings move with `as_of` (every active contract at once), so
+#: they are served by `GET /savings` and summed in `portfolio` and `partners`.
+ROW_FIELDS = ("contract_id", "annual_saving", "status", "partners", "supplier", "saving_until")
+#: at most this many contract rows in one entry: when more changed together (a bulk load), the
+#: update is written as several entries, each with the summary, so that no entry grows with
+#: the number of contracts
+ROWS_PER_ENTRY = 40
+#: `P:savings.updated` keeps about this many entries (a dashboard starts from `GET /savings`
+#: and needs only the updates after it)
+UPDATES_KEPT = 10_000
+
+
+def summary_of(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: figures[k] for k in SUMMARY_KEYS}
+
+
+def row_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ROW_FIELDS}
+
+
+@dataclass
+class LastPublished:
+    """What dashboards last received: the summary, each contract's row, the entry id."""
+
+    summary: dict[str, Any] | None = None
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entry_id: str | None = None
+    #: the figures' row object each published row was taken from: the model hands back the same
+    #: object for a contract whose inputs did not change, so most rows are skipped by identity
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Update:
+    data: dict[str, Any]
+    rows: dict[str, dict[str, Any]]  # the changed rows, by contract id
+    removed: list[str]
+    sources: dict[str, dict[str, Any]]
+
+    def entries(self) -> list[dict[str, Any]]:
+        """`data` as the entries it is written as: `ROWS_PER_ENTRY` contracts in each, the
+        summary in every one, the removed contracts in the last."""
+        rows = self.data["contracts"]
+        chunks = [rows[k : k + ROWS_PER_ENTRY] for k in range(0, len(rows), ROWS_PER_ENTRY)] or [[]]
+        out = [{**self.data, "contracts": chunk} for chunk in chunks]
+        for entry in out[:-1]:
+            entry.pop("contracts_removed", None)
+        return out
+
+
+def changes(last: LastPublished, figures: dict[str, Any]) -> Update | None:
+    """The update that brings a dashboard from `last` to `figures`, or None when nothing
+    differs. With nothing ever published, an empty projection needs no update either."""
+    summary = summary_of(figures)
+    changed: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    ids = set()
+    for row in figures["contracts"]:
+        cid = row["contract_id"]
+        ids.add(cid)
+        if last.sources.get(cid) is row:
+            continue
+        sources[cid] = row
+        shown = row_of(row)
+        if last.rows.get(cid) != shown:
+            changed[cid] = shown
+    removed = sorted(cid for cid in last.rows if cid not in ids)
+    unchanged = summary == last.summary if last.summary is not None else summary["events_applied"] == 0
+    if not changed and not removed and unchanged:
+        last.sources.update(sources)  # same rows shown: the identity shortcut holds for them too
+        return None
+    data = {**summary, "contracts": [changed[cid] for cid in sorted(changed)]}
+    if removed:
+        data["contracts_removed"] = removed
+    return Update(data, changed, removed, sources)
+
+
+def record(last: LastPublished, update: Update, entry_id: str) -> None:
+    """`update` was published as `entry_id`."""
+    last.summary = {k: update.data[k] for k in SUMMARY_KEYS}
+    last.rows.update(update.rows)
+    last.sources.update(update.sources)
+    for cid in update.removed:
+        last.rows.pop(cid, None)
+        last.sources.pop(cid, None)
+    last.entry_id = entry_id
+
+
+class UpdateLog:
+    """`P:savings.updated` and the rows it last carried (every Redis command of publishing)."""
+
+    def __init__(self, redis: Redis, streams: Streams, kept: int = UPDATES_KEPT) -> None:
+        self.redis, self.kept = redis, kept
+        self.key = streams.savings_updated
+        self.rows_key = streams.state("savings", "published")
+
+    async def last(self) -> LastPublished:
+        rows = {k.decode(): json.loads(v) for k, v in (await self.redis.hgetall(self.rows_key)).items()}
+        newest = await self.redis.xrevrange(self.key, count=1)
+        if not newest:
+            return LastPublished(None, rows, None)
+        entry_id, fields = newest[0]
+        try:
+            data = json.loads(fields[b"event"])["data"]
+            summary = {k: data[k] for k in SUMMARY_KEYS}
+        except (KeyError, TypeError, ValueError):  # not ours to read: publish everything again
+            summary = None
+        return LastPublished(summary, rows, entry_id.decode())
+
+    async def append(self, events: list[bytes], update: Update) -> str:
+        """Append the update's entries and record its rows, together; the last entry's id."""
+        tx = self.redis.pipeline(transaction=True)
+        for event in events:
+            tx.xadd(self.key, {"event": event}, maxlen=self.kept, approximate=True)
+        if update.rows:
+            tx.hset(
+                self.rows_key,
+                mapping={k: json.dumps(v, separators=(",", ":")) for k, v in update.rows.items()},
+            )
+        if update.removed:
+            tx.hdel(self.rows_key, *update.removed)
+        entry_id = (await tx.execute())[len(events) - 1]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

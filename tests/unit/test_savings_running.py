@@ -1,0 +1,82 @@
+"""The incremental figures (`Running`) equal `model.project` exactly, after every step of
+any history, in any order, with duplicates, need revisions, returns, decommissionings and
+investments (tests/eventgen.py makes them)."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.savings.model import Facts, project
+from services.savings.running import Running
+from shared.events import PAYLOADS
+from shared.policy import SavingsPolicy
+from tests.eventgen import history
+from tests.unit.test_savings_updates import decommission, portfolio
+
+POLICY = SavingsPolicy()
+PARTNERS = ["a-cc", "b-dc", "c-pct", "d-police", "e-fire"]
+
+
+def _later_by_a_year(iso: str) -> str:
+    return f"{int(iso[:4]) + 1}{iso[4:]}" if not iso.endswith("02-29") else f"{int(iso[:4]) + 1}-03-01"
+
+
+def events(seeds: list[int]) -> list[tuple[str, Any]]:
+    """The histories, with a restatement of every third need (a later revision, another cost) and
+a member leaving every other contract a year into it."""
+    out = []
+    for seed in seeds:
+        for n, (pid, t, d) in enumerate(history(seed, PARTNERS)):
+            out.append((f"/partners/{pid} ev-{seed}-{n}", PAYLOADS[t].model_validate(d)))
+            if t == "tender.awarded" and n % 2 == 0 and len(d["partners"]) > 1:  # a member leaves
+                member = next(x["partner_id"] for x in d["partners"]
+                              if x["partner_id"] != d["lead_partner_id"])
+                exited = PAYLOADS["contract.member.exited"].model_validate({
+                    "contract_id": d["contract_id"], "partner_id": member, "notice_date": d["contract_start"],
+                    "effective_date": _later_by_a_year(d["contract_start"]), "reason": "provider_unable"})
+                out.append((f"/partners/{member} ev-{seed}-{n}-x", exited))
+            if t == "need.identified" and n % 3 == 0:
+                cost = f"{Decimal(d['current_annual_resource_cost']) + 1000:.2f}"
+                restated = {**d, "revision": 1, "current_annual_resource_cost": cost}
+                again = PAYLOADS["need.updated"].model_validate(restated)
+                out.append((f"/partners/{pid} ev-{seed}-{n}-r1", again))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seeds=st.lists(st.integers(0, 10_000), min_size=1, max_size=3),
+       order=st.randoms(use_true_random=False), dupes=st.integers(0, 20), step=st.integers(1, 7))
+def test_after_every_step_the_running_figures_are_the_projection(seeds: list[int], order: random.Random,
+                                                                 dupes: int, step: int) -> None:
+    todo = events(seeds)
+    todo += [order.choice(todo) for _ in range(dupes)]
+    order.shuffle(todo)
+    running, facts = Running(POLICY), Facts()
+    assert running.figures(facts) == project(facts, POLICY)
+    for n, (key, payload) in enumerate(todo, 1):
+        running.fold(facts, key, payload)
+        if n % step == 0 or n == len(todo):
+            assert running.figures(facts) == project(facts, POLICY), f"after {n} of {len(todo)} events"
+
+
+def test_one_decommissioning_among_many_contracts_recomputes_one_contract() -> None:
+    facts, running = portfolio(200), Running(POLICY)
+    running.figures(facts)
+    before = dict(running._contracts)
+    ended = Facts()
+    decommission(ended, 7)
+    running.fold(facts, "/partners/x d-7", ended.decommissions["c-00007"].payload)
+    assert running.figures(facts) == project(facts, POLICY)
+    assert [cid for cid, c in running._contracts.items() if before[cid] is not c] == ["c-00007"]
+
+
+def test_a_new_index_is_taken_whole() -> None:
+    running = Running(POLICY)
+    running.figures(portfolio(5))
+    other = portfolio(8)
+    assert running.figures(other) == project(other, POLICY)

@@ -241,9 +241,11 @@ class OwnerState(EventSetState[I]):
         now_ms = time.time() * 1000
         quiet: bool | None = None  # asked of Redis only when a wait is about to run out
         blocked: set[str] = set()  # objects with an earlier request still waiting
+        held = False  # behind a request still in flight: that takes milliseconds, not a wait
         for request in sorted(self.pending.values(), key=self.order):
             on = subject(request.payload)
             if on in blocked or (self._horizon is not None and request.arrived > self._horizon):
+                held = held or on not in blocked
                 blocked.add(on)
                 continue
             try:
@@ -269,7 +271,7 @@ class OwnerState(EventSetState[I]):
             if outcome == "accepted":
                 self._fold_fact(self.index, request.key, request.payload)
         if self.pending:
-            self._retry_later()
+            self._retry_later(0.05 if held else 1.0)
         return decided
 
     async def _quiet_for(self, now_ms: float) -> bool:
@@ -312,7 +314,11 @@ class OwnerState(EventSetState[I]):
             return "refused"
         return "accepted" if stood == "accepted" else "refused"
 
-    def _retry_later(self, delay: float = 1.0) -> None:
+    def _retry_later(self, delay: float) -> None:
         """Waiting requests are looked at again even when nothing else arrives."""
-        if self._retry is None or self._retry.when() <= asyncio.get_running_loop().time():
-            self._retry = asyncio.get_running_loop().call_later(delay, self._schedule)
+        loop = asyncio.get_running_loop()
+        if self._retry is not None and loop.time() < self._retry.when() <= loop.time() + delay:
+            return  # already due as soon
+        if self._retry is not None:
+            self._retry.cancel()
+        self._retry = loop.call_later(delay, self._schedule)

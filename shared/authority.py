@@ -155,6 +155,9 @@ class OwnerState(EventSetState[I]):
         #: by this or another replica): nothing that arrived after it is decided before it
         self._horizon: tuple[int, int] | None = None
         self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
+        #: this recompute was asked for only to look at waiting requests again: a service whose
+        #: pass decides nothing need not recompute what it derives (`only_deciding`)
+        self._decide_only = False
 
     # -- holding requests ---------------------------------------------------------------------
 
@@ -321,4 +324,19 @@ class OwnerState(EventSetState[I]):
             return  # already due as soon
         if self._retry is not None:
             self._retry.cancel()
-        self._retry = loop.call_later(delay, self._schedule)
+        self._retry = loop.call_later(delay, self._schedule_decide)
+
+    def _schedule(self) -> None:
+        self._decide_only = False
+        super()._schedule()
+
+    def _schedule_decide(self) -> None:
+        if not self._dirty:  # nothing else is due: a pass for the waiting requests alone
+            super()._schedule()
+            self._decide_only = True
+
+    def only_deciding(self, decided: int) -> bool:
+        """Whether this recompute was for waiting requests alone and decided none of them: the
+        service's derived figures and events are then as they were."""
+        only, self._decide_only = self._decide_only, False
+        return only and not decided

@@ -77,7 +77,9 @@ class ContractsState(OwnerState[Register]):
         self.view: dict[str, Any] = register(self.index, policy)
 
     async def changed(self, fresh: bool) -> None:
-        await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
+        decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
+        if self.only_deciding(decided):
+            return
         self.view = register(self.index, self.policy)
         for entity in await publish_changes(self.published, self.streams, SOURCE, derive(self.view), _vanished):
             log.info("published", entity=entity)

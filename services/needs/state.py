@@ -43,7 +43,9 @@ class NeedsState(OwnerState[Register]):
         self.opportunities: dict[str, dict[str, Any]] = {}
 
     async def changed(self, fresh: bool) -> None:
-        await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
+        decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
+        if self.only_deciding(decided):
+            return
         self.opportunities = opportunities(self.index, self.policy, self.savings)
         current = {oid: _derived(p) for oid, p in self.opportunities.items()}
         for oid in await publish_changes(self.published, self.streams, SOURCE, current, _closed):

@@ -76,7 +76,10 @@ class ProcurementState(OwnerState[Register]):
     async def changed(self, fresh: bool) -> None:
         self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         awarded = {a["contract_id"] for tid, t in self.view.items() for a in awards(tid, t)}
-        if await self.decide_pending(lambda: lambda payload, key: check_request(self.index, payload, awarded)):
+        decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, payload, awarded))
+        if self.only_deciding(decided):
+            return
+        if decided:
             self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         for entity in await publish_changes(self.published, self.streams, SOURCE, notices(self.view)):
             log.info("published", entity=entity)

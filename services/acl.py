@@ -31,7 +31,7 @@ WRITES: dict[str, tuple[str, ...]] = {
     "needs": ("opportunity.identified", "opportunity.updated"),
     "procurement": ("tender.published", "tender.closed", "tender.award.intended", "tender.evaluation.published",
                     "tender.cancelled", "tender.awarded"),
-    "contracts": ("monitoring.return.accepted", "monitoring.return.rejected", "performance.concern.raised",
+    "contracts": ("monitoring.return.accepted", "performance.concern.raised",
                   "performance.concern.escalated", "performance.concern.termination_considered",
                   "performance.concern.resolved", "payment.calculated", "monitoring.return.overdue",
                   "monitoring.return.received", "contract.decommissioned"),

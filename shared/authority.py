@@ -229,10 +229,6 @@ class OwnerState(EventSetState[I]):
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def order(self, request: Request) -> tuple[Any, ...]:
-        """The order pending requests are decided in: arrival (services may put stages first)."""
-        return (request.arrived, request.key)
-
     async def decide_pending(self, check: Callable[[], Check]) -> int:
         """Decide every pending request that can be decided now, in order; fold the accepted
         ones at once, so later requests are judged against them. `check()` gives the rule
@@ -245,7 +241,7 @@ class OwnerState(EventSetState[I]):
         quiet: bool | None = None  # asked of Redis only when a wait is about to run out
         blocked: set[str] = set()  # objects with an earlier request still waiting
         held = False  # behind a request still in flight: that takes milliseconds, not a wait
-        for request in sorted(self.pending.values(), key=self.order):
+        for request in sorted(self.pending.values(), key=lambda q: (q.arrived, q.key)):
             on = subject(request.payload)
             if on in blocked or (self._horizon is not None and request.arrived > self._horizon):
                 held = held or on not in blocked

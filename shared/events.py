@@ -313,8 +313,9 @@ class KpiRating(Payload):
 
 
 class MonitoringReturnJudged(Payload):
-    """`monitoring.return.accepted` (with each KPI's rating) or `monitoring.return.rejected`
-    (with the reason), for a `monitoring.return.submitted` event (`return_key`: its source + id)."""
+    """`monitoring.return.accepted`, with each KPI's rating, for a `monitoring.return.submitted`
+    the contracts service accepted (`return_key`: its source + id). A refused return is on
+    `P:rejected:<partner>`; `status`, `code` and `message` keep the published shape."""
 
     type: ClassVar[str] = "monitoring.return.accepted"
     signer_field: ClassVar[str | None] = None
@@ -552,7 +553,6 @@ PAYLOADS: dict[str, type[Payload]] = {
     OpportunityIdentified.type: OpportunityIdentified,
     OpportunityUpdated.type: OpportunityUpdated,
     "monitoring.return.accepted": MonitoringReturnJudged,
-    "monitoring.return.rejected": MonitoringReturnJudged,
     **{f"performance.concern.{s}": PerformanceConcern for s in ("raised", "escalated", "termination_considered", "resolved")},
     PaymentCalculated.type: PaymentCalculated,
     "monitoring.return.overdue": ReturnOverdue,

@@ -235,10 +235,7 @@ def rating(actual: Decimal, target: Decimal, higher_is_better: bool, policy: Con
 @dataclass(frozen=True)
 class Judged:
     key: str
-    ret: MonitoringReturnSubmitted
-    status: str  # accepted | rejected
-    code: str | None = None
-    message: str | None = None
+    ret: MonitoringReturnSubmitted  # accepted by the service (a refused one is on P:rejected:<partner>)
     ratings: tuple[dict[str, Any], ...] = ()
     ratios: tuple[Decimal, ...] = ()  # exact actual / target per KPI, for payments
 
@@ -257,7 +254,7 @@ def judge(reg: Register, policy: ContractsPolicy) -> list[Judged]:
             ratios.append(ratio)
             ratings.append({"kpi_id": k.kpi_id, "target": str(target), "actual": str(k.actual),
                             "achievement": str(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)), "rating": rated})
-        out.append(Judged(key, ret, "accepted", ratings=tuple(ratings), ratios=tuple(ratios)))
+        out.append(Judged(key, ret, ratings=tuple(ratings), ratios=tuple(ratios)))
     return out
 
 
@@ -268,9 +265,8 @@ def concerns(judged: list[Judged], policy: ContractsPolicy) -> dict[str, dict[st
     """Performance concerns per contract and KPI, walking accepted returns in period order."""
     series: dict[tuple[str, str], list[tuple[date, str]]] = {}
     for j in judged:
-        if j.status == "accepted":
-            for r in j.ratings:
-                series.setdefault((j.ret.contract_id, r["kpi_id"]), []).append((j.ret.period_end, r["rating"]))
+        for r in j.ratings:
+            series.setdefault((j.ret.contract_id, r["kpi_id"]), []).append((j.ret.period_end, r["rating"]))
     out: dict[str, dict[str, Any]] = {}
     for (contract_id, kpi_id), points in sorted(series.items()):
         open_: dict[str, Any] | None = None
@@ -400,6 +396,6 @@ def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
 def judged_row(j: Judged) -> dict[str, Any]:
     return {"return_key": j.key, "contract_id": j.ret.contract_id, "partner_id": j.ret.partner_id,
             "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
-            "status": j.status, "code": j.code, "message": j.message, "ratings": list(j.ratings),
+            "status": "accepted", "code": None, "message": None, "ratings": list(j.ratings),
             "spend": f"{j.ret.spend:.2f}",
             "management_cost": f"{j.ret.management_cost:.2f}" if j.ret.management_cost is not None else None}

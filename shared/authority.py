@@ -21,12 +21,10 @@ period and partner, one decommissioning per contract...), so replicas deciding a
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, TypeVar
 
 import structlog
@@ -34,7 +32,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.bus import Entry
+from shared.adapters.redis import RedisDecisionLog
 from shared.events import CloudEvent, Payload
+from shared.ports import Decision
 from shared.state import EventSetState, Index, hscan
 from shared.streams import Streams
 
@@ -119,8 +119,8 @@ def _arrival(request_id: str, inbound_id: str) -> tuple[int, int]:
     return _entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
 
 
-def _stored_arrival(value: bytes) -> tuple[int, int]:
-    request_id, _, inbound_id = value.decode().partition(" ")
+def _stored_arrival(value: str) -> tuple[int, int]:
+    request_id, _, inbound_id = value.partition(" ")
     return _arrival(request_id, inbound_id)
 
 
@@ -136,12 +136,8 @@ class OwnerState(EventSetState[I]):
         super().__init__(redis, streams, service, new_index, self._fold_or_hold)
         self._fold_fact = fold
         self.owned, self.wait_s = owned, wait_s
-        self.decisions_key = streams.state(service, "decisions")
-        self.claims_key = streams.state(service, "claims")
-        #: request key -> "<request entry id> <inbound id>", until decided
-        self.arrivals_key = streams.state(service, "arrivals")
-        self._decide = redis.register_script(
-            resources.files("shared.bus").joinpath("decide.lua").read_text(encoding="utf-8"))
+        #: where requests wait and decisions are recorded (shared.ports.DecisionLog)
+        self.decisions = RedisDecisionLog(redis, streams, service)
         self.pending: dict[str, Request] = {}
         self._accepted: set[str] = set()  # owned requests accepted, while loading
         self._arrivals: dict[str, tuple[int, int]] = {}
@@ -176,7 +172,7 @@ class OwnerState(EventSetState[I]):
         if event.type in self.owned:
             inbound = entry.fields.get(b"inbound_id", b"").decode()
             self._arrivals[event.key] = _arrival(entry.id, inbound)
-            commands.append(("HSET", self.arrivals_key, event.key, f"{entry.id} {inbound}"))
+            commands.append(self.decisions.arrival(event.key, entry.id, inbound))
         return commands
 
     async def _in_flight(self) -> None:
@@ -212,16 +208,15 @@ class OwnerState(EventSetState[I]):
         """Read the arrival of requests another replica stored: they are decided in their turn."""
         keys = [k for k in self._unplaced if k in self.pending]
         self._unplaced.clear()
-        if keys:
-            for key, value in zip(keys, await self.redis.hmget(self.arrivals_key, keys), strict=True):
-                if value is not None:
-                    self.pending[key].arrived = _stored_arrival(value)
+        for key, value in (await self.decisions.arrivals(keys)).items():
+            self.pending[key].arrived = _stored_arrival(value)
 
     async def _load(self) -> None:
         await self._in_flight()
         self.pending.clear()
-        self._accepted = {k.decode() async for k, v in hscan(self.redis, self.decisions_key) if v == b"accepted"}
-        self._arrivals = {k.decode(): _stored_arrival(v) async for k, v in hscan(self.redis, self.arrivals_key)}
+        self._accepted = {k for k, v in (await self.decisions.verdicts()).items() if v == "accepted"}
+        self._arrivals = {k.decode(): _stored_arrival(v.decode())
+                          async for k, v in hscan(self.redis, self.decisions.arrivals_key)}
         try:
             await super()._load()
         finally:
@@ -230,48 +225,55 @@ class OwnerState(EventSetState[I]):
     # -- deciding -----------------------------------------------------------------------------
 
     async def decide_pending(self, check: Callable[[], Check]) -> int:
-        """Decide every pending request that can be decided now, in order; fold the accepted
-        ones at once, so later requests are judged against them. `check()` gives the rule
-        function for this pass. Returns how many were decided."""
+        """Decide every pending request that can be decided now, in order, folding each
+        accepted one at once so later requests are judged against it; then record the pass's
+        decisions in one step. `check()` gives the rule function for this pass. Returns how
+        many were decided."""
         if not self.pending:
             return 0
         rule = check()
-        decided = 0
         now_ms = time.time() * 1000
         quiet: bool | None = None  # asked of Redis only when a wait is about to run out
         blocked: set[str] = set()  # objects with an earlier request still waiting
         held = False  # behind a request still in flight: that takes milliseconds, not a wait
+        decisions: list[Decision] = []
         for request in sorted(self.pending.values(), key=lambda q: (q.arrived, q.key)):
             on = subject(request.payload)
             if on in blocked or (self._horizon is not None and request.arrived > self._horizon):
                 held = held or on not in blocked
                 blocked.add(on)
                 continue
+            payload = request.payload
             try:
-                verdict = rule(request.payload, request.key)
+                verdict = rule(payload, request.key)
             except Refused as no:
-                outcome = await self._record(request, no)
-            else:
-                if isinstance(verdict, Wait):
-                    expired = now_ms - request.arrived[0] >= self.wait_s * 1000
-                    if expired and quiet is None:
-                        quiet = await self._quiet_for(now_ms)
-                    if not (expired and quiet):
-                        blocked.add(on)
-                        continue
-                    outcome = await self._record(request, Refused(verdict.code, verdict.message))
-                else:
-                    outcome = await self._record(request, verdict)
-            if outcome is None:
-                blocked.add(on)
-                continue  # a conflict: decided again on the next pass, on fresher state
-            decided += 1
-            del self.pending[request.key]
-            if outcome == "accepted":
-                self._fold_fact(self.index, request.key, request.payload)
+                decisions.append(Decision(request.key, payload.type, sender(payload), refused=no))
+                continue
+            if isinstance(verdict, Wait):
+                expired = now_ms - request.arrived[0] >= self.wait_s * 1000
+                if expired and quiet is None:
+                    quiet = await self._quiet_for(now_ms)
+                if not (expired and quiet):
+                    blocked.add(on)
+                    continue
+                decisions.append(Decision(request.key, payload.type, sender(payload),
+                                          refused=Refused(verdict.code, verdict.message)))
+                continue
+            decisions.append(Decision(request.key, payload.type, sender(payload), claims=verdict))
+            self._fold_fact(self.index, request.key, payload)  # judged on by the requests after it
+        stood = await self.decisions.record(decisions)
+        for decision, standing in zip(decisions, stood, strict=False):
+            del self.pending[decision.key]
+            log.info("decided", key=decision.key, type=decision.type, verdict=standing, partner_id=decision.partner)
+        if len(stood) < len(decisions) or (stood and stood[-1] != decisions[len(stood) - 1].verdict):
+            # a replica decided first, or holds a slot: what this pass folded on its own
+            # assumption is read again, and the rest decided on that
+            log.info("decision stands otherwise; deciding again", key=decisions[len(stood) - 1].key,
+                     stood=stood[-1] if stood else None)
+            self.reload()
         if self.pending:
             self._retry_later(0.05 if held else 1.0)
-        return decided
+        return len(stood)
 
     async def _quiet_for(self, now_ms: float) -> bool:
         """Whether the partnership's input has had no backlog for `wait_s`: every group on the
@@ -290,28 +292,6 @@ class OwnerState(EventSetState[I]):
         if self._quiet_since_ms is None:
             self._quiet_since_ms = now_ms
         return now_ms - self._quiet_since_ms >= self.wait_s * 1000
-
-    async def _record(self, request: Request, verdict: Refused | tuple[str, ...]) -> str | None:
-        """Write the decision; the verdict that stands (ours, or a replica's), None on conflict."""
-        payload = request.payload
-        if isinstance(verdict, Refused):
-            mine, stream = f"refused:{verdict.code}", self.streams.rejected(sender(payload))
-            reason, claims = json.dumps(verdict.reason(), separators=(",", ":")), ()
-        else:
-            mine, stream, reason, claims = "accepted", self.streams.accepted(payload.type), "", verdict
-        keys = [self.decisions_key, self.claims_key, stream, self.events_key, self.arrivals_key]
-        stood = await self._decide(keys=keys, args=[request.key, mine, reason, len(claims), *claims])
-        if stood is None:
-            log.info("decided", key=request.key, type=payload.type, verdict=mine, partner_id=sender(payload))
-            return "accepted" if mine == "accepted" else "refused"
-        stood = stood.decode() if isinstance(stood, bytes) else str(stood)
-        if stood.startswith("conflict:"):
-            log.info("decision conflicts; deciding again", key=request.key, slot=stood.removeprefix("conflict:"))
-            self._dirty = True
-            return None
-        if stood == "missing":
-            return "refused"
-        return "accepted" if stood == "accepted" else "refused"
 
     def _retry_later(self, delay: float) -> None:
         """Waiting requests are looked at again even when nothing else arrives."""

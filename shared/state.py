@@ -98,6 +98,7 @@ class EventSetState(Generic[I]):
         #: id), the payload by key (a refresh that meets one in the log folds it from here)
         self._parsed: dict[tuple[str, str], str] = {}
         self._payloads: dict[str, Any] = {}
+        self._stale = False  # the index is to be read again whole (`reload`)
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
@@ -186,11 +187,17 @@ class EventSetState(Generic[I]):
         self.index, self.generation = index, generation
         self._log_pos = last[0][0] if last else b"0-0"
 
+    def reload(self) -> None:
+        """Read the whole index again before the next recompute (which is due at once): what
+        this process folded on an assumption that turned out wrong is dropped."""
+        self._stale = self._dirty = True
+
     async def _refresh(self) -> bool:
         """Fold what other replicas applied (from the log); reload all after a rebuild."""
         generation = await self.redis.get(self.generation_key)
-        if generation != self.generation:
-            log.info("state rebuilt elsewhere; reloading", key=self.events_key)
+        if generation != self.generation or self._stale:
+            log.info("reloading state", key=self.events_key, rebuilt=generation != self.generation)
+            self._stale = False
             await self._load()
             return True
         changed = False
@@ -247,16 +254,24 @@ class EventSetState(Generic[I]):
 class Published:
     """What a service last published for each entity it derives (an opportunity, a tender),
     and publishing a new version exactly once, even with several replicas racing: the version
-    and its event are written together only if the last version is still the one we saw."""
+    and its event are written together only if the last version is still the one we saw.
+
+    The process keeps a copy of the hash, read once and updated by its own publications; a
+    publication that finds the hash moved (a replica published first) drops the copy, and the
+    next look reads it again."""
 
     def __init__(self, redis: Redis, key: str) -> None:
         self.redis, self.key = redis, key
         self._script = redis.register_script(
             resources.files("shared.bus").joinpath("publish_changed.lua").read_text(encoding="utf-8")
         )
+        self._copy: dict[str, dict[str, Any]] | None = None
 
     async def all(self) -> dict[str, dict[str, Any]]:
-        return {k.decode(): json.loads(v) for k, v in (await self.redis.hgetall(self.key)).items()}
+        """Every entity's last published version (read-only: the process's copy)."""
+        if self._copy is None:
+            self._copy = {k.decode(): json.loads(v) async for k, v in hscan(self.redis, self.key)}
+        return self._copy
 
     async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
                       stream: str, event: CloudEvent | None = None, fields: dict[str, str | bytes] | None = None) -> bool:
@@ -267,7 +282,16 @@ class Published:
 
         entry = fields if fields is not None else {"event": to_json(event)} if event is not None else {}
         flat = [x for kv in entry.items() for x in kv]
-        return bool(await self._script(keys=[self.key, stream], args=[entity, dump(expected), dump(new), *flat]))
+        try:
+            done = bool(await self._script(keys=[self.key, stream], args=[entity, dump(expected), dump(new), *flat]))
+        except Exception:
+            self._copy = None
+            raise
+        if done and self._copy is not None:
+            self._copy[entity] = json.loads(dump(new))
+        elif not done:
+            self._copy = None  # a replica published first: read the hash again
+        return done
 
 
 @dataclass(frozen=True)
@@ -285,13 +309,15 @@ class Derived:
 
 
 async def publish_changes(published: Published, streams: Streams, source: str, current: dict[str, Derived],
-                          vanished: Callable[[str, dict[str, Any]], Derived | None] = lambda e, b: None) -> list[str]:
+                          vanished: Callable[[str, dict[str, Any]], Derived | None] = lambda e, b: None,
+                          scope: set[str] | None = None) -> list[str]:
     """Publish every entity whose payload differs from what was last published (new ones at
     revision 0), and what `vanished` says for entities no longer derived. Event ids are
-    `<entity>-r<revision>`: a version published twice counts once everywhere."""
+    `<entity>-r<revision>`: a version published twice counts once everywhere. With `scope`,
+    only those entities are looked at (`current` then holds what is derived of them)."""
     last = await published.all()
     done = []
-    for entity in sorted(set(current) | set(last)):
+    for entity in sorted(set(current) | set(last) if scope is None else scope):
         before = last.get(entity)
         derived = current.get(entity) or (vanished(entity, before) if before is not None else None)
         if derived is None or (before is not None and (before["payload"] == derived.payload or not derived.revisioned)):

@@ -29,13 +29,15 @@ def build(ctx: Context) -> Service:
                                "contract_start", "contract_end", "monitoring_months")}
             | {"open_concerns": sum(1 for x in c["concerns"] if x["status"] != "resolved"),
                "overdue_returns": sum(1 for x in c["schedule"] if x["status"] == "overdue")}
-            for c in state.view["contracts"].values() if visible_to(c, pid)
+            for c in (state.register.entries[cid].row for cid in sorted(state.register.entries)) if visible_to(c, pid)
         ]
-        return {"partner_id": pid, "as_of": state.view["as_of"], "contracts": rows}
+        as_of = state.register.as_of
+        return {"partner_id": pid, "as_of": as_of.isoformat() if as_of else None, "contracts": rows}
 
     def contract(pid: str, request: AsgiRequest, path: str) -> dict[str, Any] | AsgiResponse:
         cid = path.removeprefix("/contracts/")
-        c = state.view["contracts"].get(cid)
+        entry = state.register.entries.get(cid)
+        c = entry.row if entry is not None else None
         if c is None or not visible_to(c, pid):
             return json_response({"code": "not_found", "message": f"no contract '{cid}' that you are part of", "errors": []}, 404)
         return c

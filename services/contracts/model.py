@@ -70,12 +70,18 @@ class Register:
     #: accepted returns by (contract, period start, period end, partner): one each
     periods: set[tuple[str, date, date, str]] = field(default_factory=set)
     applied: set[str] = field(default_factory=set)
+    #: returns and exits grouped by contract, so one contract's entry is built from its own
+    returns_of: dict[str, dict[str, MonitoringReturnSubmitted]] = field(default_factory=dict)
+    exits_of: dict[str, dict[str, ContractMemberExited]] = field(default_factory=dict)
+    #: contracts an event changed since the register's view last looked (`RegisterView`)
+    touched: set[str] = field(default_factory=set)
 
 
 def evolve(reg: Register, key: str, payload: Payload) -> Register:
     if key in reg.applied:
         return reg
     reg.applied.add(key)
+    reg.touched.add(payload.contract_id)
     match payload:
         case TenderAwarded():
             old = reg.awards.get(payload.contract_id)
@@ -87,9 +93,11 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
                 reg.slas[slot] = (rank, payload)
         case MonitoringReturnSubmitted():
             reg.returns[key] = payload
+            reg.returns_of.setdefault(payload.contract_id, {})[key] = payload
             reg.periods.add((payload.contract_id, payload.period_start, payload.period_end, payload.partner_id))
         case ContractMemberExited():
             reg.exits.setdefault((payload.contract_id, payload.partner_id), payload)
+            reg.exits_of.setdefault(payload.contract_id, {}).setdefault(payload.partner_id, payload)
         case ContractDecommissioned():
             # the earliest stands; at equal dates, the smaller key
             drank = (payload.effective_date, key)
@@ -107,12 +115,20 @@ def sla_of(reg: Register, contract_id: str) -> ContractSlaAgreed | None:
     return sla[1] if sla else None
 
 
-def as_of(reg: Register) -> date | None:
-    dates = [a.contract_start for _, a in reg.awards.values()]
-    dates += [r.period_end for r in reg.returns.values()]
-    dates += [d.effective_date for _, d in reg.decommissions.values()]
-    dates += [x.notice_date for x in reg.exits.values()]  # it takes effect when the dates get there
+def latest_of(reg: Register, contract_id: str) -> date | None:
+    """The latest business date one contract's events carry."""
+    dates = [r.period_end for r in reg.returns_of.get(contract_id, {}).values()]
+    if (award := reg.awards.get(contract_id)) is not None:
+        dates.append(award[1].contract_start)
+    if (d := reg.decommissions.get(contract_id)) is not None:
+        dates.append(d[1].effective_date)
+    dates += [x.notice_date for x in reg.exits_of.get(contract_id, {}).values()]  # it takes effect when the dates get there
     return max(dates, default=None)
+
+
+def as_of(reg: Register) -> date | None:
+    """The latest business date the register's events carry: what "today" is for its figures."""
+    return max(filter(None, (latest_of(reg, cid) for cid in reg.awards)), default=None)
 
 
 # -- the partners' requests, decided (shared.authority; docs/authority.md) -------------------
@@ -240,11 +256,12 @@ class Judged:
     ratios: tuple[Decimal, ...] = ()  # exact actual / target per KPI, for payments
 
 
-def judge(reg: Register, policy: ContractsPolicy) -> list[Judged]:
-    """Every accepted return, its KPIs rated against the SLA (the lead's KPIs, or the member's
-    own schedule), else against the targets the return states."""
+def judge(reg: Register, policy: ContractsPolicy, contract_id: str | None = None) -> list[Judged]:
+    """Every accepted return (of one contract, or all), its KPIs rated against the SLA (the
+    lead's KPIs, or the member's own schedule), else against the targets the return states."""
+    returns = reg.returns if contract_id is None else reg.returns_of.get(contract_id, {})
     out: list[Judged] = []
-    for key, ret in sorted(reg.returns.items()):
+    for key, ret in sorted(returns.items()):
         terms = kpi_terms(sla_of(reg, ret.contract_id), ret.partner_id)
         ratings, ratios = [], []
         for k in ret.kpis:
@@ -333,64 +350,118 @@ def schedule(award: TenderAwarded, sla: ContractSlaAgreed | None, until: date) -
         k += 1
 
 
+@dataclass(frozen=True)
+class ContractEntry:
+    """One contract's entry in the register and what follows from its returns."""
+
+    row: dict[str, Any]  # the register entry the read API shows
+    judged: list[Judged]
+    concerns: dict[str, dict[str, Any]]
+    payments: dict[str, dict[str, Any]]
+
+
+def contract_entry(reg: Register, policy: ContractsPolicy, cid: str, today: date | None) -> ContractEntry:
+    """One contract: status, SLA, schedule, returns, concerns, payments, as of `today`."""
+    a = reg.awards[cid][1]
+    sla = sla_of(reg, cid)
+    judged = judge(reg, policy, cid)
+    its_concerns = concerns(judged, policy)
+    its_payments = payments(reg, judged)
+    d = reg.decommissions.get(cid, (None, None))[1]
+    if d is not None and d.effective_date > a.contract_end:
+        d = None  # after the contract's own end (as `contract_end` is): it changes nothing
+    stop = min(d.effective_date, a.contract_end + DAY) if d else a.contract_end + DAY
+    if d is not None and today is not None and d.effective_date <= today:
+        status = "decommissioned"
+    elif today is not None and a.contract_end < today:
+        status = "ended"
+    else:
+        status = "active"
+
+    def periods_of(partner: str, until: date) -> list[dict[str, Any]]:
+        ends = [j.ret.period_end for j in judged if j.ret.partner_id == partner]
+        rows = []
+        for p0, p1 in schedule(a, sla, until):
+            due = p1 + timedelta(days=policy.grace_days)
+            rows.append({"period_start": p0.isoformat(), "period_end": p1.isoformat(), "due": due.isoformat(),
+                         "status": "received" if any(p0 <= e <= p1 for e in ends)
+                         else ("overdue" if today is not None and due < today else "pending")})
+        return rows
+
+    exits = reg.exits_of.get(cid, {})
+    member_schedules = {
+        x.partner_id: periods_of(x.partner_id, min(stop, exits[x.partner_id].effective_date)
+                                 if x.partner_id in exits else stop)
+        for x in (sla.schedules if sla else ()) if x.partner_id != a.lead_partner_id
+    }
+    row = {
+        "contract_id": cid, "tender_id": a.tender_id, "status": status,
+        "lead_partner_id": a.lead_partner_id, "commissioning_model": a.commissioning_model,
+        "supplier": a.supplier.model_dump(), "annual_value": f"{a.annual_value:.2f}",
+        "contract_start": a.contract_start.isoformat(), "contract_end": a.contract_end.isoformat(),
+        "partners": [p.model_dump(mode="json") for p in a.partners],
+        "sla": sla.model_dump(mode="json") if sla else None,
+        "monitoring_months": frequency_months(a, sla),
+        "schedule": periods_of(a.lead_partner_id, stop),
+        "member_schedules": member_schedules,
+        "exits": [x.model_dump(mode="json") for _, x in sorted(exits.items())],
+        "returns": [judged_row(j) for j in judged],
+        "concerns": [{k: v for k, v in c.items() if k != "transitions"} for c in its_concerns.values()],
+        "payments": list(its_payments.values()),
+        "decommissioning": d.model_dump(mode="json") if d else None,
+        "ends_without_renewal": d is None and today is not None and a.contract_end < today,
+    }
+    return ContractEntry(row, judged, its_concerns, its_payments)
+
+
+class RegisterView:
+    """The register's entries, kept up to date incrementally: after a batch, only the contracts
+    its events touched are built again, unless "today" (the latest business date) moved, which
+    can change any contract's status and overdue returns."""
+
+    def __init__(self, policy: ContractsPolicy) -> None:
+        self.policy = policy
+        self.as_of: date | None = None
+        self.entries: dict[str, ContractEntry] = {}
+        self._latest: dict[str, date] = {}
+        self._of: Register | None = None
+
+    def refresh(self, reg: Register) -> set[str] | None:
+        """Bring the entries up to date with `reg`: the contracts built again, or None for all."""
+        touched, reg.touched = reg.touched, set()
+        everything = reg is not self._of
+        if everything:
+            self._of, self._latest, touched = reg, {}, set(reg.awards)
+        for cid in touched:
+            if (latest := latest_of(reg, cid)) is not None:
+                self._latest[cid] = latest
+        today = max(self._latest.values(), default=None)
+        if today != self.as_of:
+            everything, self.as_of = True, today
+        rebuild = set(reg.awards) if everything else touched & set(reg.awards)
+        if everything:
+            self.entries = {}
+        for cid in sorted(rebuild):
+            self.entries[cid] = contract_entry(reg, self.policy, cid, today)
+        return None if everything else rebuild
+
+    @property
+    def view(self) -> dict[str, Any]:
+        """As `register` gives it: as of, contracts, and the judged returns, concerns and payments."""
+        entries = [self.entries[cid] for cid in sorted(self.entries)]
+        return {"as_of": self.as_of.isoformat() if self.as_of else None,
+                "contracts": {e.row["contract_id"]: e.row for e in entries},
+                "judged": sorted((j for e in entries for j in e.judged), key=lambda j: j.key),
+                "concerns": {k: c for e in entries for k, c in sorted(e.concerns.items())},
+                "payments": {k: p for e in entries for k, p in e.payments.items()}}
+
+
 def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
     """The whole register: contracts with status, SLA, schedule, returns, concerns, payments."""
-    today = as_of(reg)
-    judged = judge(reg, policy)
-    all_concerns = concerns(judged, policy)
-    all_payments = payments(reg, judged)
-    contracts = {}
-    for cid, (_, a) in sorted(reg.awards.items()):
-        sla = sla_of(reg, cid)
-        d = reg.decommissions.get(cid, (None, None))[1]
-        if d is not None and d.effective_date > a.contract_end:
-            d = None  # after the contract's own end (as `contract_end` is): it changes nothing
-        stop = min(d.effective_date, a.contract_end + DAY) if d else a.contract_end + DAY
-        if d is not None and today is not None and d.effective_date <= today:
-            status = "decommissioned"
-        elif today is not None and a.contract_end < today:
-            status = "ended"
-        else:
-            status = "active"
-        mine = [j for j in judged if j.ret.contract_id == cid]
-
-        def periods_of(partner: str, until: date, mine: list[Judged] = mine, a: TenderAwarded = a,
-                       sla: ContractSlaAgreed | None = sla) -> list[dict[str, Any]]:
-            ends = [j.ret.period_end for j in mine if j.ret.partner_id == partner]
-            rows = []
-            for p0, p1 in schedule(a, sla, until):
-                due = p1 + timedelta(days=policy.grace_days)
-                rows.append({"period_start": p0.isoformat(), "period_end": p1.isoformat(), "due": due.isoformat(),
-                             "status": "received" if any(p0 <= e <= p1 for e in ends)
-                             else ("overdue" if today is not None and due < today else "pending")})
-            return rows
-
-        periods = periods_of(a.lead_partner_id, stop)
-        exits = {p: x for (c, p), x in reg.exits.items() if c == cid}
-        member_schedules = {
-            x.partner_id: periods_of(x.partner_id, min(stop, exits[x.partner_id].effective_date)
-                                     if x.partner_id in exits else stop)
-            for x in (sla.schedules if sla else ()) if x.partner_id != a.lead_partner_id
-        }
-        contracts[cid] = {
-            "contract_id": cid, "tender_id": a.tender_id, "status": status,
-            "lead_partner_id": a.lead_partner_id, "commissioning_model": a.commissioning_model,
-            "supplier": a.supplier.model_dump(), "annual_value": f"{a.annual_value:.2f}",
-            "contract_start": a.contract_start.isoformat(), "contract_end": a.contract_end.isoformat(),
-            "partners": [p.model_dump(mode="json") for p in a.partners],
-            "sla": sla.model_dump(mode="json") if sla else None,
-            "monitoring_months": frequency_months(a, sla),
-            "schedule": periods,
-            "member_schedules": member_schedules,
-            "exits": [x.model_dump(mode="json") for _, x in sorted(exits.items())],
-            "returns": [judged_row(j) for j in mine],
-            "concerns": [{k: v for k, v in c.items() if k != "transitions"} for c in all_concerns.values() if c["contract_id"] == cid],
-            "payments": [p for p in all_payments.values() if p["contract_id"] == cid],
-            "decommissioning": d.model_dump(mode="json") if d else None,
-            "ends_without_renewal": d is None and today is not None and a.contract_end < today,
-        }
-    return {"as_of": today.isoformat() if today else None, "contracts": contracts,
-            "judged": judged, "concerns": all_concerns, "payments": all_payments}
+    whole, touched = RegisterView(policy), set(reg.touched)
+    whole.refresh(reg)
+    reg.touched = touched  # left for the service's own view
+    return whole.view
 
 
 def judged_row(j: Judged) -> dict[str, Any]:

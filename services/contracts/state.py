@@ -9,7 +9,15 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from services.contracts.model import ContractsPolicy, Register, check_request, evolve, judged_row, register
+from services.contracts.model import (
+    ContractEntry,
+    ContractsPolicy,
+    Register,
+    RegisterView,
+    check_request,
+    evolve,
+    judged_row,
+)
 from shared.authority import OwnerState
 from shared.dates import DAY
 from shared.events import (
@@ -31,30 +39,33 @@ OWNED = frozenset({"contract.sla.agreed", "monitoring.return.submitted", "contra
 log = structlog.get_logger("contracts")
 
 
-def derive(view: dict[str, Any]) -> dict[str, Derived]:
+def derive(entry: ContractEntry) -> dict[str, Derived]:
+    """What one contract's entry publishes: its judged returns, concerns, payments, overdue
+    returns, and its end when it ends without renewal."""
     out: dict[str, Derived] = {}
-    for j in view["judged"]:  # accepted returns, rated (refused ones are on P:rejected:<partner>)
+    for j in entry.judged:  # accepted returns, rated (refused ones are on P:rejected:<partner>)
         t = "monitoring.return.accepted"
         out[f"return:{j.key}"] = Derived(t, t, judged_row(j), MonitoringReturnJudged)
-    for cid, c in view["concerns"].items():
+    for cid, c in entry.concerns.items():
         for status, period_end, rating in c["transitions"]:
             t = f"performance.concern.{status}"
             step = {k: c[k] for k in ("concern_id", "contract_id", "kpi_id", "raised_for", "improvement_plan_due")}
             out[f"concern:{cid}:{status}"] = Derived(t, t, {**step, "status": status, "period_end": period_end,
                                                            "rating": rating}, PerformanceConcern)
-    for pid, p in view["payments"].items():
+    for pid, p in entry.payments.items():
         out[f"payment:{pid}"] = Derived("payment.calculated", "payment.calculated", p, PaymentCalculated)
-    for cid, c in view["contracts"].items():
-        for period in c["schedule"]:
-            if period["status"] == "overdue":
-                payload = {"contract_id": cid, **{k: period[k] for k in ("period_start", "period_end", "due")}, "status": "overdue"}
-                out[f"overdue:{cid}:{period['period_start']}"] = Derived(
-                    "monitoring.return.overdue", "monitoring.return.overdue", payload, ReturnOverdue)
-        if c["ends_without_renewal"]:
-            end = {"contract_id": cid, "partner_id": c["lead_partner_id"], "effective_date": _day_after(c["contract_end"]),
-                   "reason": "contract_end", "replacement": "separate_arrangements"}
-            out[f"{cid}-contract-end"] = Derived("contract.decommissioned", "contract.decommissioned", end,
-                                                 ContractDecommissioned, revisioned=False)
+    c = entry.row
+    cid = c["contract_id"]
+    for period in c["schedule"]:
+        if period["status"] == "overdue":
+            payload = {"contract_id": cid, **{k: period[k] for k in ("period_start", "period_end", "due")}, "status": "overdue"}
+            out[f"overdue:{cid}:{period['period_start']}"] = Derived(
+                "monitoring.return.overdue", "monitoring.return.overdue", payload, ReturnOverdue)
+    if c["ends_without_renewal"]:
+        end = {"contract_id": cid, "partner_id": c["lead_partner_id"], "effective_date": _day_after(c["contract_end"]),
+               "reason": "contract_end", "replacement": "separate_arrangements"}
+        out[f"{cid}-contract-end"] = Derived("contract.decommissioned", "contract.decommissioned", end,
+                                             ContractDecommissioned, revisioned=False)
     return out
 
 
@@ -74,12 +85,25 @@ class ContractsState(OwnerState[Register]):
         super().__init__(redis, streams, "contracts", Register, evolve, OWNED, wait_s)
         self.policy = policy
         self.published = Published(redis, streams.state("contracts", "published"))
-        self.view: dict[str, Any] = register(self.index, policy)
+        self.register = RegisterView(policy)
+        #: what each contract's entry derives, as last published from this process
+        self._derived: dict[str, dict[str, Derived]] = {}
+
+    @property
+    def view(self) -> dict[str, Any]:
+        """The whole register, as `GET /contracts` shows it."""
+        return self.register.view
 
     async def changed(self, fresh: bool) -> None:
         decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
         if self.only_deciding(decided):
             return
-        self.view = register(self.index, self.policy)
-        for entity in await publish_changes(self.published, self.streams, SOURCE, derive(self.view), _vanished):
+        rebuilt = self.register.refresh(self.index)
+        contracts = set(self.register.entries) if rebuilt is None else rebuilt
+        before = {e for cid in contracts for e in self._derived.get(cid, {})}
+        for cid in contracts:
+            self._derived[cid] = derive(self.register.entries[cid])
+        current = {e: d for cid in contracts for e, d in self._derived[cid].items()}
+        scope = None if rebuilt is None else before | set(current)
+        for entity in await publish_changes(self.published, self.streams, SOURCE, current, _vanished, scope):
             log.info("published", entity=entity)

@@ -105,6 +105,9 @@ class Register:
     evaluations: dict[str, TenderEvaluationSubmitted] = field(default_factory=dict)
     confirmations: dict[str, TenderAwardConfirmed] = field(default_factory=dict)
     cancellations: dict[str, TenderCancelRequested] = field(default_factory=dict)
+    #: (partner, need) -> the opportunities whose latest revision records it declined: an
+    #: award's check looks a share up here rather than walking every opportunity
+    declines: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     applied: set[str] = field(default_factory=set)
 
 
@@ -133,6 +136,7 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             old = reg.opportunities.get(payload.opportunity_id)
             if old is None or payload.revision > old.revision:
                 reg.opportunities[payload.opportunity_id] = payload
+                _index_declines(reg, old, payload)
         case TenderAwarded():
             reg.partner_awards.setdefault(payload.contract_id, payload)
         case _:
@@ -143,12 +147,17 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
 # -- an award a lead partner sends (shared.authority; docs/authority.md) ----------------------
 
 
+def _index_declines(reg: Register, old: OpportunityIdentified | None, new: OpportunityIdentified) -> None:
+    for opp, index in ((old, False), (new, True)):
+        for n in opp.needs if opp is not None else ():
+            if n.decision == "declined":
+                where = reg.declines.setdefault((n.partner_id, n.need_id), set())
+                (where.add if index else where.discard)(opp.opportunity_id)
+
+
 def declined(reg: Register, partner_id: str, need_id: str) -> str | None:
-    """The opportunity in which the partner declined to share this need, if any."""
-    for oid, opp in sorted(reg.opportunities.items()):
-        if any(n.partner_id == partner_id and n.need_id == need_id and n.decision == "declined" for n in opp.needs):
-            return oid
-    return None
+    """The opportunity in which the partner declined to share this need, if any (the first by id)."""
+    return min(reg.declines.get((partner_id, need_id), ()), default=None)
 
 
 def check_award(reg: Register, award: TenderAwarded, awarded: set[str]) -> Verdict:

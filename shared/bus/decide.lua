@@ -1,45 +1,60 @@
--- Record an owner's decision on a partner's request, once, and publish it in the same step.
+-- Record an owner's decisions on partners' requests, each once, and publish them in the same
+-- step, in order.
 -- KEYS[1] decisions hash (request key -> verdict), KEYS[2] claims hash (slot -> request key),
--- KEYS[3] where the decision goes (P:<type> on acceptance, P:rejected:<partner> on refusal),
--- KEYS[4] the owner's stored requests (key -> event bytes), KEYS[5] request key ->
--- '<request entry id> <inbound id>'
--- ARGV[1] request key, ARGV[2] verdict ('accepted' or 'refused:<code>'), ARGV[3] reason JSON
--- ('' on acceptance), ARGV[4] claim count, then the claimed slots (acceptance only).
--- Returns nil when this call decided; else the verdict that already stands (another replica
--- decided first), 'conflict:<slot>' (a slot is held by another accepted request: decide
--- again on fresher state), or 'missing' (the request is no longer stored).
-local done = redis.call('HGET', KEYS[1], ARGV[1])
-if done then
-  if string.sub(done, 1, 8) == 'refused:' then
-    -- sent again after the idempotency window: refused already, kept nowhere
-    redis.call('HDEL', KEYS[4], ARGV[1])
-    redis.call('HDEL', KEYS[5], ARGV[1])
+-- KEYS[3] the owner's stored requests (key -> event bytes), KEYS[4] request key ->
+-- '<request entry id> <inbound id>', KEYS[5..] where decisions go (P:<type> on acceptance,
+-- P:rejected:<partner> on refusal).
+-- ARGV: per decision, request key, verdict ('accepted' or 'refused:<code>'), reason JSON ('' on
+-- acceptance), index into KEYS of where it goes, claim count, then the claimed slots.
+-- Returns one verdict per decision handled: 'ok' when this call decided it as asked, else the
+-- verdict that already stands (another replica decided first: on a refusal, the request is
+-- forgotten again), 'missing' (no longer stored), or 'conflict:<slot>' (a slot is held by
+-- another accepted request). It stops after the first decision that did not go as asked: the
+-- owner judged the later ones on what it assumed, so it decides them again on fresher state.
+local out = {}
+local i = 1
+while i <= #ARGV do
+  local key, verdict, reason = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local dest, n = KEYS[tonumber(ARGV[i + 3])], tonumber(ARGV[i + 4])
+  local first, last = i + 5, i + 4 + n
+  i = last + 1
+  local done = redis.call('HGET', KEYS[1], key)
+  if done then
+    if string.sub(done, 1, 8) == 'refused:' then
+      -- sent again after the idempotency window: refused already, kept nowhere
+      redis.call('HDEL', KEYS[3], key)
+      redis.call('HDEL', KEYS[4], key)
+    end
+    out[#out + 1] = done
+    if done ~= verdict then return out end
+  else
+    local raw = redis.call('HGET', KEYS[3], key)
+    if not raw then
+      out[#out + 1] = 'missing'
+      return out
+    end
+    for j = first, last do
+      local holder = redis.call('HGET', KEYS[2], ARGV[j])
+      if holder and holder ~= key then
+        out[#out + 1] = 'conflict:' .. ARGV[j]
+        return out
+      end
+    end
+    for j = first, last do
+      redis.call('HSET', KEYS[2], ARGV[j], key)
+    end
+    redis.call('HSET', KEYS[1], key, verdict)
+    local arrival = redis.call('HGET', KEYS[4], key) or ''
+    local inbound = string.match(arrival, ' (.*)$') or ''
+    redis.call('HDEL', KEYS[4], key)
+    if reason == '' then
+      redis.call('XADD', dest, '*', 'event', raw)
+    else
+      -- a refused request changes nothing: it is kept only on the partner's rejected stream
+      redis.call('XADD', dest, '*', 'event', raw, 'reason', reason, 'inbound_id', inbound)
+      redis.call('HDEL', KEYS[3], key)
+    end
+    out[#out + 1] = 'ok'
   end
-  return done
 end
-local raw = redis.call('HGET', KEYS[4], ARGV[1])
-if not raw then
-  return 'missing'
-end
-local n = tonumber(ARGV[4])
-for i = 5, 4 + n do
-  local holder = redis.call('HGET', KEYS[2], ARGV[i])
-  if holder and holder ~= ARGV[1] then
-    return 'conflict:' .. ARGV[i]
-  end
-end
-for i = 5, 4 + n do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[1])
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local arrival = redis.call('HGET', KEYS[5], ARGV[1]) or ''
-local inbound = string.match(arrival, ' (.*)$') or ''
-redis.call('HDEL', KEYS[5], ARGV[1])
-if ARGV[3] == '' then
-  redis.call('XADD', KEYS[3], '*', 'event', raw)
-else
-  -- a refused request changes nothing: it is kept only on the partner's rejected stream
-  redis.call('XADD', KEYS[3], '*', 'event', raw, 'reason', ARGV[3], 'inbound_id', inbound)
-  redis.call('HDEL', KEYS[4], ARGV[1])
-end
-return false
+return out

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contracts.model import ContractsPolicy, Register, check_request, evolve, register
+from services.contracts.model import ContractsPolicy, Register, RegisterView, check_request, evolve, register
 from services.contracts.state import OWNED, derive
 from shared.authority import Refused, Wait
 from shared.events import PAYLOADS
@@ -48,6 +48,18 @@ QUARTERS = [("2013-01-01", "2013-03-31", "1315"), ("2013-04-01", "2013-06-30", "
 def decided(items: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], list[str]]:
     """The register after the owner decided each act in turn, as the service does; and the
     refusal code of each refused act (`wait:<code>` for one still waiting for its contract)."""
+    reg, refused = owned(items)
+    return register(reg, POLICY), refused
+
+
+def derived(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Everything the service would publish for the register after `items`."""
+    entries = RegisterView(POLICY)
+    entries.refresh(owned(items)[0])
+    return {e: d for entry in entries.entries.values() for e, d in derive(entry).items()}
+
+
+def owned(items: list[tuple[str, dict[str, Any]]]) -> tuple[Register, list[str]]:
     reg, refused = Register(), []
     for n, (t, d) in enumerate(items):
         payload = PAYLOADS[t].model_validate(d)
@@ -61,7 +73,7 @@ def decided(items: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], li
                 refused.append(f"wait:{verdict.code}")
                 continue
         evolve(reg, f"/partners/{d.get('partner_id') or d.get('lead_partner_id')} e{n:03d}", payload)
-    return register(reg, POLICY), refused
+    return reg, refused
 
 
 def view(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -173,10 +185,10 @@ def test_only_the_lead_partner_sets_the_sla() -> None:
 def test_monitoring_is_proportionate_and_overdue_periods_are_flagged() -> None:
     assert view([award(value="20000.00")])["contracts"][C]["monitoring_months"] == 12
     assert view([award(value="60000.00")])["contracts"][C]["monitoring_months"] == 6
-    v = view([award(), sla(), ret("2013-01-01", "2013-03-31", "1300"), ret("2013-07-01", "2013-09-30", "1300")])
+    items = [award(), sla(), ret("2013-01-01", "2013-03-31", "1300"), ret("2013-07-01", "2013-09-30", "1300")]
+    v = view(items)
     assert [p["status"] for p in v["contracts"][C]["schedule"][:3]] == ["received", "overdue", "received"]
-    derived = derive(v)
-    assert derived["overdue:debt-2013:2013-04-01"].payload["status"] == "overdue"
+    assert derived(items)["overdue:debt-2013:2013-04-01"].payload["status"] == "overdue"
 
 
 def test_a_contract_past_its_end_without_renewal_ends_as_contract_end() -> None:
@@ -186,7 +198,7 @@ def test_a_contract_past_its_end_without_renewal_ends_as_contract_end() -> None:
     later = view([award(end="2013-12-31"), other])
     c = later["contracts"][C]
     assert c["ends_without_renewal"] and c["status"] == "ended"
-    end = derive(later)[f"{C}-contract-end"]
+    end = derived([award(end="2013-12-31"), other])[f"{C}-contract-end"]
     assert end.payload == {"contract_id": C, "partner_id": "a", "effective_date": "2014-01-01",
                            "reason": "contract_end", "replacement": "separate_arrangements"}
     assert not end.revisioned
@@ -219,3 +231,33 @@ def test_the_register_does_not_depend_on_arrival_order(order: random.Random) -> 
     shuffled = list(keyed) + keyed[:3]
     order.shuffle(shuffled)
     assert fold(shuffled) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.randoms(use_true_random=False), steps=st.lists(st.integers(1, 4), min_size=1, max_size=12))
+def test_the_view_kept_up_to_date_a_few_events_at_a_time_equals_the_whole_register(
+        order: random.Random, steps: list[int]) -> None:
+    # the service refreshes its view after each batch, building again only the contracts a
+    # batch touched (all of them when "today" moves): it must end where building it whole ends
+    other = {**award()[1], "contract_id": "other", "contract_start": "2014-02-01", "contract_end": "2016-01-31"}
+    items = [award(end="2013-12-31"), sla(), *[ret(a, b, c) for a, b, c in QUARTERS], ("tender.awarded", other),
+             ("monitoring.return.submitted", {**ret("2014-02-01", "2014-04-30", "900")[1], "contract_id": "other"}),
+             ("contract.decommissioned", {"contract_id": "other", "partner_id": "a", "effective_date": "2015-01-01",
+                                          "reason": "financial_constraints", "replacement": "none"})]
+    keyed = [(f"/partners/a e{n:03d}", PAYLOADS[t].model_validate(d)) for n, (t, d) in enumerate(items)]
+    order.shuffle(keyed)
+    reg, kept = Register(), RegisterView(POLICY)
+    published: dict[str, Any] = {}
+    while keyed:
+        batch, keyed = keyed[:steps[0]], keyed[steps[0]:]
+        steps = steps[1:] or [1]
+        for k, p in batch:
+            evolve(reg, k, p)
+        rebuilt = kept.refresh(reg)
+        for cid in set(kept.entries) if rebuilt is None else rebuilt:
+            published.update(derive(kept.entries[cid]))
+    whole = RegisterView(POLICY)
+    whole.refresh(reg)
+    assert kept.view == whole.view
+    everything = {e: d for entry in whole.entries.values() for e, d in derive(entry).items()}
+    assert {e: published[e] for e in everything} == everything

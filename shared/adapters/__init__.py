@@ -1,0 +1,1 @@
+"""Adapters for the ports (shared.ports): on Redis (`redis`) and in memory (`memory`)."""

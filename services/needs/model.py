@@ -61,9 +61,15 @@ class Register:
     needs: dict[tuple[str, str], Version] = field(default_factory=dict)
     decisions: dict[tuple[str, str], Version] = field(default_factory=dict)
     applied: set[str] = field(default_factory=set)
+    #: the current needs of each service category (matching is within a category)
+    in_category: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    #: categories an event changed since the service last matched (`Opportunities`)
+    touched: set[str] = field(default_factory=set)
 
-    def current(self) -> list[NeedIdentified]:
-        return [v.payload for _, v in sorted(self.needs.items()) if not isinstance(v.payload, NeedWithdrawn)]
+    def current(self, category: str | None = None) -> list[NeedIdentified]:
+        """The current needs (of one category), withdrawn ones left out."""
+        slots = self.needs if category is None else self.in_category.get(category, ())
+        return [v.payload for _, v in sorted((s, self.needs[s]) for s in slots) if not isinstance(v.payload, NeedWithdrawn)]
 
     def decision(self, opportunity_id: str, partner_id: str) -> Payload | None:
         v = self.decisions.get((opportunity_id, partner_id))
@@ -81,14 +87,21 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
         return reg
     reg.applied.add(key)
     match payload:
-        case NeedUpdated() | NeedWithdrawn():
+        case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
             first = 1 if isinstance(payload, NeedWithdrawn) else 0
-            _keep(reg.needs, (payload.partner_id, payload.need_id), Version((payload.revision, first, key), payload))
-        case NeedIdentified():
-            _keep(reg.needs, (payload.partner_id, payload.need_id), Version((0, 0, key), payload))
+            slot = (payload.partner_id, payload.need_id)
+            old = reg.needs.get(slot)
+            _keep(reg.needs, slot, Version((getattr(payload, "revision", 0), first, key), payload))
+            for version, now in ((old, False), (reg.needs[slot], True)):
+                category = getattr(version.payload, "service_category", None) if version is not None else None
+                if category is not None:
+                    reg.touched.add(category)
+                    members = reg.in_category.setdefault(category, set())
+                    members.add(slot) if now else members.discard(slot)
         case OpportunityJoined() | OpportunityDeclined():
             first = 1 if isinstance(payload, OpportunityDeclined) else 0
             _keep(reg.decisions, (payload.opportunity_id, payload.partner_id), Version((payload.revision, first, key), payload))
+            reg.touched.add(category_of(payload.opportunity_id))
         case _:
             raise TypeError(f"the needs register does not use {type(payload).__name__}")
     return reg
@@ -256,5 +269,37 @@ def _reasons(status: str, recommendation: str, options: list[dict[str, Any]], co
     return reasons
 
 
-def opportunities(reg: Register, policy: NeedsPolicy, savings: SavingsPolicy) -> dict[str, dict[str, Any]]:
-    return {g.opportunity_id: appraise(g, reg, savings) for g in match(reg.current(), policy)}
+def opportunities(reg: Register, policy: NeedsPolicy, savings: SavingsPolicy,
+                  categories: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The opportunities the needs make (of some categories only: matching is per category)."""
+    needs = reg.current() if categories is None else [n for c in sorted(categories) for n in reg.current(c)]
+    return {g.opportunity_id: appraise(g, reg, savings) for g in match(needs, policy)}
+
+
+def category_of(opportunity_id: str) -> str:
+    """An opportunity's service category: its id is `<category>-<YYYY-MM>` (`match`)."""
+    return opportunity_id[:-8]
+
+
+class Matched:
+    """The opportunities, kept up to date incrementally: matching is within a service category,
+    so after a batch only the categories its events touched are matched again."""
+
+    def __init__(self, policy: NeedsPolicy, savings: SavingsPolicy) -> None:
+        self.policy, self.savings = policy, savings
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        self._of: Register | None = None
+
+    def refresh(self, reg: Register) -> set[str] | None:
+        """Match again what changed in `reg`: the opportunities to look at (those found now
+        and those gone), or None for all (the first time, or after the index was read whole)."""
+        categories, reg.touched = reg.touched, set()
+        if reg is not self._of:
+            self._of, self.opportunities = reg, opportunities(reg, self.policy, self.savings)
+            return None
+        before = {oid for oid in self.opportunities if category_of(oid) in categories}
+        found = opportunities(reg, self.policy, self.savings, categories)
+        for oid in before - set(found):
+            del self.opportunities[oid]
+        self.opportunities.update(found)
+        return before | set(found)

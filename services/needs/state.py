@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from services.needs.model import NeedsPolicy, Register, check_request, evolve, opportunities
+from services.needs.model import Matched, NeedsPolicy, Register, check_request, evolve
 from shared.authority import OwnerState
 from shared.events import OpportunityIdentified
 from shared.policy import SavingsPolicy
@@ -40,13 +40,17 @@ class NeedsState(OwnerState[Register]):
         super().__init__(redis, streams, "needs", Register, evolve, OWNED, wait_s)
         self.policy, self.savings = policy, savings
         self.published = Published(redis, streams.state("needs", "opportunities"))
-        self.opportunities: dict[str, dict[str, Any]] = {}
+        self.matched = Matched(policy, savings)
 
     async def changed(self, fresh: bool) -> None:
         decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
         if self.only_deciding(decided):
             return
-        self.opportunities = opportunities(self.index, self.policy, self.savings)
-        current = {oid: _derived(p) for oid, p in self.opportunities.items()}
-        for oid in await publish_changes(self.published, self.streams, SOURCE, current, _closed):
+        scope = self.matched.refresh(self.index)
+        current = {oid: _derived(p) for oid, p in self.opportunities.items() if scope is None or oid in scope}
+        for oid in await publish_changes(self.published, self.streams, SOURCE, current, _closed, scope):
             log.info("opportunity published", opportunity_id=oid)
+
+    @property
+    def opportunities(self) -> dict[str, dict[str, Any]]:
+        return self.matched.opportunities

@@ -33,7 +33,7 @@ def _need(reg: Register, pid: str, nid: str) -> NeedIdentified | None:
 
 def partner_opportunities(reg: Register, opportunities: dict[str, dict[str, Any]], partner_id: str) -> list[dict[str, Any]]:
     out = []
-    for opp in opportunities.values():
+    for _, opp in sorted(opportunities.items()):
         mine = [n for n in opp["needs"] if n["partner_id"] == partner_id]
         if not mine:
             continue

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.needs.model import NeedsPolicy, Register, evolve, opportunities
+from services.needs.model import Matched, NeedsPolicy, Register, evolve, opportunities
 from services.needs.views import own_needs, partner_opportunities, timetable
 from shared.auth import AuthError, authenticate, authorization
 from shared.events import PAYLOADS
@@ -176,3 +176,34 @@ def test_request_authentication(registry: Any) -> None:
             pass
         else:
             raise AssertionError(bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.randoms(use_true_random=False), steps=st.lists(st.integers(1, 4), min_size=1, max_size=12))
+def test_opportunities_matched_a_few_events_at_a_time_equal_matching_everything(
+        order: random.Random, steps: list[int]) -> None:
+    # the service matches again only the categories a batch touched: it must end where
+    # matching the whole register ends
+    items = [need("a", "n1"), need("b", "n2"), need("c", "n3", ends="2013-09-30"),
+             need("a", "m1", category="carers"), need("b", "m2", category="carers", budget="5000.00"),
+             need("c", "m3", category="carers"), need("b", "n2", category="carers", revision=1),
+             ("need.withdrawn", {"need_id": "n3", "partner_id": "c", "revision": 1}),
+             ("opportunity.joined", {"opportunity_id": "advocacy-2013-03", "partner_id": "a",
+                                     "revision": 0, "offers_to_lead": True}),
+             ("opportunity.declined", {"opportunity_id": "carers-2013-03", "partner_id": "c",
+                                       "revision": 0, "reason": "not now"})]
+    keyed = [(f"/partners/{d['partner_id']} e{n}", PAYLOADS[t].model_validate(d)) for n, (t, d) in enumerate(items)]
+    order.shuffle(keyed)
+    reg, kept = Register(), Matched(POLICY, SAVINGS)
+    seen: dict[str, Any] = {}
+    while keyed:
+        batch, keyed = keyed[:steps[0]], keyed[steps[0]:]
+        steps = steps[1:] or [1]
+        for k, p in batch:
+            evolve(reg, k, p)
+        scope = kept.refresh(reg)
+        for oid in set(kept.opportunities) if scope is None else scope:
+            seen[oid] = kept.opportunities.get(oid)
+    whole = opportunities(reg, POLICY, SAVINGS)
+    assert kept.opportunities == whole
+    assert {oid: p for oid, p in seen.items() if p is not None} == whole, "every change was in a batch's scope"

@@ -358,6 +358,9 @@ class ContractEntry:
     judged: list[Judged]
     concerns: dict[str, dict[str, Any]]
     payments: dict[str, dict[str, Any]]
+    #: the first later "today" at which the entry reads differently (a return falls overdue,
+    #: the contract ends or its decommissioning takes effect); None: none, or no today yet
+    next_change: date | None = None
 
 
 def contract_entry(reg: Register, policy: ContractsPolicy, cid: str, today: date | None) -> ContractEntry:
@@ -411,13 +414,24 @@ def contract_entry(reg: Register, policy: ContractsPolicy, cid: str, today: date
         "decommissioning": d.model_dump(mode="json") if d else None,
         "ends_without_renewal": d is None and today is not None and a.contract_end < today,
     }
-    return ContractEntry(row, judged, its_concerns, its_payments)
+    return ContractEntry(row, judged, its_concerns, its_payments, _next_change(row, today))
+
+
+def _next_change(row: dict[str, Any], today: date | None) -> date | None:
+    if today is None:
+        return None
+    periods = [*row["schedule"], *(p for rows in row["member_schedules"].values() for p in rows)]
+    dates = [date.fromisoformat(p["due"]) + DAY for p in periods if p["status"] == "pending"]
+    dates.append(date.fromisoformat(row["contract_end"]) + DAY)
+    if row["decommissioning"] is not None:
+        dates.append(date.fromisoformat(row["decommissioning"]["effective_date"]))
+    return min((d for d in dates if d > today), default=None)
 
 
 class RegisterView:
     """The register's entries, kept up to date incrementally: after a batch, only the contracts
-    its events touched are built again, unless "today" (the latest business date) moved, which
-    can change any contract's status and overdue returns."""
+    its events touched are built again, and, when "today" (the latest business date) moved
+    forward, those that read differently by the new date (`ContractEntry.next_change`)."""
 
     def __init__(self, policy: ContractsPolicy) -> None:
         self.policy = policy
@@ -437,7 +451,11 @@ class RegisterView:
                 self._latest[cid] = latest
         today = max(self._latest.values(), default=None)
         if today != self.as_of:
-            everything, self.as_of = True, today
+            if self.as_of is None or today is None or today < self.as_of:
+                everything = True
+            else:  # later: the contracts whose entries read differently by then
+                touched |= {cid for cid, e in self.entries.items() if e.next_change is not None and e.next_change <= today}
+            self.as_of = today
         rebuild = set(reg.awards) if everything else touched & set(reg.awards)
         if everything:
             self.entries = {}

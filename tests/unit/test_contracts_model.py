@@ -240,7 +240,10 @@ def test_the_view_kept_up_to_date_a_few_events_at_a_time_equals_the_whole_regist
     # the service refreshes its view after each batch, building again only the contracts a
     # batch touched (all of them when "today" moves): it must end where building it whole ends
     other = {**award()[1], "contract_id": "other", "contract_start": "2014-02-01", "contract_end": "2016-01-31"}
+    # "third" runs on with no return: its periods fall overdue as other contracts move "today"
+    third = {**award()[1], "contract_id": "third", "contract_start": "2014-01-01", "contract_end": "2016-12-31"}
     items = [award(end="2013-12-31"), sla(), *[ret(a, b, c) for a, b, c in QUARTERS], ("tender.awarded", other),
+             ("tender.awarded", third),
              ("monitoring.return.submitted", {**ret("2014-02-01", "2014-04-30", "900")[1], "contract_id": "other"}),
              ("contract.decommissioned", {"contract_id": "other", "partner_id": "a", "effective_date": "2015-01-01",
                                           "reason": "financial_constraints", "replacement": "none"})]

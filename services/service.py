@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from shared.authority import OwnerState
 from shared.bus import Bus, Subscription, event_subscription
+from shared.bus.consumer import parse_trusted
 from shared.partners import PartnerRegistry
 from shared.settings import Settings
 from shared.state import EventSetState
@@ -44,12 +45,13 @@ def state_service(name: str, ctx: Context, state: EventSetState[Any], event_type
     state.batch_size = ctx.bus.batch_size
     subs = [
         event_subscription(name, ctx.streams.accepted(t), state.handle, after_batch=state.after_batch,
-                           description=f"{t}: {summary}")
+                           description=f"{t}: {summary}", parse=parse_trusted)
         for t in event_types
     ]
     if isinstance(state, OwnerState):  # the partners' requests it decides (shared.authority)
         state.inputs = [ctx.streams.accepted(t) for t in event_types]
+        owned = ", ".join(sorted(state.owned))
         subs.append(event_subscription(name, ctx.streams.requests(name), state.handle, after_batch=state.after_batch,
-                                       description=f"requests to {name} ({', '.join(sorted(state.owned))}): {summary}"))
+                                       parse=parse_trusted, description=f"requests to {name} ({owned}): {summary}"))
     return Service(name, subs, routes=routes, on_startup=[state.start], on_shutdown=[state.stop],
                    summary=summary, extra={"state": state})

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from shared.bus import Applied, Entry, Poison
-from shared.bus.consumer import parse_event
+from shared.bus.consumer import parse_trusted
+from shared.decode import decode
 from shared.events import CloudEvent, Payload, errors_of, to_json
 from shared.outage import OUTAGE
 from shared.streams import Streams
@@ -127,8 +128,8 @@ class EventSetState(Generic[I]):
                 payload = self._payloads.pop(key, None) if key is not None else None
                 if a.fresh:
                     if payload is None:
-                        event = parse_event(a.entry)
-                        key, payload = event.key, payload_of(event)
+                        event = parse_trusted(a.entry)
+                        key, payload = event.key, event.payload()
                     self.fold(self.index, key, payload)
             self._fresh = self._fresh or any(a.fresh for a in applied)
         if applied:
@@ -183,7 +184,7 @@ class EventSetState(Generic[I]):
         generation = await self.redis.get(self.generation_key)
         last = await self.redis.xrevrange(self.log_key, count=1)  # before the scan: nothing falls between
         async for key, raw in hscan(self.redis, self.events_key):
-            self.fold(index, key.decode(), CloudEvent.parse(raw).payload())
+            self.fold(index, key.decode(), decode(raw).payload())
         self.index, self.generation = index, generation
         self._log_pos = last[0][0] if last else b"0-0"
 
@@ -215,7 +216,7 @@ class EventSetState(Generic[I]):
             if others:
                 for key, raw in zip(others, await self.redis.hmget(self.events_key, others), strict=True):
                     if raw is not None:
-                        self.fold(self.index, key, CloudEvent.parse(raw).payload())
+                        self.fold(self.index, key, decode(raw).payload())
             changed = changed or bool(missing)
 
     async def start(self) -> None:

@@ -23,7 +23,7 @@ from services.savings.app import GROUP
 from services.savings.projection import TYPES, Projection
 from shared.archive import Archive
 from shared.bus import Bus, Effect
-from shared.events import CloudEvent
+from shared.decode import Decoded, decode
 from shared.policy import SavingsPolicy
 from shared.progress import Progress
 from shared.streams import Streams
@@ -31,14 +31,13 @@ from shared.streams import Streams
 CHUNK = 2000
 
 
-def _parse(raw: bytes | None) -> CloudEvent | None:
+def _parse(raw: bytes | None) -> Decoded | None:
+    """The event, typed (shared.decode), or None for an entry that is not one of the contract's."""
     if raw is None:
         return None
     try:
-        event = CloudEvent.parse(raw)
-        event.payload()
-        return event
-    except (ValidationError, KeyError):
+        return decode(raw)
+    except ValidationError:
         return None
 
 

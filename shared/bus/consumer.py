@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared.bus.retention import Retention
+from shared.decode import Decoded, decode
 from shared.events import CloudEvent, errors_of, to_json
 from shared.outage import OUTAGE
 from shared.settings import Settings
@@ -113,15 +114,18 @@ class Subscription:
 def event_subscription(
     group: str,
     stream: str,
-    handle: Callable[[CloudEvent, Entry], Awaitable[Sequence[Command]]],
+    handle: Callable[[Any, Entry], Awaitable[Sequence[Command]]],
     after_batch: AfterBatch | None = None,
     description: str = "",
+    parse: Callable[[Entry], Any] | None = None,
 ) -> Subscription:
-    """A subscription to a canonical stream: parse the CloudEvent, bind ids to the log,
-    and make the effect idempotent on the event's `source` + `id`."""
+    """A subscription to a stream of CloudEvents: parse each (`parse_event`, or `parse_trusted`
+    for the project's own streams), bind ids to the log, and make the effect idempotent on the
+    event's `source` + `id`."""
+    parse = parse or parse_event
 
     async def _handle(entry: Entry) -> Effect:
-        event = parse_event(entry)
+        event = parse(entry)
         structlog.contextvars.bind_contextvars(
             event_id=event.id, event_type=event.type, correlation_id=event.correlation_id
         )
@@ -142,6 +146,18 @@ def parse_event(entry: Entry) -> CloudEvent:
         return CloudEvent.parse(raw)
     except ValidationError as e:
         raise Poison("invalid_event", "the entry is not a valid CloudEvent", errors_of(e)) from e
+
+
+def parse_trusted(entry: Entry) -> Decoded:
+    """An event from the project's own streams (validated once, at the gateway), typed in one
+    pass (shared.decode); what is not one of the contract's events is poison."""
+    raw = entry.raw_event
+    if raw is None:
+        raise Poison("missing_event", f"entry {entry.id} on {entry.stream} has no `event` field")
+    try:
+        return decode(raw)
+    except ValidationError as e:
+        raise Poison("invalid_event", "the entry is not one of the contract's events", errors_of(e)) from e
 
 
 def _load_script(name: str) -> str:

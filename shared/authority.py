@@ -10,7 +10,7 @@ figure anywhere. The permission table and every reason code are in docs/authorit
 Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
 request whose prerequisite has not been read yet (an award for a return: streams are read on
 their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
-since its arrival and the partnership's streams have had no backlog for `wait_s` as well (a
+since its arrival and the partnership's streams have had no backlog for `QUIET_S` (a
 service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
 decided in the order they came. Nor is a request decided while an earlier one is still being
 handled (read by this or another replica, not yet stored: `_in_flight`). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
@@ -59,6 +59,11 @@ OWNERS: Mapping[str, str] = {
     "contract.decommissioned": "contracts",
     "contract.member.exited": "contracts",
 }
+
+
+#: how long the partnership's streams must have had no backlog before a wait runs out (at most
+#: the wait itself): a prerequisite that was coming would have been read in that time
+QUIET_S = 5.0
 
 
 class Refused(Exception):
@@ -276,7 +281,7 @@ class OwnerState(EventSetState[I]):
         return len(stood)
 
     async def _quiet_for(self, now_ms: float) -> bool:
-        """Whether the partnership's input has had no backlog for `wait_s`: every group on the
+        """Whether the partnership's input has had no backlog for `QUIET_S`: every group on the
         inbound stream, the request streams and this service's inputs has read and acknowledged
         everything. Only then can a prerequisite be taken as never coming."""
         owners = sorted(set(OWNERS.values()))
@@ -291,7 +296,7 @@ class OwnerState(EventSetState[I]):
                 return False
         if self._quiet_since_ms is None:
             self._quiet_since_ms = now_ms
-        return now_ms - self._quiet_since_ms >= self.wait_s * 1000
+        return now_ms - self._quiet_since_ms >= min(self.wait_s, QUIET_S) * 1000
 
     def _retry_later(self, delay: float) -> None:
         """Waiting requests are looked at again even when nothing else arrives."""

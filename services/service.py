@@ -8,10 +8,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.adapters.redis import redis_ports
 from shared.authority import OwnerState
 from shared.bus import Bus, Subscription, event_subscription
 from shared.bus.consumer import parse_trusted
 from shared.partners import PartnerRegistry
+from shared.ports import Ports
 from shared.settings import Settings
 from shared.state import EventSetState
 from shared.streams import Streams
@@ -24,6 +26,10 @@ class Context:
     redis: Redis
     bus: Bus
     registry: PartnerRegistry
+
+    def ports(self, service: str) -> Ports:
+        """A service's adapters (shared.ports): on this process's Redis."""
+        return redis_ports(self.redis, self.streams, service)
 
 
 @dataclass

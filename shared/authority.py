@@ -28,14 +28,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from shared.bus import Entry
-from shared.adapters.redis import RedisDecisionLog
 from shared.events import CloudEvent, Payload
-from shared.ports import Decision
-from shared.state import EventSetState, Index, hscan
+from shared.ports import Decision, Ports, Write
+from shared.state import EventSetState, Index
 from shared.streams import Streams
 
 log = structlog.get_logger("authority")
@@ -136,13 +133,14 @@ class OwnerState(EventSetState[I]):
     """A service's state (shared.state) that also owns some acts: requests of the `owned`
     types are held until decided; only accepted ones are folded into the index."""
 
-    def __init__(self, redis: Redis, streams: Streams, service: str, new_index: Callable[[], I],
+    def __init__(self, ports: Ports, streams: Streams, service: str, new_index: Callable[[], I],
                  fold: Callable[[I, str, Any], I], owned: frozenset[str], wait_s: float) -> None:
-        super().__init__(redis, streams, service, new_index, self._fold_or_hold)
+        super().__init__(ports, streams, service, new_index, self._fold_or_hold)
         self._fold_fact = fold
         self.owned, self.wait_s = owned, wait_s
         #: where requests wait and decisions are recorded (shared.ports.DecisionLog)
-        self.decisions = RedisDecisionLog(redis, streams, service)
+        self.decisions = ports.decisions
+        self.backlog = ports.backlog
         self.pending: dict[str, Request] = {}
         self._accepted: set[str] = set()  # owned requests accepted, while loading
         self._arrivals: dict[str, tuple[int, int]] = {}
@@ -172,7 +170,7 @@ class OwnerState(EventSetState[I]):
             self.pending[key] = Request(key, payload, arrived or (int(time.time() * 1000), 0))
         return index
 
-    async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
+    async def handle(self, event: CloudEvent, entry: Entry) -> list[Write]:
         commands = await super().handle(event, entry)
         if event.type in self.owned:
             inbound = entry.fields.get(b"inbound_id", b"").decode()
@@ -187,20 +185,13 @@ class OwnerState(EventSetState[I]):
         stored holds the line."""
         earliest: list[tuple[int, int]] = []
         for stream, group in ((self.streams.inbound, "gateway"), (self.streams.requests(self.service), self.service)):
-            try:
-                summary = await self.redis.xpending(stream, group)
-            except ResponseError:
-                continue  # no group yet: nothing read, nothing in flight
-            first = summary.get("min") if summary else None
-            if not first:
+            first = await self.backlog.earliest_unhandled(stream, group)
+            if first is None:
                 continue
-            first = first.decode() if isinstance(first, bytes) else first
             if stream != self.streams.inbound:  # a request's own arrival is its inbound entry
-                entry = await self.redis.xrange(stream, min=first, max=first, count=1)
-                inbound = entry[0][1].get(b"inbound_id", b"").decode() if entry else ""
-                earliest.append(_arrival(first, inbound))
+                earliest.append(_arrival(*first))
             else:
-                earliest.append(_entry_id(first))
+                earliest.append(_entry_id(first[0]))
         self._horizon = min(earliest, default=None)
 
     async def _refresh(self) -> bool:
@@ -220,8 +211,7 @@ class OwnerState(EventSetState[I]):
         await self._in_flight()
         self.pending.clear()
         self._accepted = {k for k, v in (await self.decisions.verdicts()).items() if v == "accepted"}
-        self._arrivals = {k.decode(): _stored_arrival(v.decode())
-                          async for k, v in hscan(self.redis, self.decisions.arrivals_key)}
+        self._arrivals = {k: _stored_arrival(v) for k, v in (await self.decisions.arrivals()).items()}
         try:
             await super()._load()
         finally:
@@ -286,14 +276,9 @@ class OwnerState(EventSetState[I]):
         everything. Only then can a prerequisite be taken as never coming."""
         owners = sorted(set(OWNERS.values()))
         streams = [self.streams.inbound, *(self.streams.requests(o) for o in owners), *self.inputs]
-        for stream in streams:
-            try:
-                groups = await self.redis.xinfo_groups(stream)
-            except ResponseError:
-                continue  # no such stream yet
-            if any(g.get("pending") or g.get("lag") for g in groups):
-                self._quiet_since_ms = None
-                return False
+        if await self.backlog.behind(streams):
+            self._quiet_since_ms = None
+            return False
         if self._quiet_since_ms is None:
             self._quiet_since_ms = now_ms
         return now_ms - self._quiet_since_ms >= min(self.wait_s, QUIET_S) * 1000

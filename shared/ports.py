@@ -8,9 +8,9 @@ recorded and published), never Redis commands.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shared.authority import Refused
@@ -48,3 +48,71 @@ class DecisionLog(Protocol):
 
     async def verdicts(self) -> dict[str, str]:
         """Every recorded verdict, by request key (read at start-up)."""
+
+    def arrival(self, key: str, request_id: str, inbound_id: str) -> Write:
+        """The write noting where a request arrived (applied when the request is stored)."""
+
+    async def arrivals(self, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """`<request entry id> <inbound id>` of the held requests (`keys`, or all)."""
+
+
+#: a write a port asks for, applied by the bus in one atomic step with the entry's ack (the
+#: Redis adapter's are Redis commands; the in-memory adapter's are applied by `apply`)
+Write = tuple[str | bytes | int, ...]
+
+
+class StateStore(Protocol):
+    """A service's applied events: the set (`source id` -> the event's bytes), a log of the keys
+    in the order they were stored (each process follows it to fold what replicas stored), and a
+    generation that changes when a rebuild replaces the set."""
+
+    def store(self, key: str, raw: bytes) -> list[Write]:
+        """The writes that add one event (applied with its ack)."""
+
+    async def generation(self) -> bytes | None: ...
+
+    async def position(self) -> str:
+        """The log's newest position (`0-0` when empty)."""
+
+    def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Every event in the set, in no particular order."""
+
+    async def since(self, position: str, count: int) -> tuple[str, list[str]]:
+        """The keys logged after `position` (at most `count`), and the position of the last."""
+
+    async def get(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+
+class Backlog(Protocol):
+    """What the bus has not finished with: an owner decides nothing that arrived after a request
+    still being handled, and lets a wait run out only when nothing is behind."""
+
+    async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
+        """(entry id, its `inbound_id` field or '') of the earliest entry `group` has read from
+        `stream` and not acknowledged; None when there is none (or no such group)."""
+
+    async def behind(self, streams: Sequence[str]) -> bool:
+        """Whether any group on any of `streams` has entries unread or unacknowledged."""
+
+
+class Versions(Protocol):
+    """What a service last published for each entity it derives, and publishing a new version
+    exactly once: the version and its event are written together only if the last version is
+    still the one the caller saw (replicas racing publish once)."""
+
+    async def all(self) -> dict[str, dict[str, Any]]: ...
+
+    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
+                      stream: str, fields: dict[str, str | bytes]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """A service's adapters, made by its bootstrap (shared.adapters: `redis_ports`,
+    `memory_ports`) and handed to its state."""
+
+    state: StateStore
+    decisions: DecisionLog
+    backlog: Backlog
+    #: the versions a service publishes under one name ("opportunities", "published", ...)
+    versions: Callable[[str], Versions]

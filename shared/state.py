@@ -11,11 +11,9 @@ Subclasses say what to do when the index changes (`changed`).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -27,6 +25,7 @@ from shared.bus.consumer import parse_trusted
 from shared.decode import decode
 from shared.events import CloudEvent, Payload, errors_of, to_json
 from shared.outage import OUTAGE
+from shared.ports import Ports, Versions, Write
 from shared.streams import Streams
 
 log = structlog.get_logger("state")
@@ -67,13 +66,13 @@ async def hscan(redis: Redis, key: str, count: int = 1000) -> AsyncIterator[tupl
 
 
 class EventSetState(Generic[I]):
-    def __init__(self, redis: Redis, streams: Streams, service: str,
+    def __init__(self, ports: Ports, streams: Streams, service: str,
                  new_index: Callable[[], I], fold: Callable[[I, str, Any], I]) -> None:
-        self.redis = redis
+        self.ports = ports
+        #: the set of applied events (shared.ports.StateStore)
+        self.events = ports.state
         self.streams = streams
         self.service = service
-        self.events_key = streams.state(service, "events")
-        self.generation_key = streams.state(service, "generation")
         self.new_index, self.fold = new_index, fold
         self.index: I = new_index()
         self.generation: bytes | None = None
@@ -90,10 +89,7 @@ class EventSetState(Generic[I]):
         self._backlog: dict[str, bool] = {}  # per stream: was its last batch full?
         self._took = 0.0
         self._pending: asyncio.Task[None] | None = None
-        #: the log of applied events (one entry per event, in the order they were stored):
-        #: each process follows it to fold what other replicas applied
-        self.log_key = streams.state(service, "log")
-        self._log_pos = b"0-0"
+        self._log_pos = "0-0"  # how far this process has followed the set's log
         self._stopped = False
         #: events parsed by `handle`, until their batch is folded: the key by (stream, entry
         #: id), the payload by key (a refresh that meets one in the log folds it from here)
@@ -106,7 +102,7 @@ class EventSetState(Generic[I]):
 
     # -- handlers (for `event_subscription`) ------------------------------------------------
 
-    async def handle(self, event: CloudEvent, entry: Entry) -> list[tuple[str | bytes, ...]]:
+    async def handle(self, event: CloudEvent, entry: Entry) -> list[Write]:
         # refuse, before storing, what the fold could never use; keep it for after_batch
         if len(self._parsed) > 100_000:  # left by effects that failed to store: after_batch re-parses
             self._parsed.clear()
@@ -115,9 +111,9 @@ class EventSetState(Generic[I]):
         self._parsed[(entry.stream, entry.id)] = event.key
         return self.store(event.key, entry.raw_event or to_json(event))
 
-    def store(self, key: str, raw: bytes) -> list[tuple[str | bytes, ...]]:
-        """The commands that add one event to the set (applied once, with its ack)."""
-        return [("HSET", self.events_key, key, raw), ("XADD", self.log_key, "*", "key", key)]
+    def store(self, key: str, raw: bytes) -> list[Write]:
+        """The writes that add one event to the set (applied once, with its ack)."""
+        return self.events.store(key, raw)
 
     async def after_batch(self, applied: list[Applied]) -> None:
         """Fold this process's newly applied events; what other replicas applied is folded
@@ -181,12 +177,12 @@ class EventSetState(Generic[I]):
 
     async def _load(self) -> None:
         index = self.new_index()
-        generation = await self.redis.get(self.generation_key)
-        last = await self.redis.xrevrange(self.log_key, count=1)  # before the scan: nothing falls between
-        async for key, raw in hscan(self.redis, self.events_key):
-            self.fold(index, key.decode(), decode(raw).payload())
+        generation = await self.events.generation()
+        position = await self.events.position()  # before the scan: nothing falls between
+        async for key, raw in self.events.scan():
+            self.fold(index, key, decode(raw).payload())
         self.index, self.generation = index, generation
-        self._log_pos = last[0][0] if last else b"0-0"
+        self._log_pos = position
 
     def reload(self) -> None:
         """Read the whole index again before the next recompute (which is due at once): what
@@ -195,26 +191,25 @@ class EventSetState(Generic[I]):
 
     async def _refresh(self) -> bool:
         """Fold what other replicas applied (from the log); reload all after a rebuild."""
-        generation = await self.redis.get(self.generation_key)
+        generation = await self.events.generation()
         if generation != self.generation or self._stale:
-            log.info("reloading state", key=self.events_key, rebuilt=generation != self.generation)
+            log.info("reloading state", service=self.service, rebuilt=generation != self.generation)
             self._stale = False
             await self._load()
             return True
         changed = False
         while True:
-            entries = await self.redis.xrange(self.log_key, min=b"(" + self._log_pos, max="+", count=5000)
-            if not entries:
+            self._log_pos, keys = await self.events.since(self._log_pos, 5000)
+            if not keys:
                 return changed
-            self._log_pos = entries[-1][0]
-            missing = [f[b"key"].decode() for _, f in entries if f[b"key"].decode() not in self.index.applied]
+            missing = [key for key in keys if key not in self.index.applied]
             # stored by this process, its batch not folded yet: the payload is already parsed
             ours = [key for key in missing if key in self._payloads]
             for key in ours:
                 self.fold(self.index, key, self._payloads[key])
             others = [key for key in missing if key not in self._payloads]
             if others:
-                for key, raw in zip(others, await self.redis.hmget(self.events_key, others), strict=True):
+                for key, raw in zip(others, await self.events.get(others), strict=True):
                     if raw is not None:
                         self.fold(self.index, key, decode(raw).payload())
             changed = changed or bool(missing)
@@ -254,45 +249,22 @@ class EventSetState(Generic[I]):
 
 class Published:
     """What a service last published for each entity it derives (an opportunity, a tender),
-    and publishing a new version exactly once, even with several replicas racing: the version
-    and its event are written together only if the last version is still the one we saw.
+    and publishing a new version exactly once, even with several replicas racing
+    (shared.ports.Versions)."""
 
-    The process keeps a copy of the hash, read once and updated by its own publications; a
-    publication that finds the hash moved (a replica published first) drops the copy, and the
-    next look reads it again."""
-
-    def __init__(self, redis: Redis, key: str) -> None:
-        self.redis, self.key = redis, key
-        self._script = redis.register_script(
-            resources.files("shared.bus").joinpath("publish_changed.lua").read_text(encoding="utf-8")
-        )
-        self._copy: dict[str, dict[str, Any]] | None = None
+    def __init__(self, versions: Versions) -> None:
+        self.versions = versions
 
     async def all(self) -> dict[str, dict[str, Any]]:
-        """Every entity's last published version (read-only: the process's copy)."""
-        if self._copy is None:
-            self._copy = {k.decode(): json.loads(v) async for k, v in hscan(self.redis, self.key)}
-        return self._copy
+        """Every entity's last published version (read-only)."""
+        return await self.versions.all()
 
     async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
                       stream: str, event: CloudEvent | None = None, fields: dict[str, str | bytes] | None = None) -> bool:
         """Write `new` and append the entry (`event`, or raw `fields`) to `stream`, if the last
         version is still `expected`."""
-        def dump(v: dict[str, Any] | None) -> str:
-            return "" if v is None else json.dumps(v, sort_keys=True, separators=(",", ":"))
-
         entry = fields if fields is not None else {"event": to_json(event)} if event is not None else {}
-        flat = [x for kv in entry.items() for x in kv]
-        try:
-            done = bool(await self._script(keys=[self.key, stream], args=[entity, dump(expected), dump(new), *flat]))
-        except Exception:
-            self._copy = None
-            raise
-        if done and self._copy is not None:
-            self._copy[entity] = json.loads(dump(new))
-        elif not done:
-            self._copy = None  # a replica published first: read the hash again
-        return done
+        return await self.versions.publish(entity, expected, new, stream, entry)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def visible_to(contract: dict[str, Any], partner_id: str) -> bool:
 
 
 def build(ctx: Context) -> Service:
-    state = ContractsState(ctx.redis, ctx.streams, ContractsPolicy(), ctx.settings.decide_wait_s)
+    state = ContractsState(ctx.ports("contracts"), ctx.streams, ContractsPolicy(), ctx.settings.decide_wait_s)
 
     def contracts(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         rows = [

@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from services.contracts.model import (
     ContractEntry,
@@ -27,6 +26,7 @@ from shared.events import (
     PerformanceConcern,
     ReturnOverdue,
 )
+from shared.ports import Ports
 from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
@@ -81,10 +81,10 @@ def _vanished(entity: str, before: dict[str, Any]) -> Derived | None:
 
 
 class ContractsState(OwnerState[Register]):
-    def __init__(self, redis: Redis, streams: Streams, policy: ContractsPolicy, wait_s: float) -> None:
-        super().__init__(redis, streams, "contracts", Register, evolve, OWNED, wait_s)
+    def __init__(self, ports: Ports, streams: Streams, policy: ContractsPolicy, wait_s: float) -> None:
+        super().__init__(ports, streams, "contracts", Register, evolve, OWNED, wait_s)
         self.policy = policy
-        self.published = Published(redis, streams.state("contracts", "published"))
+        self.published = Published(ports.versions("published"))
         self.register = RegisterView(policy)
         #: what each contract's entry derives, as last published from this process
         self._derived: dict[str, dict[str, Derived]] = {}

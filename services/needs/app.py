@@ -19,7 +19,7 @@ GROUP = "needs"
 
 
 def build(ctx: Context) -> Service:
-    state = NeedsState(ctx.redis, ctx.streams, NeedsPolicy(), SavingsPolicy(), ctx.settings.decide_wait_s)
+    state = NeedsState(ctx.ports("needs"), ctx.streams, NeedsPolicy(), SavingsPolicy(), ctx.settings.decide_wait_s)
 
     def needs(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         return {"partner_id": pid, "needs": own_needs(state.index, pid)}

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
 from services.needs.model import Matched, NeedsPolicy, Register, check_request, evolve
 from shared.authority import OwnerState
 from shared.events import OpportunityIdentified
 from shared.policy import SavingsPolicy
+from shared.ports import Ports
 from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
@@ -35,11 +35,11 @@ def _closed(entity: str, before: dict[str, Any]) -> Derived | None:
 
 
 class NeedsState(OwnerState[Register]):
-    def __init__(self, redis: Redis, streams: Streams, policy: NeedsPolicy, savings: SavingsPolicy,
+    def __init__(self, ports: Ports, streams: Streams, policy: NeedsPolicy, savings: SavingsPolicy,
                  wait_s: float) -> None:
-        super().__init__(redis, streams, "needs", Register, evolve, OWNED, wait_s)
+        super().__init__(ports, streams, "needs", Register, evolve, OWNED, wait_s)
         self.policy, self.savings = policy, savings
-        self.published = Published(redis, streams.state("needs", "opportunities"))
+        self.published = Published(ports.versions("opportunities"))
         self.matched = Matched(policy, savings)
 
     async def changed(self, fresh: bool) -> None:

@@ -41,7 +41,7 @@ def provider_view(tid: str, t: dict[str, Any], provider: str, refused: list[Any]
 
 
 def build(ctx: Context) -> Service:
-    state = ProcurementState(ctx.redis, ctx.streams, ProcurementPolicy(), ctx.registry, ctx.settings.decide_wait_s)
+    state = ProcurementState(ctx.ports("procurement"), ctx.streams, ProcurementPolicy(), ctx.registry, ctx.settings.decide_wait_s)
     kinds = {p.id: p.kind for p in ctx.registry}
 
     def view(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:

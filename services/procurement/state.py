@@ -7,12 +7,19 @@ import json
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 
-from services.procurement.model import ProcurementPolicy, Register, awards, check_request, evolve, tenders
+from services.procurement.model import (
+    ProcurementPolicy,
+    Register,
+    awards,
+    check_request,
+    evolve,
+    tenders,
+)
 from shared.authority import OwnerState
 from shared.events import TenderAwarded, TenderNotice
 from shared.partners import PartnerRegistry
+from shared.ports import Ports
 from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
@@ -63,13 +70,13 @@ def notices(view: dict[str, dict[str, Any]]) -> dict[str, Derived]:
 
 
 class ProcurementState(OwnerState[Register]):
-    def __init__(self, redis: Redis, streams: Streams, policy: ProcurementPolicy, registry: PartnerRegistry,
+    def __init__(self, ports: Ports, streams: Streams, policy: ProcurementPolicy, registry: PartnerRegistry,
                  wait_s: float) -> None:
-        super().__init__(redis, streams, "procurement", Register, evolve, OWNED, wait_s)
+        super().__init__(ports, streams, "procurement", Register, evolve, OWNED, wait_s)
         self.policy = policy
         self.lead_kinds = {p.id: p.kind for p in registry}
-        self.published = Published(redis, streams.state("procurement", "published"))
-        self.refused = Published(redis, streams.state("procurement", "refused"))
+        self.published = Published(ports.versions("published"))
+        self.refused = Published(ports.versions("refused"))
         self.view: dict[str, dict[str, Any]] = {}
         self.refusals: list[Any] = []
 
@@ -89,7 +96,7 @@ class ProcurementState(OwnerState[Register]):
                 # the tender may simply not have been read yet (its stream is read on its own):
                 # an event for an unknown tender waits for it, listed in GET /tenders
                 continue
-            raw = await self.redis.hget(self.events_key, r.key) or b""
+            raw = (await self.events.get([r.key]))[0] or b""
             reason = json.dumps({"code": r.code, "message": r.message, "errors": [], "tender_id": r.tender_id},
                                 separators=(",", ":"))
             if await self.refused.publish(r.key, None, {"revision": 0, "payload": {"code": r.code}},

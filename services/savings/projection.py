@@ -13,8 +13,10 @@ from redis.asyncio import Redis
 from services.savings.model import Facts
 from services.savings.running import Running
 from services.savings.updates import LastPublished, UpdateLog, changes, record
+from shared.adapters.redis import redis_ports
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
+from shared.ports import Ports
 from shared.state import EventSetState
 from shared.streams import Streams
 
@@ -31,9 +33,9 @@ TYPES = (
 
 
 class Projection(EventSetState[Facts]):
-    def __init__(self, redis: Redis, streams: Streams, policy: SavingsPolicy) -> None:
+    def __init__(self, redis: Redis, streams: Streams, policy: SavingsPolicy, ports: Ports | None = None) -> None:
         self.running = Running(policy)  # its fold notes what each event touches
-        super().__init__(redis, streams, "savings", Facts, self.running.fold)
+        super().__init__(ports or redis_ports(redis, streams, "savings"), streams, "savings", Facts, self.running.fold)
         self.policy = policy
         self.figures: dict[str, Any] = self.running.figures(self.index)
         #: incremental figures cost little: publish after each batch, still never spending more

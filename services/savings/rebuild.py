@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from services.savings.app import GROUP
 from services.savings.projection import TYPES, Projection
+from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.decode import Decoded, decode
@@ -47,7 +48,8 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
     await projection.load()
     before = projection.figures
 
-    events_tmp = projection.events_key + ":rebuild"
+    store = RedisStateStore(redis, streams, "savings")
+    events_tmp = store.events_key + ":rebuild"
     seen_tmp = streams.seen(GROUP) + ":rebuild"
     await redis.delete(events_tmp, seen_tmp)
     now_ms = int(time.time() * 1000)  # the idempotency window of the rebuilt events starts now
@@ -93,11 +95,11 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
 
     tx = redis.pipeline(transaction=True)
     if await redis.exists(events_tmp):
-        tx.rename(events_tmp, projection.events_key)
+        tx.rename(events_tmp, store.events_key)
         tx.rename(seen_tmp, streams.seen(GROUP))
     else:
-        tx.delete(projection.events_key, streams.seen(GROUP))
-    tx.incr(projection.generation_key)
+        tx.delete(store.events_key, streams.seen(GROUP))
+    tx.incr(store.generation_key)
     await tx.execute()
 
     bus = Bus(redis, streams)

@@ -1,32 +1,67 @@
 """The ports in memory: the same behaviour as the Redis adapters (tests/contract/ runs one
-suite on both), for handler tests and tools that need no Redis."""
+suite on both), for handler tests and tools that need no Redis.
+
+The adapters of one service share a `MemoryStreams` (what was published where) and apply
+their writes with `MemoryStreams.apply`, as the bus applies the Redis adapters' commands."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-from shared.ports import Decision
+from shared.ports import Decision, Ports, Write
 from shared.streams import Streams
 
 
-class MemoryDecisionLog:
-    """shared.ports.DecisionLog in dicts; published entries are kept in `streams`."""
+class MemoryStreams:
+    """Streams as lists of entries, with ids `<n>-0` in publication order, and the writes of
+    the adapters built on it."""
 
-    def __init__(self, streams: Streams | None = None) -> None:
-        self.names = streams or Streams()
+    def __init__(self, names: Streams | None = None) -> None:
+        self.names = names or Streams()
+        self.entries: dict[str, list[tuple[str, dict[str, bytes | str]]]] = {}
+        self._next = 0
+        self._appliers: dict[str, Any] = {}
+
+    def add(self, stream: str, fields: dict[str, bytes | str]) -> str:
+        self._next += 1
+        entry_id = f"{self._next}-0"
+        self.entries.setdefault(stream, []).append((entry_id, fields))
+        return entry_id
+
+    def of(self, stream: str) -> list[dict[str, bytes | str]]:
+        return [fields for _, fields in self.entries.get(stream, [])]
+
+    def applies(self, tag: str, apply: Any) -> None:
+        self._appliers[tag] = apply
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Apply the writes adapters asked for (what the bus does with the Redis adapters')."""
+        for tag, *args in writes:
+            self._appliers[str(tag)](*args)
+
+
+class MemoryDecisionLog:
+    """shared.ports.DecisionLog in dicts; decisions are published on `streams`."""
+
+    def __init__(self, streams: MemoryStreams | None = None) -> None:
+        self.streams = streams or MemoryStreams()
         self.requests: dict[str, bytes] = {}
         self.arrived: dict[str, str] = {}
         self.decisions: dict[str, str] = {}
         self.claims: dict[str, str] = {}
-        #: stream name -> entries published on it, in order
-        self.streams: dict[str, list[dict[str, bytes | str]]] = {}
+        self.streams.applies("arrival", self.arrived.__setitem__)
+
+    def arrival(self, key: str, request_id: str, inbound_id: str) -> Write:
+        return ("arrival", key, f"{request_id} {inbound_id}")
 
     async def hold(self, key: str, raw: bytes, request_id: str, inbound_id: str) -> None:
         self.requests[key] = raw
         self.arrived[key] = f"{request_id} {inbound_id}"
 
     async def record(self, decisions: Sequence[Decision]) -> list[str]:
+        names = self.streams.names
         out: list[str] = []
         for d in decisions:
             done = self.decisions.get(d.key)
@@ -50,11 +85,10 @@ class MemoryDecisionLog:
             self.decisions[d.key] = d.verdict
             inbound = self.arrived.pop(d.key, "").partition(" ")[2]
             if d.refused is None:
-                self.streams.setdefault(self.names.accepted(d.type), []).append({"event": raw})
+                self.streams.add(names.accepted(d.type), {"event": raw})
             else:
                 reason = json.dumps(d.refused.reason(), separators=(",", ":"))
-                self.streams.setdefault(self.names.rejected(d.partner), []).append(
-                    {"event": raw, "reason": reason, "inbound_id": inbound})
+                self.streams.add(names.rejected(d.partner), {"event": raw, "reason": reason, "inbound_id": inbound})
                 del self.requests[d.key]
             out.append(d.verdict)
         return out
@@ -62,5 +96,89 @@ class MemoryDecisionLog:
     async def verdicts(self) -> dict[str, str]:
         return dict(self.decisions)
 
-    async def arrivals(self, keys: Sequence[str]) -> dict[str, str]:
-        return {k: self.arrived[k] for k in keys if k in self.arrived}
+    async def arrivals(self, keys: Sequence[str] | None = None) -> dict[str, str]:
+        return dict(self.arrived) if keys is None else {k: self.arrived[k] for k in keys if k in self.arrived}
+
+
+class MemoryStateStore:
+    """shared.ports.StateStore in a dict and a list. Held requests of an owner live in the same
+    set, so its decision log reads them from here (`decisions`)."""
+
+    def __init__(self, streams: MemoryStreams | None = None, decisions: MemoryDecisionLog | None = None) -> None:
+        self.streams = streams or MemoryStreams()
+        self.events: dict[str, bytes] = decisions.requests if decisions is not None else {}
+        self.log: list[tuple[str, str]] = []
+        self.current: bytes | None = None
+        self.streams.applies("store", self._store)
+
+    def _store(self, key: str, raw: bytes) -> None:
+        self.events[key] = raw
+        self.log.append((f"{len(self.log) + 1}-0", key))
+
+    def store(self, key: str, raw: bytes) -> list[Write]:
+        return [("store", key, raw)]
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        await self.streams.apply(writes)
+
+    async def generation(self) -> bytes | None:
+        return self.current
+
+    async def position(self) -> str:
+        return self.log[-1][0] if self.log else "0-0"
+
+    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        for key, raw in list(self.events.items()):
+            yield key, raw
+
+    async def since(self, position: str, count: int) -> tuple[str, list[str]]:
+        after = int(position.partition("-")[0])
+        found = self.log[after:after + count]
+        return (found[-1][0], [k for _, k in found]) if found else (position, [])
+
+    async def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.events.get(k) for k in keys]
+
+
+class MemoryBacklog:
+    """shared.ports.Backlog that a test sets: entries read and not acknowledged, by stream and
+    group, and the streams with something unread."""
+
+    def __init__(self) -> None:
+        self.unacked: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.unread: set[str] = set()
+
+    async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
+        pending = self.unacked.get((stream, group))
+        return min(pending, key=lambda e: tuple(map(int, e[0].split("-")))) if pending else None
+
+    async def behind(self, streams: Sequence[str]) -> bool:
+        return any(self.unacked.get((s, g)) for s, g in self.unacked if s in streams) or bool(self.unread & set(streams))
+
+
+class MemoryVersions:
+    """shared.ports.Versions in a dict; events are published on `streams`."""
+
+    def __init__(self, streams: MemoryStreams | None = None) -> None:
+        self.streams = streams or MemoryStreams()
+        self.versions: dict[str, dict[str, Any]] = {}
+
+    async def all(self) -> dict[str, dict[str, Any]]:
+        return self.versions
+
+    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
+                      stream: str, fields: dict[str, str | bytes]) -> bool:
+        if self.versions.get(entity) != (json.loads(json.dumps(expected)) if expected is not None else None):
+            return False
+        self.versions[entity] = json.loads(json.dumps(new))
+        self.streams.add(stream, dict(fields))
+        return True
+
+
+def memory_ports(streams: MemoryStreams | None = None) -> Ports:
+    """A service's ports in memory, publishing on `streams`."""
+    world = streams or MemoryStreams()
+    decisions = MemoryDecisionLog(world)
+    versions: dict[str, MemoryVersions] = {}
+    return Ports(state=MemoryStateStore(world, decisions), decisions=decisions, backlog=MemoryBacklog(),
+                 versions=lambda name: versions.setdefault(name, MemoryVersions(world)))

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
-from shared.ports import Decision
+from shared.ports import Decision, Ports, Write
 from shared.streams import Streams
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+async def _hscan(redis: Redis, key: str, count: int = 1000) -> AsyncIterator[tuple[bytes, bytes]]:
+    cursor = 0
+    while True:
+        cursor, chunk = await redis.hscan(key, cursor, count=count)
+        for k, v in chunk.items():
+            yield k, v
+        if cursor == 0:
+            return
+
+
+def _script(redis: Redis, name: str) -> AsyncScript:
+    return redis.register_script(resources.files("shared.bus").joinpath(name).read_text(encoding="utf-8"))
 
 
 class RedisDecisionLog:
@@ -28,10 +45,9 @@ class RedisDecisionLog:
         self.arrivals_key = streams.state(owner, "arrivals")
         self.decisions_key = streams.state(owner, "decisions")
         self.claims_key = streams.state(owner, "claims")
-        self._script = redis.register_script(
-            resources.files("shared.bus").joinpath("decide.lua").read_text(encoding="utf-8"))
+        self._script = _script(redis, "decide.lua")
 
-    def arrival(self, key: str, request_id: str, inbound_id: str) -> tuple[str, ...]:
+    def arrival(self, key: str, request_id: str, inbound_id: str) -> Write:
         """The command noting where a request arrived (stored with it, by the bus's apply step)."""
         return ("HSET", self.arrivals_key, key, f"{request_id} {inbound_id}")
 
@@ -61,15 +77,121 @@ class RedisDecisionLog:
         return [d.verdict if v == "ok" else v for d, v in zip(decisions, stood, strict=False)]
 
     async def verdicts(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        cursor = 0
-        while True:
-            cursor, chunk = await self.redis.hscan(self.decisions_key, cursor, count=1000)
-            out.update({_text(k): _text(v) for k, v in chunk.items()})
-            if cursor == 0:
-                return out
+        return {_text(k): _text(v) async for k, v in _hscan(self.redis, self.decisions_key)}
 
-    async def arrivals(self, keys: Sequence[str]) -> dict[str, str]:
-        """`<request entry id> <inbound id>` of each held request that has one."""
+    async def arrivals(self, keys: Sequence[str] | None = None) -> dict[str, str]:
+        if keys is None:
+            return {_text(k): _text(v) async for k, v in _hscan(self.redis, self.arrivals_key)}
         values = await self.redis.hmget(self.arrivals_key, list(keys)) if keys else []
         return {k: _text(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+
+class RedisStateStore:
+    """A service's applied events (shared.ports.StateStore): the hash `P:state:<service>:events`,
+    the stream `:log` of keys in the order stored, the counter `:generation`."""
+
+    def __init__(self, redis: Redis, streams: Streams, service: str) -> None:
+        self.redis = redis
+        self.events_key = streams.state(service, "events")
+        self.log_key = streams.state(service, "log")
+        self.generation_key = streams.state(service, "generation")
+
+    def store(self, key: str, raw: bytes) -> list[Write]:
+        return [("HSET", self.events_key, key, raw), ("XADD", self.log_key, "*", "key", key)]
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Apply writes outside the bus (tools and tests)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for w in writes:
+                pipe.execute_command(*w)
+            await pipe.execute()
+
+    async def generation(self) -> bytes | None:
+        return await self.redis.get(self.generation_key)  # type: ignore[no-any-return]
+
+    async def position(self) -> str:
+        last = await self.redis.xrevrange(self.log_key, count=1)
+        return _text(last[0][0]) if last else "0-0"
+
+    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        async for key, raw in _hscan(self.redis, self.events_key):
+            yield key.decode(), raw
+
+    async def since(self, position: str, count: int) -> tuple[str, list[str]]:
+        entries = await self.redis.xrange(self.log_key, min="(" + position, max="+", count=count)
+        if not entries:
+            return position, []
+        return _text(entries[-1][0]), [f[b"key"].decode() for _, f in entries]
+
+    async def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        return list(await self.redis.hmget(self.events_key, list(keys))) if keys else []
+
+
+class RedisBacklog:
+    """shared.ports.Backlog from the consumer groups' pending lists and lag."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
+        try:
+            summary = await self.redis.xpending(stream, group)
+        except ResponseError:
+            return None  # no group yet: nothing read, nothing in flight
+        first = summary.get("min") if summary else None
+        if not first:
+            return None
+        first = _text(first)
+        entry = await self.redis.xrange(stream, min=first, max=first, count=1)
+        return first, (entry[0][1].get(b"inbound_id", b"").decode() if entry else "")
+
+    async def behind(self, streams: Sequence[str]) -> bool:
+        for stream in streams:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                continue  # no such stream yet
+            if any(g.get("pending") or g.get("lag") for g in groups):
+                return True
+        return False
+
+
+class RedisVersions:
+    """shared.ports.Versions in a hash (entity -> its last version, JSON), published with its
+    event by shared/bus/publish_changed.lua. The process keeps a copy of the hash, read once and
+    updated by its own publications; one that finds the hash moved (a replica published first)
+    drops the copy, and the next look reads it again."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis, self.key = redis, key
+        self._script = _script(redis, "publish_changed.lua")
+        self._copy: dict[str, dict[str, Any]] | None = None
+
+    async def all(self) -> dict[str, dict[str, Any]]:
+        if self._copy is None:
+            self._copy = {k.decode(): json.loads(v) async for k, v in _hscan(self.redis, self.key)}
+        return self._copy
+
+    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
+                      stream: str, fields: dict[str, str | bytes]) -> bool:
+        flat = [x for kv in fields.items() for x in kv]
+        try:
+            done = bool(await self._script(keys=[self.key, stream], args=[entity, _dump(expected), _dump(new), *flat]))
+        except Exception:
+            self._copy = None
+            raise
+        if done and self._copy is not None:
+            self._copy[entity] = json.loads(_dump(new))
+        elif not done:
+            self._copy = None
+        return done
+
+
+def _dump(version: dict[str, Any] | None) -> str:
+    return "" if version is None else json.dumps(version, sort_keys=True, separators=(",", ":"))
+
+
+def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
+    """A service's ports on Redis, under its state keys `P:state:<service>:…`."""
+    return Ports(state=RedisStateStore(redis, streams, service), decisions=RedisDecisionLog(redis, streams, service),
+                 backlog=RedisBacklog(redis), versions=lambda name: RedisVersions(redis, streams.state(service, name)))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.memory import MemoryDecisionLog
+from shared.adapters.memory import MemoryDecisionLog, MemoryStreams
 from shared.adapters.redis import RedisDecisionLog
 from shared.authority import Refused
 from shared.ports import Decision, DecisionLog
@@ -89,11 +89,11 @@ class TestInMemory(DecisionLogContract):
 
     @pytest.fixture
     def log(self) -> Iterator[tuple[DecisionLog, Entries]]:
-        memory = MemoryDecisionLog(self.streams)
+        memory = MemoryDecisionLog(MemoryStreams(self.streams))
 
         async def entries(stream: str) -> list[dict[str, str]]:
             return [{k: v.decode() if isinstance(v, bytes) else v for k, v in e.items()}
-                    for e in memory.streams.get(stream, [])]
+                    for e in memory.streams.of(stream)]
 
         yield memory, entries
 

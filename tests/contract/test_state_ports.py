@@ -1,0 +1,136 @@
+"""The StateStore, Versions and Backlog ports' contract (shared.ports), one suite run on both
+adapters: in memory and on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+import pytest
+
+from shared.adapters.memory import MemoryBacklog, MemoryStateStore, MemoryStreams, MemoryVersions
+from shared.adapters.redis import RedisBacklog, RedisStateStore, RedisVersions
+from shared.ports import StateStore, Versions
+from shared.redis_client import connect
+from shared.streams import Streams
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+
+
+async def stored(store: StateStore) -> dict[str, bytes]:
+    return {k: v async for k, v in store.scan()}
+
+
+class StateStoreContract:
+    @pytest.fixture
+    def store(self) -> Iterator[tuple[StateStore, Any]]:
+        raise NotImplementedError
+
+    def test_stored_events_are_scanned_got_and_followed_in_order(self, store: tuple[StateStore, Any]) -> None:
+        events, apply = store
+        assert run(events.position()) == "0-0" and run(stored(events)) == {}
+        run(apply(events.store("a e1", b"1") + events.store("a e2", b"2")))
+        start = run(events.position())
+        run(apply(events.store("b e1", b"3")))
+        assert run(stored(events)) == {"a e1": b"1", "a e2": b"2", "b e1": b"3"}
+        assert run(events.get(["a e2", "nope"])) == [b"2", None]
+        position, keys = run(events.since("0-0", 2))
+        assert keys == ["a e1", "a e2"] and position == start
+        position, keys = run(events.since(position, 10))
+        assert keys == ["b e1"]
+        assert run(events.since(position, 10)) == (position, []), "nothing new: the position stays"
+
+    def test_storing_an_event_again_keeps_one(self, store: tuple[StateStore, Any]) -> None:
+        events, apply = store
+        run(apply(events.store("a e1", b"1")))
+        run(apply(events.store("a e1", b"1")))
+        assert run(stored(events)) == {"a e1": b"1"}
+
+
+class VersionsContract:
+    stream = "s"
+
+    @pytest.fixture
+    def versions(self) -> Iterator[tuple[Versions, Any]]:
+        raise NotImplementedError
+
+    def test_a_version_is_published_once_and_only_over_the_one_seen(self, versions: tuple[Versions, Any]) -> None:
+        v, entries = versions
+        first = {"revision": 0, "payload": {"x": 1}}
+        assert run(v.publish("e", None, first, self.stream, {"event": "r0"}))
+        assert not run(v.publish("e", None, first, self.stream, {"event": "r0"})), "a replica that saw nothing"
+        assert run(v.all()) == {"e": first}
+        second = {"revision": 1, "payload": {"x": 2}}
+        assert run(v.publish("e", first, second, self.stream, {"event": "r1"}))
+        assert not run(v.publish("e", first, {"revision": 1, "payload": {"x": 3}}, self.stream, {"event": "r1b"}))
+        assert run(v.all()) == {"e": second}
+        assert run(entries()) == ["r0", "r1"]
+
+
+class TestInMemory(StateStoreContract, VersionsContract):
+    @pytest.fixture
+    def store(self) -> Iterator[tuple[StateStore, Any]]:
+        memory = MemoryStateStore(MemoryStreams())
+        yield memory, memory.apply
+
+    @pytest.fixture
+    def versions(self) -> Iterator[tuple[Versions, Any]]:
+        world = MemoryStreams()
+
+        async def entries() -> list[Any]:
+            return [e["event"] for e in world.of(self.stream)]
+
+        yield MemoryVersions(world), entries
+
+    def test_backlog_reports_what_was_set(self) -> None:
+        backlog = MemoryBacklog()
+        assert run(backlog.earliest_unhandled("s", "g")) is None and not run(backlog.behind(["s"]))
+        backlog.unacked[("s", "g")] = [("12-0", ""), ("3-1", "2-0")]
+        assert run(backlog.earliest_unhandled("s", "g")) == ("3-1", "2-0") and run(backlog.behind(["s", "t"]))
+
+
+class TestRedis(StateStoreContract, VersionsContract):
+    @pytest.fixture
+    def store(self, redis_url: str, prefix: str) -> Iterator[tuple[StateStore, Any]]:
+        client = connect(redis_url)
+        redis_store = RedisStateStore(client, Streams(prefix), "svc")
+        yield redis_store, redis_store.apply
+        run(client.aclose())
+
+    @pytest.fixture
+    def versions(self, redis_url: str, prefix: str) -> Iterator[tuple[Versions, Any]]:
+        client = connect(redis_url)
+        stream = f"{prefix}:{self.stream}"
+        self.stream = stream
+
+        async def entries() -> list[Any]:
+            return [f[b"event"].decode() for _, f in await client.xrange(stream)]
+
+        yield RedisVersions(client, f"{prefix}:versions"), entries
+        run(client.aclose())
+
+    def test_backlog_is_read_from_the_consumer_groups(self, redis_url: str, prefix: str) -> None:
+        client = connect(redis_url)
+        backlog, stream = RedisBacklog(client), f"{prefix}:requests"
+
+        async def scenario() -> None:
+            assert await backlog.earliest_unhandled(stream, "g") is None, "no group yet"
+            first = (await client.xadd(stream, {"event": "1", "inbound_id": "7-0"})).decode()
+            await client.xadd(stream, {"event": "2"})
+            await client.xgroup_create(stream, "g", id="0")
+            assert await backlog.behind([stream]), "unread entries"
+            assert await backlog.earliest_unhandled(stream, "g") is None, "nothing read yet"
+            await client.xreadgroup("g", "c", {stream: ">"}, count=1)
+            assert await backlog.earliest_unhandled(stream, "g") == (first, "7-0")
+            await client.xreadgroup("g", "c", {stream: ">"})
+            await client.xack(stream, "g", first)
+            assert await backlog.behind([stream])
+            pending = await client.xpending(stream, "g")
+            await client.xack(stream, "g", pending["min"])
+            assert not await backlog.behind([stream])
+            await client.aclose()
+
+        run(scenario())

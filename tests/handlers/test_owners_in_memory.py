@@ -1,0 +1,81 @@
+"""Handler tests: a service's state and its decisions run on the in-memory adapters
+(shared.adapters.memory), no Redis: the tier between the pure model tests and whole processes.
+The same classes run on the Redis adapters in tests/integration/."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from services.needs.model import NeedsPolicy
+from services.needs.state import NeedsState
+from shared.adapters.memory import MemoryStreams, memory_ports
+from shared.bus import Entry
+from shared.bus.consumer import Applied, parse_trusted
+from shared.policy import SavingsPolicy
+from shared.streams import Streams
+from tests.support import event, need_data
+
+NAMES = Streams("mem")
+
+
+async def send(state: NeedsState, world: MemoryStreams, n: int, ev: dict[str, Any]) -> None:
+    """What the bus does with one request entry: parse, handle, apply the writes, after the batch."""
+    entry = Entry(NAMES.requests("needs"), f"{n}-0", {b"event": json.dumps(ev).encode(), b"inbound_id": f"{n}-0".encode()})
+    await world.apply(await state.handle(parse_trusted(entry), entry))
+    await state.after_batch([Applied(entry, True)])
+
+
+async def settled(state: NeedsState) -> None:
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not state.pending and (state._pending is None or state._pending.done()):
+            return
+    raise AssertionError(f"requests still pending: {sorted(state.pending)}")
+
+
+def test_the_needs_owner_decides_and_publishes_with_no_redis() -> None:
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        state = NeedsState(memory_ports(world), NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        await state.start()
+        a = need_data(partner="staffordshire-cc", need_id="a-advocacy", service_category="advocacy")
+        b = need_data(partner="tamworth-bc", need_id="b-advocacy", service_category="advocacy")
+        await send(state, world, 1, event(a, partner="staffordshire-cc", id="n1"))
+        await send(state, world, 2, event(b, partner="tamworth-bc", id="n2"))
+        # withdrawing a need it never identified: refused, with the reason, to that partner
+        ghost = {"need_id": "nothing", "partner_id": "lichfield-dc", "revision": 1}
+        await send(state, world, 3, event(ghost, type="need.withdrawn", partner="lichfield-dc", id="w1"))
+        await settled(state)
+        await state.stop()
+
+        accepted = [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))]
+        assert accepted == ["n1", "n2"]
+        [refused] = world.of(NAMES.rejected("lichfield-dc"))
+        assert json.loads(refused["reason"])["code"] == "unknown_need" and refused["inbound_id"] == "3-0"
+        assert world.of(NAMES.of_type("need.withdrawn")) == [], "a refused act is published nowhere else"
+        [opportunity] = [json.loads(e["event"]) for e in world.of(NAMES.of_type("opportunity.identified"))]
+        assert {n["partner_id"] for n in opportunity["data"]["needs"]} == {"staffordshire-cc", "tamworth-bc"}
+        assert set(state.opportunities) == {opportunity["data"]["opportunity_id"]}
+
+    asyncio.run(scenario())
+
+
+def test_nothing_is_decided_behind_a_request_still_in_flight() -> None:
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        state = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        # entry 1-0 on P:inbound is read by a gateway and not yet forwarded: what came after waits
+        ports.backlog.unacked[(NAMES.inbound, "gateway")] = [("1-0", "")]  # type: ignore[attr-defined]
+        await state.start()
+        await send(state, world, 2, event(need_data(), id="n2"))
+        await asyncio.sleep(0.3)
+        assert world.of(NAMES.of_type("need.identified")) == [] and set(state.pending) == {"/partners/staffordshire-cc n2"}
+        ports.backlog.unacked.clear()  # type: ignore[attr-defined]
+        await settled(state)
+        await state.stop()
+        assert [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))] == ["n2"]
+
+    asyncio.run(scenario())

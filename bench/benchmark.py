@@ -273,7 +273,10 @@ def rebuild_time(url: str, r: redis.Redis, n: int, partners: int) -> tuple[float
         stderr=subprocess.DEVNULL,
     )
     elapsed = time.perf_counter() - t0
-    loaded = subprocess.run([sys.executable, "-c", LOAD], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    print(f"\nrebuild of the projection from {n:,} events: {elapsed:.1f} s", flush=True)
+    loaded = subprocess.run([sys.executable, "-c", LOAD], env=env, cwd=ROOT, capture_output=True, text=True)
+    if loaded.returncode:
+        raise SystemExit(f"loading the rebuilt state failed:\n{loaded.stderr}")
     load_s = float(loaded.stdout.split()[0])
     for key in r.scan_iter(match=f"{prefix}:*", count=1000):
         r.delete(key)
@@ -357,8 +360,7 @@ def main() -> None:
             latencies(server.url, registry, tmp, args)
         if args.rebuild:
             seconds, load_s = rebuild_time(server.url, redis.Redis.from_url(server.url), args.rebuild, args.partners)
-            print(f"\nrebuild of the projection from {args.rebuild:,} events: {seconds:.1f} s; "
-                  f"a restarted savings process loads that state in {load_s:.1f} s", flush=True)
+            print(f"a restarted savings process loads that state in {load_s:.1f} s", flush=True)
         took = time.perf_counter() - started
         print(f"\nload average at the end {os.getloadavg()[0]:.1f}; took {took:.0f} s")
         first = results[args.contracts[0]]

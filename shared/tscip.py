@@ -8,6 +8,8 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
+from shared.money import money_str
+
 #: (id, name, kind); the first five are the county, the city and the three PCTs
 PARTNERS: tuple[tuple[str, str, str], ...] = (
     ("staffordshire-cc", "Staffordshire County Council", "county-council"),
@@ -131,7 +133,7 @@ def reference_payloads(case: str = "fifteen") -> list[tuple[str, str, dict[str, 
         out.append(("staffordshire-cc", "tender.awarded", {
             "tender_id": contract_id.rsplit("-", 1)[0], "contract_id": contract_id,
             "lead_partner_id": "staffordshire-cc", "commissioning_model": "aligned_budgets",
-            "supplier": {"id": sid, "name": sname}, "annual_value": f"{value:.2f}",
+            "supplier": {"id": sid, "name": sname}, "annual_value": money_str(value),
             "contract_start": start, "contract_end": end,
             "partners": [{"partner_id": p, "need_id": need_id(p, category)} for p in funders],
         }))

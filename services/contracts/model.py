@@ -40,7 +40,7 @@ from shared.events import (
     Payload,
     TenderAwarded,
 )
-from shared.money import round_money
+from shared.money import money_str, round_money
 
 
 class ContractsPolicy(BaseSettings):
@@ -333,8 +333,8 @@ def payments(reg: Register, judged: list[Judged]) -> dict[str, dict[str, Any]]:
         pid = f"{j.ret.contract_id}-{j.ret.period_start.isoformat()}"
         out[pid] = {"payment_id": pid, "contract_id": j.ret.contract_id, "supplier_id": award.supplier.id,
                     "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
-                    "fixed_payment": f"{fixed:.2f}", "results_at_risk": f"{at_risk:.2f}",
-                    "results_payment": f"{outcome:.2f}", "total": f"{fixed + outcome:.2f}",
+                    "fixed_payment": money_str(fixed), "results_at_risk": money_str(at_risk),
+                    "results_payment": money_str(outcome), "total": money_str(fixed + outcome),
                     "achievement": str(achievement.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))}
     return out
 
@@ -400,7 +400,7 @@ def contract_entry(reg: Register, policy: ContractsPolicy, cid: str, today: date
     row = {
         "contract_id": cid, "tender_id": a.tender_id, "status": status,
         "lead_partner_id": a.lead_partner_id, "commissioning_model": a.commissioning_model,
-        "supplier": a.supplier.model_dump(), "annual_value": f"{a.annual_value:.2f}",
+        "supplier": a.supplier.model_dump(), "annual_value": money_str(a.annual_value),
         "contract_start": a.contract_start.isoformat(), "contract_end": a.contract_end.isoformat(),
         "partners": [p.model_dump(mode="json") for p in a.partners],
         "sla": sla.model_dump(mode="json") if sla else None,
@@ -486,5 +486,5 @@ def judged_row(j: Judged) -> dict[str, Any]:
     return {"return_key": j.key, "contract_id": j.ret.contract_id, "partner_id": j.ret.partner_id,
             "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
             "status": "accepted", "code": None, "message": None, "ratings": list(j.ratings),
-            "spend": f"{j.ret.spend:.2f}",
-            "management_cost": f"{j.ret.management_cost:.2f}" if j.ret.management_cost is not None else None}
+            "spend": money_str(j.ret.spend),
+            "management_cost": money_str(j.ret.management_cost) if j.ret.management_cost is not None else None}

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.events import NeedIdentified, errors_of
+from shared.money import money_str
 
 #: column -> required; the order is the template's
 COLUMNS = {
@@ -315,9 +316,9 @@ def needs(arrangements: list[Arrangement]) -> tuple[list[NeedEvent], list[RowErr
             "partner_id": partner,
             "service_category": category,
             "title": rows[0].title,
-            "annual_budget": f"{sum(a.annual_budget for a in rows):.2f}",
+            "annual_budget": money_str(sum(a.annual_budget for a in rows)),
             "current_arrangements": len(rows),
-            "current_annual_resource_cost": f"{sum(a.annual_admin_cost for a in rows):.2f}",
+            "current_annual_resource_cost": money_str(sum(a.annual_admin_cost for a in rows)),
             "current_arrangements_end": max(a.end_date for a in rows).isoformat(),
             "open_to_sharing": all(a.open_to_sharing for a in rows),
         }

@@ -24,6 +24,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.authority import Refused, Verdict
+from shared.dates import add_months
 from shared.events import (
     NeedIdentified,
     NeedUpdated,
@@ -32,9 +34,7 @@ from shared.events import (
     OpportunityJoined,
     Payload,
 )
-from shared.authority import Refused, Verdict
-from shared.dates import add_months
-from shared.money import gbp
+from shared.money import gbp, money_str
 from shared.policy import SavingsPolicy
 
 
@@ -234,7 +234,7 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
 
 
 def _option(name: str, cost: Decimal, saving: Decimal, lead: str | None, summary: str) -> dict[str, Any]:
-    return {"option": name, "annual_cost": f"{cost:.2f}", "annual_saving": f"{saving:.2f}",
+    return {"option": name, "annual_cost": money_str(cost), "annual_saving": money_str(saving),
             "lead_partner_id": lead, "summary": summary}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.needs.model import Register
 from shared.events import NeedIdentified, NeedWithdrawn
+from shared.money import money_str
 
 
 def own_needs(reg: Register, partner_id: str) -> list[dict[str, Any]]:
@@ -44,8 +45,8 @@ def partner_opportunities(reg: Register, opportunities: dict[str, dict[str, Any]
             row = {**n, "title": need.title if need else None,
                    "current_arrangements_end": need.current_arrangements_end.isoformat() if need else None}
             if need and (n["partner_id"] == partner_id or (joined and n["decision"] == "joined")):
-                row["annual_budget"] = f"{need.annual_budget:.2f}"
-                row["current_annual_resource_cost"] = f"{need.current_annual_resource_cost:.2f}"
+                row["annual_budget"] = money_str(need.annual_budget)
+                row["current_annual_resource_cost"] = money_str(need.current_annual_resource_cost)
             needs.append(row)
         out.append({**opp, "needs": needs, "my_decision": mine[0]["decision"]})
     return out
@@ -67,7 +68,7 @@ def timetable(reg: Register, partner_id: str | None) -> list[dict[str, Any]]:
             "current_arrangements": need.current_arrangements,
         }
         if partner_id is not None:
-            row["annual_budget"] = f"{need.annual_budget:.2f}"
+            row["annual_budget"] = money_str(need.annual_budget)
         rows.append(row)
     rows.sort(key=lambda r: (r["review_by"], r["partner_id"], r["need_id"]))
     return rows

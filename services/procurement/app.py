@@ -10,6 +10,7 @@ from services.http import partner_get
 from services.procurement.model import ProcurementPolicy
 from services.procurement.state import TYPES, ProcurementState
 from services.service import Context, Service, state_service
+from shared.money import money_str
 
 GROUP = "procurement"
 
@@ -29,7 +30,7 @@ def partner_view(tid: str, t: dict[str, Any]) -> dict[str, Any]:
 def provider_view(tid: str, t: dict[str, Any], provider: str, refused: list[Any]) -> dict[str, Any]:
     """A bidder's view: the tender, its own bids and refusals; others' only after the award."""
     req = t["request"]
-    own = [{"bid_id": b.bid_id, "lot_id": b.lot_id, "annual_price": f"{b.annual_price:.2f}", "status": "received"}
+    own = [{"bid_id": b.bid_id, "lot_id": b.lot_id, "annual_price": money_str(b.annual_price), "status": "received"}
            for _, b in t["bids"] if b.provider_id == provider]
     own += [{"event": r.key, "status": "refused", "code": r.code, "message": r.message} for r in refused
             if r.sender == provider and r.tender_id == tid]

@@ -31,12 +31,13 @@ from shared.events import (
     NeedWithdrawn,
     OpportunityIdentified,
     Payload,
-    TenderAwarded,
     TenderAwardConfirmed,
+    TenderAwarded,
     TenderCancelRequested,
     TenderEvaluationSubmitted,
     TenderRequested,
 )
+from shared.money import money_str
 
 LIGHT_TOUCH = ("advocacy", "debt-benefits-consumer-advice", "infrastructure-volunteering", "carers",
                "mental-health", "social-care", "health", "housing-support", "employment-support")
@@ -243,7 +244,7 @@ def evaluate(req: TenderRequested, bids: list[tuple[str, BidSubmitted]], ev: Ten
             others = [o.annual_price for _, o in entries if o.bid_id != b.bid_id]
             low = bool(others) and b.annual_price < policy.abnormally_low * (sum(others, Decimal(0)) / len(others))
             rows.append({"bid_id": b.bid_id, "provider_id": b.provider_id, "provider_name": b.provider_name,
-                         "annual_price": f"{b.annual_price:.2f}", "abnormally_low": low,
+                         "annual_price": money_str(b.annual_price), "abnormally_low": low,
                          "excluded": low and b.bid_id not in ev.accept_abnormally_low,
                          "_bid": b})
         eligible = [r for r in rows if not r["excluded"]]
@@ -382,7 +383,7 @@ def _shares(shares: tuple[AwardShare, ...], price: Decimal) -> list[dict[str, An
     pence = [q for q, _ in parts]
     for i in sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))[: whole - sum(pence)]:
         pence[i] += 1
-    return [{**row, "annual_contribution": f"{Decimal(p) / 100:.2f}"} for row, p in zip(rows, pence, strict=True)]
+    return [{**row, "annual_contribution": money_str(Decimal(p) / 100)} for row, p in zip(rows, pence, strict=True)]
 
 
 def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:

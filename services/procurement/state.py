@@ -18,6 +18,7 @@ from services.procurement.model import (
 )
 from shared.authority import OwnerState
 from shared.events import TenderAwarded, TenderNotice
+from shared.money import money_str
 from shared.partners import PartnerRegistry
 from shared.ports import Ports
 from shared.state import Derived, Published, publish_changes
@@ -46,7 +47,7 @@ def notices(view: dict[str, dict[str, Any]]) -> dict[str, Derived]:
         notice(tid, "published", "published", title=req.title, service_category=req.service_category,
                opportunity_id=req.opportunity_id, lead_partner_id=req.partner_id,
                partners=[p.partner_id for p in req.partners], route=t["route"], route_reason=t["route_reason"],
-               lifetime_value=t["lifetime_value"], estimated_annual_value=f"{req.estimated_annual_value:.2f}",
+               lifetime_value=t["lifetime_value"], estimated_annual_value=money_str(req.estimated_annual_value),
                term_months=req.term_months, date=req.date.isoformat(),
                clarification_deadline=req.clarification_deadline.isoformat(), closing_date=req.closing_date.isoformat(),
                contract_start=req.contract_start.isoformat(), weighting=req.weighting.model_dump(mode="json"),

@@ -17,7 +17,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from shared.dates import DAY, add_months
 from shared.events import (
+    AwardShare,
     ContractDecommissioned,
     ContractMemberExited,
     InvestmentRecorded,
@@ -25,13 +27,9 @@ from shared.events import (
     NeedIdentified,
     Payload,
     TenderAwarded,
-    AwardShare,
 )
-from shared.dates import DAY, add_months
-from shared.money import from_pence, pence
+from shared.money import from_pence, money_str, pence
 from shared.policy import SavingsPolicy
-
-
 
 # -- the index of facts --------------------------------------------------------------------
 
@@ -250,11 +248,11 @@ def _ratio(x: int, y: int) -> str | None:
 
 
 def _m(p: int) -> str:
-    return f"{from_pence(p):.2f}"
+    return money_str(from_pence(p))
 
 
 def _d(x: Decimal | None) -> str | None:
-    return None if x is None else f"{x:.2f}"
+    return None if x is None else money_str(x)
 
 
 @dataclass(frozen=True)

@@ -237,13 +237,13 @@ def latency(side: Side, entries: list[dict[str, bytes]], rate: int) -> list[floa
 LOAD = """
 import asyncio, time
 from services.savings.projection import Projection
-from shared.policy import SavingsPolicy
+from shared.settings import savings_policy
 from shared.redis_client import connect
 from shared.settings import Settings
 from shared.streams import Streams
 async def main():
     settings = Settings()
-    projection = Projection(connect(settings.redis_url), Streams(settings.prefix), SavingsPolicy())
+    projection = Projection(connect(settings.redis_url), Streams(settings.prefix), savings_policy())
     t0 = time.perf_counter()
     n = await projection.load()
     print(time.perf_counter() - t0, n)

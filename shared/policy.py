@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class SavingsPolicy(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_SAVINGS_", extra="ignore", frozen=True)
+class SavingsPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
     #: estimated annual management cost of a shared contract = intercept + per_partner x n.
     #: The straight line through the report's two points: £41,000 (15), £27,289 (5).

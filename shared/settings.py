@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.policy import SavingsPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMMISSIONING_", extra="ignore", frozen=True)
@@ -59,3 +61,13 @@ class Settings(BaseSettings):
     memory_warn_ratio: float = Field(default=0.8, gt=0, lt=1)
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+
+
+class SavingsSettings(BaseSettings, SavingsPolicy):
+    """The savings policy (shared.policy), read from the environment (`COMMISSIONING_SAVINGS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_SAVINGS_", extra="ignore", frozen=True)
+
+
+def savings_policy() -> SavingsPolicy:
+    return SavingsSettings()

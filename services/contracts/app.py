@@ -7,7 +7,7 @@ from typing import Any
 from faststream.asgi import AsgiResponse
 from faststream.asgi.request import AsgiRequest
 
-from services.contracts.model import ContractsPolicy
+from services.contracts.settings import policy as contracts_policy
 from services.contracts.state import TYPES, ContractsState
 from services.http import json_response, partner_get
 from services.service import Context, Service, state_service
@@ -21,7 +21,7 @@ def visible_to(contract: dict[str, Any], partner_id: str) -> bool:
 
 
 def build(ctx: Context) -> Service:
-    state = ContractsState(ctx.ports("contracts"), ctx.streams, ContractsPolicy(), ctx.settings.decide_wait_s)
+    state = ContractsState(ctx.ports("contracts"), ctx.streams, contracts_policy(), ctx.settings.decide_wait_s)
 
     def contracts(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         rows = [

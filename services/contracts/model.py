@@ -26,8 +26,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.authority import Refused, Verdict, Wait
 from shared.dates import DAY, add_months
@@ -43,8 +42,8 @@ from shared.events import (
 from shared.money import money_str, round_money
 
 
-class ContractsPolicy(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_CONTRACTS_", extra="ignore", frozen=True)
+class ContractsPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
     #: actual / target from which a KPI is "approaching target" / "requires improvement"
     approaching: Decimal = Field(default=Decimal("0.90"), gt=0, le=1)

@@ -9,17 +9,17 @@ from faststream.asgi import AsgiResponse
 from faststream.asgi.request import AsgiRequest
 
 from services.http import bad_request, partner_get
-from services.needs.model import NeedsPolicy
+from services.needs.settings import policy as needs_policy
 from services.needs.state import TYPES, NeedsState
 from services.needs.views import own_needs, partner_opportunities, timetable, upcoming
 from services.service import Context, Service, state_service
-from shared.policy import SavingsPolicy
+from shared.settings import savings_policy
 
 GROUP = "needs"
 
 
 def build(ctx: Context) -> Service:
-    state = NeedsState(ctx.ports("needs"), ctx.streams, NeedsPolicy(), SavingsPolicy(), ctx.settings.decide_wait_s)
+    state = NeedsState(ctx.ports("needs"), ctx.streams, needs_policy(), savings_policy(), ctx.settings.decide_wait_s)
 
     def needs(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         return {"partner_id": pid, "needs": own_needs(state.index, pid)}

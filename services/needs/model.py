@@ -21,8 +21,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.authority import Refused, Verdict
 from shared.dates import add_months
@@ -38,8 +37,8 @@ from shared.money import gbp, money_str
 from shared.policy import SavingsPolicy
 
 
-class NeedsPolicy(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_NEEDS_", extra="ignore", frozen=True)
+class NeedsPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
     #: needs whose arrangements end within this many months of each other can be matched
     window_months: int = Field(default=12, ge=0, le=120)

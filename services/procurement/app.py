@@ -7,7 +7,7 @@ from typing import Any
 from faststream.asgi.request import AsgiRequest
 
 from services.http import partner_get
-from services.procurement.model import ProcurementPolicy
+from services.procurement.settings import policy as procurement_policy
 from services.procurement.state import TYPES, ProcurementState
 from services.service import Context, Service, state_service
 from shared.money import money_str
@@ -42,7 +42,7 @@ def provider_view(tid: str, t: dict[str, Any], provider: str, refused: list[Any]
 
 
 def build(ctx: Context) -> Service:
-    state = ProcurementState(ctx.ports("procurement"), ctx.streams, ProcurementPolicy(), ctx.registry, ctx.settings.decide_wait_s)
+    state = ProcurementState(ctx.ports("procurement"), ctx.streams, procurement_policy(), ctx.registry, ctx.settings.decide_wait_s)
     kinds = {p.id: p.kind for p in ctx.registry}
 
     def view(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:

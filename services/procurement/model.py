@@ -18,8 +18,7 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.authority import Refused, Verdict, Wait
 from shared.dates import DAY, add_months
@@ -43,10 +42,10 @@ LIGHT_TOUCH = ("advocacy", "debt-benefits-consumer-advice", "infrastructure-volu
                "mental-health", "social-care", "health", "housing-support", "employment-support")
 
 
-class ProcurementPolicy(BaseSettings):
+class ProcurementPolicy(BaseModel):
     """The routing table (DOMAIN.md's defaults), overridable per deployment."""
 
-    model_config = SettingsConfigDict(env_prefix="COMMISSIONING_PROCUREMENT_", extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     grant_below: Decimal = Decimal("10000")          # lifetime value of a small project
     quotation_below: Decimal = Decimal("25000")      # Milton Keynes framework

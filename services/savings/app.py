@@ -7,13 +7,13 @@ from faststream.asgi import AsgiResponse, Request, get
 from services.savings.live import Page, RecentEvents, SavingsStream, savings_response
 from services.savings.projection import TYPES, Projection
 from services.service import Context, Service, state_service
-from shared.policy import SavingsPolicy
+from shared.settings import savings_policy
 
 GROUP = "savings"
 
 
 def build(ctx: Context) -> Service:
-    projection = Projection(ctx.redis, ctx.streams, SavingsPolicy())
+    projection = Projection(ctx.redis, ctx.streams, savings_policy())
 
     @get(description="The whole savings projection as JSON (dashboards that poll).")
     async def savings(request: Request) -> AsgiResponse:

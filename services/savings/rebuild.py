@@ -25,7 +25,7 @@ from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.decode import Decoded, decode
-from shared.policy import SavingsPolicy
+from shared.settings import savings_policy
 from shared.progress import Progress
 from shared.streams import Streams
 
@@ -44,7 +44,7 @@ def _parse(raw: bytes | None) -> Decoded | None:
 
 async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
                   archive: Archive | None = None) -> dict[str, Any]:
-    projection = Projection(redis, streams, SavingsPolicy())
+    projection = Projection(redis, streams, savings_policy())
     await projection.load()
     before = projection.figures
 

@@ -345,6 +345,7 @@ class OpportunityRow:
     declined: tuple[str, ...]
     undecided: tuple[str, ...]
     appraisal: Appraisal
+    contract: str | None  # the awarded contract that already replaces its needs, if any
 
 
 @dataclass(frozen=True)
@@ -365,6 +366,8 @@ class EndDate:
     who: str
     within_planning: bool  # in the next PLANNING_MONTHS from as_of
     position: Decimal  # 0..100, on the timeline
+    opportunity: str | None = None  # the opportunity in the same service, whose appraisal applies
+    recommendation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,7 @@ def pipeline(ws: Workspace, names: dict[str, str], rows: tuple[ContractRow, ...]
                                   n.current_annual_resource_cost, n.current_arrangements_end,
                                   "withdrawn" if (p, nid) in ws.withdrawn else "open" if n.open_to_sharing else "not open to sharing")
                           for (p, nid), n in ws.needs.items()), key=lambda r: (r.category, r.partner)))
+    awarded = {(s.partner_id, s.need_id): cid for cid, f in ws.facts.awards.items() for s in f.payload.partners}
     opps = []
     for oid, o in sorted(ws.opportunities.items()):
         baseline = sum((ws.needs[(n.partner_id, n.need_id)].current_annual_resource_cost
@@ -398,7 +402,8 @@ def pipeline(ws: Workspace, names: dict[str, str], rows: tuple[ContractRow, ...]
             names.get(o.lead_partner_id or "", o.lead_partner_id or "none yet"),
             *(tuple(sorted(names.get(n.partner_id, n.partner_id) for n in o.needs if n.decision == d))
               for d in ("joined", "declined", "undecided")),
-            appraise(baseline, inputs, policy.horizon_years, policy.discount_rate)))
+            appraise(baseline, inputs, policy.horizon_years, policy.discount_rate),
+            next((awarded[(n.partner_id, n.need_id)] for n in o.needs if (n.partner_id, n.need_id) in awarded), None)))
     tenders = []
     for tid, stages in sorted(ws.tenders.items()):
         stage = max(stages, key=STAGES.index)
@@ -406,18 +411,22 @@ def pipeline(ws: Workspace, names: dict[str, str], rows: tuple[ContractRow, ...]
         extra = (pub.model_extra or {}) if pub else {}
         tenders.append(TenderRow(tid, str(extra.get("title", tid)), stage.removeprefix("tender.").replace(".", " "),
                                  str(extra.get("closing_date", ""))))
-    replaced = {(s.partner_id, s.need_id) for f in ws.facts.awards.values() for s in f.payload.partners}
-    ends = [(r.end, "contract", r.contract_id, r.supplier) for r in rows if r.status in ("active", "awarded")]
-    ends += [(n.current_arrangements_end, "arrangements", n.title, names.get(p, p))
-             for (p, nid), n in ws.needs.items() if (p, nid) not in replaced and (p, nid) not in ws.withdrawn]
-    ends.sort()
+    category = {cid: next((ws.needs[(s.partner_id, s.need_id)].service_category for s in f.payload.partners
+                           if (s.partner_id, s.need_id) in ws.needs), "") for cid, f in ws.facts.awards.items()}
+    by_category = {o.category: o for o in opps}
+    ends = [(r.end, "contract", r.contract_id, r.supplier, by_category.get(category.get(r.contract_id, "")))
+            for r in rows if r.status in ("active", "awarded")]
+    ends += [(n.current_arrangements_end, "arrangements", n.title, names.get(p, p), by_category.get(n.service_category))
+             for (p, nid), n in ws.needs.items() if (p, nid) not in awarded and (p, nid) not in ws.withdrawn]
+    ends.sort(key=lambda e: e[:4])
     start = today or (ends[0][0] if ends else None)
     stop = max([e[0] for e in ends] + ([add_months(start, PLANNING_MONTHS)] if start else []), default=None)
     span = (stop - start).days if start and stop and stop > start else 1
     horizon = add_months(today, PLANNING_MONTHS) if today else None
     timeline = tuple(EndDate(w, what, subj, who, bool(today and horizon and today <= w <= horizon),
-                             Decimal(max(0, min(100, round(100 * (w - start).days / span)))) if start else Decimal(0))
-                     for w, what, subj, who in ends)
+                             Decimal(max(0, min(100, round(100 * (w - start).days / span)))) if start else Decimal(0),
+                             o.opportunity_id if o else None, o.appraisal.recommendation if o else None)
+                     for w, what, subj, who, o in ends)
     return Pipeline(today, needs, tuple(opps), tuple(tenders), timeline, start, stop)
 
 

@@ -50,7 +50,8 @@ def build(overview: Overview, rows: tuple[ContractRow, ...], pipe: Pipeline) -> 
     decisions: list[Decision] = []
     for e in pipe.ends:
         if e.within_planning and e.what == "contract":
-            decisions.append(Decision(e.subject, f"recommission, extend or decommission {e.subject} ({e.who}): it ends", e.when))
+            advice = f"; the appraisal recommends {OPTION_NAMES.get(e.recommendation, e.recommendation)}" if e.recommendation else ""
+            decisions.append(Decision(e.subject, f"recommission, extend or decommission ({e.who}): it ends{advice}", e.when))
     for r in rows:
         if r.review_notice and today and r.review_notice <= today:
             decisions.append(Decision(r.contract_id, "annual review due: notice period has begun", r.next_review))
@@ -58,7 +59,7 @@ def build(overview: Overview, rows: tuple[ContractRow, ...], pipe: Pipeline) -> 
             if c.status == "termination considered":
                 decisions.append(Decision(r.contract_id, f"termination considered: {c.kpi_id} still below target", c.improvement_plan_due))
     for o in pipe.opportunities:
-        if o.status in ("proposed", "open"):
+        if o.status in ("proposed", "open") and o.contract is None:
             a = o.appraisal
             decisions.append(Decision(o.opportunity_id, f"agree the option: the appraisal recommends "
                                       f"{OPTION_NAMES.get(a.recommendation, a.recommendation)}", o.window_start))

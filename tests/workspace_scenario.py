@@ -22,7 +22,7 @@ def _ret(start: str, end: str, clients: str) -> dict[str, Any]:
 def send(r: Any, prefix: str) -> int:
     """Send it all; the number of events sent."""
     sent = [(pid, etype, data) for pid, etype, data in reference_payloads("fifteen")]
-    for pid, cost in ((LEAD, "18000.00"), ("stoke-on-trent-cc", "12000.00")):
+    for pid, cost in ((LEAD, "30000.00"), ("stoke-on-trent-cc", "20000.00")):
         sent.append((pid, "need.identified", {
             "need_id": f"{pid}-carers", "partner_id": pid, "service_category": "carers-support", "title": "Carers' support",
             "annual_budget": "90000.00", "current_arrangements": 6, "current_annual_resource_cost": cost,

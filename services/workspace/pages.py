@@ -144,10 +144,13 @@ class Workspace:
         await _send(send, 200, report.to_csv(r).encode(), "text/csv; charset=utf-8",
                     [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
 
+    def report_pdf(self, r: report.Report) -> bytes:
+        return report.to_pdf(self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode())
+
     async def pdf(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         r = await self.report()
         name = f"joint-committee-{r.as_of or 'empty'}.pdf"
-        body = report.to_pdf(self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode())
+        body = self.report_pdf(r)
         await _send(send, 200, body, "application/pdf",
                     [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
@@ -38,7 +38,11 @@ def _day(d: date | None) -> str:
 
 
 def _pct(x: Decimal | None) -> str:
-    return "–" if x is None else f"{(x * 100).quantize(Decimal(1))}%"
+    """A ratio as a whole percentage, half up; negatives with a true minus sign, as gbp shows them."""
+    if x is None:
+        return "–"
+    whole = (x * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"\u2212{abs(whole)}%" if whole < 0 else f"{whole}%"
 
 
 def environment() -> Environment:

@@ -18,9 +18,11 @@ import httpx
 import pytest
 import redis
 
+from shared.auth import authorization
 from shared.money import gbp
 from tests import workspace_scenario
-from tests.support import OWNERS, READ, ROOT, VIEWER_TOKEN, send_as, serve, service_env, wait_for, write_tscip_partners
+from tests.support import (OWNERS, READ, ROOT, VIEWER_TOKEN, send_as, serve, service_env, tscip_secret, wait_for,
+                           write_tscip_partners)
 
 pytestmark = pytest.mark.integration
 
@@ -201,6 +203,13 @@ def test_the_report_has_the_live_views_figures(deployment, prefix: str, tmp_path
     assert "Staffordshire County Council" in text and "2013 Q2 (April to June)" in text
     served_pdf = httpx.get(f"{proc.url}/workspace/report.pdf", headers=READ, timeout=60)
     assert served_pdf.status_code == 200 and served_pdf.content.startswith(b"%PDF")
+    # a partner signs its read (shared.auth) and sees its own refusal's message; a viewer only its code
+    path = "/workspace/audit?q=not_the_lead"
+    own = httpx.get(f"{proc.url}{path}", headers={"Authorization": authorization("stoke-pct", tscip_secret("stoke-pct"), "GET", path)})
+    assert own.status_code == 200 and "only staffordshire-cc, the lead, may decommission" in own.text
+    other = httpx.get(f"{proc.url}{path}", headers={"Authorization": authorization("tamworth-bc", tscip_secret("tamworth-bc"), "GET", path)})
+    assert other.status_code == 200 and "not_the_lead" in other.text and "may decommission" not in other.text
+    assert "may decommission" not in httpx.get(f"{proc.url}{path}", headers=READ).text
     # without a credential: nothing
     assert httpx.get(f"{proc.url}/workspace/report.csv").status_code == 401
     assert json.loads(httpx.get(f"{proc.url}/workspace/report.pdf").text)["code"] == "unauthenticated"

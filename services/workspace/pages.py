@@ -5,6 +5,7 @@ from the streams on each request (services/workspace/source.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -74,14 +75,24 @@ class Workspace:
     def names(self) -> dict[str, str]:
         return {p.id: p.name for p in self.registry}
 
-    async def views(self) -> tuple[model.Workspace, model.Overview, tuple[model.ContractRow, ...]]:
-        ws = await source.load(self.redis, self.streams, [p.id for p in self.registry])
-        today = model.today_of(ws)
-        return ws, model.overview(ws, self.names, self.savings), model.contracts(ws, self.names, today)
+    async def load(self) -> model.Workspace:
+        return await source.load(self.redis, self.streams, [p.id for p in self.registry])
+
+    async def compute(self, work: Callable[[], Any]) -> Any:
+        # the fold is pure and may take a second on a large partnership: off the event loop,
+        # so the bus and the SSE streams of the same process keep going
+        return await asyncio.to_thread(work)
+
+    def _contracts(self, ws: model.Workspace) -> tuple[model.ContractRow, ...]:
+        return model.contracts(ws, self.names, model.today_of(ws))
+
+    def _report(self, ws: model.Workspace) -> report.Report:
+        over, rows = model.overview(ws, self.names, self.savings), self._contracts(ws)
+        return report.build(over, rows, model.pipeline(ws, self.names, rows, over.as_of, self.appraisal))
 
     async def report(self) -> report.Report:
-        ws, over, rows = await self.views()
-        return report.build(over, rows, model.pipeline(ws, self.names, rows, over.as_of, self.appraisal))
+        ws = await self.load()
+        return await self.compute(lambda: self._report(ws))  # type: ignore[no-any-return]
 
     def render(self, name: str, **context: Any) -> bytes:
         return self.env.get_template(name).render(**context).encode()
@@ -101,15 +112,16 @@ class Workspace:
         return app
 
     async def overview(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
-        _, over, rows = await self.views()
+        ws = await self.load()
+        over, rows = await self.compute(lambda: (model.overview(ws, self.names, self.savings), self._contracts(ws)))
         top = max((y.saving for y in over.years), default=Decimal(0)) or Decimal(1)
         bars = [(y, int(max(y.saving, Decimal(0)) / top * 170)) for y in over.years]  # bar heights in the chart
         return 200, self.render("overview.html", o=over, bars=bars, nav="overview",
                                 underperforming=sum(r.underperforming for r in rows))
 
     async def pipeline(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
-        ws, over, rows = await self.views()
-        p = model.pipeline(ws, self.names, rows, over.as_of, self.appraisal)
+        ws = await self.load()
+        p = await self.compute(lambda: model.pipeline(ws, self.names, self._contracts(ws), model.today_of(ws), self.appraisal))
         return 200, self.render("pipeline.html", p=p, nav="pipeline", planning=model.PLANNING_MONTHS, policy=self.appraisal)
 
     async def contracts(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
@@ -117,8 +129,8 @@ class Workspace:
         if show not in FILTERS:
             return 400, self.render("contracts.html", rows=(), nav="contracts", show="", filters=FILTERS, as_of=None,
                                     error=f"“{show[:40]}” is not a choice: pick one of the list and press Show.")
-        _, over, rows = await self.views()
-        today = over.as_of
+        ws = await self.load()
+        rows, today = await self.compute(lambda: (self._contracts(ws), model.today_of(ws)))
         chosen = [r for r in rows if show == "" or (show == "underperforming" and r.underperforming)
                   or (show == "overdue" and r.overdue)
                   or (show == "review" and r.review_notice and today and r.review_notice <= today)]
@@ -126,8 +138,9 @@ class Workspace:
                                 as_of=today, error=None)
 
     async def providers(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
-        _, _, rows = await self.views()
-        return 200, self.render("providers.html", providers=model.providers(rows), nav="providers")
+        ws = await self.load()
+        found = await self.compute(lambda: model.providers(self._contracts(ws)))
+        return 200, self.render("providers.html", providers=found, nav="providers")
 
     async def audit(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
         q = query.get("q", [""])[0]
@@ -135,8 +148,8 @@ class Workspace:
             return 400, self.render("audit.html", entries=(), q="", nav="audit", limit=0, reader=None,
                                     error="Search for a contract, tender, need or partner id, an event type or a reason "
                                           "code: letters, digits, spaces and . : @ / - only, at most 80 characters.")
-        ws = await source.load(self.redis, self.streams, [p.id for p in self.registry])
-        entries = model.trail(ws, q)
+        ws = await self.load()
+        entries = await self.compute(lambda: model.trail(ws, q))
         reader = scope.get("reader")
         # a refusal's message is its partner's own (P:rejected:<partner> is read by that partner)
         own = reader[1] if isinstance(reader, tuple) and reader[0] == "partner" else None
@@ -154,7 +167,7 @@ class Workspace:
     async def pdf(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         r = await self.report()
         name = f"joint-committee-{r.as_of or 'empty'}.pdf"
-        body = self.report_pdf(r)
+        body = await self.compute(lambda: self.report_pdf(r))
         await _send(send, 200, body, "application/pdf",
                     [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
 

@@ -183,6 +183,11 @@ def test_the_report_has_the_live_views_figures(deployment, prefix: str, tmp_path
         name = next(n for n in rows if n[0] == "partner" and n[2] == "annual_saving" and rows[n] == p["annual_saving"])[1]
         assert f"{name}</th>" in page
     assert gbp(rows[("savings", "partnership", "annual_saving")]) in page
+    # no partner's budget anywhere (docs/authority.md, Confidentiality): the carers' needs budget £90,000 each
+    for path in ("/workspace", "/workspace/pipeline", "/workspace/contracts", "/workspace/providers", "/workspace/audit"):
+        shown = httpx.get(f"{proc.url}{path}", headers=READ).text
+        assert "£90,000" not in shown and "annual_budget" not in shown, path
+    assert "90000.00" not in served.text
     assert rows[("performance", "tscip-debt-advice-2013", "rag")] == "red"
     assert rows[("performance", "tscip-advocacy-2012", "returns_overdue")] == "4"
     decisions = [k for k in rows if k[0] == "decision"]

@@ -6,6 +6,7 @@ from the streams on each request (services/workspace/source.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -102,7 +103,7 @@ class Workspace:
                 ("/workspace/contracts", self.page(self.contracts)), ("/workspace/providers", self.page(self.providers)),
                 ("/workspace/audit", self.page(self.audit)), ("/workspace/report.csv", self.csv),
                 ("/workspace/report.pdf", self.pdf), ("/workspace/workspace.css", Static("workspace.css")),
-                ("/workspace/live.js", Static("live.js"))]
+                ("/workspace/live.js", Static("live.js")), ("/workspace/partners.json", self.partners)]
 
     def page(self, view: Callable[[dict[str, list[str]], dict[str, Any]], Awaitable[tuple[int, bytes]]]) -> Any:
         async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -160,6 +161,10 @@ class Workspace:
         name = f"joint-committee-{r.as_of or 'empty'}.csv"
         await _send(send, 200, report.to_csv(r).encode(), "text/csv; charset=utf-8",
                     [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
+
+    async def partners(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """`GET /workspace/partners.json`: each partner's id and name from the registry (no more)."""
+        await _send(send, 200, json.dumps(self.names).encode(), "application/json")
 
     def report_pdf(self, r: report.Report) -> bytes:
         return report.to_pdf(self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode())

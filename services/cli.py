@@ -232,7 +232,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = await pages.report()
         return report, (to_csv(report).encode() if fmt == "csv" else pages.report_pdf(report))
 
-    report, body = _with_redis(run)
+    from services.workspace.report import PdfUnavailable
+
+    try:
+        report, body = _with_redis(run)
+    except PdfUnavailable as e:
+        return _fail(str(e))
     if str(args.out) == "-":
         sys.stdout.buffer.write(body)
     else:

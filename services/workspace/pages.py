@@ -172,7 +172,11 @@ class Workspace:
     async def pdf(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         r = await self.report()
         name = f"joint-committee-{r.as_of or 'empty'}.pdf"
-        body = await self.compute(lambda: self.report_pdf(r))
+        try:
+            body = await self.compute(lambda: self.report_pdf(r))
+        except report.PdfUnavailable as e:
+            await _send(send, 503, f"{e}: /workspace/report.csv".encode(), "text/plain; charset=utf-8")
+            return
         await _send(send, 200, body, "application/pdf",
                     [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
 

@@ -104,7 +104,14 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def to_pdf(html: str) -> bytes:
-    from weasyprint import HTML  # imported here: loading its text engine takes a second
+class PdfUnavailable(RuntimeError):
+    pass
 
+
+def to_pdf(html: str) -> bytes:
+    try:
+        from weasyprint import HTML  # imported here: loading its text engine takes a second
+    except OSError as e:  # WeasyPrint loads Pango (a system library) when imported
+        raise PdfUnavailable(f"the PDF needs the Pango text library, which WeasyPrint could not load ({e}); "
+                             "install it (Debian: libpango-1.0-0 libpangoft2-1.0-0), or take the CSV") from e
     return HTML(string=html).write_pdf()  # type: ignore[no-any-return]

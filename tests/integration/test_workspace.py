@@ -112,6 +112,14 @@ def test_a_commissioner_answers_the_three_questions_from_the_pages(deployment, r
         page.click("form.filter button")
         expect(rows).to_have_count(1)
         expect(page.locator("tr[data-contract='tscip-advocacy-2012'] .overdue")).to_have_text("4 overdue")
+        # live: new figures while the register is open are announced, with a refresh
+        expect(page.locator("#status")).to_have_text("Live", timeout=10_000)
+        expect(page.locator("#stale")).to_be_hidden()
+        send_as(r, prefix, "staffordshire-cc", "investment.recorded", {
+            "investment_id": "ws-extra-2", "partner_id": "staffordshire-cc", "date": "2013-06-30", "amount": "1000.00",
+            "description": "training"}, "ws-invest-2")
+        expect(page.locator("#stale")).to_be_visible(timeout=10_000)
+        expect(page.locator("#stale")).to_contain_text("The figures have changed since this page loaded")
         # bad input: a choice not in the list, sent by hand
         page.goto(f"{proc.url}/workspace/contracts?show=everything")
         expect(page.locator("[role=alert]")).to_contain_text("“everything” is not a choice")

@@ -2,7 +2,8 @@
 `Workspace` (services/workspace/model.py). Read on each request, so a page is always as current
 as the streams; nothing is kept between requests. What the streams hold is bounded by the
 project's retention (archive and trim of `P:<type>`; `P:rejected:<partner>` capped by count),
-and of the refusals only the newest `REFUSALS_READ` a partner are read."""
+and of the refusals only the newest `REFUSALS_READ` a partner are read, a hundred at a time
+(each may hold a 64 KiB event), keeping only what the trail shows."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ async def load(redis: Redis, streams: Streams, partners: Iterable[str]) -> Works
                 break
             cursor = "(" + entries[-1][0].decode()
     for pid in [*partners, "unknown"]:
-        for entry_id, fields in await redis.xrevrange(streams.rejected(pid), count=REFUSALS_READ):
-            evolve(ws, refused_entry(entry_id.decode(), fields, pid))
+        # in pages of a hundred: a refused entry may hold up to 64 KiB of the event refused
+        read, cursor = 0, "+"
+        while read < REFUSALS_READ:
+            page = await redis.xrevrange(streams.rejected(pid), max=cursor, count=min(100, REFUSALS_READ - read))
+            for entry_id, fields in page:
+                evolve(ws, refused_entry(entry_id.decode(), fields, pid))
+            read += len(page)
+            if len(page) < 100:
+                break
+            cursor = "(" + page[-1][0].decode()
     return ws

@@ -164,6 +164,23 @@ def test_a_commissioner_answers_the_three_questions_from_the_pages(deployment, r
         rows_csv = csv_rows(Path(download.value.path()).read_text())
         assert rows_csv[("savings", "partnership", "annual_saving")] == figures["portfolio"]["annual_saving"]
 
+        # live: the carers' contract decommissioned; each partner's figures follow without a reload
+        page.evaluate("window.__same_page = true")
+        send_as(r, prefix, "staffordshire-cc", "contract.decommissioned", {
+            "contract_id": workspace_scenario.CARERS, "partner_id": "staffordshire-cc", "effective_date": "2013-06-30",
+            "reason": "financial_constraints", "replacement": "separate_arrangements"}, "ws-decommission")
+        wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["portfolio"]["active_contracts"] == 3, 30,
+                 what="the carers' contract ended")
+        after = httpx.get(f"{proc.url}/savings", headers=READ).json()
+        was, county = county, next(p for p in after["partners"] if p["partner_id"] == "staffordshire-cc")
+        assert county["annual_saving"] != was["annual_saving"]
+        row = page.locator("#partners tbody tr", has_text="Staffordshire County Council")
+        expect(page.locator("#annual-saving")).to_have_text(gbp(after["portfolio"]["annual_saving"]), timeout=10_000)
+        expect(row.locator(".saving")).to_have_text(gbp(county["annual_saving"]))
+        expect(row.locator(".share")).to_have_text(gbp(Decimal(county["baseline_annual_cost"]) - Decimal(county["annual_saving"])))
+        expect(row.locator(".projected-saving")).to_have_text(gbp(county["projected_saving"]))
+        assert page.evaluate("window.__same_page") is True
+
         # on a phone, nothing wider than the screen but the tables' own scroll regions
         phone = browser.new_page(viewport={"width": 375, "height": 812})
         phone.context.add_cookies(page.context.cookies())

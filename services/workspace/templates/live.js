@@ -18,8 +18,17 @@ function apply(data) {
   document.querySelectorAll("[data-live]").forEach(el => { el.textContent = money(pick(data, el.dataset.live)); });
   document.querySelectorAll("[data-live-pct]").forEach(el => { el.textContent = percent(pick(data, el.dataset.livePct)); });
   (data.partners || []).forEach(p => {
-    const cell = document.querySelector(`tr[data-partner="${CSS.escape(p.partner_id)}"] .saving`);
-    if (cell) cell.textContent = money(p.annual_saving);
+    const row = document.querySelector(`tr[data-partner="${CSS.escape(p.partner_id)}"]`);
+    if (!row) return;
+    row.querySelector(".saving").textContent = money(p.annual_saving);
+    for (const key of ["realised_saving", "projected_saving", "baseline_annual_cost"]) {
+      if (p[key] !== undefined) row.querySelector("." + key.replaceAll("_", "-")).textContent = money(p[key]);
+    }
+    // its share of the shared costs: its staff cost before less its annual saving, in pence
+    if (p.baseline_annual_cost !== undefined) {
+      const pence = Math.round(Number(p.baseline_annual_cost) * 100) - Math.round(Number(p.annual_saving) * 100);
+      row.querySelector(".share").textContent = money(pence / 100);
+    }
   });
 }
 

@@ -6,7 +6,7 @@
 - `service-gateway`: the gateway's keys alone, for `serve gateway` processes;
 - every `service-*` user may read `P:viewers` (viewer token digests, services.readauth);
 - `service-savings` may also read every accepted stream but the sealed bids (it serves the
-  workspace, services/workspace);
+  workspace, services/savings/workspace);
 - `dashboard`: read-only on `P:savings.updated`;
 - `operator`: everything, for `commissioning dead-letter` and `savings rebuild`;
 - `default`: off.
@@ -23,7 +23,7 @@ from services.contracts.state import TYPES as CONTRACTS_TYPES
 from services.needs.state import TYPES as NEEDS_TYPES
 from services.procurement.state import TYPES as PROCUREMENT_TYPES
 from services.savings.projection import TYPES as SAVINGS_TYPES
-from services.workspace.source import TYPES as WORKSPACE_TYPES
+from services.savings.workspace.source import TYPES as WORKSPACE_TYPES
 from shared.events import PARTNER_TYPES, SEALED_TYPES
 from shared.partners import PartnerRegistry
 from shared.streams import Streams

@@ -215,8 +215,8 @@ def cmd_viewer(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The quarterly report to the joint committee, from the streams: the workspace's own figures."""
-    from services.workspace.pages import Workspace
-    from services.workspace.report import to_csv
+    from services.savings.workspace.pages import Workspace
+    from services.savings.workspace.report import to_csv
 
     settings = _settings()
     if settings.partners is None:
@@ -232,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = await pages.report()
         return report, (to_csv(report).encode() if fmt == "csv" else pages.report_pdf(report))
 
-    from services.workspace.report import PdfUnavailable
+    from services.savings.workspace.report import PdfUnavailable
 
     try:
         report, body = _with_redis(run)

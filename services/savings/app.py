@@ -7,7 +7,7 @@ from faststream.asgi import AsgiResponse, Request, get
 from services.savings.live import Page, RecentEvents, SavingsStream, savings_response
 from services.savings.projection import TYPES, Projection
 from services.service import Context, Service, state_service
-from services.workspace.pages import Workspace
+from services.savings.workspace.pages import Workspace
 from shared.policy import SavingsPolicy
 
 GROUP = "savings"

@@ -10,8 +10,8 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from services.workspace import source
-from services.workspace.model import trail
+from services.savings.workspace import source
+from services.savings.workspace.model import trail
 from shared.streams import Streams
 from tests.support import event
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from services.workspace.appraisal import AppraisalPolicy, OptionInput, appraise, option_inputs
+from services.savings.workspace.appraisal import AppraisalPolicy, OptionInput, appraise, option_inputs
 
 
 def _case(years: int = 3) -> object:

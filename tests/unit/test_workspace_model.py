@@ -7,8 +7,8 @@ from decimal import Decimal as D
 from typing import Any
 
 from services.savings.model import project
-from services.workspace.appraisal import AppraisalPolicy
-from services.workspace.model import (Entry, Workspace, contracts, evolve, next_review, overview, pipeline, providers,
+from services.savings.workspace.appraisal import AppraisalPolicy
+from services.savings.workspace.model import (Entry, Workspace, contracts, evolve, next_review, overview, pipeline, providers,
                                       subject_of, today_of, trail)
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
@@ -131,3 +131,22 @@ def test_the_trail_holds_accepted_and_refused_acts_searchable_and_counts_each_on
     assert len(trail(ws)) == n + 1
     evolve(ws, entry(0, *reference_payloads("fifteen")[0][1:]))  # the same event again counts once
     assert len(trail(ws)) == n + 1
+
+
+def test_the_views_do_not_depend_on_the_order_events_came_in() -> None:
+    """Two SLAs of the same revision: the larger source id stands, whichever came first;
+    a later revision replaces both."""
+    def sla(n: int, target: str, revision: int = 0) -> Entry:
+        return entry(n, "contract.sla.agreed", {"contract_id": DEBT, "partner_id": "staffordshire-cc",
+                                                 "kpis": [{"kpi_id": "clients-advised", "target": target}],
+                                                 "revision": revision})
+
+    targets = []
+    for order in ((sla(900, "1200"), sla(901, "1300")), (sla(901, "1300"), sla(900, "1200"))):
+        ws, _ = reference()
+        for e in order:
+            evolve(ws, e)
+        targets.append(ws.slas[DEBT].kpis[0].target)
+    assert targets == [D("1300"), D("1300")]  # "e901" > "e900"
+    evolve(ws, sla(5, "1100", revision=1))
+    assert ws.slas[DEBT].kpis[0].target == D("1100")

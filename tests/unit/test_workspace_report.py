@@ -7,9 +7,9 @@ import io
 from datetime import date
 from decimal import Decimal as D
 
-from services.workspace.appraisal import AppraisalPolicy
-from services.workspace.model import contracts, evolve, overview, pipeline, today_of
-from services.workspace.report import build, quarter_of, to_csv
+from services.savings.workspace.appraisal import AppraisalPolicy
+from services.savings.workspace.model import contracts, evolve, overview, pipeline, today_of
+from services.savings.workspace.report import build, quarter_of, to_csv
 from shared.policy import SavingsPolicy
 from tests.unit.test_workspace_model import NAMES, entry, reference
 

@@ -1,7 +1,7 @@
 """The workspace's pages (Jinja2 templates, rendered on the server) and the report downloads.
 Each is a plain ASGI app like the dashboard's; the read credential is checked in front of them
 (services/readauth.py, which also says who reads in `scope["reader"]`). The views are built
-from the streams on each request (services/workspace/source.py)."""
+from the streams on each request (services/savings/workspace/source.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from urllib.parse import parse_qs
 from jinja2 import Environment, PackageLoader, select_autoescape
 from redis.asyncio import Redis
 
-from services.workspace import model, report, source
-from services.workspace.appraisal import AppraisalPolicy
-from services.workspace.report import OPTION_NAMES
+from services.savings.workspace import model, report, source
+from services.savings.workspace.appraisal import AppraisalPolicy
+from services.savings.workspace.report import OPTION_NAMES
 from shared.money import gbp
 from shared.partners import PartnerRegistry
 from shared.policy import SavingsPolicy
@@ -48,7 +48,7 @@ def _pct(x: Decimal | None) -> str:
 
 
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("services.workspace", "templates"), autoescape=select_autoescape(["html"]),
+    env = Environment(loader=PackageLoader("services.savings.workspace", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(gbp=lambda x: "–" if x is None else gbp(x), day=_day, pct=_pct,
                        option=lambda o: OPTION_NAMES.get(o, o))
@@ -185,7 +185,7 @@ class Static:
     TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
     def __init__(self, name: str) -> None:
-        self.body = resources.files("services.workspace").joinpath("templates", name).read_bytes()
+        self.body = resources.files("services.savings.workspace").joinpath("templates", name).read_bytes()
         self.content_type = self.TYPES[name[name.rindex("."):]]
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from services.workspace.model import ContractRow, Overview, Pipeline
+from services.savings.workspace.model import ContractRow, Overview, Pipeline
 
 OPTION_NAMES = {"aligned_budgets": "lead commissioner (aligned budgets)",
                 "stand_alone_partnership": "partnership (stand-alone)", "do_nothing": "do nothing"}

@@ -1,6 +1,6 @@
 """The workspace read model: a pure fold of the canonical streams (`P:<type>`) and the refusals
 (`P:rejected:<partner>`) into typed views for the commissioner's pages and the joint-committee
-report. No I/O here (services/workspace/source.py reads Redis).
+report. No I/O here (services/savings/workspace/source.py reads Redis).
 
 `evolve(ws, entry)` adds one stream entry; the same events in any order give the same views
 (each slot keeps the highest revision, ties to the larger `source id`). The savings figures come
@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.savings import model as savings
-from services.workspace.appraisal import Appraisal, AppraisalPolicy, appraise, option_inputs
+from services.savings.workspace.appraisal import Appraisal, AppraisalPolicy, appraise, option_inputs
 from shared.dates import add_months
 from shared.events import (ContractDecommissioned, ContractMemberExited, ContractSlaAgreed, InvestmentRecorded,
                            MonitoringReturnJudged, MonitoringReturnSubmitted, NeedIdentified, NeedWithdrawn,
@@ -68,14 +68,20 @@ class Workspace:
     payments: dict[str, PaymentCalculated] = field(default_factory=dict)
     trail: dict[str, deque[Entry]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    ranks: dict[tuple[str, Any], tuple[int, str]] = field(default_factory=dict)  # what each slot holds
 
 
 def subject_of(data: dict[str, Any]) -> str:
     return next((str(data[f]) for f in SUBJECTS if isinstance(data, dict) and f in data), "")
 
 
-def _later(old: Any, new: Any) -> Any:
-    return new if old is None or getattr(new, "revision", 0) >= getattr(old, "revision", 0) else old
+def _keep(ws: Workspace, name: str, slots: dict[Any, Any], slot: Any, key: str, payload: Payload) -> None:
+    """Keep the highest (revision, source id) in each slot, whatever order events came in."""
+    rank = (getattr(payload, "revision", 0), key)
+    old = ws.ranks.get((name, slot))
+    if old is None or rank > old:
+        ws.ranks[(name, slot)] = rank
+        slots[slot] = payload
 
 
 def evolve(ws: Workspace, e: Entry) -> Workspace:
@@ -92,26 +98,23 @@ def evolve(ws: Workspace, e: Entry) -> Workspace:
         savings.evolve(ws.facts, e.key, p)
     match p:
         case NeedIdentified():
-            slot = (p.partner_id, p.need_id)
-            ws.needs[slot] = _later(ws.needs.get(slot), p)
+            _keep(ws, "need", ws.needs, (p.partner_id, p.need_id), e.key, p)
         case NeedWithdrawn():
             ws.withdrawn.add((p.partner_id, p.need_id))
         case OpportunityIdentified():
-            ws.opportunities[p.opportunity_id] = _later(ws.opportunities.get(p.opportunity_id), p)
+            _keep(ws, "opportunity", ws.opportunities, p.opportunity_id, e.key, p)
         case TenderNotice():
-            stages = ws.tenders.setdefault(p.tender_id, {})
-            stages[e.type] = _later(stages.get(e.type), p)
+            _keep(ws, f"tender:{p.tender_id}", ws.tenders.setdefault(p.tender_id, {}), e.type, e.key, p)
         case ContractSlaAgreed():
-            ws.slas[p.contract_id] = _later(ws.slas.get(p.contract_id), p)
+            _keep(ws, "sla", ws.slas, p.contract_id, e.key, p)
         case MonitoringReturnJudged():
-            ws.judged[p.return_key] = _later(ws.judged.get(p.return_key), p)
+            _keep(ws, "judged", ws.judged, p.return_key, e.key, p)
         case ReturnOverdue():
-            slot = (p.contract_id, p.period_start, p.period_end)
-            ws.overdue[slot] = _later(ws.overdue.get(slot), p)
+            _keep(ws, "overdue", ws.overdue, (p.contract_id, p.period_start, p.period_end), e.key, p)
         case PerformanceConcern():
-            ws.concerns[p.concern_id] = _later(ws.concerns.get(p.concern_id), p)
+            _keep(ws, "concern", ws.concerns, p.concern_id, e.key, p)
         case PaymentCalculated():
-            ws.payments[p.payment_id] = _later(ws.payments.get(p.payment_id), p)
+            _keep(ws, "payment", ws.payments, p.payment_id, e.key, p)
     return ws
 
 

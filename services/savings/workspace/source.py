@@ -1,5 +1,5 @@
 """The workspace's Redis adapter: reads the canonical streams and the refusals into a fresh
-`Workspace` (services/workspace/model.py). Read on each request, so a page is always as current
+`Workspace` (services/savings/workspace/model.py). Read on each request, so a page is always as current
 as the streams; nothing is kept between requests. What the streams hold is bounded by the
 project's retention (archive and trim of `P:<type>`; `P:rejected:<partner>` capped by count),
 and of the refusals only the newest `REFUSALS_READ` a partner are read, a hundred at a time
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from services.workspace.model import Entry, Workspace, evolve, subject_of
+from services.savings.workspace.model import Entry, Workspace, evolve, subject_of
 from shared.events import PAYLOADS, SEALED_TYPES, CloudEvent
 from shared.streams import Streams
 

@@ -5,6 +5,8 @@
   streams it consumes and publishes, its groups' records, its state;
 - `service-gateway`: the gateway's keys alone, for `serve gateway` processes;
 - every `service-*` user may read `P:viewers` (viewer token digests, services.readauth);
+- `service-savings` may also read every accepted stream but the sealed bids (it serves the
+  workspace, services/savings/workspace);
 - `dashboard`: read-only on `P:savings.updated`;
 - `operator`: everything, for `commissioning dead-letter` and `savings rebuild`;
 - `default`: off.
@@ -21,6 +23,7 @@ from services.contracts.state import TYPES as CONTRACTS_TYPES
 from services.needs.state import TYPES as NEEDS_TYPES
 from services.procurement.state import TYPES as PROCUREMENT_TYPES
 from services.savings.projection import TYPES as SAVINGS_TYPES
+from services.savings.workspace.source import TYPES as WORKSPACE_TYPES
 from shared.events import PARTNER_TYPES, SEALED_TYPES
 from shared.partners import PartnerRegistry
 from shared.streams import Streams
@@ -78,7 +81,10 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
     for name, writes in WRITES.items():
         own = [s.accepted(t) for t in READS[name]] + [s.of_type(t) for t in writes]
         own += [s.key("group", name, "*"), s.state(name, "*")]
-        lines.append(user(f"service-{name}", f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {viewers} {SERVICE_COMMANDS}"))
+        # the savings process serves the workspace, which reads every accepted stream but bids
+        read = _keys([s.accepted(t) for t in WORKSPACE_TYPES], "%R") if name == "savings" else ""
+        lines.append(user(f"service-{name}", f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {read} {viewers} "
+                                             f"{SERVICE_COMMANDS}"))
     lines.append(user("service-gateway", f"{_keys(gateway)} {_keys(sealed_write, '%W')} {viewers} {SERVICE_COMMANDS}"))
     lines.append(user("dashboard", f"%R~{s.savings_updated} +xread +xrange +xrevrange +xlen {CONNECT}"))
     lines.append(f"user operator on #{password_hash(passwords['operator'])} ~* &* +@all")

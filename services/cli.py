@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -212,6 +213,42 @@ def cmd_viewer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The quarterly report to the joint committee, from the streams: the workspace's own figures."""
+    from services.savings.settings import appraisal_policy
+    from services.savings.workspace.pages import Workspace
+    from services.savings.workspace.report import to_csv
+    from shared.settings import savings_policy
+
+    settings = _settings()
+    if settings.partners is None:
+        return _fail("COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML), for partners' names")
+    try:
+        registry = PartnerRegistry.load(settings.partners)
+    except PartnerRegistryError as e:
+        return _fail(str(e))
+    fmt = args.format or ("pdf" if str(args.out).endswith(".pdf") else "csv")
+
+    async def run(redis, streams):  # type: ignore[no-untyped-def]
+        pages = Workspace(redis, streams, registry, savings_policy(), appraisal_policy())
+        report = await pages.report()
+        return report, (to_csv(report).encode() if fmt == "csv" else pages.report_pdf(report))
+
+    from services.savings.workspace.report import PdfUnavailable
+
+    try:
+        report, body = _with_redis(run)
+    except PdfUnavailable as e:
+        return _fail(str(e))
+    if str(args.out) == "-":
+        sys.stdout.buffer.write(body)
+    else:
+        Path(args.out).write_bytes(body)
+        print(f"wrote {args.out}: report to the joint committee, {report.quarter}, "
+              f"annual saving {gbp(report.overview.annual_saving)}, {len(report.decisions)} decision(s) needed")
+    return 0
+
+
 def cmd_acl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -335,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("docs", help="check (or --write) docs/asyncapi.json and docs/schemas/ against the code")
     p.add_argument("--write", action="store_true", help="write the documents instead of checking them")
     p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("report", help="the quarterly report to the joint committee (CSV or PDF), from the streams")
+    p.add_argument("out", help="the file to write (.csv or .pdf), or - for standard output")
+    p.add_argument("--format", choices=["csv", "pdf"], help="default: from the file's name, else csv")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready "
                        "(a container healthcheck)")

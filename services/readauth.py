@@ -1,4 +1,4 @@
-"""Reads need a credential: the dashboard, `GET /savings`, `/savings/stream` and `/events/recent`
+"""Reads need a credential: the dashboard, the workspace (`/workspace...`), `GET /savings`, `/savings/stream` and `/events/recent`
 answer only a viewer (a token from `commissioning viewer issue`, sent as `Authorization: Bearer`
 or, from a browser, in the cookie `/signin` sets) or a partner (the signed `Partner` header of
 shared.auth). With `COMMISSIONING_PUBLIC_TOTALS=true` anyone may read the partnership's totals
@@ -39,7 +39,7 @@ SIGNIN = b"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>S
 
 
 def _guarded(path: str) -> bool:
-    return path in PAGES or path.startswith("/dashboard/") or path in GUARDED
+    return path in PAGES or path.startswith(("/dashboard/", "/workspace")) or path in GUARDED
 
 
 class ReadGuard:
@@ -63,12 +63,15 @@ class ReadGuard:
             await self._signin(scope, receive, send)
         elif path == "/signout":
             await _answer(send, 303, b"", "text/plain", [(b"location", b"/signin"), _cookie("", 0)])
-        elif not _guarded(path) or await self._reader(scope):
+        elif not _guarded(path):
             await self.app(scope, receive, send)
+        elif reader := await self._reader(scope):
+            # who reads, for views that show a partner its own detail (the workspace's audit trail)
+            await self.app({**scope, "reader": reader}, receive, send)
         elif path == "/savings" and self.public_totals and (figures := self.figures()):
             body = json.dumps({"as_of": figures.get("as_of"), "portfolio": figures["portfolio"]}).encode()
             await _answer(send, 200, body, "application/json")
-        elif path in PAGES or path.startswith("/dashboard"):
+        elif path in PAGES or path.startswith("/dashboard") or (path.startswith("/workspace") and "." not in path):
             await _answer(send, 303, b"", "text/plain", [(b"location", b"/signin")])
         else:
             body = json.dumps(
@@ -84,20 +87,22 @@ class ReadGuard:
                 send, 401, body, "application/json", [(b"www-authenticate", b'Bearer realm="commissioning"')]
             )
 
-    async def _reader(self, scope: dict[str, Any]) -> str | None:
-        """Who is reading (a viewer's name or a partner id), or None."""
+    async def _reader(self, scope: dict[str, Any]) -> tuple[str, str] | None:
+        """Who is reading: ("viewer", name) or ("partner", partner id), or None."""
         headers = dict(scope.get("headers", []))
         auth = headers.get(b"authorization", b"").decode("latin-1")
         try:
             if auth.startswith("Bearer "):
-                return await viewers.viewer(self.redis, self.streams, auth.removeprefix("Bearer ").strip())
+                name = await viewers.viewer(self.redis, self.streams, auth.removeprefix("Bearer ").strip())
+                return ("viewer", name) if name is not None else None
             if auth.startswith("Partner "):
                 query = scope.get("query_string", b"").decode()
                 target = scope["path"] + (f"?{query}" if query else "")
-                return authenticate(self.registry, scope.get("method", "GET"), target, auth)
+                return ("partner", authenticate(self.registry, scope.get("method", "GET"), target, auth))
             cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
             if COOKIE in cookie:
-                return await viewers.viewer(self.redis, self.streams, cookie[COOKIE].value)
+                name = await viewers.viewer(self.redis, self.streams, cookie[COOKIE].value)
+                return ("viewer", name) if name is not None else None
         except (AuthError, RedisError):
             return None
         return None

@@ -78,6 +78,7 @@ def test_each_forbidden_command_is_refused(acl) -> None:  # type: ignore[no-unty
 
     savings = as_user(server, passwords, "service-savings")
     savings.hlen(f"{P}:state:savings:events")
+    savings.xrange(f"{P}:opportunity.identified")  # it serves the workspace: it reads what others publish
     savings.xadd(f"{P}:sealed:bid.submitted", {"event": b"{}"})  # as the gateway it may file a bid...
     for cmd in (("XRANGE", f"{P}:sealed:bid.submitted", "-", "+"),  # ...but never read one
                 ("HGETALL", f"{P}:state:procurement:events"),      # another service's state
@@ -114,6 +115,10 @@ def test_the_services_run_under_their_own_users(acl, tmp_path: Path) -> None:  #
         assert gateway_consumer in {c["name"].decode() for c in operator.xinfo_consumers(f"{P}:inbound", "gateway")}
         wait_for(lambda: operator.xlen(f"{P}:opportunity.identified") == 3, 20, what="the needs service's proposals")
         wait_for(lambda: operator.hlen(f"{P}:state:contracts:events") == 3, 20, what="the contracts register")
+        for path in ("/workspace", "/workspace/pipeline", "/workspace/contracts", "/workspace/audit"):
+            page = httpx.get(f"{procs['savings'].url}{path}", headers=READ)
+            assert page.status_code == 200, (path, page.text)
+            assert path == "/workspace" or "tscip-debt-advice-2013" in page.text, path
         for p in procs.values():
             text = p.log()
             assert "NOPERM" not in text, text

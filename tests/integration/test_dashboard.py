@@ -58,6 +58,7 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             expect(page.locator("#as-of")).to_have_text("1 April 2013")
             expect(page.locator("#contracts tbody tr")).to_have_count(3)
             expect(page.locator("#partners tbody tr")).to_have_count(15)
+            expect(page.locator("#partners tbody tr", has_text="Staffordshire County Council")).to_have_count(1)  # named
             expect(page.locator("#chart svg rect")).to_have_count(6)
             page.screenshot(path=str(ARTIFACTS / "dashboard-reference.png"), full_page=True)
 

@@ -72,6 +72,7 @@ def test_every_setting_is_documented() -> None:
         ("services.needs.model:NeedsPolicy", "COMMISSIONING_NEEDS_", "contract-additions.md"),
         ("services.contracts.model:ContractsPolicy", "COMMISSIONING_CONTRACTS_", "contract-additions.md"),
         ("services.procurement.model:ProcurementPolicy", "COMMISSIONING_PROCUREMENT_", "contract-additions.md"),
+        ("services.savings.workspace.appraisal:AppraisalPolicy", "COMMISSIONING_APPRAISAL_", "workspace.md"),
     ],
 )
 def test_every_policy_setting_is_documented(policy: str, env_prefix: str, doc: str) -> None:

@@ -27,3 +27,11 @@ def test_each_policy_is_read_from_its_variables_by_its_settings_alone(monkeypatc
     assert procurement_policy().standstill_days == 8 and ProcurementPolicy().standstill_days == 10
     assert savings_policy().discount_rate == Decimal("0.05") and SavingsPolicy().discount_rate == Decimal("0.035")
     assert isinstance(contracts_policy(), ContractsPolicy) and isinstance(savings_policy(), SavingsPolicy)
+
+
+def test_the_appraisal_policy_is_read_by_the_savings_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.savings.settings import appraisal_policy
+    from services.savings.workspace.appraisal import AppraisalPolicy
+
+    monkeypatch.setenv("COMMISSIONING_APPRAISAL_HORIZON_YEARS", "5")
+    assert appraisal_policy().horizon_years == 5 and AppraisalPolicy().horizon_years == 3

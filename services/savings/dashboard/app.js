@@ -57,7 +57,7 @@ function render(data) {
   partners.replaceChildren();
   for (const x of data.partners) {
     const r = partners.insertRow();
-    cell(r, x.partner_id); cell(r, money(x.annual_saving), "num"); cell(r, money(x.projected_saving), "num");
+    cell(r, names[x.partner_id] || x.partner_id); cell(r, money(x.annual_saving), "num"); cell(r, money(x.projected_saving), "num");
   }
 }
 
@@ -132,6 +132,8 @@ function status(live) {
 // to it. An update carries the summary complete and only the contracts that changed.
 let state = null;
 let source = null;
+// partners' names from the registry (GET /workspace/partners.json); ids where it is not served
+let names = {};
 
 // code-unit order, as the service sorts ids (not the locale's)
 const byId = (a, b) => (a.contract_id < b.contract_id ? -1 : a.contract_id > b.contract_id ? 1 : 0);
@@ -156,6 +158,10 @@ function apply(update) {
 async function start() {
   if (source) source.close();
   let after = "0-0";  // no update yet: every update kept applies
+  try {
+    const known = await fetch("/workspace/partners.json", { cache: "no-store" });
+    if (known.ok) names = await known.json();
+  } catch (_) { /* names are a convenience: ids are shown */ }
   try {
     const res = await fetch("/savings", { cache: "no-store" });
     if (!res.ok) throw new Error(res.status);

@@ -1,0 +1,192 @@
+"""The workspace's pages (Jinja2 templates, rendered on the server) and the report downloads.
+Each is a plain ASGI app like the dashboard's; the read credential is checked in front of them
+(services/readauth.py, which also says who reads in `scope["reader"]`). The views are built
+from the streams on each request (services/savings/workspace/source.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from redis.asyncio import Redis
+
+from services.savings.workspace import model, report, source
+from services.savings.workspace.appraisal import AppraisalPolicy
+from services.savings.workspace.report import OPTION_NAMES
+from shared.money import gbp
+from shared.partners import PartnerRegistry
+from shared.policy import SavingsPolicy
+from shared.streams import Streams
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+#: what a search may be: words, ids, dates; nothing else
+SEARCH = re.compile(r"[\w .:@/-]{0,80}")
+FILTERS = {"": "all contracts", "underperforming": "underperforming", "overdue": "with overdue returns",
+           "review": "with an annual review due"}
+
+
+def _day(d: date | None) -> str:
+    return f"{d.day} {d:%B %Y}" if d else "–"
+
+
+def _pct(x: Decimal | None) -> str:
+    """A ratio as a whole percentage, half up; negatives with a true minus sign, as gbp shows them."""
+    if x is None:
+        return "–"
+    whole = (x * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"\u2212{abs(whole)}%" if whole < 0 else f"{whole}%"
+
+
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("services.savings.workspace", "templates"), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(gbp=lambda x: "–" if x is None else gbp(x), day=_day, pct=_pct,
+                       option=lambda o: OPTION_NAMES.get(o, o))
+    return env
+
+
+async def _send(send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", content_type.encode()), (b"cache-control", b"no-store"), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Workspace:
+    """The routes: `/workspace` (overview), `/workspace/pipeline`, `/workspace/contracts`,
+    `/workspace/providers`, `/workspace/audit`, `/workspace/report.csv`, `/workspace/report.pdf`
+    and the page's own CSS and script."""
+
+    def __init__(self, redis: Redis, streams: Streams, registry: PartnerRegistry,
+                 savings: SavingsPolicy, appraisal: AppraisalPolicy) -> None:
+        self.redis, self.streams, self.registry = redis, streams, registry
+        self.savings, self.appraisal = savings, appraisal
+        self.env = environment()
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {p.id: p.name for p in self.registry}
+
+    async def load(self) -> model.Workspace:
+        return await source.load(self.redis, self.streams, [p.id for p in self.registry])
+
+    async def compute(self, work: Callable[[], Any]) -> Any:
+        # the fold is pure and may take a second on a large partnership: off the event loop,
+        # so the bus and the SSE streams of the same process keep going
+        return await asyncio.to_thread(work)
+
+    def _contracts(self, ws: model.Workspace) -> tuple[model.ContractRow, ...]:
+        return model.contracts(ws, self.names, model.today_of(ws))
+
+    def _report(self, ws: model.Workspace) -> report.Report:
+        over, rows = model.overview(ws, self.names, self.savings), self._contracts(ws)
+        return report.build(over, rows, model.pipeline(ws, self.names, rows, over.as_of, self.appraisal))
+
+    async def report(self) -> report.Report:
+        ws = await self.load()
+        return await self.compute(lambda: self._report(ws))  # type: ignore[no-any-return]
+
+    def render(self, name: str, **context: Any) -> bytes:
+        return self.env.get_template(name).render(**context).encode()
+
+    def routes(self) -> list[tuple[str, Any]]:
+        return [("/workspace", self.page(self.overview)), ("/workspace/pipeline", self.page(self.pipeline)),
+                ("/workspace/contracts", self.page(self.contracts)), ("/workspace/providers", self.page(self.providers)),
+                ("/workspace/audit", self.page(self.audit)), ("/workspace/report.csv", self.csv),
+                ("/workspace/report.pdf", self.pdf), ("/workspace/workspace.css", Static("workspace.css")),
+                ("/workspace/live.js", Static("live.js")), ("/workspace/partners.json", self.partners)]
+
+    def page(self, view: Callable[[dict[str, list[str]], dict[str, Any]], Awaitable[tuple[int, bytes]]]) -> Any:
+        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+            query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
+            status, body = await view(query, scope)
+            await _send(send, status, body, "text/html; charset=utf-8")
+        return app
+
+    async def overview(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+        ws = await self.load()
+        over, rows = await self.compute(lambda: (model.overview(ws, self.names, self.savings), self._contracts(ws)))
+        top = max((y.saving for y in over.years), default=Decimal(0)) or Decimal(1)
+        bars = [(y, int(max(y.saving, Decimal(0)) / top * 170)) for y in over.years]  # bar heights in the chart
+        return 200, self.render("overview.html", o=over, bars=bars, nav="overview",
+                                underperforming=sum(r.underperforming for r in rows))
+
+    async def pipeline(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+        ws = await self.load()
+        p = await self.compute(lambda: model.pipeline(ws, self.names, self._contracts(ws), model.today_of(ws), self.appraisal))
+        return 200, self.render("pipeline.html", p=p, nav="pipeline", planning=model.PLANNING_MONTHS, policy=self.appraisal)
+
+    async def contracts(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+        show = query.get("show", [""])[0]
+        if show not in FILTERS:
+            return 400, self.render("contracts.html", rows=(), nav="contracts", show="", filters=FILTERS, as_of=None,
+                                    error=f"“{show[:40]}” is not a choice: pick one of the list and press Show.")
+        ws = await self.load()
+        rows, today = await self.compute(lambda: (self._contracts(ws), model.today_of(ws)))
+        chosen = [r for r in rows if show == "" or (show == "underperforming" and r.underperforming)
+                  or (show == "overdue" and r.overdue)
+                  or (show == "review" and r.review_notice and today and r.review_notice <= today)]
+        return 200, self.render("contracts.html", rows=chosen, nav="contracts", show=show, filters=FILTERS,
+                                as_of=today, error=None)
+
+    async def providers(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+        ws = await self.load()
+        found = await self.compute(lambda: model.providers(self._contracts(ws)))
+        return 200, self.render("providers.html", providers=found, nav="providers")
+
+    async def audit(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+        q = query.get("q", [""])[0]
+        if not SEARCH.fullmatch(q):
+            return 400, self.render("audit.html", entries=(), q="", nav="audit", limit=0, reader=None,
+                                    error="Search for a contract, tender, need or partner id, an event type or a reason "
+                                          "code: letters, digits, spaces and . : @ / - only, at most 80 characters.")
+        ws = await self.load()
+        entries = await self.compute(lambda: model.trail(ws, q))
+        reader = scope.get("reader")
+        # a refusal's message is its partner's own (P:rejected:<partner> is read by that partner)
+        own = reader[1] if isinstance(reader, tuple) and reader[0] == "partner" else None
+        return 200, self.render("audit.html", entries=entries, q=q, nav="audit", limit=500, own=own, error=None)
+
+    async def csv(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        r = await self.report()
+        name = f"joint-committee-{r.as_of or 'empty'}.csv"
+        await _send(send, 200, report.to_csv(r).encode(), "text/csv; charset=utf-8",
+                    [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
+
+    async def partners(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """`GET /workspace/partners.json`: each partner's id and name from the registry (no more)."""
+        await _send(send, 200, json.dumps(self.names).encode(), "application/json")
+
+    def report_pdf(self, r: report.Report) -> bytes:
+        return report.to_pdf(self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode())
+
+    async def pdf(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        r = await self.report()
+        name = f"joint-committee-{r.as_of or 'empty'}.pdf"
+        try:
+            body = await self.compute(lambda: self.report_pdf(r))
+        except report.PdfUnavailable as e:
+            await _send(send, 503, f"{e}: /workspace/report.csv".encode(), "text/plain; charset=utf-8")
+            return
+        await _send(send, 200, body, "application/pdf",
+                    [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
+
+
+class Static:
+    TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+    def __init__(self, name: str) -> None:
+        self.body = resources.files("services.savings.workspace").joinpath("templates", name).read_bytes()
+        self.content_type = self.TYPES[name[name.rindex("."):]]
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        await _send(send, 200, self.body, self.content_type)

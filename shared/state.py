@@ -1,24 +1,24 @@
 """A service's state as the set of events it has applied.
 
-The set is a Redis hash `P:state:<service>:events` (`source id` -> the event's JSON), written by
-the bus's atomic step together with the idempotency mark and the ack, so a crash can neither
-lose an event nor count it twice. Each process folds the set into an in-memory index
-(`fold(index, key, payload)`, order-independent) and reloads it whenever the hash changed
-under it: another replica applied events, or a rebuild swapped it (the generation key).
+The set (`source id` -> the event's JSON) is kept by a StateStore port (shared.ports; on Redis
+the hash `P:state:<service>:events`), its writes applied by the bus's atomic step together with
+the idempotency mark and the ack, so a crash can neither lose an event nor count it twice. Each
+process folds the set into an in-memory index (`fold(index, key, payload)`, order-independent),
+follows the store's log to fold what other replicas applied, and reloads it whole when a
+rebuild swapped it (the generation).
 Subclasses say what to do when the index changes (`changed`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from shared.bus import Applied, Entry, Poison
 from shared.bus.consumer import parse_trusted
@@ -53,16 +53,6 @@ def payload_of(event: CloudEvent) -> Payload:
         raise Poison("invalid_data", f"{event.type} data is invalid", errors_of(e)) from e
     except KeyError as e:
         raise Poison("unexpected_type", f"no payload model for {event.type}") from e
-
-
-async def hscan(redis: Redis, key: str, count: int = 1000) -> AsyncIterator[tuple[bytes, bytes]]:
-    cursor = 0
-    while True:
-        cursor, chunk = await redis.hscan(key, cursor, count=count)
-        for k, v in chunk.items():
-            yield k, v
-        if cursor == 0:
-            return
 
 
 class EventSetState(Generic[I]):

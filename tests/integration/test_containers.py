@@ -5,6 +5,7 @@ healthchecks, SIGTERM, and bad configuration. Skipped, saying why, where no engi
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.money import gbp
 from shared.tscip import reference_payloads
 from tests.containers import (
     REFERENCE_SAVING, Image, get_json, host_ports, logs, podman, post_reference_events, ready,
@@ -127,6 +129,20 @@ def test_compose_serves_the_reference_partnership_through_a_killed_service_and_a
     after = _figures(stack)
     assert after is not None
     assert after == before, "the public totals (as_of, portfolio) are the same"
+
+
+def test_the_joint_committee_report_is_written_as_a_pdf_inside_the_image(stack: Stack) -> None:
+    # the stack serves the reference partnership (the compose test above sent it): the PDF,
+    # written in the read-only savings container, carries the annual saving GET /savings shows
+    from pypdf import PdfReader
+
+    saving = wait_for(lambda: _saving(stack), 60, 0.5, "the savings service answers")
+    done = subprocess.run(["podman", "exec", stack.container("savings"), "commissioning", "report", "--format", "pdf", "-"],
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.startswith(b"%PDF")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(done.stdout)).pages)
+    assert gbp(saving) in text and "Staffordshire County Council" in text, (saving, text[:500])
 
 
 def test_service_containers_are_non_root_read_only_and_healthy(stack: Stack) -> None:

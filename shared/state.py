@@ -40,6 +40,8 @@ I = TypeVar("I", bound=Index)  # noqa: E741
 #: under load, a recompute starts no sooner than this many times as long as the last one took
 #: after it started (so at most a quarter of the time goes to computing figures)
 RECOMPUTE_SPACING = 4
+#: after a recompute failed (Redis away), the next try waits at least this long
+RETRY_S = 0.2
 #: input quiet (no stream's last batch was full, none applied for this long): recompute now,
 #: there is no throughput to protect
 QUIET_S = 0.05
@@ -154,7 +156,7 @@ class EventSetState(Generic[I]):
                 except Exception as e:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
                     self._dirty, self._fresh = True, self._fresh or fresh
                     OUTAGE.failed(e, "recompute")
-                    await asyncio.sleep(self.min_interval)
+                    await asyncio.sleep(max(self.min_interval, RETRY_S))
 
     # -- loading ----------------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        token = viewers.local_token(settings.redis_url, Streams(settings.prefix), data_dir / "viewer-token")
+        token = viewers.local_token(settings.redis_url, Streams(settings.key_prefix), data_dir / "viewer-token")
     except RedisError as e:
         return _fail(f"cannot reach Redis at {settings.redis_url}: {e}")
     print(
@@ -132,9 +132,9 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
         raise SystemExit(_fail("REDIS_URL is not set: point it at the bus's Redis"))
 
     async def go():  # type: ignore[no-untyped-def]
-        redis = connect(settings.redis_url)
+        redis = connect(settings.redis_url, cluster=settings.cluster)
         try:
-            return await run(redis, Streams(settings.prefix))
+            return await run(redis, Streams(settings.key_prefix))
         finally:
             await redis.aclose()
 
@@ -262,7 +262,7 @@ def cmd_acl(args: argparse.Namespace) -> int:
         registry = PartnerRegistry.load(settings.partners)
     except PartnerRegistryError as e:
         return _fail(str(e))
-    text, passwords = generate(registry, Streams(settings.prefix))
+    text, passwords = generate(registry, Streams(settings.key_prefix))
     out = Path(args.output)
     out.write_text(text, encoding="utf-8")
     creds = Path(args.passwords)

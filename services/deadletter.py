@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 
 from shared.streams import Streams
 
+# KEYS[1] the dead-letter stream, KEYS[2] the stream the entry came from (read beforehand:
+# declared, as Redis Cluster needs); ARGV[1] the dead letter's id
 RETRY = """
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then return 0 end
@@ -22,14 +24,14 @@ local fields, args, stream = found[1][2], {}, nil
 for i = 1, #fields, 2 do
   if fields[i] == 'stream' then stream = fields[i + 1] end
 end
-if not stream then return -1 end
+if stream ~= KEYS[2] then return -1 end
 for i = 1, #fields, 2 do
   local k = fields[i]
   if k ~= 'stream' and k ~= 'entry_id' and k ~= 'group' and k ~= 'deliveries' and k ~= 'error' then
     table.insert(args, k); table.insert(args, fields[i + 1])
   end
 end
-redis.call('XADD', stream, '*', unpack(args))
+redis.call('XADD', KEYS[2], '*', unpack(args))
 redis.call('XDEL', KEYS[1], ARGV[1])
 return 1
 """
@@ -58,6 +60,11 @@ async def retry(redis: Redis, streams: Streams, ids: list[str]) -> dict[str, str
         ids = [e.decode() for e, _ in await redis.xrange(streams.dead_letter)]
     out = {}
     for i in ids:
-        result = await script(keys=[streams.dead_letter], args=[i])
+        found = await redis.xrange(streams.dead_letter, i, i)
+        origin = found[0][1].get(b"stream", b"") if found else b""
+        if not found or not origin:
+            out[i] = "not found" if not found else "no original stream recorded"
+            continue
+        result = await script(keys=[streams.dead_letter, origin], args=[i])
         out[i] = {1: "replayed", 0: "not found", -1: "no original stream recorded"}[int(result)]
     return out

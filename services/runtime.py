@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 import uvicorn
 from faststream.asgi import AsgiFastStream
-from faststream.redis import RedisBroker, RedisRouter
+from faststream.redis import RedisBroker, RedisClusterBroker, RedisRouter
 from faststream.specification import AsyncAPI
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -67,18 +67,28 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
-def _connect(url: str, **kwargs: object) -> Redis:
+def _connect(url: str, cluster: bool = False, **kwargs: object) -> Redis:
     try:
-        return connect(url, **kwargs)
+        return connect(url, cluster=cluster, **kwargs)
     except ValueError as e:  # redis-py's "must specify one of the following schemes", ...
         raise ConfigurationError(f"REDIS_URL is not a Redis URL: {e}") from e
 
 
-async def check_redis(url: str, wait_s: float = REDIS_WAIT_S) -> None:
+async def check_redis(url: str, wait_s: float = REDIS_WAIT_S, cluster: bool = False) -> None:
     """Fail at start, in one line, when Redis cannot be used (a wrong URL, host, password or
     ACL user): a container then exits non-zero with that line instead of logging the
     framework's startup traceback and being restarted into the same one."""
-    redis = _connect(url, socket_connect_timeout=2, socket_timeout=5)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:  # a cluster client asks its node for the cluster's slots as it is made
+            redis = _connect(url, cluster, socket_connect_timeout=2, socket_timeout=5)
+            break
+        except (RedisError, OSError) as e:
+            if time.monotonic() >= deadline:
+                raise ConfigurationError(
+                    f"cannot reach the Redis cluster at {_where(url)} (REDIS_URL) after {wait_s:.0f}s: {e}"
+                ) from e
+            await asyncio.sleep(0.5)
     deadline = time.monotonic() + wait_s
     try:
         while True:
@@ -111,8 +121,13 @@ def build_app(
     if not settings.redis_url:
         raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
 
-    streams = Streams(settings.prefix)
-    redis = _connect(settings.redis_url, health_check_interval=30)
+    if settings.cluster and not settings.partnership:
+        raise ConfigurationError(
+            "COMMISSIONING_REDIS_MODE=cluster needs COMMISSIONING_PARTNERSHIP: a partnership's keys "
+            "share one hash slot, so its scripts can run on a cluster"
+        )
+    streams = Streams(settings.key_prefix)
+    redis = _connect(settings.redis_url, settings.cluster, health_check_interval=30)
     bus = Bus.from_settings(redis, settings)
     if consumer:
         bus.consumer = consumer
@@ -133,7 +148,7 @@ def build_app(
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None,
                       rejected=gateway.rejected)
-    broker = RedisBroker(
+    broker = (RedisClusterBroker if settings.cluster else RedisBroker)(
         settings.redis_url,
         graceful_timeout=settings.shutdown_timeout_s,
         logger=None,
@@ -158,7 +173,7 @@ def build_app(
             "serving",
             services=(["gateway"] if runs_gateway else []) + list(names),
             consumer=bus.consumer,
-            prefix=settings.prefix,
+            prefix=settings.key_prefix,
             partners=len(registry),
         )
 
@@ -226,7 +241,7 @@ def gateway_limits(settings: Settings) -> dict[str, Any]:
 
 async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
     app, bus, services = build_app(names, settings, registry)
-    await check_redis(settings.redis_url)  # type: ignore[arg-type] - build_app checked it is set
+    await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type] - build_app checked it is set
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     guarded = ReadGuard(PathParams(app, app.routes), bus.redis, bus.streams, registry, settings.public_totals,
                         lambda: projection.figures if projection else None)

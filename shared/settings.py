@@ -15,6 +15,13 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     prefix: str = Field(default="commissioning", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: the partnership this process serves: every key is `<prefix>:{<partnership>}:…`, so one
+    #: partnership's keys share one Redis Cluster hash slot (unset: `<prefix>:…` as before,
+    #: for a single primary only)
+    partnership: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: `single`: one primary (REDIS_URL names it); `cluster`: a Redis or Valkey Cluster
+    #: (REDIS_URL names any node of it; a partnership is then required)
+    redis_mode: str = Field(default="single", pattern="^(single|cluster)$")
     partners: Path | None = None
     batch_size: int = Field(default=500, ge=1, le=10_000)
     block_ms: int = Field(default=1000, ge=10, le=60_000)
@@ -62,6 +69,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
 
+    @property
+    def key_prefix(self) -> str:
+        """What every key starts with (`P:` in the contract)."""
+        return partnership_prefix(self.prefix, self.partnership)
+
+    @property
+    def cluster(self) -> bool:
+        return self.redis_mode == "cluster"
+
 
 class SavingsSettings(BaseSettings, SavingsPolicy):
     """The savings policy (shared.policy), read from the environment (`COMMISSIONING_SAVINGS_*`)."""
@@ -71,3 +87,9 @@ class SavingsSettings(BaseSettings, SavingsPolicy):
 
 def savings_policy() -> SavingsPolicy:
     return SavingsSettings()
+
+
+def partnership_prefix(prefix: str, partnership: str | None) -> str:
+    """`commissioning:{tscip}` for partnership `tscip`: the braces are Redis Cluster's hash
+    tag, so all of one partnership's keys (and every script over them) live on one slot."""
+    return f"{prefix}:{{{partnership}}}" if partnership else prefix

@@ -1,7 +1,10 @@
 -- Apply a batch of entries' effects and ack each, atomically per entry: a crash can never
 -- separate an effect from its ack, and one round trip serves the whole batch.
 -- KEYS[1] once-keys applied (sorted set, scored by when: shared.bus.retention trims it to a
--- window), KEYS[2] stream ('' when there is no entry to ack), KEYS[3] errors hash
+-- window), KEYS[2] the stream the entries are acked on (with no entry to ack, entry ids are
+-- '' and KEYS[2] is the errors hash again), KEYS[3] errors hash, KEYS[4..] every key the
+-- entries' commands touch: declared so that on Redis Cluster the script runs where they all
+-- are (one partnership's keys share a hash slot) and a slot migration is seen as such
 -- ARGV[1] group, ARGV[2] entry count, ARGV[3] the time in ms, then per entry: its id, its
 -- once-key ('' = always apply), its command count, then per command: its argument count
 -- followed by its arguments.
@@ -34,7 +37,7 @@ for e = 1, tonumber(ARGV[2]) do
     if fresh == 1 and once ~= '' then
       redis.call('ZADD', KEYS[1], now, once)
     end
-    if KEYS[2] ~= '' then
+    if id ~= '' then
       redis.call('XACK', KEYS[2], ARGV[1], id)
       redis.call('HDEL', KEYS[3], KEYS[2] .. '/' .. id)
     end

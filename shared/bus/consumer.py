@@ -190,7 +190,7 @@ class Bus:
     def from_settings(cls, redis: Redis, settings: Settings) -> Bus:
         return cls(
             redis,
-            Streams(settings.prefix),
+            Streams(settings.key_prefix),
             batch_size=settings.batch_size,
             block_ms=settings.block_ms,
             claim_idle_ms=settings.claim_idle_ms,
@@ -261,7 +261,8 @@ class Bus:
         seen, errors = self.streams.seen(sub.group), self.streams.errors(sub.group)
         results: list[Any] = []
         if effects:  # every effect and ack in one script call: one round trip for the batch
-            results = await self._apply(keys=[seen, sub.stream, errors], args=_apply_args(sub.group, effects))
+            results = await self._apply(keys=[seen, sub.stream, errors, *_touched(effects)],
+                                        args=_apply_args(sub.group, effects))
         if poisoned or failed:
             pipe = self.redis.pipeline(transaction=False)
             for entry, p in poisoned:
@@ -301,7 +302,8 @@ class Bus:
     async def apply_now(self, group: str, effect: Effect) -> bool:
         """Apply an effect that has no stream entry behind it (e.g. `POST /events`).
         Returns False when its `once_key` had already been applied."""
-        keys = [self.streams.seen(group), "", self.streams.errors(group)]
+        errors = self.streams.errors(group)
+        keys = [self.streams.seen(group), errors, errors, *_touched([(None, effect)])]
         [result] = await self._apply(keys=keys, args=_apply_args(group, [(None, effect)]))
         if isinstance(result, bytes | str):
             raise ResponseError(_s(result))
@@ -442,6 +444,12 @@ def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> l
             args.append(len(cmd))
             args.extend(cmd)
     return args
+
+
+def _touched(effects: Sequence[tuple[Entry | None, Effect]]) -> list[str | bytes]:
+    """The keys the effects' commands touch, for apply.lua's KEYS: every command an effect
+    holds (XADD, HSET, ZADD, ...) has its one key first."""
+    return list(dict.fromkeys(cmd[1] for _, effect in effects for cmd in effect.commands))  # type: ignore[misc]
 
 
 def _s(value: bytes | str) -> str:

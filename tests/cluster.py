@@ -1,0 +1,139 @@
+"""A real Redis Cluster on loopback for the tests and the benchmark: six `redis-server`
+processes (three primaries, three replicas) made with `redis-cli --cluster create`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from redis.cluster import RedisCluster
+
+from shared.redis_server import RedisServer, free_port
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    port: int
+    primary: bool
+    primary_id: str  # a replica's primary ('' for a primary)
+    slots: int  # how many slots it serves
+
+
+class LoopbackCluster:
+    def __init__(self, data_dir: Path, appendfsync: str = "everysec", node_timeout_ms: int = 1000,
+                 nodes: int = 6, replicas: int = 1) -> None:
+        self.data_dir = data_dir
+        self.servers = [
+            RedisServer(data_dir / f"node{i}", free_port(), appendfsync=appendfsync, extra_args=[
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-port", str(free_port()),  # not port + 10000, which may be taken or too high
+                "--cluster-node-timeout", str(node_timeout_ms),
+            ])
+            for i in range(nodes)
+        ]
+        self.replicas = replicas
+
+    @property
+    def url(self) -> str:
+        return self.servers[0].url
+
+    def start(self, timeout: float = 30.0) -> LoopbackCluster:
+        cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
+        self.cli = cli
+        try:
+            for s in self.servers:
+                s.start()
+            subprocess.run(
+                [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in self.servers),
+                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                check=True, capture_output=True, timeout=timeout,
+            )
+            self.wait_ok(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def client(self) -> RedisCluster:
+        return RedisCluster.from_url(self.url)
+
+    def node_client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def alive(self) -> list[RedisServer]:
+        return [s for s in self.servers if s.process is not None and s.process.poll() is None]
+
+    def nodes(self) -> list[Node]:
+        """The cluster as a live node sees it (failed nodes left out)."""
+        with self.node_client(self.alive()[0].port) as c:
+            table = c.execute_command("CLUSTER NODES")  # redis-py parses it: address -> fields
+        out = []
+        for address, n in table.items():
+            flags = n["flags"].split(",")
+            if "fail" in flags or "noaddr" in flags:
+                continue
+            slots = sum(int(r[-1]) - int(r[0]) + 1 for r in n["slots"])
+            port = int(address.split("@")[0].rsplit(":", 1)[1])
+            out.append(Node(n["node_id"], port, "master" in flags, "" if n["master_id"] == "-" else n["master_id"],
+                            slots))
+        return out
+
+    def owner_of(self, key: str) -> Node:
+        """The primary serving `key`'s slot."""
+        with self.node_client(self.alive()[0].port) as c:
+            slot = int(c.execute_command("CLUSTER KEYSLOT", key))
+            for lo, hi, primary, *_ in c.execute_command("CLUSTER SLOTS"):
+                if lo <= slot <= hi:
+                    port = int(primary[1])
+                    return next(n for n in self.nodes() if n.port == port)
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def replica_of(self, primary: Node) -> Node:
+        return next(n for n in self.nodes() if n.primary_id == primary.id)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every live node says `cluster_state:ok`, and every slot is served, and each
+        primary has its replicas connected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                states = []
+                for s in self.alive():
+                    with self.node_client(s.port) as c:
+                        info = c.execute_command("CLUSTER INFO")  # parsed by redis-py: a dict
+                        states.append(info["cluster_state"] == "ok" and int(info["cluster_slots_assigned"]) == 16384)
+                nodes = self.nodes()
+                linked = all(sum(1 for r in nodes if r.primary_id == p.id) >= min(self.replicas, 1)
+                             for p in nodes if p.primary and p.slots)
+                if all(states) and linked:
+                    return
+            except (redis.RedisError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"cluster not ok after {timeout}s; see the logs under {self.data_dir}")
+            time.sleep(0.1)
+
+    def reshard(self, source: Node, target: Node, slots: int, timeout: float = 120.0) -> None:
+        """Move `slots` slots from `source` to `target` with `redis-cli --cluster reshard`
+        (keys move with MIGRATE while clients are redirected with ASK)."""
+        subprocess.run(
+            [self.cli, "--cluster", "reshard", f"127.0.0.1:{source.port}",
+             "--cluster-from", source.id, "--cluster-to", target.id,
+             "--cluster-slots", str(slots), "--cluster-yes", "--cluster-pipeline", "100"],
+            check=True, capture_output=True, timeout=timeout,
+        )
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()

@@ -33,6 +33,7 @@ class LoopbackCluster:
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-port", str(free_port()),  # not port + 10000, which may be taken or too high
+                "--repl-diskless-sync-delay", "0",  # a replica in sync at once, not 5s later
                 "--cluster-node-timeout", str(node_timeout_ms),
             ])
             for i in range(nodes)
@@ -41,7 +42,8 @@ class LoopbackCluster:
 
     @property
     def url(self) -> str:
-        return self.servers[0].url
+        """A live node's URL: the one a client finds the cluster from."""
+        return self.alive()[0].url
 
     def start(self, timeout: float = 30.0) -> LoopbackCluster:
         cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
@@ -102,9 +104,9 @@ class LoopbackCluster:
     def replica_of(self, primary: Node) -> Node:
         return next(n for n in self.nodes() if n.primary_id == primary.id)
 
-    def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every live node says `cluster_state:ok`, and every slot is served, and each
-        primary has its replicas connected."""
+    def wait_ok(self, timeout: float = 30.0, replicas: bool = True) -> None:
+        """Until every live node says `cluster_state:ok`, and every slot is served, and (with
+        `replicas`) each primary has its replicas connected."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -113,16 +115,34 @@ class LoopbackCluster:
                     with self.node_client(s.port) as c:
                         info = c.execute_command("CLUSTER INFO")  # parsed by redis-py: a dict
                         states.append(info["cluster_state"] == "ok" and int(info["cluster_slots_assigned"]) == 16384)
+                        role = c.info("replication")
+                        # a replica that has not synced yet cannot be promoted
+                        states.append(role["role"] == "master" or role.get("master_link_status") == "up")
                 nodes = self.nodes()
                 linked = all(sum(1 for r in nodes if r.primary_id == p.id) >= min(self.replicas, 1)
                              for p in nodes if p.primary and p.slots)
-                if all(states) and linked:
+                if all(states) and (linked or not replicas):
                     return
             except (redis.RedisError, OSError):
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"cluster not ok after {timeout}s; see the logs under {self.data_dir}")
             time.sleep(0.1)
+
+    def wait_promoted(self, replica: Node, timeout: float = 30.0) -> float:
+        """Until `replica` serves slots as a primary and the cluster is ok; how long it took."""
+        start = time.monotonic()
+        while True:
+            try:
+                if any(n.id == replica.id and n.primary and n.slots for n in self.nodes()):
+                    break
+            except (redis.RedisError, OSError):
+                pass
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"{replica.port} not promoted after {timeout}s")
+            time.sleep(0.05)
+        self.wait_ok(timeout, replicas=False)
+        return time.monotonic() - start
 
     def reshard(self, source: Node, target: Node, slots: int, timeout: float = 120.0) -> None:
         """Move `slots` slots from `source` to `target` with `redis-cli --cluster reshard`

@@ -105,3 +105,137 @@ def test_five_partnerships_on_three_primaries_each_with_exact_figures(
         for p in procs.values():
             assert p.terminate() == 0, p.log()
         r.close()
+
+
+def send_waited(c: LoopbackCluster, port: int, stream: str, entries: list[dict[str, bytes]]) -> None:
+    """XADD to the primary at `port`, then WAIT until its replica has them all."""
+    with c.node_client(port) as node:
+        pipe = node.pipeline(transaction=False)
+        for e in entries:
+            pipe.xadd(stream, e)
+        pipe.execute()
+        assert node.execute_command("WAIT", 1, 5000) == 1, "the replica did not confirm the writes"
+
+
+def test_a_primary_killed_mid_stream_its_replica_promoted_and_the_figures_exact(
+    cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
+) -> None:
+    r = cluster.client()
+    [name] = partnerships(cluster, prefix, 1)
+    keys = partnership_prefix(prefix, name)
+    entries, expected = build(range(30))
+    half = len(entries) // 2
+    primary = cluster.owner_of(f"{keys}:inbound")
+    replica = cluster.replica_of(primary)
+    proc = start(cluster, r, tmp_path, prefix, name, partners_path, batch_size="20")
+    try:
+        proc.wait_ready(60)
+        send_waited(cluster, primary.port, f"{keys}:inbound", entries[:half])
+        applied = lambda: r.hlen(f"{keys}:state:savings:events")  # noqa: E731
+        wait_for(lambda: applied() > 50, 60, 0.05, "work under way")
+        before = applied()
+        cluster.server(primary.port).kill()  # SIGKILL
+        assert before < expected["events_applied"], "killed too late to prove anything"
+        killed = time.monotonic()
+        cluster.wait_promoted(replica)
+        promoted = time.monotonic() - killed
+        assert cluster.owner_of(f"{keys}:inbound").port == replica.port, "the replica took over the slot"
+        r.close()
+        r = cluster.client()  # the sender's view of the new topology
+        pipe = r.pipeline(transaction=False)
+        for e in entries[half:]:
+            pipe.xadd(f"{keys}:inbound", e)
+        pipe.execute()
+        wait_for(lambda: exact(proc, r, keys, expected), 120, 0.3, "the figures after the failover")
+        assert r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), "nothing applied twice or lost"
+        assert r.xlen(f"{keys}:dead-letter") == 0
+        print(f"failover: replica serving the slot {promoted:.1f}s after the SIGKILL")
+    finally:
+        assert proc.terminate() == 0, proc.log()
+        r.close()
+
+
+def write_until_killed(c: LoopbackCluster, port: int, stream: str, wait: bool,
+                       kill_after_s: float) -> tuple[list[bytes], int, float]:
+    """XADD to the primary at `port` one entry at a time (each followed by `WAIT 1` when
+    `wait`) until it is SIGKILLed `kill_after_s` in: the ids it acknowledged (with `wait`:
+    only those its replica confirmed), how many writes it acknowledged in all, and when the
+    kill was (monotonic)."""
+    acked: list[bytes] = []
+    total = 0
+    killed: list[float] = []
+
+    def kill() -> None:
+        killed.append(time.monotonic())
+        c.server(port).kill()
+
+    killer = threading.Timer(kill_after_s, kill)
+    killer.start()
+    with c.node_client(port) as node:
+        try:
+            while True:
+                entry_id = node.xadd(stream, {"n": str(total)})
+                total += 1
+                if not wait or node.execute_command("WAIT", 1, 1000) == 1:
+                    acked.append(entry_id)
+        except (RedisError, OSError):
+            pass  # the primary is gone
+    killer.join()
+    return acked, total, killed[0]
+
+
+def present(c: LoopbackCluster, stream: str, acked: list[bytes]) -> int:
+    r = c.client()
+    try:
+        kept = {i for i, _ in r.xrange(stream)}
+    finally:
+        r.close()
+    return sum(1 for i in acked if i in kept)
+
+
+def test_what_a_failover_and_a_restart_lose_with_and_without_wait(cluster: LoopbackCluster, prefix: str) -> None:
+    """Measured, and written to test-artifacts/cluster-durability.txt (the README quotes it):
+    a write the primary acknowledged may be lost when it fails over (replication is
+    asynchronous); one that `WAIT 1` confirmed is not; a whole shard killed (SIGKILL) and
+    restarted keeps what it acknowledged, from its AOF (`appendfsync everysec`)."""
+    names = partnerships(cluster, prefix, 3)  # one stream on each primary
+    streams = [f"{partnership_prefix(prefix, n)}:probe" for n in names]
+    lines = []
+
+    shard = cluster.owner_of(streams[0])
+    replica = cluster.replica_of(shard)
+    acked, total, killed = write_until_killed(cluster, shard.port, streams[0], wait=False, kill_after_s=1.0)
+    cluster.wait_promoted(replica)
+    promoted = time.monotonic() - killed
+    kept = present(cluster, streams[0], acked)
+    lines.append(f"failover, no WAIT: {total} writes acknowledged, {kept} on the promoted replica, "
+                 f"{total - kept} lost (promoted in {promoted:.1f}s)")
+    assert total > 100 and kept <= total
+
+    shard = cluster.owner_of(streams[1])
+    replica = cluster.replica_of(shard)
+    acked, total, killed = write_until_killed(cluster, shard.port, streams[1], wait=True, kill_after_s=1.0)
+    cluster.wait_promoted(replica)
+    promoted = time.monotonic() - killed
+    kept = present(cluster, streams[1], acked)
+    lines.append(f"failover, WAIT 1 after each write: {len(acked)} writes confirmed by the replica, {kept} on the "
+                 f"promoted replica, {len(acked) - kept} lost (promoted in {promoted:.1f}s)")
+    assert len(acked) > 100
+    assert kept == len(acked), "a write WAIT confirmed was lost in the failover"
+
+    shard = cluster.owner_of(streams[2])
+    replica = cluster.replica_of(shard)
+    cluster.server(replica.port).kill()
+    acked, total, _ = write_until_killed(cluster, shard.port, streams[2], wait=False, kill_after_s=1.0)
+    for port in (shard.port, replica.port):
+        cluster.server(port).start()
+    cluster.wait_ok(30, replicas=False)
+    kept = present(cluster, streams[2], acked)
+    lines.append(f"whole shard SIGKILLed and restarted (appendfsync everysec): {total} writes acknowledged, "
+                 f"{kept} kept, {total - kept} lost")
+    assert kept == total, "a process kill lost writes the AOF had been given"
+
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "cluster-durability.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -239,3 +239,57 @@ def test_what_a_failover_and_a_restart_lose_with_and_without_wait(cluster: Loopb
     artifacts.mkdir(exist_ok=True)
     (artifacts / "cluster-durability.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def test_a_partnerships_slot_resharded_to_another_primary_while_events_flow(
+    cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
+) -> None:
+    r = cluster.client()
+    source, target = sorted((n for n in cluster.nodes() if n.primary), key=lambda n: n.port)[:2]
+    with cluster.node_client(source.port) as node:
+        lowest = min(lo for lo, _, owner, *_ in node.execute_command("CLUSTER SLOTS") if int(owner[1]) == source.port)
+    moved = 40  # `reshard` moves the source's lowest slots first: the partnership's is among them
+    name = next(n for n in (f"partnership-{i}" for i in range(100_000))
+                if lowest <= key_slot(f"{partnership_prefix(prefix, n)}:x".encode()) < lowest + moved)
+    keys = partnership_prefix(prefix, name)
+    assert cluster.owner_of(f"{keys}:inbound").port == source.port
+    entries, expected = build(range(30))
+    proc = start(cluster, r, tmp_path, prefix, name, partners_path, batch_size="20")
+    sent = threading.Event()
+    failures: list[BaseException] = []
+
+    def send() -> None:  # in chunks, before, during and after the reshard
+        sender = cluster.client()
+        try:
+            for i in range(0, len(entries), 20):
+                pipe = sender.pipeline(transaction=False)
+                for e in entries[i:i + 20]:
+                    pipe.xadd(f"{keys}:inbound", e)
+                pipe.execute()
+                time.sleep(0.05)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            failures.append(e)
+        finally:
+            sender.close()
+            sent.set()
+
+    try:
+        proc.wait_ready(60)
+        thread = threading.Thread(target=send)
+        thread.start()
+        wait_for(lambda: r.hlen(f"{keys}:state:savings:events") > 20, 60, 0.05, "work under way")
+        t0 = time.monotonic()
+        cluster.reshard(source, target, moved)
+        took = time.monotonic() - t0
+        during = sent.is_set()
+        thread.join(120)
+        assert not failures, failures
+        assert not during, "the events had all been sent before the reshard ended: nothing flowed during it"
+        assert cluster.owner_of(f"{keys}:inbound").port == target.port, "the slot moved"
+        wait_for(lambda: exact(proc, r, keys, expected), 120, 0.3, "the figures after the reshard")
+        assert r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys)
+        assert r.xlen(f"{keys}:dead-letter") == 0
+        print(f"reshard of {moved} slots took {took:.1f}s while events flowed")
+    finally:
+        assert proc.terminate() == 0, proc.log()
+        r.close()

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -50,11 +50,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.partners is None:
         return _fail("COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML)")
     try:
-        registry = PartnerRegistry.load(settings.partners)
+        registry = _registries(settings.partners, settings.served)
         asyncio.run(serve(names, settings, registry))
     except (ConfigurationError, PartnerRegistryError) as e:
         return _fail(str(e))
     return 0
+
+
+def _registries(path: Path, served: list[str | None]) -> Callable[[str | None], PartnerRegistry]:
+    """The partner registry of each partnership served: `path` itself, or, when it is a
+    folder, `<path>/<partnership>.toml` (a partner of several partnerships signs each with
+    that partnership's secret). All are loaded now, so a missing one fails at start."""
+    if not path.is_dir():
+        one = PartnerRegistry.load(path)
+        return lambda _: one
+    loaded = {p: PartnerRegistry.load(path / f"{p}.toml") for p in served}
+    return loaded.__getitem__
 
 
 def cmd_up(args: argparse.Namespace) -> int:

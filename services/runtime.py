@@ -4,9 +4,10 @@ FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 from typing import Any
 
@@ -239,9 +240,30 @@ def gateway_limits(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry) -> None:
-    app, bus, services = build_app(names, settings, registry)
+async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry | Callable[[str | None], PartnerRegistry]) -> None:
+    """Serve `names` for every partnership of `settings.served`, each on its own HTTP port, until
+    SIGTERM or Ctrl-C. `registry`: the partners, or the partners of a given partnership."""
+    served = settings.served
+    registries = registry if callable(registry) else (lambda _: registry)
+    servers = [_server(names, settings.for_partnership(p, i), registries(p), alone=len(served) == 1)
+               for i, p in enumerate(served)]
     await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type] - build_app checked it is set
+    if len(servers) == 1:
+        await servers[0].serve()
+        return
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: int) -> None:
+        for s in servers:
+            s.handle_exit(sig, None)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    await asyncio.gather(*(s.serve() for s in servers))
+
+
+def _server(names: Sequence[str], settings: Settings, registry: PartnerRegistry, alone: bool) -> uvicorn.Server:
+    app, bus, services = build_app(names, settings, registry)
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     guarded = ReadGuard(PathParams(app, app.routes), bus.redis, bus.streams, registry, settings.public_totals,
                         lambda: projection.figures if projection else None)
@@ -254,8 +276,7 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
     )
-    server = _Server(config)
-    await server.serve()
+    return _Server(config) if alone else _Shared(config)
 
 
 class _Server(uvicorn.Server):
@@ -267,3 +288,12 @@ class _Server(uvicorn.Server):
             self.force_exit = True
         else:
             self.should_exit = True
+
+
+class _Shared(_Server):
+    """One of several servers in a process (one per partnership): the process's one signal
+    handler stops them all, so none of them installs its own."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

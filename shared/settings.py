@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     #: partnership's keys share one Redis Cluster hash slot (unset: `<prefix>:…` as before,
     #: for a single primary only)
     partnership: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: several partnerships served by one process, comma-separated (instead of `partnership`):
+    #: each gets its own services, consumer groups and HTTP port (`http_port` + its position)
+    partnerships: str = Field(default="", pattern=r"^[A-Za-z0-9_.,-]*$")
     #: `single`: one primary (REDIS_URL names it); `cluster`: a Redis or Valkey Cluster
     #: (REDIS_URL names any node of it; a partnership is then required)
     redis_mode: str = Field(default="single", pattern="^(single|cluster)$")
@@ -73,6 +76,17 @@ class Settings(BaseSettings):
     def key_prefix(self) -> str:
         """What every key starts with (`P:` in the contract)."""
         return partnership_prefix(self.prefix, self.partnership)
+
+    @property
+    def served(self) -> list[str | None]:
+        """The partnerships this process serves (`[None]`: the keys under `prefix` alone)."""
+        many = [p for p in self.partnerships.split(",") if p]
+        return list(dict.fromkeys(many)) if many else [self.partnership]
+
+    def for_partnership(self, partnership: str | None, position: int) -> Settings:
+        """This process's settings for one of the partnerships it serves."""
+        port = self.http_port + position if self.http_port else 0
+        return self.model_copy(update={"partnership": partnership, "partnerships": "", "http_port": port})
 
     @property
     def cluster(self) -> bool:

@@ -5,6 +5,8 @@ partnership's keys on one hash slot."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,9 @@ from shared.settings import partnership_prefix
 from shared.streams import Streams
 from tests.cluster import LoopbackCluster
 from tests.integration.test_savings_service import build
-from tests.support import OWNERS, READ, VIEWER_TOKEN, Proc, accepted_count, figures_only, serve, service_env, wait_for
+from shared.redis_server import free_port
+from tests.support import (OWNERS, READ, VIEWER_TOKEN, Proc, accepted_count, figures_only, serve, service_env, wait_for,
+                           write_partners)
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -292,4 +296,80 @@ def test_a_partnerships_slot_resharded_to_another_primary_while_events_flow(
         print(f"reshard of {moved} slots took {took:.1f}s while events flowed")
     finally:
         assert proc.terminate() == 0, proc.log()
+        r.close()
+
+
+def free_ports(n: int) -> int:
+    """The first of `n` consecutive free ports (a process serving n partnerships uses them)."""
+    import socket
+
+    while True:
+        base = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + n):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+
+
+def start_many(c: LoopbackCluster, r: RedisCluster, tmp: Path, prefix: str, names: list[str], partners: Path,
+               label: str, **settings: str) -> list[Proc]:
+    """One `serve` process for all of `names`; a `Proc` per partnership, for its HTTP port."""
+    for n in names:
+        r.hset(viewers.key(Streams(partnership_prefix(prefix, n))), viewers.digest(VIEWER_TOKEN), "tests")
+    base = free_ports(len(names))
+    env = service_env(c.url, prefix, partners, partnerships=",".join(names), redis_mode="cluster",
+                      http_port=str(base), **settings)
+    main = Proc([sys.executable, "-m", "services.cli", "serve", *OWNERS, "savings"], env,
+                tmp / f"{label}.log", http_port=base).start()
+    views = [main]
+    for i in range(1, len(names)):
+        view = Proc(main.args, env, main.log_path, http_port=base + i)
+        view.p = main.p
+        views.append(view)
+    return views
+
+
+def test_two_processes_share_four_partnerships_by_configuration_and_one_restarted_after_a_kill(
+    cluster: LoopbackCluster, prefix: str, tmp_path: Path
+) -> None:
+    """Each process is told its partnerships (COMMISSIONING_PARTNERSHIPS); each partnership has
+    its own partner registry (`COMMISSIONING_PARTNERS` a folder of `<partnership>.toml`)."""
+    r = cluster.client()
+    names = partnerships(cluster, prefix, 4)
+    registries = tmp_path / "registries"
+    registries.mkdir()
+    for n in names:
+        write_partners(registries / f"{n}.toml")
+    work = {n: build(range(10 * i, 10 * i + 5)) for i, n in enumerate(names)}
+    first = start_many(cluster, r, tmp_path, prefix, names[:2], registries, "first", batch_size="20")
+    second = start_many(cluster, r, tmp_path, prefix, names[2:], registries, "second", batch_size="20")
+    views = dict(zip(names, first + second, strict=True))
+    try:
+        for v in views.values():
+            v.wait_ready(90)
+        for n, (entries, _) in work.items():
+            pipe = r.pipeline(transaction=False)
+            for e in entries:
+                pipe.xadd(f"{partnership_prefix(prefix, n)}:inbound", e)
+            pipe.execute()
+        wait_for(lambda: r.hlen(f"{partnership_prefix(prefix, names[2])}:state:savings:events") > 20, 60, 0.05,
+                 "work under way")
+        second[0].kill()
+        for n in names[:2]:
+            wait_for(lambda: exact(views[n], r, partnership_prefix(prefix, n), work[n][1]), 120, 0.3, f"{n}'s figures")
+        second = start_many(cluster, r, tmp_path, prefix, names[2:], registries, "second-again", batch_size="20")
+        views.update(zip(names[2:], second, strict=True))
+        for n in names[2:]:
+            views[n].wait_ready(90)
+            wait_for(lambda: exact(views[n], r, partnership_prefix(prefix, n), work[n][1]), 120, 0.3, f"{n}'s figures")
+        for n in names:
+            assert r.hlen(f"{partnership_prefix(prefix, n)}:state:savings:events") == accepted_count(
+                r, partnership_prefix(prefix, n))
+    finally:
+        for p in (first[0], second[0]):
+            assert p.terminate() == 0, p.log()
         r.close()

@@ -247,10 +247,14 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
     registries = registry if callable(registry) else (lambda _: registry)
     servers = [_server(names, settings.for_partnership(p, i), registries(p), alone=len(served) == 1)
                for i, p in enumerate(served)]
-    await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type] - build_app checked it is set
     if len(servers) == 1:
+        await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type] - build_app checked it is set
         await servers[0].serve()
         return
+    # every port bound before the partnerships' Redis connections take ephemeral ports from
+    # the same range (hundreds of them, with many partnerships)
+    sockets = [s.config.bind_socket() for s in servers]
+    await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
 
     def stop(sig: int) -> None:
@@ -259,7 +263,7 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig)
-    await asyncio.gather(*(s.serve() for s in servers))
+    await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in zip(servers, sockets, strict=True)))
 
 
 def _server(names: Sequence[str], settings: Settings, registry: PartnerRegistry, alone: bool) -> uvicorn.Server:

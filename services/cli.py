@@ -316,7 +316,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from services.dataio.export import ExportError, export
 
     settings = _settings()
-    prefix = args.partnership or settings.prefix
+    prefix = args.partnership or settings.key_prefix
     names: dict[str, str] = {}
     if settings.partners is not None:  # the registry only lends the partners' names
         try:
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="format", required=True)
     p = export_sub.add_parser("ocds", help="OCDS 1.1 release packages, records and a CSV flattening")
     p.add_argument("--output", default="ocds", help="the directory to write to (default ./ocds)")
-    p.add_argument("--partnership", help="the partnership's key prefix (default COMMISSIONING_PREFIX)")
+    p.add_argument("--partnership", help="the partnership's key prefix (default COMMISSIONING_PREFIX, with COMMISSIONING_PARTNERSHIP)")
     p.add_argument("--ocid-prefix", default="ocds-xxxxxx", help="your registered OCDS ocid prefix")
     p.add_argument("--publisher", default="Shared commissioning partnership", help="publisher name")
     p.add_argument("--public", action="store_true",

@@ -33,7 +33,7 @@ from services.service import Context, Service
 from shared import collector
 from shared.authority import OWNERS
 from shared.archive import Archive
-from shared.bus import Bus, Retention
+from shared.bus import Bus, Retention, consumer_name
 from shared.events import PAYLOADS
 from shared.partners import PartnerRegistry
 from shared.ratelimit import RateLimiter
@@ -245,6 +245,9 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
     SIGTERM or Ctrl-C. `registry`: the partners, or the partners of a given partnership."""
     served = settings.served
     registries = registry if callable(registry) else (lambda _: registry)
+    if settings.lease_s > 0:
+        await _serve_leased(names, settings, registries)
+        return
     servers = [_server(names, settings.for_partnership(p, i), registries(p), alone=len(served) == 1)
                for i, p in enumerate(served)]
     if len(servers) == 1:
@@ -264,6 +267,35 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, sig)
     await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in zip(servers, sockets, strict=True)))
+
+
+async def _serve_leased(names: Sequence[str], settings: Settings,
+                        registries: Callable[[str | None], PartnerRegistry]) -> None:
+    """Serve the partnerships of the pool whose lease this process holds (services.leases)."""
+    from services.leases import Leases
+
+    if not settings.partnerships:
+        raise ConfigurationError("COMMISSIONING_LEASE_S needs the pool of partnerships in COMMISSIONING_PARTNERSHIPS")
+    if not settings.redis_url:
+        raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
+    pool = settings.served
+    for p in pool:  # every partnership's configuration checked before any lease is taken
+        registries(p)
+    await check_redis(settings.redis_url, cluster=settings.cluster)
+    redis = _connect(settings.redis_url, settings.cluster, health_check_interval=30)
+    leases = Leases(redis, settings, consumer_name(),
+                    lambda p: _server(names, settings.for_partnership(p, pool.index(p)), registries(p), alone=False))
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        leases.stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    try:
+        await leases.run()
+    finally:
+        await redis.aclose()
 
 
 def _server(names: Sequence[str], settings: Settings, registry: PartnerRegistry, alone: bool) -> uvicorn.Server:

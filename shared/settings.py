@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     #: several partnerships served by one process, comma-separated (instead of `partnership`):
     #: each gets its own services, consumer groups and HTTP port (`http_port` + its position)
     partnerships: str = Field(default="", pattern=r"^[A-Za-z0-9_.,-]*$")
+    #: > 0: `partnerships` is a pool shared with the other processes given it, by leases of
+    #: this many seconds (services.leases); each process serves its fair share. 0: serve them all
+    lease_s: float = Field(default=0, ge=0)
     #: `single`: one primary (REDIS_URL names it); `cluster`: a Redis or Valkey Cluster
     #: (REDIS_URL names any node of it; a partnership is then required)
     redis_mode: str = Field(default="single", pattern="^(single|cluster)$")

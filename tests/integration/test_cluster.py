@@ -373,3 +373,63 @@ def test_two_processes_share_four_partnerships_by_configuration_and_one_restarte
         for p in (first[0], second[0]):
             assert p.terminate() == 0, p.log()
         r.close()
+
+
+def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed_ones(
+    cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
+) -> None:
+    """Both processes are given the same four partnerships (COMMISSIONING_LEASE_S): the first
+    takes them all, the second's arrival takes half of them away, and when one is SIGKILLed the
+    other takes its partnerships over once their leases expire; every figure exact."""
+    from services.leases import lease_key
+    from shared.settings import Settings
+
+    r = cluster.client()
+    names = partnerships(cluster, prefix, 4)
+    for n in names:
+        r.hset(viewers.key(Streams(partnership_prefix(prefix, n))), viewers.digest(VIEWER_TOKEN), "tests")
+    base = free_ports(len(names))
+    env = service_env(cluster.url, prefix, partners_path, partnerships=",".join(names), redis_mode="cluster",
+                      lease_s="2", shutdown_timeout_s="1", http_port=str(base), batch_size="20")
+    settings = Settings(prefix=prefix)
+    holders = lambda: [r.get(lease_key(settings, n)) for n in names]  # noqa: E731
+    views = {n: Proc([], env, tmp_path / "unused.log", http_port=base + i) for i, n in enumerate(names)}
+
+    def ready(n: str) -> bool:
+        try:
+            return httpx.get(f"{views[n].url}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def launch(label: str) -> Proc:
+        return Proc([sys.executable, "-m", "services.cli", "serve", *OWNERS, "savings"], env,
+                    tmp_path / f"{label}.log").start()
+
+    work = {n: build(range(10 * i, 10 * i + 5)) for i, n in enumerate(names)}
+    first = launch("first")
+    second = None
+    try:
+        wait_for(lambda: all(ready(n) for n in names), 90, 0.2, "the first process serving all four")
+        assert len(set(holders())) == 1
+        second = launch("second")
+        wait_for(lambda: sorted(map(holders().count, set(holders()))) == [2, 2], 60, 0.2, "two each")
+        wait_for(lambda: all(ready(n) for n in names), 90, 0.2, "all four served again")
+        for n, (entries, _) in work.items():
+            pipe = r.pipeline(transaction=False)
+            for e in entries:
+                pipe.xadd(f"{partnership_prefix(prefix, n)}:inbound", e)
+            pipe.execute()
+        victim = holders()[0]
+        wait_for(lambda: r.hlen(f"{partnership_prefix(prefix, names[0])}:state:savings:events") > 20, 60, 0.05,
+                 "work under way")
+        (first if b"-%d-" % first.p.pid in victim else second).kill()  # consumer names hold the pid
+        wait_for(lambda: len(set(holders())) == 1 and holders()[0] != victim, 60, 0.2, "the survivor holding all four")
+        for n in names:
+            keys = partnership_prefix(prefix, n)
+            wait_for(lambda: exact(views[n], r, keys, work[n][1]), 120, 0.3, f"{n}'s figures")
+            assert r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys)
+    finally:
+        for p in (first, second):
+            if p is not None and p.p is not None and p.p.poll() is None:
+                assert p.terminate() == 0, p.log()
+        r.close()

@@ -433,3 +433,35 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
             if p is not None and p.p is not None and p.p.poll() is None:
                 assert p.terminate() == 0, p.log()
         r.close()
+
+
+def test_the_bus_applies_an_effect_with_no_entry_on_the_cluster_with_hiredis_packing(
+    cluster: LoopbackCluster, prefix: str
+) -> None:
+    """`apply_now` (POST /events: no stream entry to ack) once passed '' as a key, which hashes
+    to slot 0, not the partnership's: on a cluster it could not run. Every key it is given is
+    now one of the partnership's."""
+    import asyncio
+
+    from shared.bus import Bus, Effect
+    from shared.redis_client import connect
+
+    keys = Streams(partnership_prefix(prefix, "north"))
+
+    async def go() -> tuple[list[bool], str, int, int]:
+        redis = connect(cluster.url, cluster=True)
+        try:
+            bus = Bus(redis, keys)
+            effect = Effect((("XADD", keys.of_type("need.identified"), "*", "event", b"{}"),
+                             ("HSET", keys.state("needs", "events"), "k", b"v")), once_key="/partners/a 1")
+            done = [await bus.apply_now("gateway", effect), await bus.apply_now("gateway", effect)]
+            node = redis.get_node_from_key(keys.inbound)
+            return (done, type(node.acquire_connection()).__name__, await redis.xlen(keys.of_type("need.identified")),
+                    await redis.zcard(keys.seen("gateway")))
+        finally:
+            await redis.aclose()
+
+    done, connection, published, once = asyncio.run(go())
+    assert done == [True, False], "applied once, then known as a duplicate"
+    assert (published, once) == (1, 1)
+    assert connection.startswith("Hiredis"), connection

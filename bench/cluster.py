@@ -8,8 +8,9 @@ Each partnership gets `--contracts` contracts of bench/workload.py (ten needs an
 each, signed by its partners), onto its own `P:inbound` (`P` = `<prefix>:{<partnership>}`).
 The partnerships are dealt round robin to the processes (COMMISSIONING_PARTNERSHIPS); each
 process runs every service and the gateway for each of its partnerships. Timed from the first
-XADD, once every process is ready, until every partnership's savings service has applied all
-its events. Both Redis setups are started here (the cluster with `redis-cli --cluster
+XADD, once every process is ready (and has idled `IDLE_S` seconds, its CPU measured: what
+serving the partnerships costs with nothing to do), until every partnership's savings service
+has applied all its events; CPU ms an event over all the processes. Both Redis setups are started here (the cluster with `redis-cli --cluster
 create`, as the tests do), so one run compares them on the same machine.
 """
 
@@ -39,6 +40,7 @@ from shared.settings import partnership_prefix  # noqa: E402
 from tests.cluster import LoopbackCluster  # noqa: E402  (the tests' loopback cluster)
 
 PARTNERS = 20
+IDLE_S = 5.0
 
 
 def consecutive_ports(n: int) -> int:
@@ -60,9 +62,20 @@ def consecutive_ports(n: int) -> int:
                 s.close()
 
 
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    total = 0
+    for p in procs:
+        with open(f"/proc/{p.pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run(url: str, cluster: bool, processes: int, names: list[str], events: list[dict[str, bytes]],
-        registry: Path, tmp: Path) -> tuple[float, float]:
-    """(seconds to start and be ready, events a second)."""
+        registry: Path, tmp: Path) -> tuple[float, float, float, float]:
+    """(seconds to start and be ready, share of a core the processes use while idle, events a
+    second, CPU ms an event)."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     r = RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     shares = [names[i::processes] for i in range(processes)]
@@ -92,7 +105,10 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
                     pass
             time.sleep(0.2)
         ready = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        cpu, t0 = cpu_seconds(procs), time.perf_counter()
+        time.sleep(IDLE_S)  # nothing sent: what serving the partnerships costs by itself
+        idle = (cpu_seconds(procs) - cpu) / (time.perf_counter() - t0)
+        cpu, t0 = cpu_seconds(procs), time.perf_counter()
         for name in names:
             pipe = r.pipeline(transaction=False)
             for e in events:
@@ -103,6 +119,7 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
             left = [n for n in left if r.hlen(f"{partnership_prefix(prefix, n)}:state:savings:events") < len(events)]
             time.sleep(0.05)
         rate = len(names) * len(events) / (time.perf_counter() - t0)
+        per_event = (cpu_seconds(procs) - cpu) * 1000 / (len(names) * len(events))
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -112,7 +129,7 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
             except subprocess.TimeoutExpired:
                 p.kill()
         r.close()
-    return ready, rate
+    return ready, idle, rate, per_event
 
 
 def main() -> None:
@@ -132,12 +149,12 @@ def main() -> None:
         cluster = LoopbackCluster(tmp / "cluster").start()
         try:
             primaries = sum(1 for n in cluster.nodes() if n.primary)
-            print(f"{'redis':<34} {'processes':>9} {'ready s':>8} {'events/s':>9}")
+            print(f"{'redis':<34} {'processes':>9} {'ready s':>8} {'idle cores':>10} {'events/s':>9} {'CPU ms/event':>12}")
             for n in args.processes:
                 for label, url, is_cluster in (("single primary", single.url, False),
                                                (f"cluster, {primaries} primaries + replicas", cluster.url, True)):
-                    ready, rate = run(url, is_cluster, n, names, events, registry, tmp)
-                    print(f"{label:<34} {n:>9} {ready:>8.1f} {rate:>9.0f}", flush=True)
+                    ready, idle, rate, per_event = run(url, is_cluster, n, names, events, registry, tmp)
+                    print(f"{label:<34} {n:>9} {ready:>8.1f} {idle:>10.2f} {rate:>9.0f} {per_event:>12.2f}", flush=True)
         finally:
             cluster.stop()
             single.stop()

@@ -378,7 +378,7 @@ def test_two_processes_share_four_partnerships_by_configuration_and_one_restarte
 def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed_ones(
     cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
 ) -> None:
-    """Both processes are given the same four partnerships (COMMISSIONING_LEASE_S): the first
+    """Both processes are given the same four partnerships (COMMISSIONING_LEASE_S=5): the first
     takes them all, the second's arrival takes half of them away, and when one is SIGKILLed the
     other takes its partnerships over once their leases expire; every figure exact."""
     from services.leases import lease_key
@@ -390,7 +390,7 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
         r.hset(viewers.key(Streams(partnership_prefix(prefix, n))), viewers.digest(VIEWER_TOKEN), "tests")
     base = free_ports(len(names))
     env = service_env(cluster.url, prefix, partners_path, partnerships=",".join(names), redis_mode="cluster",
-                      lease_s="2", shutdown_timeout_s="1", http_port=str(base), batch_size="20")
+                      lease_s="5", shutdown_timeout_s="1", http_port=str(base), batch_size="20")
     settings = Settings(prefix=prefix)
     holders = lambda: [r.get(lease_key(settings, n)) for n in names]  # noqa: E731
     views = {n: Proc([], env, tmp_path / "unused.log", http_port=base + i) for i, n in enumerate(names)}
@@ -419,9 +419,9 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
             for e in entries:
                 pipe.xadd(f"{partnership_prefix(prefix, n)}:inbound", e)
             pipe.execute()
-        victim = holders()[0]
         wait_for(lambda: r.hlen(f"{partnership_prefix(prefix, names[0])}:state:savings:events") > 20, 60, 0.05,
                  "work under way")
+        victim = wait_for(lambda: holders()[0], 30, 0.05, "the first partnership's holder")
         (first if b"-%d-" % first.p.pid in victim else second).kill()  # consumer names hold the pid
         wait_for(lambda: len(set(holders())) == 1 and holders()[0] != victim, 60, 0.2, "the survivor holding all four")
         for n in names:

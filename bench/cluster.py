@@ -79,7 +79,7 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     r = RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     shares = [names[i::processes] for i in range(processes)]
-    procs, ports = [], []
+    procs, ports, log_paths = [], [], []
     t0 = time.perf_counter()
     for i, share in enumerate(shares):
         base = consecutive_ports(len(share))
@@ -88,7 +88,8 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
                "COMMISSIONING_PARTNERSHIPS": ",".join(share), "COMMISSIONING_PARTNERS": str(registry),
                "COMMISSIONING_REDIS_MODE": "cluster" if cluster else "single",
                "COMMISSIONING_HTTP_PORT": str(base), "COMMISSIONING_LOG_LEVEL": "WARNING"}
-        log = open(tmp / f"{prefix}-{i}.log", "wb")  # noqa: SIM115 - kept open for the child
+        log_paths.append(tmp / f"{prefix}-{i}.log")
+        log = open(log_paths[-1], "wb")  # noqa: SIM115 - kept open for the child
         procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "serve"], env=env, cwd=ROOT,
                                       stdout=log, stderr=subprocess.STDOUT))
     try:
@@ -96,7 +97,8 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
         while pending:
             for p in procs:
                 if p.poll() is not None:
-                    raise SystemExit(f"a process exited with {p.returncode}; see {tmp}")
+                    tail = log_paths[procs.index(p)].read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"a process exited with {p.returncode}:\n{tail}")
             for port in list(pending):
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:

@@ -35,31 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.workload import contracts, write_registry  # noqa: E402
-from shared.redis_server import RedisServer, free_port  # noqa: E402
+from shared.redis_server import RedisServer  # noqa: E402
 from shared.settings import partnership_prefix  # noqa: E402
-from tests.cluster import LoopbackCluster  # noqa: E402  (the tests' loopback cluster)
+from tests.cluster import LoopbackCluster, http_ports  # noqa: E402  (the tests' loopback cluster)
 
 PARTNERS = 20
 IDLE_S = 5.0
-
-
-def consecutive_ports(n: int) -> int:
-    import socket
-
-    while True:
-        base = free_port()
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
 
 
 def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
@@ -82,7 +63,7 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
     procs, ports, log_paths = [], [], []
     t0 = time.perf_counter()
     for i, share in enumerate(shares):
-        base = consecutive_ports(len(share))
+        base = http_ports(len(share))
         ports.extend(range(base, base + len(share)))
         env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": url, "COMMISSIONING_PREFIX": prefix,
                "COMMISSIONING_PARTNERSHIPS": ",".join(share), "COMMISSIONING_PARTNERS": str(registry),

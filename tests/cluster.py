@@ -3,7 +3,10 @@ processes (three primaries, three replicas) made with `redis-cli --cluster creat
 
 from __future__ import annotations
 
+import contextlib
+import random
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -13,6 +16,27 @@ import redis
 from redis.cluster import RedisCluster
 
 from shared.redis_server import RedisServer, free_port
+
+
+def http_ports(n: int) -> int:
+    """The first of `n` consecutive free ports, below the kernel's range of ephemeral ports: a
+    process serving n partnerships binds them while it (and its neighbours) open hundreds of
+    Redis connections, whose local ports come from that range and could take one first."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    while True:
+        base = rng.randrange(10_000, low - n)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + n):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ partnership's keys on one hash slot."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
@@ -22,9 +21,8 @@ from redis.exceptions import RedisError
 from shared import viewers
 from shared.settings import partnership_prefix
 from shared.streams import Streams
-from tests.cluster import LoopbackCluster
+from tests.cluster import LoopbackCluster, http_ports
 from tests.integration.test_savings_service import build
-from shared.redis_server import free_port
 from tests.support import (OWNERS, READ, VIEWER_TOKEN, Proc, accepted_count, figures_only, serve, service_env, wait_for,
                            write_partners)
 
@@ -299,28 +297,12 @@ def test_a_partnerships_slot_resharded_to_another_primary_while_events_flow(
         r.close()
 
 
-def free_ports(n: int) -> int:
-    """The first of `n` consecutive free ports (a process serving n partnerships uses them)."""
-    import socket
-
-    while True:
-        base = free_port()
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(base, base + n):
-                    s = held.enter_context(socket.socket())
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-
-
 def start_many(c: LoopbackCluster, r: RedisCluster, tmp: Path, prefix: str, names: list[str], partners: Path,
                label: str, **settings: str) -> list[Proc]:
     """One `serve` process for all of `names`; a `Proc` per partnership, for its HTTP port."""
     for n in names:
         r.hset(viewers.key(Streams(partnership_prefix(prefix, n))), viewers.digest(VIEWER_TOKEN), "tests")
-    base = free_ports(len(names))
+    base = http_ports(len(names))
     env = service_env(c.url, prefix, partners, partnerships=",".join(names), redis_mode="cluster",
                       http_port=str(base), **settings)
     main = Proc([sys.executable, "-m", "services.cli", "serve", *OWNERS, "savings"], env,
@@ -388,7 +370,7 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
     names = partnerships(cluster, prefix, 4)
     for n in names:
         r.hset(viewers.key(Streams(partnership_prefix(prefix, n))), viewers.digest(VIEWER_TOKEN), "tests")
-    base = free_ports(len(names))
+    base = http_ports(len(names))
     env = service_env(cluster.url, prefix, partners_path, partnerships=",".join(names), redis_mode="cluster",
                       lease_s="5", shutdown_timeout_s="1", http_port=str(base), batch_size="20")
     settings = Settings(prefix=prefix)

@@ -43,7 +43,8 @@ def lease_key(settings: Settings, partnership: str) -> str:
 
 
 def processes_key(settings: Settings) -> str:
-    return f"{settings.prefix}:processes"
+    """The deployment's live processes: not a partnership's key, on a slot of its own."""
+    return Streams(settings.prefix).key("processes")
 
 
 @dataclass

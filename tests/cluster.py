@@ -50,7 +50,9 @@ class Node:
 
 class LoopbackCluster:
     def __init__(self, data_dir: Path, appendfsync: str = "everysec", node_timeout_ms: int = 1000,
-                 nodes: int = 6, replicas: int = 1) -> None:
+                 nodes: int = 6, replicas: int = 1, server: Path | None = None) -> None:
+        """`server`: a `redis-server` or `valkey-server` binary (default: the first on the PATH);
+        its `-cli` beside it, else on the PATH, makes the cluster."""
         self.data_dir = data_dir
         self.servers = [
             RedisServer(data_dir / f"node{i}", free_port(), appendfsync=appendfsync, extra_args=[
@@ -63,6 +65,12 @@ class LoopbackCluster:
             for i in range(nodes)
         ]
         self.replicas = replicas
+        if server is not None:
+            for s in self.servers:
+                s.binary = server
+        binary = self.servers[0].binary
+        beside = binary.with_name(binary.name.replace("-server", "-cli"))
+        self.cli = str(beside) if beside.exists() else (shutil.which("redis-cli") or shutil.which("valkey-cli") or "")
 
     @property
     def url(self) -> str:
@@ -70,10 +78,9 @@ class LoopbackCluster:
         return self.alive()[0].url
 
     def start(self, timeout: float = 30.0) -> LoopbackCluster:
-        cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
-        if cli is None:
+        cli = self.cli
+        if not cli:
             raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
-        self.cli = cli
         try:
             for s in self.servers:
                 s.start()

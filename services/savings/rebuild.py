@@ -42,6 +42,21 @@ def _parse(raw: bytes | None) -> Decoded | None:
         return None
 
 
+# The rebuilt set and ids in place of the old, and the generation moved on, in one step (a
+# script with every key declared: on Redis Cluster, where a partnership's keys share a slot,
+# the cluster client refuses RENAME in a transaction).
+# KEYS[1] rebuilt events, KEYS[2] rebuilt ids, KEYS[3] events, KEYS[4] ids, KEYS[5] generation
+SWAP = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[3])
+  redis.call('RENAME', KEYS[2], KEYS[4])
+else
+  redis.call('DEL', KEYS[3], KEYS[4])
+end
+return redis.call('INCR', KEYS[5])
+"""
+
+
 async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
                   archive: Archive | None = None) -> dict[str, Any]:
     projection = Projection(redis, streams, savings_policy())
@@ -93,14 +108,8 @@ async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
             start = "(" + last[stream]
     elapsed = progress.finish()
 
-    tx = redis.pipeline(transaction=True)
-    if await redis.exists(events_tmp):
-        tx.rename(events_tmp, store.events_key)
-        tx.rename(seen_tmp, streams.seen(GROUP))
-    else:
-        tx.delete(store.events_key, streams.seen(GROUP))
-    tx.incr(store.generation_key)
-    await tx.execute()
+    swap = redis.register_script(SWAP)
+    await swap(keys=[events_tmp, seen_tmp, store.events_key, streams.seen(GROUP), store.generation_key])
 
     bus = Bus(redis, streams)
     caught_up = 0

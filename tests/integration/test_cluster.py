@@ -5,6 +5,7 @@ partnership's keys on one hash slot."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -129,6 +130,13 @@ def test_five_partnerships_on_three_primaries_each_with_exact_figures(
             assert expected["events_applied"] > 100
         # each partnership's figures are its own: no two the same
         assert len({figures(p)["portfolio"]["annual_saving"] for p in procs.values()}) == len(names)
+        # the savings rebuild (an operator's command) on the cluster, while the service runs
+        keys = partnership_prefix(prefix, names[0])
+        done = subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], capture_output=True,
+                              text=True, env=procs[names[0]].env, cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == 0, done.stdout + done.stderr
+        wait_for(lambda: exact(procs[names[0]], r, keys, work[names[0]][1]), 60, 0.3, "the figures after the rebuild")
+        assert r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys)
         for n in names:  # every key of a partnership on its one slot
             keys = [k.decode() for k in r.scan_iter(match=f"{partnership_prefix(prefix, n)}:*", count=1000)]
             assert len(keys) > 20

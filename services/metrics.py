@@ -11,6 +11,7 @@ from faststream.asgi import AsgiResponse, Request, get
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from shared.bus import Bus
@@ -62,7 +63,10 @@ class Metrics:
 
     async def memory(self) -> tuple[int, int]:
         """Redis's used memory and its limit (0: none), also set on the gauges."""
-        info = await self.redis.info("memory")
+        if isinstance(self.redis, RedisCluster):  # the primary holding this partnership's slot, not any node
+            info = await self.redis.info("memory", target_nodes=self.redis.get_node_from_key(self.bus.streams.inbound))
+        else:
+            info = await self.redis.info("memory")
         used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
         self.memory_used.set(used)
         self.memory_max.set(limit)

@@ -23,6 +23,7 @@ from shared import viewers
 from shared.settings import partnership_prefix
 from shared.streams import Streams
 from tests.cluster import LoopbackCluster, http_ports
+from tests.integration.test_operations import metric
 from tests.integration.test_savings_service import build
 from tests.support import (OWNERS, READ, VIEWER_TOKEN, Proc, accepted_count, figures_only, serve, service_env, wait_for,
                            write_partners)
@@ -130,6 +131,14 @@ def test_five_partnerships_on_three_primaries_each_with_exact_figures(
             assert expected["events_applied"] > 100
         # each partnership's figures are its own: no two the same
         assert len({figures(p)["portfolio"]["annual_saving"] for p in procs.values()}) == len(names)
+        # memory figures (/metrics, /health/ready) are those of the primary holding the partnership
+        owner = cluster.owner_of(f"{partnership_prefix(prefix, names[0])}:inbound")
+        with cluster.node_client(owner.port) as node:
+            node.config_set("maxmemory", "3gb")
+        limit = lambda n: metric(httpx.get(f"{procs[n].url}/metrics", timeout=5).text,  # noqa: E731
+                                 "commissioning_redis_memory_max_bytes")
+        assert limit(names[0]) == 3 * 1024**3
+        assert limit(names[1]) == 0, "another primary's limit"
         # the savings rebuild (an operator's command) on the cluster, while the service runs
         keys = partnership_prefix(prefix, names[0])
         done = subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], capture_output=True,

@@ -288,8 +288,9 @@ def _q(values: list[float]) -> str:
     return f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms"
 
 
-def portfolio_size(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace, size: int,
-                   rounds: int) -> dict[str, list[float]]:
+def portfolio_size(
+    url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace, size: int, rounds: int
+) -> dict[str, list[float]]:
     """Throughput rounds at one portfolio size, every side in turn (interleaved: a noisy moment
     hits every side alike); the first round also measures the update sizes."""
     entries = contracts(size, args.partners)
@@ -302,8 +303,10 @@ def portfolio_size(url: str, registry: tuple[Path, Path], tmp: Path, args: argpa
                 rate, cpu = throughput(side, entries)
                 got[name].append(rate)
                 held = side.bytes_held() / len(entries)
-                line = (f"  round {n}/{rounds} {name}: {rate:,.0f} events/s, CPU {cpu:.2f} ms/event, "
-                        f"Redis {held:,.0f} bytes/event")
+                line = (
+                    f"  round {n}/{rounds} {name}: {rate:,.0f} events/s, CPU {cpu:.2f} ms/event, "
+                    f"Redis {held:,.0f} bytes/event"
+                )
                 if name != "baseline" and n == 1:
                     one, largest = update_sizes(side, size, args.partners, len(entries))
                     line += f"; savings.updated after one contract changed {one:,} bytes, largest {largest:,}"
@@ -321,8 +324,11 @@ def portfolio_size(url: str, registry: tuple[Path, Path], tmp: Path, args: argpa
 def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace) -> None:
     n = int(args.latency_seconds * args.latency_rate)
     entries = contracts(n // (NEEDS_PER_CONTRACT + 1) + 1, args.partners, start=10_000_000)[:n]
-    print(f"\nlatency at a steady {args.latency_rate:,} events/s for {args.latency_seconds:.0f} s, "
-          f"inbound XADD to the first summary that counts it:", flush=True)
+    print(
+        f"\nlatency at a steady {args.latency_rate:,} events/s for {args.latency_seconds:.0f} s, "
+        f"inbound XADD to the first summary that counts it:",
+        flush=True,
+    )
     for name in args.sides:
         side = Side(name, url, registry, tmp)
         try:
@@ -333,33 +339,52 @@ def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.N
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--contracts", type=int, nargs="+", default=[500, 8000],
-                    help="portfolio sizes (11 events a contract); default 500 and 8000")
-    ap.add_argument("--rounds", type=int, nargs="+", default=[3, 1],
-                    help="interleaved rounds per size, the last repeated (default 3 at 500, 1 at 8000)")
+    ap.add_argument(
+        "--contracts",
+        type=int,
+        nargs="+",
+        default=[500, 8000],
+        help="portfolio sizes (11 events a contract); default 500 and 8000",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        nargs="+",
+        default=[3, 1],
+        help="interleaved rounds per size, the last repeated (default 3 at 500, 1 at 8000)",
+    )
     ap.add_argument("--partners", type=int, default=50)
     ap.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     ap.add_argument("--latency-seconds", type=float, default=10)
     ap.add_argument("--latency-rate", type=int, default=1000)
-    ap.add_argument("--rebuild", type=int, default=0,
-                    help="events for the rebuild timing (e.g. 1000000); 0 skips it")
+    ap.add_argument(
+        "--rebuild", type=int, default=0, help="events for the rebuild timing (e.g. 1000000); 0 skips it"
+    )
     args = ap.parse_args()
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="commissioning-bench-"))
     server = RedisServer(tmp / "redis").start()
     try:
         registry = write_registry(tmp, args.partners)
-        version = subprocess.run([str(server.binary), "--version"], check=True, capture_output=True,
-                                 text=True).stdout.split()[2]
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at "
-              f"start, Python {platform.python_version()}, {version}", flush=True)
+        version = subprocess.run(
+            [str(server.binary), "--version"], check=True, capture_output=True, text=True
+        ).stdout.split()[2]
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at "
+            f"start, Python {platform.python_version()}, {version}",
+            flush=True,
+        )
         rounds = args.rounds + [args.rounds[-1]] * (len(args.contracts) - len(args.rounds))
-        results = {size: portfolio_size(server.url, registry, tmp, args, size, n)
-                   for size, n in zip(args.contracts, rounds, strict=False)}
+        results = {
+            size: portfolio_size(server.url, registry, tmp, args, size, n)
+            for size, n in zip(args.contracts, rounds, strict=False)
+        }
         if args.latency_seconds > 0:
             latencies(server.url, registry, tmp, args)
         if args.rebuild:
-            seconds, load_s = rebuild_time(server.url, redis.Redis.from_url(server.url), args.rebuild, args.partners)
+            seconds, load_s = rebuild_time(
+                server.url, redis.Redis.from_url(server.url), args.rebuild, args.partners
+            )
             print(f"a restarted savings process loads that state in {load_s:.1f} s", flush=True)
         took = time.perf_counter() - started
         print(f"\nload average at the end {os.getloadavg()[0]:.1f}; took {took:.0f} s")

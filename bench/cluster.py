@@ -53,8 +53,15 @@ def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run(url: str, cluster: bool, processes: int, names: list[str], events: list[dict[str, bytes]],
-        registry: Path, tmp: Path) -> tuple[float, float, float, float]:
+def run(
+    url: str,
+    cluster: bool,
+    processes: int,
+    names: list[str],
+    events: list[dict[str, bytes]],
+    registry: Path,
+    tmp: Path,
+) -> tuple[float, float, float, float]:
     """(seconds to start and be ready, share of a core the processes use while idle, events a
     second, CPU ms an event)."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
@@ -65,14 +72,28 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
     for i, share in enumerate(shares):
         base = http_ports(len(share))
         ports.extend(range(base, base + len(share)))
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": url, "COMMISSIONING_PREFIX": prefix,
-               "COMMISSIONING_PARTNERSHIPS": ",".join(share), "COMMISSIONING_PARTNERS": str(registry),
-               "COMMISSIONING_REDIS_MODE": "cluster" if cluster else "single",
-               "COMMISSIONING_HTTP_PORT": str(base), "COMMISSIONING_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": url,
+            "COMMISSIONING_PREFIX": prefix,
+            "COMMISSIONING_PARTNERSHIPS": ",".join(share),
+            "COMMISSIONING_PARTNERS": str(registry),
+            "COMMISSIONING_REDIS_MODE": "cluster" if cluster else "single",
+            "COMMISSIONING_HTTP_PORT": str(base),
+            "COMMISSIONING_LOG_LEVEL": "WARNING",
+        }
         log_paths.append(tmp / f"{prefix}-{i}.log")
         log = open(log_paths[-1], "wb")  # noqa: SIM115 - kept open for the child
-        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "serve"], env=env, cwd=ROOT,
-                                      stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         pending = set(ports)
         while pending:
@@ -99,7 +120,11 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
             pipe.execute()
         left = list(names)
         while left:
-            left = [n for n in left if r.hlen(f"{partnership_prefix(prefix, n)}:state:savings:events") < len(events)]
+            left = [
+                n
+                for n in left
+                if r.hlen(f"{partnership_prefix(prefix, n)}:state:savings:events") < len(events)
+            ]
             time.sleep(0.05)
         rate = len(names) * len(events) / (time.perf_counter() - t0)
         per_event = (cpu_seconds(procs) - cpu) * 1000 / (len(names) * len(events))
@@ -118,13 +143,17 @@ def run(url: str, cluster: bool, processes: int, names: list[str], events: list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partnerships", type=int, default=50)
-    parser.add_argument("--contracts", type=int, default=20, help="contracts per partnership (11 events each)")
+    parser.add_argument(
+        "--contracts", type=int, default=20, help="contracts per partnership (11 events each)"
+    )
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     names = [f"p{i:03d}" for i in range(args.partnerships)]
     events = contracts(args.contracts, PARTNERS)
-    print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs; "
-          f"{args.partnerships} partnerships x {len(events)} events = {args.partnerships * len(events)} events a run")
+    print(
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"{args.partnerships} partnerships x {len(events)} events = {args.partnerships * len(events)} events a run"
+    )
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         registry, _ = write_registry(tmp, PARTNERS)
@@ -132,12 +161,19 @@ def main() -> None:
         cluster = LoopbackCluster(tmp / "cluster").start()
         try:
             primaries = sum(1 for n in cluster.nodes() if n.primary)
-            print(f"{'redis':<34} {'processes':>9} {'ready s':>8} {'idle cores':>10} {'events/s':>9} {'CPU ms/event':>12}")
+            print(
+                f"{'redis':<34} {'processes':>9} {'ready s':>8} {'idle cores':>10} {'events/s':>9} {'CPU ms/event':>12}"
+            )
             for n in args.processes:
-                for label, url, is_cluster in (("single primary", single.url, False),
-                                               (f"cluster, {primaries} primaries + replicas", cluster.url, True)):
+                for label, url, is_cluster in (
+                    ("single primary", single.url, False),
+                    (f"cluster, {primaries} primaries + replicas", cluster.url, True),
+                ):
                     ready, idle, rate, per_event = run(url, is_cluster, n, names, events, registry, tmp)
-                    print(f"{label:<34} {n:>9} {ready:>8.1f} {idle:>10.2f} {rate:>9.0f} {per_event:>12.2f}", flush=True)
+                    print(
+                        f"{label:<34} {n:>9} {ready:>8.1f} {idle:>10.2f} {rate:>9.0f} {per_event:>12.2f}",
+                        flush=True,
+                    )
         finally:
             cluster.stop()
             single.stop()

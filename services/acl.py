@@ -32,16 +32,32 @@ from shared.streams import Streams
 #: its subscriptions (each service's TYPES)
 WRITES: dict[str, tuple[str, ...]] = {
     "needs": ("opportunity.identified", "opportunity.updated"),
-    "procurement": ("tender.published", "tender.closed", "tender.award.intended", "tender.evaluation.published",
-                    "tender.cancelled", "tender.awarded"),
-    "contracts": ("monitoring.return.accepted", "performance.concern.raised",
-                  "performance.concern.escalated", "performance.concern.termination_considered",
-                  "performance.concern.resolved", "payment.calculated", "monitoring.return.overdue",
-                  "monitoring.return.received", "contract.decommissioned"),
+    "procurement": (
+        "tender.published",
+        "tender.closed",
+        "tender.award.intended",
+        "tender.evaluation.published",
+        "tender.cancelled",
+        "tender.awarded",
+    ),
+    "contracts": (
+        "monitoring.return.accepted",
+        "performance.concern.raised",
+        "performance.concern.escalated",
+        "performance.concern.termination_considered",
+        "performance.concern.resolved",
+        "payment.calculated",
+        "monitoring.return.overdue",
+        "monitoring.return.received",
+        "contract.decommissioned",
+    ),
     "savings": ("savings.updated",),
 }
 READS: dict[str, tuple[str, ...]] = {
-    "needs": NEEDS_TYPES, "procurement": PROCUREMENT_TYPES, "contracts": CONTRACTS_TYPES, "savings": SAVINGS_TYPES,
+    "needs": NEEDS_TYPES,
+    "procurement": PROCUREMENT_TYPES,
+    "contracts": CONTRACTS_TYPES,
+    "savings": SAVINGS_TYPES,
 }
 
 CONNECT = "+ping +hello +auth +client|setname +client|id +info"  # (CLIENT SETINFO: Redis 7.2+; redis-py ignores its refusal)
@@ -70,12 +86,23 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
 
     lines = ["user default off resetkeys resetchannels -@all"]
     for p in registry:
-        lines.append(user(f"partner-{p.id}", f"%W~{s.inbound} %R~{s.rejected(p.id)} +xadd +xrange +xrevrange +xread +xlen {CONNECT}"))
+        lines.append(
+            user(
+                f"partner-{p.id}",
+                f"%W~{s.inbound} %R~{s.rejected(p.id)} +xadd +xrange +xrevrange +xread +xlen {CONNECT}",
+            )
+        )
     partner_types = [t for t in PARTNER_TYPES if t not in SEALED_TYPES]
     # the gateway forwards to the owners' request streams; an owner publishes its decisions on
     # P:<type> and P:rejected:<partner>, which every process may therefore write
-    gateway = [s.inbound, s.key("group", "gateway", "*"), s.rejected("*"), s.dead_letter, s.requests("*"),
-               *(s.of_type(t) for t in partner_types)]
+    gateway = [
+        s.inbound,
+        s.key("group", "gateway", "*"),
+        s.rejected("*"),
+        s.dead_letter,
+        s.requests("*"),
+        *(s.of_type(t) for t in partner_types),
+    ]
     sealed_write = [s.accepted(t) for t in SEALED_TYPES]
     viewers = f"%R~{s.key('viewers')}"  # every serving process checks viewer tokens (services.readauth)
     for name, writes in WRITES.items():
@@ -83,21 +110,32 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
         own += [s.key("group", name, "*"), s.state(name, "*")]
         # the savings process serves the workspace, which reads every accepted stream but bids
         read = _keys([s.accepted(t) for t in WORKSPACE_TYPES], "%R") if name == "savings" else ""
-        lines.append(user(f"service-{name}", f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {read} {viewers} "
-                                             f"{SERVICE_COMMANDS}"))
-    lines.append(user("service-gateway", f"{_keys(gateway)} {_keys(sealed_write, '%W')} {viewers} {SERVICE_COMMANDS}"))
+        lines.append(
+            user(
+                f"service-{name}",
+                f"{_keys(gateway + own)} {_keys(sealed_write, '%W')} {read} {viewers} {SERVICE_COMMANDS}",
+            )
+        )
+    lines.append(
+        user("service-gateway", f"{_keys(gateway)} {_keys(sealed_write, '%W')} {viewers} {SERVICE_COMMANDS}")
+    )
     lines.append(user("dashboard", f"%R~{s.savings_updated} +xread +xrange +xrevrange +xlen {CONNECT}"))
     lines.append(f"user operator on #{password_hash(passwords['operator'])} ~* &* +@all")
     return lines
 
 
 def users(registry: PartnerRegistry) -> list[str]:
-    return [f"partner-{p.id}" for p in registry] + [f"service-{n}" for n in (*WRITES, "gateway")] + ["dashboard", "operator"]
+    return (
+        [f"partner-{p.id}" for p in registry]
+        + [f"service-{n}" for n in (*WRITES, "gateway")]
+        + ["dashboard", "operator"]
+    )
 
 
-def generate(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+def generate(
+    registry: PartnerRegistry, streams: Streams, passwords: dict[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
     """(ACL file text, user -> password); passwords not given are made up fresh."""
     given = passwords or {}
     made = {u: given.get(u) or secrets.token_urlsafe(24) for u in users(registry)}
     return "\n".join(rules(registry, streams, made)) + "\n", made
-

@@ -84,13 +84,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if not settings.redis_url:
         try:
-            server = RedisServer(data_dir / "redis", port=args.redis_port,
-                                 maxmemory=settings.redis_maxmemory).start()
+            server = RedisServer(
+                data_dir / "redis", port=args.redis_port, maxmemory=settings.redis_maxmemory
+            ).start()
         except NoRedisServerError as e:
             return _fail(str(e))
         overrides["redis_url"] = server.url
-        print(f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}; "
-              f"at most {settings.redis_maxmemory} of memory, never evicting", flush=True)
+        print(
+            f"Redis ({server.binary.name}) at {server.url}; data in {server.data_dir}; "
+            f"at most {settings.redis_maxmemory} of memory, never evicting",
+            flush=True,
+        )
     if settings.partners is None:
         path = data_dir / "partners.toml"
         if not path.exists():
@@ -100,7 +104,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        token = viewers.local_token(settings.redis_url, Streams(settings.key_prefix), data_dir / "viewer-token")
+        token = viewers.local_token(
+            settings.redis_url, Streams(settings.key_prefix), data_dir / "viewer-token"
+        )
     except RedisError as e:
         return _fail(f"cannot reach Redis at {settings.redis_url}: {e}")
     print(
@@ -168,7 +174,9 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
         f"{result['caught_up']} caught up after the swap"
     )
     portfolio = result["portfolio"]
-    print(f"annual saving {gbp(portfolio['annual_saving'])}, projected {gbp(portfolio['projected_saving'])}, ROI {portfolio['roi']}")
+    print(
+        f"annual saving {gbp(portfolio['annual_saving'])}, projected {gbp(portfolio['projected_saving'])}, ROI {portfolio['roi']}"
+    )
     print("figures unchanged" if result["unchanged"] else f"figures changed; before: {result['before']}")
     return 0
 
@@ -196,8 +204,10 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
         elif not rows:
             print("no dead letters")
         for row in [] if args.json else rows:
-            print(f"{row['dead_letter_id']}  {row['stream']} ({row['group']}, {row['deliveries']} deliveries)  "
-                  f"{row['event']}\n    {row['code']}: {row['error']}")
+            print(
+                f"{row['dead_letter_id']}  {row['stream']} ({row['group']}, {row['deliveries']} deliveries)  "
+                f"{row['event']}\n    {row['code']}: {row['error']}"
+            )
         return 0
     results = _with_redis(lambda r, s: deadletter.retry(r, s, args.ids))
     for i, outcome in results.items():
@@ -233,7 +243,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if settings.partners is None:
-        return _fail("COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML), for partners' names")
+        return _fail(
+            "COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML), for partners' names"
+        )
     try:
         registry = PartnerRegistry.load(settings.partners)
     except PartnerRegistryError as e:
@@ -255,8 +267,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(body)
     else:
         Path(args.out).write_bytes(body)
-        print(f"wrote {args.out}: report to the joint committee, {report.quarter}, "
-              f"annual saving {gbp(report.overview.annual_saving)}, {len(report.decisions)} decision(s) needed")
+        print(
+            f"wrote {args.out}: report to the joint committee, {report.quarter}, "
+            f"annual saving {gbp(report.overview.annual_saving)}, {len(report.decisions)} decision(s) needed"
+        )
     return 0
 
 
@@ -280,7 +294,9 @@ def cmd_acl(args: argparse.Namespace) -> int:
     creds.write_text("".join(f'{u} = "{p}"\n' for u, p in passwords.items()), encoding="utf-8")
     creds.chmod(0o600)
     print(f"wrote {out} ({len(passwords)} users; load it with: redis-server --aclfile {out})")
-    print(f"wrote {creds} (the passwords, readable by you only): give each partner, service and dashboard its own")
+    print(
+        f"wrote {creds} (the passwords, readable by you only): give each partner, service and dashboard its own"
+    )
     return 0
 
 
@@ -292,8 +308,9 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     port = _settings().http_port
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/{'live' if args.live else 'ready'}",
-                                    timeout=args.timeout) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/health/{'live' if args.live else 'ready'}", timeout=args.timeout
+        ) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as e:
         print(f"commissioning: not healthy: {e}", file=sys.stderr)
@@ -306,8 +323,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     from services.dataio.importer import Options, run
 
     registry = args.registry or (None if args.partner else _settings().partners)
-    return run(Options(Path(args.file), args.url, args.partner, Path(registry) if registry else None,
-                       Path(args.journal) if args.journal else None, args.check, args.batch_size, args.json))
+    return run(
+        Options(
+            Path(args.file),
+            args.url,
+            args.partner,
+            Path(registry) if registry else None,
+            Path(args.journal) if args.journal else None,
+            args.check,
+            args.batch_size,
+            args.json,
+        )
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -324,9 +351,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         except PartnerRegistryError as e:
             return _fail(str(e))
     try:
-        written = _with_redis(lambda r, s: export(
-            r, prefix, Path(args.output), args.ocid_prefix, args.publisher,
-            public=args.public, csv=not args.no_csv, names=names, uri=args.uri))
+        written = _with_redis(
+            lambda r, s: export(
+                r,
+                prefix,
+                Path(args.output),
+                args.ocid_prefix,
+                args.publisher,
+                public=args.public,
+                csv=not args.no_csv,
+                names=names,
+                uri=args.uri,
+            )
+        )
     except ExportError as e:
         return _fail(str(e))
     for line in written:
@@ -342,19 +379,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run services against REDIS_URL, as a container would")
-    p.add_argument("services", nargs="*", metavar="SERVICE", help="needs, procurement, contracts, savings (default: all); "
-                   "gateway alone: a process that only verifies inbound events")
+    p.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help="needs, procurement, contracts, savings (default: all); "
+        "gateway alone: a process that only verifies inbound events",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("up", help="everything on one machine, with a private Redis when REDIS_URL is unset")
-    p.add_argument("--redis-port", type=int, default=None, help="port for the private Redis (default: a free one)")
+    p.add_argument(
+        "--redis-port", type=int, default=None, help="port for the private Redis (default: a free one)"
+    )
     p.set_defaults(func=cmd_up)
 
-    savings = sub.add_parser("savings", help="the savings projection").add_subparsers(dest="action", required=True)
+    savings = sub.add_parser("savings", help="the savings projection").add_subparsers(
+        dest="action", required=True
+    )
     p = savings.add_parser("rebuild", help="replay the streams into a fresh projection, with progress")
     p.set_defaults(func=cmd_savings_rebuild)
 
-    dead = sub.add_parser("dead-letter", help="entries that failed repeatedly: list them, retry them once fixed")
+    dead = sub.add_parser(
+        "dead-letter", help="entries that failed repeatedly: list them, retry them once fixed"
+    )
     dead_sub = dead.add_subparsers(dest="action", required=True)
     p = dead_sub.add_parser("list", help="list dead letters with their errors")
     p.add_argument("--count", type=int, default=100)
@@ -375,24 +423,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = viewer_sub.add_parser("list", help="the names holding tokens")
     p.set_defaults(func=cmd_viewer)
 
-    p = sub.add_parser("acl", help="write a Redis ACL file (partners, services, dashboards) and their passwords")
+    p = sub.add_parser(
+        "acl", help="write a Redis ACL file (partners, services, dashboards) and their passwords"
+    )
     p.add_argument("--output", default="users.acl", help="the ACL file (default users.acl)")
-    p.add_argument("--passwords", default="acl-passwords.toml", help="where to write the passwords (mode 600)")
+    p.add_argument(
+        "--passwords", default="acl-passwords.toml", help="where to write the passwords (mode 600)"
+    )
     p.set_defaults(func=cmd_acl)
 
-    p = sub.add_parser("docs", help="check (or --write) docs/asyncapi.json and docs/schemas/ against the code")
+    p = sub.add_parser(
+        "docs", help="check (or --write) docs/asyncapi.json and docs/schemas/ against the code"
+    )
     p.add_argument("--write", action="store_true", help="write the documents instead of checking them")
     p.set_defaults(func=cmd_docs)
 
-    p = sub.add_parser("report", help="the quarterly report to the joint committee (CSV or PDF), from the streams")
+    p = sub.add_parser(
+        "report", help="the quarterly report to the joint committee (CSV or PDF), from the streams"
+    )
     p.add_argument("out", help="the file to write (.csv or .pdf), or - for standard output")
     p.add_argument("--format", choices=["csv", "pdf"], help="default: from the file's name, else csv")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready "
-                       "(a container healthcheck)")
-    p.add_argument("--live", action="store_true",
-                   help="only that it is up (/health/live), not that it is ready")
+    p = sub.add_parser(
+        "health", help="exit 0 when the process on COMMISSIONING_HTTP_PORT is ready (a container healthcheck)"
+    )
+    p.add_argument(
+        "--live", action="store_true", help="only that it is up (/health/live), not that it is ready"
+    )
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)")
     p.set_defaults(func=cmd_health)
 
@@ -400,15 +458,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("import", help="send a council's existing arrangements (CSV/Excel template) as needs")
-    p.add_argument("file", metavar="FILE",
-                   help="a .csv or .xlsx file made from the template (docs/import.md)")
-    p.add_argument("--url", default=os.environ.get("COMMISSIONING_URL", "http://127.0.0.1:8080"),
-                   help="the partnership's HTTP endpoint (COMMISSIONING_URL; default http://127.0.0.1:8080)")
-    p.add_argument("--partner", default=os.environ.get("COMMISSIONING_PARTNER_ID"),
-                   help="sign as this partner (COMMISSIONING_PARTNER_ID), "
-                   "its key in COMMISSIONING_PARTNER_SECRET")
-    p.add_argument("--registry", help="or sign each partner's rows with its key from this registry "
-                   "(default COMMISSIONING_PARTNERS)")
+    p.add_argument(
+        "file", metavar="FILE", help="a .csv or .xlsx file made from the template (docs/import.md)"
+    )
+    p.add_argument(
+        "--url",
+        default=os.environ.get("COMMISSIONING_URL", "http://127.0.0.1:8080"),
+        help="the partnership's HTTP endpoint (COMMISSIONING_URL; default http://127.0.0.1:8080)",
+    )
+    p.add_argument(
+        "--partner",
+        default=os.environ.get("COMMISSIONING_PARTNER_ID"),
+        help="sign as this partner (COMMISSIONING_PARTNER_ID), its key in COMMISSIONING_PARTNER_SECRET",
+    )
+    p.add_argument(
+        "--registry",
+        help="or sign each partner's rows with its key from this registry (default COMMISSIONING_PARTNERS)",
+    )
     p.add_argument("--journal", help="the record of what was sent (default FILE.sent), for safe re-runs")
     p.add_argument("--check", action="store_true", help="check every row and send nothing")
     p.add_argument("--batch-size", type=int, default=1000, help="events per signed batch (at most 1,000)")
@@ -416,17 +482,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     export_sub = sub.add_parser("export", help="open data out of the canonical streams").add_subparsers(
-        dest="format", required=True)
+        dest="format", required=True
+    )
     p = export_sub.add_parser("ocds", help="OCDS 1.1 release packages, records and a CSV flattening")
     p.add_argument("--output", default="ocds", help="the directory to write to (default ./ocds)")
-    p.add_argument("--partnership", help="the partnership's key prefix (default COMMISSIONING_PREFIX, with COMMISSIONING_PARTNERSHIP)")
+    p.add_argument(
+        "--partnership",
+        help="the partnership's key prefix (default COMMISSIONING_PREFIX, with COMMISSIONING_PARTNERSHIP)",
+    )
     p.add_argument("--ocid-prefix", default="ocds-xxxxxx", help="your registered OCDS ocid prefix")
     p.add_argument("--publisher", default="Shared commissioning partnership", help="publisher name")
-    p.add_argument("--public", action="store_true",
-                   help="leave out what is confidential: partners' budgets, bids")
+    p.add_argument(
+        "--public", action="store_true", help="leave out what is confidential: partners' budgets, bids"
+    )
     p.add_argument("--no-csv", action="store_true", help="skip the CSV flattening (flattentool)")
-    p.add_argument("--uri",
-                   help="where the files will be published (default: the output directory's file: URI)")
+    p.add_argument(
+        "--uri", help="where the files will be published (default: the output directory's file: URI)"
+    )
     p.set_defaults(func=cmd_export)
     return parser
 

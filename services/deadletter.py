@@ -47,9 +47,17 @@ async def listing(redis: Redis, streams: Streams, count: int = 100) -> list[dict
             what = f"{parsed.get('type')} {parsed.get('source')} {parsed.get('id')}"
         except ValueError:
             what = event[:60].decode(errors="replace")
-        rows.append({"dead_letter_id": entry_id.decode(), "stream": fields.get(b"stream", b"").decode(),
-                     "group": fields.get(b"group", b"").decode(), "deliveries": int(fields.get(b"deliveries", b"0")),
-                     "code": error.get("code"), "error": error.get("message"), "event": what})
+        rows.append(
+            {
+                "dead_letter_id": entry_id.decode(),
+                "stream": fields.get(b"stream", b"").decode(),
+                "group": fields.get(b"group", b"").decode(),
+                "deliveries": int(fields.get(b"deliveries", b"0")),
+                "code": error.get("code"),
+                "error": error.get("message"),
+                "event": what,
+            }
+        )
     return rows
 
 

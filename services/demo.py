@@ -42,10 +42,17 @@ def demo_registry() -> PartnerRegistry:
 def signed_entries(case: str, registry: PartnerRegistry, run: str) -> list[dict[str, bytes]]:
     entries = []
     for n, (pid, etype, data) in enumerate(reference_payloads(case)):
-        body = json.dumps({
-            "specversion": "1.0", "id": f"{run}-{n}", "source": f"/partners/{pid}", "type": etype,
-            "time": "2011-09-08T10:00:00+01:00", "datacontenttype": "application/json", "data": data,
-        }).encode()
+        body = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": f"{run}-{n}",
+                "source": f"/partners/{pid}",
+                "type": etype,
+                "time": "2011-09-08T10:00:00+01:00",
+                "datacontenttype": "application/json",
+                "data": data,
+            }
+        ).encode()
         partner = registry.get(pid)
         assert partner is not None
         entries.append({"event": body, "signature": partner.sign(body).encode()})
@@ -75,7 +82,9 @@ async def run_case(case: str, settings: Settings, out: TextIO) -> dict[str, Any]
                 break
             await asyncio.sleep(0.05)
         else:
-            raise RuntimeError(f"only {projection.figures['events_applied']} of {len(entries)} events applied in 60s")
+            raise RuntimeError(
+                f"only {projection.figures['events_applied']} of {len(entries)} events applied in 60s"
+            )
         progress.finish()
         rejected = [k async for k in redis.scan_iter(match=f"{prefix}:rejected:*")]
         if rejected:
@@ -99,20 +108,28 @@ def report(case: str, f: dict[str, Any], out: TextIO) -> None:
     p, d = f["portfolio"], f["discounted"]
     w = out.write
     w(f"\n{CASES[case]}\n")
-    w(f"  as of {f['as_of']}; horizon {f['horizon']['from']} to {f['horizon']['to']} ({f['horizon']['months']} months)\n")
+    w(
+        f"  as of {f['as_of']}; horizon {f['horizon']['from']} to {f['horizon']['to']} ({f['horizon']['months']} months)\n"
+    )
     w(f"  baseline staff cost a year   {gbp(p['baseline_annual_cost']):>12}\n")
     w(f"  shared contracts' cost a year{gbp(p['shared_annual_cost']):>12}\n")
     w(f"  annual saving                {gbp(p['annual_saving']):>12}\n")
     w(f"  investment (illustrative)    {gbp(p['investment']):>12}\n")
     w(f"  projected over the horizon   {gbp(p['projected_saving']):>12}\n")
     w(f"  ROI                          {float(p['roi']):>12.0%}   payback {p['payback_date']}\n")
-    w(f"  NPV at {float(d['rate']):.1%}                {gbp(d['npv']):>12}   discounted ROI {float(d['roi']):.0%}, payback {d['payback_date']}\n")
+    w(
+        f"  NPV at {float(d['rate']):.1%}                {gbp(d['npv']):>12}   discounted ROI {float(d['roi']):.0%}, payback {d['payback_date']}\n"
+    )
     w("  contracts:\n")
     for c in f["contracts"]:
-        w(f"    {c['contract_id']:<28} {c['partners']:>2} partners  cost {gbp(c['shared_annual_cost']):>8}  saving {gbp(c['annual_saving']):>9} a year\n")
+        w(
+            f"    {c['contract_id']:<28} {c['partners']:>2} partners  cost {gbp(c['shared_annual_cost']):>8}  saving {gbp(c['annual_saving']):>9} a year\n"
+        )
     w("  year by year:\n")
     for y in f["years"]:
-        w(f"    year {y['year']}  {y['from']} to {y['to']}  {gbp(y['saving']):>10}  (discounted {gbp(y['discounted_saving'])}, cumulative {gbp(y['cumulative_saving'])})\n")
+        w(
+            f"    year {y['year']}  {y['from']} to {y['to']}  {gbp(y['saving']):>10}  (discounted {gbp(y['discounted_saving'])}, cumulative {gbp(y['cumulative_saving'])})\n"
+        )
 
 
 async def demo(settings: Settings, out: TextIO) -> dict[str, dict[str, Any]]:

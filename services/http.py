@@ -43,8 +43,11 @@ def refusal(code: str, message: str, status: int) -> AsgiResponse:
 
 def too_many(wait: float, message: str, reason: dict[str, Any] | None = None) -> AsgiResponse:
     """429 with `Retry-After` (whole seconds)."""
-    return json_response(reason or {"code": "rate_limited", "message": message, "errors": []}, 429,
-                         {"Retry-After": retry_after(wait)})
+    return json_response(
+        reason or {"code": "rate_limited", "message": message, "errors": []},
+        429,
+        {"Retry-After": retry_after(wait)},
+    )
 
 
 def client_address(scope: Any) -> str:
@@ -75,18 +78,25 @@ def memory_state(used: int, limit: int, warn_ratio: float) -> tuple[int, dict[st
     share = f"Redis holds {used / limit:.0%} of its {limit // 2**20} MiB limit"
     if used >= (1 + warn_ratio) / 2 * limit:
         return 503, {"reason": f"{share}: writes will be refused when full; raise maxmemory or trim"}
-    return 200, {"warning": f"{share}: raise maxmemory or look at what grows "
-                            "(commissioning_redis_memory_*)"}
+    return 200, {"warning": f"{share}: raise maxmemory or look at what grows (commissioning_redis_memory_*)"}
 
 
 def core_routes(
-    bus: Bus, redis: Redis, gateway: Gateway, metrics: Metrics, max_bytes: int, max_lag: int,
-    addresses: RateLimiter | None = None, memory_warn_ratio: float = 0.8,
+    bus: Bus,
+    redis: Redis,
+    gateway: Gateway,
+    metrics: Metrics,
+    max_bytes: int,
+    max_lag: int,
+    addresses: RateLimiter | None = None,
+    memory_warn_ratio: float = 0.8,
 ) -> list[tuple[str, Any]]:
     addresses = RateLimiter(1_000, 10_000) if addresses is None else addresses
 
-    @post(description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason "
-          "(413 over 64 KiB, 429 with Retry-After over the rate limit).")
+    @post(
+        description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason "
+        "(413 over 64 KiB, 429 with Retry-After over the rate limit)."
+    )
     async def events(scope: Any, request: Request) -> AsgiResponse:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(batch.MEDIA_TYPE):
@@ -150,7 +160,9 @@ def core_routes(
     async def live(request: Request) -> AsgiResponse:
         return json_response({"status": "live"})
 
-    @get(description="Redis reachable, every consumer group in place, consumers running, lag under the threshold.")
+    @get(
+        description="Redis reachable, every consumer group in place, consumers running, lag under the threshold."
+    )
     async def ready(request: Request) -> AsgiResponse:
         try:
             await redis.ping()
@@ -210,7 +222,8 @@ class PathParams:
         self.app = app
         self.patterns = [
             (re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(path)) + "$"), handler)
-            for path, handler in routes if "{" in path
+            for path, handler in routes
+            if "{" in path
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -103,8 +103,9 @@ class Leases:
         for p in self.pool:
             if len(self.serving) >= fair:
                 break
-            if p not in self.serving and await self.redis.set(lease_key(self.settings, p), self.holder,
-                                                             nx=True, px=self.ms):
+            if p not in self.serving and await self.redis.set(
+                lease_key(self.settings, p), self.holder, nx=True, px=self.ms
+            ):
                 server = self.make(p)
                 try:
                     sock = server.config.bind_socket()  # uvicorn exits when the port is taken

@@ -18,34 +18,71 @@ from shared.bus import Bus
 from shared.inbound import UNKNOWN
 from shared.partners import PartnerRegistry
 
-SAVINGS_FIGURES = ("baseline_annual_cost", "shared_annual_cost", "annual_saving", "contract_price_annual_saving",
-                   "investment", "projected_saving", "realised_saving")
+SAVINGS_FIGURES = (
+    "baseline_annual_cost",
+    "shared_annual_cost",
+    "annual_saving",
+    "contract_price_annual_saving",
+    "investment",
+    "projected_saving",
+    "realised_saving",
+)
 
 
 class Metrics:
-    def __init__(self, bus: Bus, redis: Redis, partners: PartnerRegistry,
-                 figures: Callable[[], dict[str, Any] | None] = lambda: None,
-                 rejected: Mapping[tuple[str, str], int] | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        redis: Redis,
+        partners: PartnerRegistry,
+        figures: Callable[[], dict[str, Any] | None] = lambda: None,
+        rejected: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         self.bus, self.redis, self.partners, self.figures = bus, redis, partners, figures
         self.rejected_here = rejected if rejected is not None else {}
         self.registry = CollectorRegistry()
         self.middleware = RedisPrometheusMiddleware(registry=self.registry, app_name="commissioning")
         r = self.registry
-        self.lag = Gauge("commissioning_consumer_lag", "Entries in the stream not yet delivered to the group", ["group", "stream"], registry=r)
-        self.pending = Gauge("commissioning_pending_entries", "Entries delivered to the group but not yet acknowledged", ["group", "stream"], registry=r)
+        self.lag = Gauge(
+            "commissioning_consumer_lag",
+            "Entries in the stream not yet delivered to the group",
+            ["group", "stream"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "commissioning_pending_entries",
+            "Entries delivered to the group but not yet acknowledged",
+            ["group", "stream"],
+            registry=r,
+        )
         self.dead = Gauge("commissioning_dead_letters", "Entries in the dead-letter stream", registry=r)
-        self.rejected = Gauge("commissioning_rejections", "Entries in P:rejected:<partner>", ["partner"], registry=r)
-        self.processed = Gauge("commissioning_entries_processed", "Entries this process applied or dead-lettered since it started", registry=r)
-        self.failures = Gauge("commissioning_entry_failures", "Entry failures in this process since it started (left pending for retry)", registry=r)
-        self.savings = Gauge("commissioning_savings_pounds", "Portfolio savings figures, in pounds", ["figure"], registry=r)
+        self.rejected = Gauge(
+            "commissioning_rejections", "Entries in P:rejected:<partner>", ["partner"], registry=r
+        )
+        self.processed = Gauge(
+            "commissioning_entries_processed",
+            "Entries this process applied or dead-lettered since it started",
+            registry=r,
+        )
+        self.failures = Gauge(
+            "commissioning_entry_failures",
+            "Entry failures in this process since it started (left pending for retry)",
+            registry=r,
+        )
+        self.savings = Gauge(
+            "commissioning_savings_pounds", "Portfolio savings figures, in pounds", ["figure"], registry=r
+        )
         self.roi = Gauge("commissioning_savings_roi", "Portfolio ROI over the horizon (ratio)", registry=r)
         self.rejected_total = Gauge(
             "commissioning_rejections_recorded",
             "Rejections this process recorded since it started, by partner (or unknown) and code",
-            ["partner", "code"], registry=r)
+            ["partner", "code"],
+            registry=r,
+        )
         self.memory_used = Gauge("commissioning_redis_memory_used_bytes", "Redis used_memory", registry=r)
-        self.memory_max = Gauge("commissioning_redis_memory_max_bytes", "Redis maxmemory (0: no limit)",
-                                registry=r)
+        self.memory_max = Gauge(
+            "commissioning_redis_memory_max_bytes", "Redis maxmemory (0: no limit)", registry=r
+        )
         self.up = Gauge("commissioning_redis_up", "1 when Redis answered the last scrape", registry=r)
 
     async def lags(self) -> dict[tuple[str, str], int | None]:
@@ -64,7 +101,9 @@ class Metrics:
     async def memory(self) -> tuple[int, int]:
         """Redis's used memory and its limit (0: none), also set on the gauges."""
         if isinstance(self.redis, RedisCluster):  # the primary holding this partnership's slot, not any node
-            info = await self.redis.info("memory", target_nodes=self.redis.get_node_from_key(self.bus.streams.inbound))
+            info = await self.redis.info(
+                "memory", target_nodes=self.redis.get_node_from_key(self.bus.streams.inbound)
+            )
         else:
             info = await self.redis.info("memory")
         used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))

@@ -71,7 +71,11 @@ class ReadGuard:
         elif path == "/savings" and self.public_totals and (figures := self.figures()):
             body = json.dumps({"as_of": figures.get("as_of"), "portfolio": figures["portfolio"]}).encode()
             await _answer(send, 200, body, "application/json")
-        elif path in PAGES or path.startswith("/dashboard") or (path.startswith("/workspace") and "." not in path):
+        elif (
+            path in PAGES
+            or path.startswith("/dashboard")
+            or (path.startswith("/workspace") and "." not in path)
+        ):
             await _answer(send, 303, b"", "text/plain", [(b"location", b"/signin")])
         else:
             body = json.dumps(

@@ -133,8 +133,13 @@ def build_app(
     if consumer:
         bus.consumer = consumer
     tolerance = settings.bid_date_tolerance_days
-    gateway = Gateway(streams, registry, settings.max_event_bytes, None if tolerance < 0 else tolerance,
-                      **gateway_limits(settings))
+    gateway = Gateway(
+        streams,
+        registry,
+        settings.max_event_bytes,
+        None if tolerance < 0 else tolerance,
+        **gateway_limits(settings),
+    )
     runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
     if runs_gateway:
         bus.add(gateway.subscription())
@@ -143,12 +148,19 @@ def build_app(
     for s in services:
         bus.add(*s.subscriptions)
 
-    bus.retention = retention(settings, bus, streams, runs_gateway, "savings" in names,
-                              [n for n in names if n in set(OWNERS.values())])
+    bus.retention = retention(
+        settings,
+        bus,
+        streams,
+        runs_gateway,
+        "savings" in names,
+        [n for n in names if n in set(OWNERS.values())],
+    )
 
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
-    metrics = Metrics(bus, redis, registry, lambda: projection.figures if projection else None,
-                      rejected=gateway.rejected)
+    metrics = Metrics(
+        bus, redis, registry, lambda: projection.figures if projection else None, rejected=gateway.rejected
+    )
     broker = (RedisClusterBroker if settings.cluster else RedisBroker)(
         settings.redis_url,
         graceful_timeout=settings.shutdown_timeout_s,
@@ -160,9 +172,16 @@ def build_app(
     declare(router, streams)
     broker.include_router(router)
 
-    routes = core_routes(bus, redis, gateway, metrics, settings.max_event_bytes, settings.ready_max_lag,
-                         RateLimiter(settings.rate_per_address, settings.burst_per_address),
-                         settings.memory_warn_ratio)
+    routes = core_routes(
+        bus,
+        redis,
+        gateway,
+        metrics,
+        settings.max_event_bytes,
+        settings.ready_max_lag,
+        RateLimiter(settings.rate_per_address, settings.burst_per_address),
+        settings.memory_warn_ratio,
+    )
     routes.append(metrics.route())
     for s in services:
         routes.extend(s.routes)
@@ -207,8 +226,9 @@ def build_app(
     return app, bus, services
 
 
-def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, savings: bool,
-              owners: Sequence[str] = ()) -> Retention:
+def retention(
+    settings: Settings, bus: Bus, streams: Streams, gateway: bool, savings: bool, owners: Sequence[str] = ()
+) -> Retention:
     """What this process trims: only keys it may write under the ACL (services.acl). An owner's
     request stream is trimmed once handled: each request is kept in its owner's state until
     decided, and then published on `P:<type>` or `P:rejected:<partner>`."""
@@ -233,14 +253,19 @@ def retention(settings: Settings, bus: Bus, streams: Streams, gateway: bool, sav
 def gateway_limits(settings: Settings) -> dict[str, Any]:
     """The gateway's rejection records and rate limits, from the settings."""
     return {
-        "rejections": RejectionPolicy(settings.rejected_maxlen, settings.rejected_unknown_maxlen,
-                                      settings.rejected_keep_bytes),
+        "rejections": RejectionPolicy(
+            settings.rejected_maxlen, settings.rejected_unknown_maxlen, settings.rejected_keep_bytes
+        ),
         "stream_limits": RateLimiter(settings.rate_per_partner, settings.burst_per_partner),
         "http_limits": RateLimiter(settings.rate_per_partner, settings.burst_per_partner),
     }
 
 
-async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegistry | Callable[[str | None], PartnerRegistry]) -> None:
+async def serve(
+    names: Sequence[str],
+    settings: Settings,
+    registry: PartnerRegistry | Callable[[str | None], PartnerRegistry],
+) -> None:
     """Serve `names` for every partnership of `settings.served`, each on its own HTTP port, until
     SIGTERM or Ctrl-C. `registry`: the partners, or the partners of a given partnership."""
     served = settings.served
@@ -248,8 +273,10 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
     if settings.lease_s > 0:
         await _serve_leased(names, settings, registries)
         return
-    servers = [_server(names, settings.for_partnership(p, i), registries(p), alone=len(served) == 1)
-               for i, p in enumerate(served)]
+    servers = [
+        _server(names, settings.for_partnership(p, i), registries(p), alone=len(served) == 1)
+        for i, p in enumerate(served)
+    ]
     if len(servers) == 1:
         await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type] - build_app checked it is set
         await servers[0].serve()
@@ -269,13 +296,16 @@ async def serve(names: Sequence[str], settings: Settings, registry: PartnerRegis
     await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in zip(servers, sockets, strict=True)))
 
 
-async def _serve_leased(names: Sequence[str], settings: Settings,
-                        registries: Callable[[str | None], PartnerRegistry]) -> None:
+async def _serve_leased(
+    names: Sequence[str], settings: Settings, registries: Callable[[str | None], PartnerRegistry]
+) -> None:
     """Serve the partnerships of the pool whose lease this process holds (services.leases)."""
     from services.leases import Leases
 
     if not settings.partnerships:
-        raise ConfigurationError("COMMISSIONING_LEASE_S needs the pool of partnerships in COMMISSIONING_PARTNERSHIPS")
+        raise ConfigurationError(
+            "COMMISSIONING_LEASE_S needs the pool of partnerships in COMMISSIONING_PARTNERSHIPS"
+        )
     if not settings.redis_url:
         raise ConfigurationError("REDIS_URL is not set: point it at Redis, e.g. redis://localhost:6379/0")
     pool = settings.served
@@ -283,8 +313,12 @@ async def _serve_leased(names: Sequence[str], settings: Settings,
         registries(p)
     await check_redis(settings.redis_url, cluster=settings.cluster)
     redis = _connect(settings.redis_url, settings.cluster, health_check_interval=30)
-    leases = Leases(redis, settings, consumer_name(),
-                    lambda p: _server(names, settings.for_partnership(p, pool.index(p)), registries(p), alone=False))
+    leases = Leases(
+        redis,
+        settings,
+        consumer_name(),
+        lambda p: _server(names, settings.for_partnership(p, pool.index(p)), registries(p), alone=False),
+    )
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -298,11 +332,19 @@ async def _serve_leased(names: Sequence[str], settings: Settings,
         await redis.aclose()
 
 
-def _server(names: Sequence[str], settings: Settings, registry: PartnerRegistry, alone: bool) -> uvicorn.Server:
+def _server(
+    names: Sequence[str], settings: Settings, registry: PartnerRegistry, alone: bool
+) -> uvicorn.Server:
     app, bus, services = build_app(names, settings, registry)
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
-    guarded = ReadGuard(PathParams(app, app.routes), bus.redis, bus.streams, registry, settings.public_totals,
-                        lambda: projection.figures if projection else None)
+    guarded = ReadGuard(
+        PathParams(app, app.routes),
+        bus.redis,
+        bus.streams,
+        registry,
+        settings.public_totals,
+        lambda: projection.figures if projection else None,
+    )
     config = uvicorn.Config(
         guarded,
         host=settings.http_host,

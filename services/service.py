@@ -44,20 +44,47 @@ class Service:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def state_service(name: str, ctx: Context, state: EventSetState[Any], event_types: Sequence[str],
-                  routes: Sequence[tuple[str, Any]], summary: str) -> Service:
+def state_service(
+    name: str,
+    ctx: Context,
+    state: EventSetState[Any],
+    event_types: Sequence[str],
+    routes: Sequence[tuple[str, Any]],
+    summary: str,
+) -> Service:
     """A service whose state is the set of events it applied (shared.state): it subscribes
     to `event_types`, loads on start, and serves `routes`."""
     state.batch_size = ctx.bus.batch_size
     subs = [
-        event_subscription(name, ctx.streams.accepted(t), state.handle, after_batch=state.after_batch,
-                           description=f"{t}: {summary}", parse=parse_trusted)
+        event_subscription(
+            name,
+            ctx.streams.accepted(t),
+            state.handle,
+            after_batch=state.after_batch,
+            description=f"{t}: {summary}",
+            parse=parse_trusted,
+        )
         for t in event_types
     ]
     if isinstance(state, OwnerState):  # the partners' requests it decides (shared.authority)
         state.inputs = [ctx.streams.accepted(t) for t in event_types]
         owned = ", ".join(sorted(state.owned))
-        subs.append(event_subscription(name, ctx.streams.requests(name), state.handle, after_batch=state.after_batch,
-                                       parse=parse_trusted, description=f"requests to {name} ({owned}): {summary}"))
-    return Service(name, subs, routes=routes, on_startup=[state.start], on_shutdown=[state.stop],
-                   summary=summary, extra={"state": state})
+        subs.append(
+            event_subscription(
+                name,
+                ctx.streams.requests(name),
+                state.handle,
+                after_batch=state.after_batch,
+                parse=parse_trusted,
+                description=f"requests to {name} ({owned}): {summary}",
+            )
+        )
+    return Service(
+        name,
+        subs,
+        routes=routes,
+        on_startup=[state.start],
+        on_shutdown=[state.stop],
+        summary=summary,
+        extra={"state": state},
+    )

@@ -31,8 +31,14 @@ def authorization(partner_id: str, secret: str, method: str, target: str, now: f
     return f"Partner {partner_id}:{ts}:{request_signature(secret, method, target, ts)}"
 
 
-def authenticate(registry: PartnerRegistry, method: str, target: str, header: str | None,
-                 now: float | None = None, skew: int = SKEW_S) -> str:
+def authenticate(
+    registry: PartnerRegistry,
+    method: str,
+    target: str,
+    header: str | None,
+    now: float | None = None,
+    skew: int = SKEW_S,
+) -> str:
     """The partner id, or `AuthError` saying what is wrong."""
     if not header or not header.startswith("Partner "):
         raise AuthError("unauthenticated", "send Authorization: Partner <id>:<unix-seconds>:<hmac-hex>")
@@ -40,7 +46,9 @@ def authenticate(registry: PartnerRegistry, method: str, target: str, header: st
         partner_id, ts_text, signature = header.removeprefix("Partner ").split(":")
         ts = int(ts_text)
     except ValueError as e:
-        raise AuthError("unauthenticated", "the Authorization header is not <id>:<unix-seconds>:<hmac-hex>") from e
+        raise AuthError(
+            "unauthenticated", "the Authorization header is not <id>:<unix-seconds>:<hmac-hex>"
+        ) from e
     partner = registry.get(partner_id)
     if partner is None:
         raise AuthError("unknown_partner", f"no partner '{partner_id}' is registered")

@@ -133,8 +133,16 @@ class OwnerState(EventSetState[I]):
     """A service's state (shared.state) that also owns some acts: requests of the `owned`
     types are held until decided; only accepted ones are folded into the index."""
 
-    def __init__(self, ports: Ports, streams: Streams, service: str, new_index: Callable[[], I],
-                 fold: Callable[[I, str, Any], I], owned: frozenset[str], wait_s: float) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        streams: Streams,
+        service: str,
+        new_index: Callable[[], I],
+        fold: Callable[[I, str, Any], I],
+        owned: frozenset[str],
+        wait_s: float,
+    ) -> None:
         super().__init__(ports, streams, service, new_index, self._fold_or_hold)
         self._fold_fact = fold
         self.owned, self.wait_s = owned, wait_s
@@ -184,7 +192,10 @@ class OwnerState(EventSetState[I]):
         the stored requests are folded: one stored after this look is then folded too, one not
         stored holds the line."""
         earliest: list[tuple[int, int]] = []
-        for stream, group in ((self.streams.inbound, "gateway"), (self.streams.requests(self.service), self.service)):
+        for stream, group in (
+            (self.streams.inbound, "gateway"),
+            (self.streams.requests(self.service), self.service),
+        ):
             first = await self.backlog.earliest_unhandled(stream, group)
             if first is None:
                 continue
@@ -251,20 +262,31 @@ class OwnerState(EventSetState[I]):
                 if not (expired and quiet):
                     blocked.add(on)
                     continue
-                decisions.append(Decision(request.key, payload.type, sender(payload),
-                                          refused=Refused(verdict.code, verdict.message)))
+                decisions.append(
+                    Decision(
+                        request.key,
+                        payload.type,
+                        sender(payload),
+                        refused=Refused(verdict.code, verdict.message),
+                    )
+                )
                 continue
             decisions.append(Decision(request.key, payload.type, sender(payload), claims=verdict))
             self._fold_fact(self.index, request.key, payload)  # judged on by the requests after it
         stood = await self.decisions.record(decisions)
         for decision, standing in zip(decisions, stood, strict=False):
             del self.pending[decision.key]
-            log.info("decided", key=decision.key, type=decision.type, verdict=standing, partner_id=decision.partner)
+            log.info(
+                "decided", key=decision.key, type=decision.type, verdict=standing, partner_id=decision.partner
+            )
         if len(stood) < len(decisions) or (stood and stood[-1] != decisions[len(stood) - 1].verdict):
             # a replica decided first, or holds a slot: what this pass folded on its own
             # assumption is read again, and the rest decided on that
-            log.info("decision stands otherwise; deciding again", key=decisions[len(stood) - 1].key,
-                     stood=stood[-1] if stood else None)
+            log.info(
+                "decision stands otherwise; deciding again",
+                key=decisions[len(stood) - 1].key,
+                stood=stood[-1] if stood else None,
+            )
             self.reload()
         if self.pending:
             self._retry_later(0.05 if held else 1.0)

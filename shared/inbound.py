@@ -19,7 +19,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import PARTNER_SOURCE, PARTNER_TYPES, PROVIDER_TYPES, BidSubmitted, CloudEvent, Payload, errors_of
+from shared.events import (
+    PARTNER_SOURCE,
+    PARTNER_TYPES,
+    PROVIDER_TYPES,
+    BidSubmitted,
+    CloudEvent,
+    Payload,
+    errors_of,
+)
 from shared.limits import MAX_EVENT_BYTES, Unparseable, parse_json
 from shared.partners import Partner, PartnerRegistry
 
@@ -84,8 +92,13 @@ def _candidates(raw: bytes, registry: PartnerRegistry) -> list[Partner]:
 
 
 def _rate_limited(partner: Partner, wait: float) -> Rejected:
-    return Rejected(partner.id, "rate_limited", f"{partner.id} is sending faster than its limit; "
-                    f"send again in {wait:.1f}s", authenticated=True, retry_after=wait)
+    return Rejected(
+        partner.id,
+        "rate_limited",
+        f"{partner.id} is sending faster than its limit; send again in {wait:.1f}s",
+        authenticated=True,
+        retry_after=wait,
+    )
 
 
 def _signer(raw: bytes, sig: str, candidates: list[Partner]) -> Partner | None:
@@ -110,8 +123,11 @@ def check(
         # Not parsed, not verified, not kept; named after the partner its first bytes claim, so
         # that partner learns of it (the record holds a digest and the size, never the bytes).
         claimed = _candidates(raw[:PREFIX_SCAN_BYTES], registry)
-        return Rejected(claimed[0].id if claimed else UNKNOWN, "too_large",
-                        f"the event is {len(raw)} bytes; the limit is {max_bytes} bytes")
+        return Rejected(
+            claimed[0].id if claimed else UNKNOWN,
+            "too_large",
+            f"the event is {len(raw)} bytes; the limit is {max_bytes} bytes",
+        )
 
     sig = _text(signature)
     candidates = _candidates(raw, registry)
@@ -153,14 +169,19 @@ def check(
         if admit is not None and (wait := admit(partner.id)) > 0:
             return _rate_limited(partner, wait)
     elif not m or m.group(1) != partner.id:
-        return Rejected(partner.id, "invalid_source",
-                        f"`source` must be /partners/{partner.id}, the signing partner", authenticated=True)
+        return Rejected(
+            partner.id,
+            "invalid_source",
+            f"`source` must be /partners/{partner.id}, the signing partner",
+            authenticated=True,
+        )
     verdict = _validate(partner, doc, raw, today, bid_date_tolerance_days)
     return replace(verdict, authenticated=True) if isinstance(verdict, Rejected) else verdict
 
 
-def _validate(partner: Partner, doc: dict[str, Any], raw: bytes, today: date | None,
-              bid_date_tolerance_days: int | None) -> Accepted | Rejected:
+def _validate(
+    partner: Partner, doc: dict[str, Any], raw: bytes, today: date | None, bid_date_tolerance_days: int | None
+) -> Accepted | Rejected:
     """What an authenticated partner sent: envelope, type, payload, acting for itself."""
     try:
         event = CloudEvent.model_validate(doc)
@@ -201,4 +222,3 @@ def _validate(partner: Partner, doc: dict[str, Any], raw: bytes, today: date | N
             )
 
     return Accepted(partner.id, event, payload, raw)
-

@@ -100,19 +100,34 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_parse_money),
     PlainSerializer(money_str, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_MONEY.pattern}$", "description": "pounds, at most 2 decimal places", "examples": ["41000.00"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_MONEY.pattern}$",
+            "description": "pounds, at most 2 decimal places",
+            "examples": ["41000.00"],
+        }
+    ),
 ]
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_parse_quantity),
     PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": f"^{_QUANTITY.pattern}$", "description": "a number, as a string"}),
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^{_QUANTITY.pattern}$", "description": "a number, as a string"}
+    ),
 ]
 IsoDate = Annotated[
     date,
     BeforeValidator(_parse_date),
     PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date", "description": f"ISO 8601 date, {EARLIEST.isoformat()} to {LATEST.isoformat()}"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "description": f"ISO 8601 date, {EARLIEST.isoformat()} to {LATEST.isoformat()}",
+        }
+    ),
 ]
 IsoTime = Annotated[
     datetime,

@@ -102,8 +102,14 @@ class Versions(Protocol):
 
     async def all(self) -> dict[str, dict[str, Any]]: ...
 
-    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
-                      stream: str, fields: dict[str, str | bytes]) -> bool: ...
+    async def publish(
+        self,
+        entity: str,
+        expected: dict[str, Any] | None,
+        new: dict[str, Any],
+        stream: str,
+        fields: dict[str, str | bytes],
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)

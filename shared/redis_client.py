@@ -27,7 +27,11 @@ class _HiredisPacking:
         elif b" " in args[0]:
             args = (*args[0].split(), *args[1:])
         try:
-            return [hiredis.pack_command(tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args))]
+            return [
+                hiredis.pack_command(
+                    tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+                )
+            ]
         except TypeError as e:
             raise DataError(str(e)) from e
 

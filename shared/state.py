@@ -58,8 +58,14 @@ def payload_of(event: CloudEvent) -> Payload:
 
 
 class EventSetState(Generic[I]):
-    def __init__(self, ports: Ports, streams: Streams, service: str,
-                 new_index: Callable[[], I], fold: Callable[[I, str, Any], I]) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        streams: Streams,
+        service: str,
+        new_index: Callable[[], I],
+        fold: Callable[[I, str, Any], I],
+    ) -> None:
         self.ports = ports
         #: the set of applied events (shared.ports.StateStore)
         self.events = ports.state
@@ -121,7 +127,9 @@ class EventSetState(Generic[I]):
                     self.fold(self.index, key, payload)
             self._fresh = self._fresh or any(a.fresh for a in applied)
         if applied:
-            self._backlog[applied[0].entry.stream] = self.batch_size is not None and len(applied) >= self.batch_size
+            self._backlog[applied[0].entry.stream] = (
+                self.batch_size is not None and len(applied) >= self.batch_size
+            )
         self._busy_until = asyncio.get_running_loop().time()
         self._schedule()
 
@@ -251,8 +259,15 @@ class Published:
         """Every entity's last published version (read-only)."""
         return await self.versions.all()
 
-    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
-                      stream: str, event: CloudEvent | None = None, fields: dict[str, str | bytes] | None = None) -> bool:
+    async def publish(
+        self,
+        entity: str,
+        expected: dict[str, Any] | None,
+        new: dict[str, Any],
+        stream: str,
+        event: CloudEvent | None = None,
+        fields: dict[str, str | bytes] | None = None,
+    ) -> bool:
         """Write `new` and append the entry (`event`, or raw `fields`) to `stream`, if the last
         version is still `expected`."""
         entry = fields if fields is not None else {"event": to_json(event)} if event is not None else {}
@@ -273,9 +288,14 @@ class Derived:
     revisioned: bool = True
 
 
-async def publish_changes(published: Published, streams: Streams, source: str, current: dict[str, Derived],
-                          vanished: Callable[[str, dict[str, Any]], Derived | None] = lambda e, b: None,
-                          scope: set[str] | None = None) -> list[str]:
+async def publish_changes(
+    published: Published,
+    streams: Streams,
+    source: str,
+    current: dict[str, Derived],
+    vanished: Callable[[str, dict[str, Any]], Derived | None] = lambda e, b: None,
+    scope: set[str] | None = None,
+) -> list[str]:
     """Publish every entity whose payload differs from what was last published (new ones at
     revision 0), and what `vanished` says for entities no longer derived. Event ids are
     `<entity>-r<revision>`: a version published twice counts once everywhere. With `scope`,
@@ -285,15 +305,26 @@ async def publish_changes(published: Published, streams: Streams, source: str, c
     for entity in sorted(set(current) | set(last) if scope is None else scope):
         before = last.get(entity)
         derived = current.get(entity) or (vanished(entity, before) if before is not None else None)
-        if derived is None or (before is not None and (before["payload"] == derived.payload or not derived.revisioned)):
+        if derived is None or (
+            before is not None and (before["payload"] == derived.payload or not derived.revisioned)
+        ):
             continue
         revision = 0 if before is None else before["revision"] + 1
         stamped = {**derived.payload, "revision": revision} if derived.revisioned else derived.payload
-        data = derived.model.model_validate(stamped).model_dump(mode="json", exclude_none=not derived.revisioned)
+        data = derived.model.model_validate(stamped).model_dump(
+            mode="json", exclude_none=not derived.revisioned
+        )
         etype = derived.first_type if before is None else derived.later_type
-        event = CloudEvent(specversion="1.0", id=f"{entity}-r{revision}" if derived.revisioned else entity,
-                           source=source, type=etype, time=datetime.now(timezone.utc), data=data)
-        if await published.publish(entity, before, {"revision": revision, "payload": derived.payload},
-                                   streams.of_type(etype), event):
+        event = CloudEvent(
+            specversion="1.0",
+            id=f"{entity}-r{revision}" if derived.revisioned else entity,
+            source=source,
+            type=etype,
+            time=datetime.now(timezone.utc),
+            data=data,
+        )
+        if await published.publish(
+            entity, before, {"revision": revision, "payload": derived.payload}, streams.of_type(etype), event
+        ):
             done.append(entity)
     return done

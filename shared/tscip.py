@@ -63,11 +63,31 @@ CATEGORIES = {
 
 #: partner -> category -> (arrangements, annual staff resource cost, annual budget)
 ARRANGEMENTS: dict[str, dict[str, tuple[int, str, str]]] = {
-    "staffordshire-cc": {DEBT: (6, "41230.00", "950000.00"), INFRA: (14, "52870.00", "900000.00"), ADVOCACY: (6, "38415.00", "610000.00")},
-    "stoke-on-trent-cc": {DEBT: (4, "27480.00", "700000.00"), INFRA: (9, "33905.00", "320000.00"), ADVOCACY: (4, "24120.00", "330000.00")},
-    "north-staffs-pct": {DEBT: (3, "11960.00", "150000.00"), INFRA: (6, "17240.00", "140000.00"), ADVOCACY: (3, "16330.00", "120000.00")},
-    "south-staffs-pct": {DEBT: (3, "12415.00", "160000.00"), INFRA: (6, "18105.00", "150000.00"), ADVOCACY: (2, "12880.00", "90000.00")},
-    "stoke-pct": {DEBT: (2, "8770.00", "110000.00"), INFRA: (4, "14660.00", "100000.00"), ADVOCACY: (2, "16985.00", "120000.00")},
+    "staffordshire-cc": {
+        DEBT: (6, "41230.00", "950000.00"),
+        INFRA: (14, "52870.00", "900000.00"),
+        ADVOCACY: (6, "38415.00", "610000.00"),
+    },
+    "stoke-on-trent-cc": {
+        DEBT: (4, "27480.00", "700000.00"),
+        INFRA: (9, "33905.00", "320000.00"),
+        ADVOCACY: (4, "24120.00", "330000.00"),
+    },
+    "north-staffs-pct": {
+        DEBT: (3, "11960.00", "150000.00"),
+        INFRA: (6, "17240.00", "140000.00"),
+        ADVOCACY: (3, "16330.00", "120000.00"),
+    },
+    "south-staffs-pct": {
+        DEBT: (3, "12415.00", "160000.00"),
+        INFRA: (6, "18105.00", "150000.00"),
+        ADVOCACY: (2, "12880.00", "90000.00"),
+    },
+    "stoke-pct": {
+        DEBT: (2, "8770.00", "110000.00"),
+        INFRA: (4, "14660.00", "100000.00"),
+        ADVOCACY: (2, "16985.00", "120000.00"),
+    },
     "cannock-chase-dc": {DEBT: (1, "6120.00", "60000.00"), INFRA: (2, "4870.00", "65000.00")},
     "east-staffs-bc": {DEBT: (1, "3480.00", "55000.00"), INFRA: (2, "8215.00", "60000.00")},
     "lichfield-dc": {DEBT: (1, "2960.00", "45000.00"), INFRA: (2, "4330.00", "55000.00")},
@@ -86,20 +106,36 @@ ALL = tuple(pid for pid, _, _ in PARTNERS)
 #: the three shared contracts: category, contract id, supplier, start, end
 CONTRACTS = (
     (ADVOCACY, "tscip-advocacy-2012", ("asist", "Asist"), "2012-04-01", "2015-03-31"),
-    (DEBT, "tscip-debt-advice-2013", ("staffs-cab-consortium", "Staffordshire CAB consortium"), "2013-01-01", "2015-12-31"),
-    (INFRA, "tscip-infrastructure-2013", ("staffs-cvs-consortium", "Staffordshire CVS and VAST consortium"), "2013-04-01", "2016-03-31"),
+    (
+        DEBT,
+        "tscip-debt-advice-2013",
+        ("staffs-cab-consortium", "Staffordshire CAB consortium"),
+        "2013-01-01",
+        "2015-12-31",
+    ),
+    (
+        INFRA,
+        "tscip-infrastructure-2013",
+        ("staffs-cvs-consortium", "Staffordshire CVS and VAST consortium"),
+        "2013-04-01",
+        "2016-03-31",
+    ),
 )
 
 #: The programme's one-off costs are not published in the report; these are illustrative,
 #: chosen so that the ROI over the 5.5-year horizon comes out at the report's 58% (all
 #: fifteen partners) and 55% (the five).
 INVESTMENTS = {
-    "fifteen": (("tscip-iewm-programme-2010", "2010-10-01", "250000.00", "programme development (IEWM funded)"),
-                ("tscip-project-team-2011", "2011-04-01", "200000.00", "project team"),
-                ("tscip-procurement-2012", "2012-04-01", "153000.00", "joint procurement")),
-    "five": (("tscip-iewm-programme-2010", "2010-10-01", "250000.00", "programme development (IEWM funded)"),
-             ("tscip-project-team-2011", "2011-04-01", "160000.00", "project team"),
-             ("tscip-procurement-2012", "2012-04-01", "103800.00", "joint procurement")),
+    "fifteen": (
+        ("tscip-iewm-programme-2010", "2010-10-01", "250000.00", "programme development (IEWM funded)"),
+        ("tscip-project-team-2011", "2011-04-01", "200000.00", "project team"),
+        ("tscip-procurement-2012", "2012-04-01", "153000.00", "joint procurement"),
+    ),
+    "five": (
+        ("tscip-iewm-programme-2010", "2010-10-01", "250000.00", "programme development (IEWM funded)"),
+        ("tscip-project-team-2011", "2011-04-01", "160000.00", "project team"),
+        ("tscip-procurement-2012", "2012-04-01", "103800.00", "joint procurement"),
+    ),
 }
 
 
@@ -116,25 +152,55 @@ def reference_payloads(case: str = "fifteen") -> list[tuple[str, str, dict[str, 
     for pid in members:
         for category, (arrangements, cost, budget) in ARRANGEMENTS[pid].items():
             title, ends = CATEGORIES[category]
-            out.append((pid, "need.identified", {
-                "need_id": need_id(pid, category), "partner_id": pid, "service_category": category,
-                "title": title, "annual_budget": budget, "current_arrangements": arrangements,
-                "current_annual_resource_cost": cost, "current_arrangements_end": ends,
-                "open_to_sharing": True,
-            }))
+            out.append(
+                (
+                    pid,
+                    "need.identified",
+                    {
+                        "need_id": need_id(pid, category),
+                        "partner_id": pid,
+                        "service_category": category,
+                        "title": title,
+                        "annual_budget": budget,
+                        "current_arrangements": arrangements,
+                        "current_annual_resource_cost": cost,
+                        "current_arrangements_end": ends,
+                        "open_to_sharing": True,
+                    },
+                )
+            )
     for inv_id, when, amount, what in INVESTMENTS[case]:
-        out.append(("staffordshire-cc", "investment.recorded", {
-            "investment_id": inv_id, "partner_id": "staffordshire-cc", "date": when,
-            "amount": amount, "description": what,
-        }))
+        out.append(
+            (
+                "staffordshire-cc",
+                "investment.recorded",
+                {
+                    "investment_id": inv_id,
+                    "partner_id": "staffordshire-cc",
+                    "date": when,
+                    "amount": amount,
+                    "description": what,
+                },
+            )
+        )
     for category, contract_id, (sid, sname), start, end in CONTRACTS:
         funders = [p for p in members if category in ARRANGEMENTS[p]]
         value = sum(Decimal(ARRANGEMENTS[p][category][2]) for p in funders)
-        out.append(("staffordshire-cc", "tender.awarded", {
-            "tender_id": contract_id.rsplit("-", 1)[0], "contract_id": contract_id,
-            "lead_partner_id": "staffordshire-cc", "commissioning_model": "aligned_budgets",
-            "supplier": {"id": sid, "name": sname}, "annual_value": money_str(value),
-            "contract_start": start, "contract_end": end,
-            "partners": [{"partner_id": p, "need_id": need_id(p, category)} for p in funders],
-        }))
+        out.append(
+            (
+                "staffordshire-cc",
+                "tender.awarded",
+                {
+                    "tender_id": contract_id.rsplit("-", 1)[0],
+                    "contract_id": contract_id,
+                    "lead_partner_id": "staffordshire-cc",
+                    "commissioning_model": "aligned_budgets",
+                    "supplier": {"id": sid, "name": sname},
+                    "annual_value": money_str(value),
+                    "contract_start": start,
+                    "contract_end": end,
+                    "partners": [{"partner_id": p, "need_id": need_id(p, category)} for p in funders],
+                },
+            )
+        )
     return out

@@ -62,7 +62,9 @@ class ContractsPolicy(BaseModel):
 @dataclass
 class Register:
     awards: dict[str, tuple[str, TenderAwarded]] = field(default_factory=dict)
-    slas: dict[tuple[str, str], tuple[tuple[int, str], ContractSlaAgreed]] = field(default_factory=dict)  # by contract, partner
+    slas: dict[tuple[str, str], tuple[tuple[int, str], ContractSlaAgreed]] = field(
+        default_factory=dict
+    )  # by contract, partner
     returns: dict[str, MonitoringReturnSubmitted] = field(default_factory=dict)  # by event key
     decommissions: dict[str, tuple[tuple[date, str], ContractDecommissioned]] = field(default_factory=dict)
     exits: dict[tuple[str, str], ContractMemberExited] = field(default_factory=dict)  # by contract, partner
@@ -93,14 +95,19 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
         case MonitoringReturnSubmitted():
             reg.returns[key] = payload
             reg.returns_of.setdefault(payload.contract_id, {})[key] = payload
-            reg.periods.add((payload.contract_id, payload.period_start, payload.period_end, payload.partner_id))
+            reg.periods.add(
+                (payload.contract_id, payload.period_start, payload.period_end, payload.partner_id)
+            )
         case ContractMemberExited():
             reg.exits.setdefault((payload.contract_id, payload.partner_id), payload)
             reg.exits_of.setdefault(payload.contract_id, {}).setdefault(payload.partner_id, payload)
         case ContractDecommissioned():
             # the earliest stands; at equal dates, the smaller key
             drank = (payload.effective_date, key)
-            if payload.contract_id not in reg.decommissions or drank < reg.decommissions[payload.contract_id][0]:
+            if (
+                payload.contract_id not in reg.decommissions
+                or drank < reg.decommissions[payload.contract_id][0]
+            ):
                 reg.decommissions[payload.contract_id] = (drank, payload)
         case _:
             raise TypeError(f"the contracts register does not use {type(payload).__name__}")
@@ -121,7 +128,9 @@ def latest_of(reg: Register, contract_id: str) -> date | None:
         dates.append(award[1].contract_start)
     if (d := reg.decommissions.get(contract_id)) is not None:
         dates.append(d[1].effective_date)
-    dates += [x.notice_date for x in reg.exits_of.get(contract_id, {}).values()]  # it takes effect when the dates get there
+    dates += [
+        x.notice_date for x in reg.exits_of.get(contract_id, {}).values()
+    ]  # it takes effect when the dates get there
     return max(dates, default=None)
 
 
@@ -157,54 +166,90 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
             return _check_return(reg, payload, a, sla, decommissioned)
         case ContractDecommissioned():
             if by != lead:
-                raise Refused("not_the_lead", f"only {lead}, the lead, may decommission {cid}; "
-                                              "a member leaves its own part with contract.member.exited")
+                raise Refused(
+                    "not_the_lead",
+                    f"only {lead}, the lead, may decommission {cid}; "
+                    "a member leaves its own part with contract.member.exited",
+                )
             if decommissioned is not None:
-                raise Refused("already_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}")
+                raise Refused(
+                    "already_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}"
+                )
             if not a.contract_start <= payload.effective_date <= a.contract_end + DAY:
                 raise Refused("outside_term", f"effective date {payload.effective_date} is outside {term}")
             return (f"decommission:{cid}",)
         case ContractMemberExited():
             if by == lead:
-                raise Refused("lead_cannot_exit", f"{lead} leads {cid}: it ends the whole contract with contract.decommissioned")
+                raise Refused(
+                    "lead_cannot_exit",
+                    f"{lead} leads {cid}: it ends the whole contract with contract.decommissioned",
+                )
             if (cid, by) in reg.exits:
                 raise Refused("already_exited", f"{by} has already left {cid}")
             if decommissioned is not None and decommissioned.effective_date <= payload.effective_date:
-                raise Refused("contract_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}")
+                raise Refused(
+                    "contract_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}"
+                )
             if payload.notice_date < a.contract_start or payload.effective_date > a.contract_end:
-                raise Refused("outside_term", f"notice {payload.notice_date} and effect {payload.effective_date} "
-                                              f"must lie inside {term}")
-            months = sla.exit_notice_months if sla and sla.exit_notice_months is not None else policy.exit_notice_months
+                raise Refused(
+                    "outside_term",
+                    f"notice {payload.notice_date} and effect {payload.effective_date} "
+                    f"must lie inside {term}",
+                )
+            months = (
+                sla.exit_notice_months
+                if sla and sla.exit_notice_months is not None
+                else policy.exit_notice_months
+            )
             if payload.effective_date < add_months(payload.notice_date, months):
-                raise Refused("short_notice", f"{cid} requires {months} months' notice: given on {payload.notice_date}, "
-                                              f"it takes effect on {add_months(payload.notice_date, months)} at the earliest")
+                raise Refused(
+                    "short_notice",
+                    f"{cid} requires {months} months' notice: given on {payload.notice_date}, "
+                    f"it takes effect on {add_months(payload.notice_date, months)} at the earliest",
+                )
             return (f"exit:{cid}:{by}",)
     raise TypeError(f"the contracts service does not decide {type(payload).__name__}")
 
 
-def _check_return(reg: Register, ret: MonitoringReturnSubmitted, a: TenderAwarded, sla: ContractSlaAgreed | None,
-                  decommissioned: ContractDecommissioned | None) -> Verdict:
+def _check_return(
+    reg: Register,
+    ret: MonitoringReturnSubmitted,
+    a: TenderAwarded,
+    sla: ContractSlaAgreed | None,
+    decommissioned: ContractDecommissioned | None,
+) -> Verdict:
     cid, by = ret.contract_id, ret.partner_id
     if ret.period_start < a.contract_start or ret.period_end > a.contract_end:
-        raise Refused("outside_term", f"the period {ret.period_start}..{ret.period_end} is outside the term "
-                                      f"{a.contract_start}..{a.contract_end}")
+        raise Refused(
+            "outside_term",
+            f"the period {ret.period_start}..{ret.period_end} is outside the term "
+            f"{a.contract_start}..{a.contract_end}",
+        )
     if decommissioned is not None and ret.period_start >= decommissioned.effective_date:
-        raise Refused("contract_decommissioned", f"{cid} was decommissioned from {decommissioned.effective_date} "
-                                                 f"({decommissioned.reason})")
+        raise Refused(
+            "contract_decommissioned",
+            f"{cid} was decommissioned from {decommissioned.effective_date} ({decommissioned.reason})",
+        )
     if by == a.lead_partner_id:
         terms = kpi_terms(sla, by)
     else:
         schedule = next((x for x in sla.schedules if x.partner_id == by), None) if sla else None
         if schedule is None:
-            raise Refused("no_schedule", f"{by} has no schedule of its own on {cid}: the lead returns on the contract")
+            raise Refused(
+                "no_schedule", f"{by} has no schedule of its own on {cid}: the lead returns on the contract"
+            )
         left = reg.exits.get((cid, by))
         if left is not None and ret.period_start >= left.effective_date:
             raise Refused("partner_exited", f"{by} left {cid} on {left.effective_date}")
         if ret.management_cost is not None:
-            raise Refused("not_the_lead", f"only {a.lead_partner_id}, the lead, reports the cost of managing {cid}")
+            raise Refused(
+                "not_the_lead", f"only {a.lead_partner_id}, the lead, reports the cost of managing {cid}"
+            )
         terms = {k.kpi_id: k for k in schedule.kpis}
     if (cid, ret.period_start, ret.period_end, by) in reg.periods:
-        raise Refused("duplicate_period", f"{by} has already returned {ret.period_start}..{ret.period_end} on {cid}")
+        raise Refused(
+            "duplicate_period", f"{by} has already returned {ret.period_start}..{ret.period_end} on {cid}"
+        )
     unknown = [k.kpi_id for k in ret.kpis if sla is not None and k.kpi_id not in terms]
     if unknown:
         raise Refused("unknown_kpi", f"the SLA does not define {', '.join(unknown)} for {by}")
@@ -233,7 +278,9 @@ def kpi_terms(sla: ContractSlaAgreed | None, partner_id: str) -> dict[str, KpiTe
     return terms
 
 
-def rating(actual: Decimal, target: Decimal, higher_is_better: bool, policy: ContractsPolicy) -> tuple[Decimal, str]:
+def rating(
+    actual: Decimal, target: Decimal, higher_is_better: bool, policy: ContractsPolicy
+) -> tuple[Decimal, str]:
     if higher_is_better:
         ratio = Decimal(1) if target == 0 else actual / target
     else:
@@ -268,8 +315,15 @@ def judge(reg: Register, policy: ContractsPolicy, contract_id: str | None = None
             target = term.target if term else k.target
             ratio, rated = rating(k.actual, target, term.higher_is_better if term else True, policy)
             ratios.append(ratio)
-            ratings.append({"kpi_id": k.kpi_id, "target": str(target), "actual": str(k.actual),
-                            "achievement": str(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)), "rating": rated})
+            ratings.append(
+                {
+                    "kpi_id": k.kpi_id,
+                    "target": str(target),
+                    "actual": str(k.actual),
+                    "achievement": str(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)),
+                    "rating": rated,
+                }
+            )
         out.append(Judged(key, ret, ratings=tuple(ratings), ratios=tuple(ratios)))
     return out
 
@@ -290,11 +344,19 @@ def concerns(judged: list[Judged], policy: ContractsPolicy) -> dict[str, dict[st
             if open_ is None:
                 if rated != "on_target":
                     cid = f"{contract_id}-{kpi_id}-{period_end.isoformat()}"
-                    open_ = {"concern_id": cid, "contract_id": contract_id, "kpi_id": kpi_id, "raised_for": period_end.isoformat(),
-                             "rating": rated, "status": "raised",
-                             "improvement_plan_due": (period_end + timedelta(days=policy.improvement_days)).isoformat(),
-                             "history": [{"period_end": period_end.isoformat(), "rating": rated}],
-                             "transitions": [("raised", period_end.isoformat(), rated)]}
+                    open_ = {
+                        "concern_id": cid,
+                        "contract_id": contract_id,
+                        "kpi_id": kpi_id,
+                        "raised_for": period_end.isoformat(),
+                        "rating": rated,
+                        "status": "raised",
+                        "improvement_plan_due": (
+                            period_end + timedelta(days=policy.improvement_days)
+                        ).isoformat(),
+                        "history": [{"period_end": period_end.isoformat(), "rating": rated}],
+                        "transitions": [("raised", period_end.isoformat(), rated)],
+                    }
                     out[cid] = open_
                 continue
             open_["history"].append({"period_end": period_end.isoformat(), "rating": rated})
@@ -303,7 +365,10 @@ def concerns(judged: list[Judged], policy: ContractsPolicy) -> dict[str, dict[st
                 open_["status"] = "resolved"
                 open_["transitions"].append(("resolved", period_end.isoformat(), rated))
                 open_ = None
-            elif period_end.isoformat() > open_["improvement_plan_due"] and open_["status"] != "termination_considered":
+            elif (
+                period_end.isoformat() > open_["improvement_plan_due"]
+                and open_["status"] != "termination_considered"
+            ):
                 # raised -> escalated -> termination considered, the last resort; it stays there
                 open_["status"] = "escalated" if open_["status"] == "raised" else "termination_considered"
                 open_["transitions"].append((open_["status"], period_end.isoformat(), rated))
@@ -330,11 +395,18 @@ def payments(reg: Register, judged: list[Judged]) -> dict[str, dict[str, Any]]:
         fixed = round_money(value) - at_risk  # fixed + at risk is the period's value, to the penny
         outcome = round_money(value * pbr.share * achievement)
         pid = f"{j.ret.contract_id}-{j.ret.period_start.isoformat()}"
-        out[pid] = {"payment_id": pid, "contract_id": j.ret.contract_id, "supplier_id": award.supplier.id,
-                    "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
-                    "fixed_payment": money_str(fixed), "results_at_risk": money_str(at_risk),
-                    "results_payment": money_str(outcome), "total": money_str(fixed + outcome),
-                    "achievement": str(achievement.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))}
+        out[pid] = {
+            "payment_id": pid,
+            "contract_id": j.ret.contract_id,
+            "supplier_id": award.supplier.id,
+            "period_start": j.ret.period_start.isoformat(),
+            "period_end": j.ret.period_end.isoformat(),
+            "fixed_payment": money_str(fixed),
+            "results_at_risk": money_str(at_risk),
+            "results_payment": money_str(outcome),
+            "total": money_str(fixed + outcome),
+            "achievement": str(achievement.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)),
+        }
     return out
 
 
@@ -385,22 +457,36 @@ def contract_entry(reg: Register, policy: ContractsPolicy, cid: str, today: date
         rows = []
         for p0, p1 in schedule(a, sla, until):
             due = p1 + timedelta(days=policy.grace_days)
-            rows.append({"period_start": p0.isoformat(), "period_end": p1.isoformat(), "due": due.isoformat(),
-                         "status": "received" if any(p0 <= e <= p1 for e in ends)
-                         else ("overdue" if today is not None and due < today else "pending")})
+            rows.append(
+                {
+                    "period_start": p0.isoformat(),
+                    "period_end": p1.isoformat(),
+                    "due": due.isoformat(),
+                    "status": "received"
+                    if any(p0 <= e <= p1 for e in ends)
+                    else ("overdue" if today is not None and due < today else "pending"),
+                }
+            )
         return rows
 
     exits = reg.exits_of.get(cid, {})
     member_schedules = {
-        x.partner_id: periods_of(x.partner_id, min(stop, exits[x.partner_id].effective_date)
-                                 if x.partner_id in exits else stop)
-        for x in (sla.schedules if sla else ()) if x.partner_id != a.lead_partner_id
+        x.partner_id: periods_of(
+            x.partner_id, min(stop, exits[x.partner_id].effective_date) if x.partner_id in exits else stop
+        )
+        for x in (sla.schedules if sla else ())
+        if x.partner_id != a.lead_partner_id
     }
     row = {
-        "contract_id": cid, "tender_id": a.tender_id, "status": status,
-        "lead_partner_id": a.lead_partner_id, "commissioning_model": a.commissioning_model,
-        "supplier": a.supplier.model_dump(), "annual_value": money_str(a.annual_value),
-        "contract_start": a.contract_start.isoformat(), "contract_end": a.contract_end.isoformat(),
+        "contract_id": cid,
+        "tender_id": a.tender_id,
+        "status": status,
+        "lead_partner_id": a.lead_partner_id,
+        "commissioning_model": a.commissioning_model,
+        "supplier": a.supplier.model_dump(),
+        "annual_value": money_str(a.annual_value),
+        "contract_start": a.contract_start.isoformat(),
+        "contract_end": a.contract_end.isoformat(),
         "partners": [p.model_dump(mode="json") for p in a.partners],
         "sla": sla.model_dump(mode="json") if sla else None,
         "monitoring_months": frequency_months(a, sla),
@@ -453,7 +539,11 @@ class RegisterView:
             if self.as_of is None or today is None or today < self.as_of:
                 everything = True
             else:  # later: the contracts whose entries read differently by then
-                touched |= {cid for cid, e in self.entries.items() if e.next_change is not None and e.next_change <= today}
+                touched |= {
+                    cid
+                    for cid, e in self.entries.items()
+                    if e.next_change is not None and e.next_change <= today
+                }
             self.as_of = today
         rebuild = set(reg.awards) if everything else touched & set(reg.awards)
         if everything:
@@ -466,11 +556,13 @@ class RegisterView:
     def view(self) -> dict[str, Any]:
         """As `register` gives it: as of, contracts, and the judged returns, concerns and payments."""
         entries = [self.entries[cid] for cid in sorted(self.entries)]
-        return {"as_of": self.as_of.isoformat() if self.as_of else None,
-                "contracts": {e.row["contract_id"]: e.row for e in entries},
-                "judged": sorted((j for e in entries for j in e.judged), key=lambda j: j.key),
-                "concerns": {k: c for e in entries for k, c in sorted(e.concerns.items())},
-                "payments": {k: p for e in entries for k, p in e.payments.items()}}
+        return {
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "contracts": {e.row["contract_id"]: e.row for e in entries},
+            "judged": sorted((j for e in entries for j in e.judged), key=lambda j: j.key),
+            "concerns": {k: c for e in entries for k, c in sorted(e.concerns.items())},
+            "payments": {k: p for e in entries for k, p in e.payments.items()},
+        }
 
 
 def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
@@ -482,8 +574,16 @@ def register(reg: Register, policy: ContractsPolicy) -> dict[str, Any]:
 
 
 def judged_row(j: Judged) -> dict[str, Any]:
-    return {"return_key": j.key, "contract_id": j.ret.contract_id, "partner_id": j.ret.partner_id,
-            "period_start": j.ret.period_start.isoformat(), "period_end": j.ret.period_end.isoformat(),
-            "status": "accepted", "code": None, "message": None, "ratings": list(j.ratings),
-            "spend": money_str(j.ret.spend),
-            "management_cost": money_str(j.ret.management_cost) if j.ret.management_cost is not None else None}
+    return {
+        "return_key": j.key,
+        "contract_id": j.ret.contract_id,
+        "partner_id": j.ret.partner_id,
+        "period_start": j.ret.period_start.isoformat(),
+        "period_end": j.ret.period_end.isoformat(),
+        "status": "accepted",
+        "code": None,
+        "message": None,
+        "ratings": list(j.ratings),
+        "spend": money_str(j.ret.spend),
+        "management_cost": money_str(j.ret.management_cost) if j.ret.management_cost is not None else None,
+    }

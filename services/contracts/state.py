@@ -34,8 +34,14 @@ SOURCE = "/services/contracts"
 #: the canonical streams it reads: the awards (procurement's decisions)
 TYPES = ("tender.awarded",)
 #: the acts it decides, as the contracts' owner (from P:requests:contracts)
-OWNED = frozenset({"contract.sla.agreed", "monitoring.return.submitted", "contract.decommissioned",
-                   "contract.member.exited"})
+OWNED = frozenset(
+    {
+        "contract.sla.agreed",
+        "monitoring.return.submitted",
+        "contract.decommissioned",
+        "contract.member.exited",
+    }
+)
 log = structlog.get_logger("contracts")
 
 
@@ -49,23 +55,44 @@ def derive(entry: ContractEntry) -> dict[str, Derived]:
     for cid, c in entry.concerns.items():
         for status, period_end, rating in c["transitions"]:
             t = f"performance.concern.{status}"
-            step = {k: c[k] for k in ("concern_id", "contract_id", "kpi_id", "raised_for", "improvement_plan_due")}
-            out[f"concern:{cid}:{status}"] = Derived(t, t, {**step, "status": status, "period_end": period_end,
-                                                           "rating": rating}, PerformanceConcern)
+            step = {
+                k: c[k] for k in ("concern_id", "contract_id", "kpi_id", "raised_for", "improvement_plan_due")
+            }
+            out[f"concern:{cid}:{status}"] = Derived(
+                t,
+                t,
+                {**step, "status": status, "period_end": period_end, "rating": rating},
+                PerformanceConcern,
+            )
     for pid, p in entry.payments.items():
         out[f"payment:{pid}"] = Derived("payment.calculated", "payment.calculated", p, PaymentCalculated)
     c = entry.row
     cid = c["contract_id"]
     for period in c["schedule"]:
         if period["status"] == "overdue":
-            payload = {"contract_id": cid, **{k: period[k] for k in ("period_start", "period_end", "due")}, "status": "overdue"}
+            payload = {
+                "contract_id": cid,
+                **{k: period[k] for k in ("period_start", "period_end", "due")},
+                "status": "overdue",
+            }
             out[f"overdue:{cid}:{period['period_start']}"] = Derived(
-                "monitoring.return.overdue", "monitoring.return.overdue", payload, ReturnOverdue)
+                "monitoring.return.overdue", "monitoring.return.overdue", payload, ReturnOverdue
+            )
     if c["ends_without_renewal"]:
-        end = {"contract_id": cid, "partner_id": c["lead_partner_id"], "effective_date": _day_after(c["contract_end"]),
-               "reason": "contract_end", "replacement": "separate_arrangements"}
-        out[f"{cid}-contract-end"] = Derived("contract.decommissioned", "contract.decommissioned", end,
-                                             ContractDecommissioned, revisioned=False)
+        end = {
+            "contract_id": cid,
+            "partner_id": c["lead_partner_id"],
+            "effective_date": _day_after(c["contract_end"]),
+            "reason": "contract_end",
+            "replacement": "separate_arrangements",
+        }
+        out[f"{cid}-contract-end"] = Derived(
+            "contract.decommissioned",
+            "contract.decommissioned",
+            end,
+            ContractDecommissioned,
+            revisioned=False,
+        )
     return out
 
 
@@ -95,7 +122,9 @@ class ContractsState(OwnerState[Register]):
         return self.register.view
 
     async def changed(self, fresh: bool) -> None:
-        decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
+        decided = await self.decide_pending(
+            lambda: lambda payload, key: check_request(self.index, self.policy, payload)
+        )
         if self.only_deciding(decided):
             return
         rebuilt = self.register.refresh(self.index)

@@ -98,7 +98,9 @@ def parse(body: bytes, signature_header: str | None, registry: PartnerRegistry) 
     if signer is None:
         return Rejected(UNKNOWN, "unknown_partner", "no event's `source` names a registered partner")
     if not signature:
-        return Rejected(signer.id, "missing_signature", "send X-Signature: sha256=<hex HMAC of the whole body>")
+        return Rejected(
+            signer.id, "missing_signature", "send X-Signature: sha256=<hex HMAC of the whole body>"
+        )
     if not signer.verifies(body, signature):
         return Rejected(
             signer.id,

@@ -41,18 +41,27 @@ class Gateway:
     #: (partner, code) -> rejections this process recorded (services.metrics)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def decide(self, raw: bytes | None, signature: bytes | str | None, inbound_id: str,
-               admit: Admit | None = None) -> tuple[Accepted | Rejected, Effect]:
-        verdict = check(raw, signature, self.registry, self.max_event_bytes,
-                        datetime.now(timezone.utc).date(), self.bid_date_tolerance_days, admit)
+    def decide(
+        self, raw: bytes | None, signature: bytes | str | None, inbound_id: str, admit: Admit | None = None
+    ) -> tuple[Accepted | Rejected, Effect]:
+        verdict = check(
+            raw,
+            signature,
+            self.registry,
+            self.max_event_bytes,
+            datetime.now(timezone.utc).date(),
+            self.bid_date_tolerance_days,
+            admit,
+        )
         if isinstance(verdict, Accepted):
             event = verdict.event
             structlog.contextvars.bind_contextvars(event_id=event.id, correlation_id=event.correlation_id)
             return verdict, Effect((self.forward(event.type, verdict.raw, inbound_id),), once_key=event.key)
         return verdict, self.reject(verdict, raw, inbound_id)
 
-    def reject(self, verdict: Rejected, raw: bytes | None, inbound_id: str,
-               size: int | None = None) -> Effect:
+    def reject(
+        self, verdict: Rejected, raw: bytes | None, inbound_id: str, size: int | None = None
+    ) -> Effect:
         """Record a rejection (services.gateway.rejections) and count it for the metrics."""
         self.rejected[(verdict.partner_id, verdict.code)] += 1
         return Effect((record(self.streams, self.rejections, verdict, raw, inbound_id, size),))
@@ -73,9 +82,16 @@ class Gateway:
 
         verdict, effect = self.decide(entry.raw_event, entry.fields.get(b"signature"), entry.id, admit)
         if isinstance(verdict, Rejected):
-            log.info("inbound rejected", inbound_id=entry.id, partner_id=verdict.partner_id, code=verdict.code)
+            log.info(
+                "inbound rejected", inbound_id=entry.id, partner_id=verdict.partner_id, code=verdict.code
+            )
         else:
-            log.info("inbound verified", inbound_id=entry.id, partner_id=verdict.partner_id, type=verdict.event.type)
+            log.info(
+                "inbound verified",
+                inbound_id=entry.id,
+                partner_id=verdict.partner_id,
+                type=verdict.event.type,
+            )
         structlog.contextvars.unbind_contextvars("event_id", "correlation_id")
         return effect
 
@@ -112,8 +128,12 @@ class Gateway:
         for item in parsed.items:
             refused = batch.not_from_signer(item, parsed.signer)
             if refused is None:
-                verdict, effect = self.decide(item.raw, parsed.signer.sign(item.raw), "http-batch",
-                                              lambda pid: self.http_limits.take(pid, now))
+                verdict, effect = self.decide(
+                    item.raw,
+                    parsed.signer.sign(item.raw),
+                    "http-batch",
+                    lambda pid: self.http_limits.take(pid, now),
+                )
             else:
                 verdict, effect = refused, self.reject(refused, item.raw, "http-batch")
             new = await bus.apply_now(GROUP, effect)
@@ -123,8 +143,12 @@ class Gateway:
             else:
                 results.append({"id": item.id, "status": status_of(verdict.code), "reason": verdict.reason()})
         structlog.contextvars.unbind_contextvars("event_id", "correlation_id")
-        log.info("batch posted", partner_id=parsed.signer.id, events=len(results),
-                 accepted=sum(r["status"] == 202 for r in results))
+        log.info(
+            "batch posted",
+            partner_id=parsed.signer.id,
+            events=len(results),
+            accepted=sum(r["status"] == 202 for r in results),
+        )
         return results
 
     async def post_binary(self, bus: Bus, headers: dict[str, str], body: bytes) -> Accepted | Rejected:
@@ -138,12 +162,21 @@ class Gateway:
             await bus.apply_now(GROUP, self.reject(signer, raw, "http-binary"))
             return signer
         now = time.monotonic()
-        verdict, effect = self.decide(raw, signer.sign(raw), "http-binary", lambda pid: self.http_limits.take(pid, now))
+        verdict, effect = self.decide(
+            raw, signer.sign(raw), "http-binary", lambda pid: self.http_limits.take(pid, now)
+        )
         await bus.apply_now(GROUP, effect)
         return verdict
 
 
 def status_of(code: str) -> int:
     """The HTTP status of a rejection's code (the same for a single event and an event in a batch)."""
-    return {"bad_signature": 401, "missing_signature": 401, "unknown_partner": 401,
-            "acting_for_another": 403, "too_large": 413, "too_many_events": 413, "rate_limited": 429}.get(code, 422)
+    return {
+        "bad_signature": 401,
+        "missing_signature": 401,
+        "unknown_partner": 401,
+        "acting_for_another": 403,
+        "too_large": 413,
+        "too_many_events": 413,
+        "rate_limited": 429,
+    }.get(code, 422)

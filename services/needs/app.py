@@ -19,13 +19,18 @@ GROUP = "needs"
 
 
 def build(ctx: Context) -> Service:
-    state = NeedsState(ctx.ports("needs"), ctx.streams, needs_policy(), savings_policy(), ctx.settings.decide_wait_s)
+    state = NeedsState(
+        ctx.ports("needs"), ctx.streams, needs_policy(), savings_policy(), ctx.settings.decide_wait_s
+    )
 
     def needs(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
         return {"partner_id": pid, "needs": own_needs(state.index, pid)}
 
     def opportunities(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
-        return {"partner_id": pid, "opportunities": partner_opportunities(state.index, state.opportunities, pid)}
+        return {
+            "partner_id": pid,
+            "opportunities": partner_opportunities(state.index, state.opportunities, pid),
+        }
 
     def reviews(pid: str, request: AsgiRequest, path: str) -> dict[str, Any] | AsgiResponse:
         params = request.query_params
@@ -40,11 +45,22 @@ def build(ctx: Context) -> Service:
         return {"scope": which, "reviews": upcoming(rows, since)}
 
     return state_service(
-        GROUP, ctx, state, TYPES,
+        GROUP,
+        ctx,
+        state,
+        TYPES,
         [
             ("/needs", partner_get(ctx.registry, "The calling partner's own needs, in full.", needs)),
-            ("/needs/opportunities", partner_get(ctx.registry, "The opportunities the calling partner is part of.", opportunities)),
-            ("/needs/timetable", partner_get(ctx.registry, "Upcoming reviews: ?scope=mine|partnership, ?from=YYYY-MM-DD.", reviews)),
+            (
+                "/needs/opportunities",
+                partner_get(ctx.registry, "The opportunities the calling partner is part of.", opportunities),
+            ),
+            (
+                "/needs/timetable",
+                partner_get(
+                    ctx.registry, "Upcoming reviews: ?scope=mine|partnership, ?from=YYYY-MM-DD.", reviews
+                ),
+            ),
         ],
         "needs register, matching and appraisal",
     )

@@ -68,7 +68,11 @@ class Register:
     def current(self, category: str | None = None) -> list[NeedIdentified]:
         """The current needs (of one category), withdrawn ones left out."""
         slots = self.needs if category is None else self.in_category.get(category, ())
-        return [v.payload for _, v in sorted((s, self.needs[s]) for s in slots) if not isinstance(v.payload, NeedWithdrawn)]
+        return [
+            v.payload
+            for _, v in sorted((s, self.needs[s]) for s in slots)
+            if not isinstance(v.payload, NeedWithdrawn)
+        ]
 
     def decision(self, opportunity_id: str, partner_id: str) -> Payload | None:
         v = self.decisions.get((opportunity_id, partner_id))
@@ -99,7 +103,11 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
                     members.add(slot) if now else members.discard(slot)
         case OpportunityJoined() | OpportunityDeclined():
             first = 1 if isinstance(payload, OpportunityDeclined) else 0
-            _keep(reg.decisions, (payload.opportunity_id, payload.partner_id), Version((payload.revision, first, key), payload))
+            _keep(
+                reg.decisions,
+                (payload.opportunity_id, payload.partner_id),
+                Version((payload.revision, first, key), payload),
+            )
             reg.touched.add(category_of(payload.opportunity_id))
         case _:
             raise TypeError(f"the needs register does not use {type(payload).__name__}")
@@ -136,8 +144,15 @@ def match(needs: list[NeedIdentified], policy: NeedsPolicy) -> list[Group]:
             members = tuple(candidates[i:j])
             anchors = [n for n in members if n.annual_budget >= policy.floor]
             if anchors and len({n.partner_id for n in members}) >= 2:
-                groups.append(Group(f"{category}-{start:%Y-%m}", category, members, start,
-                                    members[-1].current_arrangements_end))
+                groups.append(
+                    Group(
+                        f"{category}-{start:%Y-%m}",
+                        category,
+                        members,
+                        start,
+                        members[-1].current_arrangements_end,
+                    )
+                )
             i = j
     return groups
 
@@ -152,14 +167,20 @@ def check_request(reg: Register, policy: NeedsPolicy, payload: Payload) -> Verdi
     match payload:
         case NeedUpdated() | NeedWithdrawn():
             if (payload.partner_id, payload.need_id) not in reg.needs:
-                raise Refused("unknown_need", f"{payload.partner_id} has identified no need '{payload.need_id}'")
+                raise Refused(
+                    "unknown_need", f"{payload.partner_id} has identified no need '{payload.need_id}'"
+                )
         case OpportunityJoined() | OpportunityDeclined():
-            group = next((g for g in match(reg.current(), policy) if g.opportunity_id == payload.opportunity_id), None)
+            group = next(
+                (g for g in match(reg.current(), policy) if g.opportunity_id == payload.opportunity_id), None
+            )
             if group is None:
                 raise Refused("unknown_opportunity", f"no opportunity '{payload.opportunity_id}' is open")
             if payload.partner_id not in {n.partner_id for n in group.needs}:
-                raise Refused("not_in_opportunity",
-                              f"{payload.partner_id} has no need in {payload.opportunity_id}: only its partners decide on it")
+                raise Refused(
+                    "not_in_opportunity",
+                    f"{payload.partner_id} has no need in {payload.opportunity_id}: only its partners decide on it",
+                )
     return ()
 
 
@@ -183,7 +204,11 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
     for n in group.needs:
         d = reg.decision(group.opportunity_id, n.partner_id)
         decisions[n.partner_id] = (
-            "declined" if isinstance(d, OpportunityDeclined) else "joined" if isinstance(d, OpportunityJoined) else "undecided"
+            "declined"
+            if isinstance(d, OpportunityDeclined)
+            else "joined"
+            if isinstance(d, OpportunityJoined)
+            else "undecided"
         )
         if isinstance(d, OpportunityJoined) and d.offers_to_lead:
             offers.add(n.partner_id)
@@ -204,14 +229,29 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
     aligned_cost = policy.shared_cost(count)
     stand_alone_cost = policy.shared_cost(1) * count
     options = [
-        _option("aligned_budgets", aligned_cost, baseline - aligned_cost, lead,
-                f"{lead} leads and procures once for {count} partners; one contract, managed once, "
-                f"estimated at {gbp(aligned_cost)} a year"),
-        _option("stand_alone_partnership", stand_alone_cost, baseline - stand_alone_cost, lead,
-                f"{lead} procures once; each of the {count} partners keeps managing its own contract, "
-                f"{gbp(policy.shared_cost(1))} a year each"),
-        _option("do_nothing", baseline, Decimal(0), None,
-                f"{arrangements} separate arrangements stay as they are, costing {gbp(baseline)} a year to administer"),
+        _option(
+            "aligned_budgets",
+            aligned_cost,
+            baseline - aligned_cost,
+            lead,
+            f"{lead} leads and procures once for {count} partners; one contract, managed once, "
+            f"estimated at {gbp(aligned_cost)} a year",
+        ),
+        _option(
+            "stand_alone_partnership",
+            stand_alone_cost,
+            baseline - stand_alone_cost,
+            lead,
+            f"{lead} procures once; each of the {count} partners keeps managing its own contract, "
+            f"{gbp(policy.shared_cost(1))} a year each",
+        ),
+        _option(
+            "do_nothing",
+            baseline,
+            Decimal(0),
+            None,
+            f"{arrangements} separate arrangements stay as they are, costing {gbp(baseline)} a year to administer",
+        ),
     ]
     best = max(options[:2], key=lambda o: Decimal(o["annual_saving"]))
     if status == "not_viable" or Decimal(best["annual_saving"]) <= 0:
@@ -222,7 +262,10 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
         "opportunity_id": group.opportunity_id,
         "service_category": group.service_category,
         "status": status,
-        "needs": [{"partner_id": n.partner_id, "need_id": n.need_id, "decision": decisions[n.partner_id]} for n in group.needs],
+        "needs": [
+            {"partner_id": n.partner_id, "need_id": n.need_id, "decision": decisions[n.partner_id]}
+            for n in group.needs
+        ],
         "window_start": group.window_start.isoformat(),
         "window_end": group.window_end.isoformat(),
         "lead_partner_id": lead,
@@ -233,12 +276,25 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
 
 
 def _option(name: str, cost: Decimal, saving: Decimal, lead: str | None, summary: str) -> dict[str, Any]:
-    return {"option": name, "annual_cost": money_str(cost), "annual_saving": money_str(saving),
-            "lead_partner_id": lead, "summary": summary}
+    return {
+        "option": name,
+        "annual_cost": money_str(cost),
+        "annual_saving": money_str(saving),
+        "lead_partner_id": lead,
+        "summary": summary,
+    }
 
 
-def _reasons(status: str, recommendation: str, options: list[dict[str, Any]], count: int, arrangements: int,
-             baseline: Decimal, group: Group, decisions: dict[str, str]) -> list[str]:
+def _reasons(
+    status: str,
+    recommendation: str,
+    options: list[dict[str, Any]],
+    count: int,
+    arrangements: int,
+    baseline: Decimal,
+    group: Group,
+    decisions: dict[str, str],
+) -> list[str]:
     declined = sorted(p for p, d in decisions.items() if d == "declined")
     reasons = []
     if status == "not_viable":
@@ -254,7 +310,9 @@ def _reasons(status: str, recommendation: str, options: list[dict[str, Any]], co
     chosen = next(o for o in options if o["option"] == recommendation)
     if recommendation == "do_nothing":
         if status != "not_viable":
-            reasons.append("Neither shared option saves money here, so the partners are better off as they are.")
+            reasons.append(
+                "Neither shared option saves money here, so the partners are better off as they are."
+            )
     else:
         other = next(o for o in options[:2] if o["option"] != recommendation)
         reasons.append(
@@ -262,14 +320,17 @@ def _reasons(status: str, recommendation: str, options: list[dict[str, Any]], co
             f"against {gbp(other['annual_saving'])} for the {other['option'].replace('_', ' ')}."
         )
     if status == "open":
-        reasons.append("Each partner decides: it is proposed for joint procurement once two or more partners join.")
+        reasons.append(
+            "Each partner decides: it is proposed for joint procurement once two or more partners join."
+        )
     elif status == "proposed":
         reasons.append("Proposed for joint procurement with the partners that joined.")
     return reasons
 
 
-def opportunities(reg: Register, policy: NeedsPolicy, savings: SavingsPolicy,
-                  categories: set[str] | None = None) -> dict[str, dict[str, Any]]:
+def opportunities(
+    reg: Register, policy: NeedsPolicy, savings: SavingsPolicy, categories: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """The opportunities the needs make (of some categories only: matching is per category)."""
     needs = reg.current() if categories is None else [n for c in sorted(categories) for n in reg.current(c)]
     return {g.opportunity_id: appraise(g, reg, savings) for g in match(needs, policy)}

@@ -19,7 +19,9 @@ SOURCE = "/services/needs"
 #: the canonical streams it reads: none (its own acts come as requests, P:requests:needs)
 TYPES: tuple[str, ...] = ()
 #: the acts it decides
-OWNED = frozenset({"need.identified", "need.updated", "need.withdrawn", "opportunity.joined", "opportunity.declined"})
+OWNED = frozenset(
+    {"need.identified", "need.updated", "need.withdrawn", "opportunity.joined", "opportunity.declined"}
+)
 log = structlog.get_logger("needs")
 
 
@@ -30,20 +32,28 @@ def _derived(payload: dict[str, Any]) -> Derived:
 def _closed(entity: str, before: dict[str, Any]) -> Derived | None:
     if before["payload"]["status"] == "closed":
         return None
-    return _derived({**before["payload"], "status": "closed",
-                     "reasons": ["The needs no longer match: withdrawn, changed, or no longer open to sharing."]})
+    return _derived(
+        {
+            **before["payload"],
+            "status": "closed",
+            "reasons": ["The needs no longer match: withdrawn, changed, or no longer open to sharing."],
+        }
+    )
 
 
 class NeedsState(OwnerState[Register]):
-    def __init__(self, ports: Ports, streams: Streams, policy: NeedsPolicy, savings: SavingsPolicy,
-                 wait_s: float) -> None:
+    def __init__(
+        self, ports: Ports, streams: Streams, policy: NeedsPolicy, savings: SavingsPolicy, wait_s: float
+    ) -> None:
         super().__init__(ports, streams, "needs", Register, evolve, OWNED, wait_s)
         self.policy, self.savings = policy, savings
         self.published = Published(ports.versions("opportunities"))
         self.matched = Matched(policy, savings)
 
     async def changed(self, fresh: bool) -> None:
-        decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, self.policy, payload))
+        decided = await self.decide_pending(
+            lambda: lambda payload, key: check_request(self.index, self.policy, payload)
+        )
         if self.only_deciding(decided):
             return
         scope = self.matched.refresh(self.index)

@@ -18,12 +18,14 @@ def own_needs(reg: Register, partner_id: str) -> list[dict[str, Any]]:
         if pid != partner_id:
             continue
         withdrawn = isinstance(v.payload, NeedWithdrawn)
-        rows.append({
-            "need_id": nid,
-            "revision": v.rank[0],
-            "status": "withdrawn" if withdrawn else "current",
-            **({} if withdrawn else v.payload.model_dump(mode="json")),
-        })
+        rows.append(
+            {
+                "need_id": nid,
+                "revision": v.rank[0],
+                "status": "withdrawn" if withdrawn else "current",
+                **({} if withdrawn else v.payload.model_dump(mode="json")),
+            }
+        )
     return rows
 
 
@@ -32,7 +34,9 @@ def _need(reg: Register, pid: str, nid: str) -> NeedIdentified | None:
     return None if v is None or isinstance(v.payload, NeedWithdrawn) else v.payload
 
 
-def partner_opportunities(reg: Register, opportunities: dict[str, dict[str, Any]], partner_id: str) -> list[dict[str, Any]]:
+def partner_opportunities(
+    reg: Register, opportunities: dict[str, dict[str, Any]], partner_id: str
+) -> list[dict[str, Any]]:
     out = []
     for _, opp in sorted(opportunities.items()):
         mine = [n for n in opp["needs"] if n["partner_id"] == partner_id]
@@ -42,8 +46,11 @@ def partner_opportunities(reg: Register, opportunities: dict[str, dict[str, Any]
         needs = []
         for n in opp["needs"]:
             need = _need(reg, n["partner_id"], n["need_id"])
-            row = {**n, "title": need.title if need else None,
-                   "current_arrangements_end": need.current_arrangements_end.isoformat() if need else None}
+            row = {
+                **n,
+                "title": need.title if need else None,
+                "current_arrangements_end": need.current_arrangements_end.isoformat() if need else None,
+            }
             if need and (n["partner_id"] == partner_id or (joined and n["decision"] == "joined")):
                 row["annual_budget"] = money_str(need.annual_budget)
                 row["current_annual_resource_cost"] = money_str(need.current_annual_resource_cost)

@@ -38,8 +38,17 @@ from shared.events import (
 )
 from shared.money import money_str
 
-LIGHT_TOUCH = ("advocacy", "debt-benefits-consumer-advice", "infrastructure-volunteering", "carers",
-               "mental-health", "social-care", "health", "housing-support", "employment-support")
+LIGHT_TOUCH = (
+    "advocacy",
+    "debt-benefits-consumer-advice",
+    "infrastructure-volunteering",
+    "carers",
+    "mental-health",
+    "social-care",
+    "health",
+    "housing-support",
+    "employment-support",
+)
 
 
 class ProcurementPolicy(BaseModel):
@@ -47,13 +56,13 @@ class ProcurementPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    grant_below: Decimal = Decimal("10000")          # lifetime value of a small project
-    quotation_below: Decimal = Decimal("25000")      # Milton Keynes framework
+    grant_below: Decimal = Decimal("10000")  # lifetime value of a small project
+    quotation_below: Decimal = Decimal("25000")  # Milton Keynes framework
     sub_central_threshold: Decimal = Decimal("207720")
-    central_threshold: Decimal = Decimal("135018")   # central government, NHS trusts included
+    central_threshold: Decimal = Decimal("135018")  # central government, NHS trusts included
     light_touch_threshold: Decimal = Decimal("663540")
     light_touch_categories: tuple[str, ...] = LIGHT_TOUCH
-    lots_from: Decimal = Decimal("1000000")          # lifetime value from which lots are expected
+    lots_from: Decimal = Decimal("1000000")  # lifetime value from which lots are expected
     standstill_days: int = Field(default=10, ge=0, le=60)
     #: a bid below this fraction of the mean of the other bids is abnormally low
     abnormally_low: Decimal = Field(default=Decimal("0.70"), gt=0, lt=1)
@@ -73,7 +82,10 @@ def route(req: TenderRequested, lead_kind: str, policy: ProcurementPolicy) -> tu
         name = "regulated_light_touch" if "light-touch" in regime else "regulated_open"
         why = f"{value} is at or above the £{threshold:,.2f} {regime}: the regulated procedure"
     elif lifetime >= policy.quotation_below:
-        name, why = "competitive_tender", f"{value} is at or above £{policy.quotation_below:,.0f} and below the £{threshold:,.2f} {regime}"
+        name, why = (
+            "competitive_tender",
+            f"{value} is at or above £{policy.quotation_below:,.0f} and below the £{threshold:,.2f} {regime}",
+        )
     elif req.kind == "project" and lifetime < policy.grant_below:
         name, why = "grant_funding", f"a small project: {value} is below £{policy.grant_below:,.0f}"
     else:
@@ -128,7 +140,9 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
         case TenderCancelRequested():
             reg.cancellations[key] = payload
         case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
-            version = NeedVersion((getattr(payload, "revision", 0), int(isinstance(payload, NeedWithdrawn)), key), payload)
+            version = NeedVersion(
+                (getattr(payload, "revision", 0), int(isinstance(payload, NeedWithdrawn)), key), payload
+            )
             slot = (payload.partner_id, payload.need_id)
             if slot not in reg.needs or version.rank > reg.needs[slot].rank:
                 reg.needs[slot] = version
@@ -177,18 +191,24 @@ def check_tender_request(reg: Register, req: TenderRequested) -> Verdict:
     contributions, where given, sum to its estimated annual value."""
     if req.tender_id in reg.requests:
         raise Refused("tender_exists", f"tender {req.tender_id} was already requested")
-    wait = _check_shares(reg, req.partner_id, req.partners, req.estimated_annual_value, "estimated annual value")
+    wait = _check_shares(
+        reg, req.partner_id, req.partners, req.estimated_annual_value, "estimated annual value"
+    )
     return wait or (f"tender:{req.tender_id}",)
 
 
-def _check_shares(reg: Register, lead: str, shares: tuple[AwardShare, ...], value: Decimal, what: str) -> Wait | None:
+def _check_shares(
+    reg: Register, lead: str, shares: tuple[AwardShare, ...], value: Decimal, what: str
+) -> Wait | None:
     if lead not in {s.partner_id for s in shares}:
         raise Refused("lead_not_a_partner", f"the lead {lead} must be one of the contract's partners")
     given = [s.annual_contribution for s in shares if s.annual_contribution is not None]
     if given and (len(given) != len(shares) or sum(given, Decimal(0)) != value):
-        raise Refused("contributions_mismatch",
-                      f"contributions given must come from every partner and sum to the {what} £{value:,.2f}; "
-                      f"they sum to £{sum(given, Decimal(0)):,.2f} from {len(given)} of {len(shares)} partners")
+        raise Refused(
+            "contributions_mismatch",
+            f"contributions given must come from every partner and sum to the {what} £{value:,.2f}; "
+            f"they sum to £{sum(given, Decimal(0)):,.2f} from {len(given)} of {len(shares)} partners",
+        )
     unread = []
     for s in shares:
         version = reg.needs.get((s.partner_id, s.need_id))
@@ -199,7 +219,9 @@ def _check_shares(reg: Register, lead: str, shares: tuple[AwardShare, ...], valu
         elif not version.need.open_to_sharing:
             raise Refused("need_not_open", f"{s.partner_id}'s need '{s.need_id}' is not open to sharing")
         elif (oid := declined(reg, s.partner_id, s.need_id)) is not None:
-            raise Refused("need_declined", f"{s.partner_id} declined opportunity {oid} for need '{s.need_id}'")
+            raise Refused(
+                "need_declined", f"{s.partner_id} declined opportunity {oid} for need '{s.need_id}'"
+            )
     if unread:
         return Wait("unknown_need", f"no partner has identified these needs: {', '.join(unread)}")
     return None
@@ -227,8 +249,12 @@ def _q(x: Decimal) -> str:
     return str(x.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def evaluate(req: TenderRequested, bids: list[tuple[str, BidSubmitted]], ev: TenderEvaluationSubmitted,
-             policy: ProcurementPolicy) -> dict[str, Any]:
+def evaluate(
+    req: TenderRequested,
+    bids: list[tuple[str, BidSubmitted]],
+    ev: TenderEvaluationSubmitted,
+    policy: ProcurementPolicy,
+) -> dict[str, Any]:
     """Scores per lot: price (lowest eligible price / price x 100), quality and social value
     (the panel's), local (100 for a local provider); weighted; abnormally low bids excluded
     unless the panel accepted their explanation; ties go to higher quality, then the earlier
@@ -241,11 +267,20 @@ def evaluate(req: TenderRequested, bids: list[tuple[str, BidSubmitted]], ev: Ten
         rows = []
         for k, b in entries:
             others = [o.annual_price for _, o in entries if o.bid_id != b.bid_id]
-            low = bool(others) and b.annual_price < policy.abnormally_low * (sum(others, Decimal(0)) / len(others))
-            rows.append({"bid_id": b.bid_id, "provider_id": b.provider_id, "provider_name": b.provider_name,
-                         "annual_price": money_str(b.annual_price), "abnormally_low": low,
-                         "excluded": low and b.bid_id not in ev.accept_abnormally_low,
-                         "_bid": b})
+            low = bool(others) and b.annual_price < policy.abnormally_low * (
+                sum(others, Decimal(0)) / len(others)
+            )
+            rows.append(
+                {
+                    "bid_id": b.bid_id,
+                    "provider_id": b.provider_id,
+                    "provider_name": b.provider_name,
+                    "annual_price": money_str(b.annual_price),
+                    "abnormally_low": low,
+                    "excluded": low and b.bid_id not in ev.accept_abnormally_low,
+                    "_bid": b,
+                }
+            )
         eligible = [r for r in rows if not r["excluded"]]
         best = min((r["_bid"].annual_price for r in eligible), default=None)
         for r in rows:
@@ -257,21 +292,40 @@ def evaluate(req: TenderRequested, bids: list[tuple[str, BidSubmitted]], ev: Ten
             else:
                 price = best / b.annual_price * 100
             local = Decimal(100) if b.local_provider else Decimal(0)
-            total = (w.price * price + w.quality * s.quality + w.social_value * s.social_value + w.local * local) / 100
-            r.update({"price_score": _q(price), "quality_score": _q(s.quality), "social_value_score": _q(s.social_value),
-                      "local_score": _q(local), "total": _q(total), "_rank": (-total, -s.quality, b.submitted_on, b.bid_id)})
+            total = (
+                w.price * price + w.quality * s.quality + w.social_value * s.social_value + w.local * local
+            ) / 100
+            r.update(
+                {
+                    "price_score": _q(price),
+                    "quality_score": _q(s.quality),
+                    "social_value_score": _q(s.social_value),
+                    "local_score": _q(local),
+                    "total": _q(total),
+                    "_rank": (-total, -s.quality, b.submitted_on, b.bid_id),
+                }
+            )
         rows.sort(key=lambda r: r["_rank"])
         for i, r in enumerate(rows):
             r.pop("_rank")
             r["rank"] = i + 1
         winner = next((r for r in rows if not r["excluded"]), None)
-        tied = winner is not None and sum(1 for r in rows if not r["excluded"] and r["total"] == winner["total"]) > 1
-        lots[lot or "-"] = {"lot_id": lot, "bids": rows, "winner": winner["bid_id"] if winner else None,
-                            "tie_broken": tied}
+        tied = (
+            winner is not None
+            and sum(1 for r in rows if not r["excluded"] and r["total"] == winner["total"]) > 1
+        )
+        lots[lot or "-"] = {
+            "lot_id": lot,
+            "bids": rows,
+            "winner": winner["bid_id"] if winner else None,
+            "tie_broken": tied,
+        }
     return lots
 
 
-def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]) -> tuple[dict[str, dict[str, Any]], list[Refusal]]:
+def tenders(
+    reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
+) -> tuple[dict[str, dict[str, Any]], list[Refusal]]:
     """Every tender's state, and every refused event with its reason."""
     refusals: list[Refusal] = []
     out: dict[str, dict[str, Any]] = {}
@@ -291,7 +345,9 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
                 if p.tender_id != tid:
                     continue
                 if p.partner_id != lead:
-                    refuse(k, p.partner_id, tid, "not_the_lead", f"only {lead}, the lead, may do that for {tid}")
+                    refuse(
+                        k, p.partner_id, tid, "not_the_lead", f"only {lead}, the lead, may do that for {tid}"
+                    )
                 else:
                     mine.append((k, p))
             return mine
@@ -311,9 +367,15 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
             elif b.submitted_on < req.date:
                 problem = ("tender_not_open", f"{tid} opens on {req.date}")
             elif b.submitted_on > req.closing_date:
-                problem = ("tender_closed", f"{tid} closed on {req.closing_date}; the bid is dated {b.submitted_on}")
+                problem = (
+                    "tender_closed",
+                    f"{tid} closed on {req.closing_date}; the bid is dated {b.submitted_on}",
+                )
             elif (b.lot_id is None) != (not lot_ids) or (b.lot_id and b.lot_id not in lot_ids):
-                problem = ("unknown_lot", f"{tid} has lots {sorted(lot_ids) or 'none'}; the bid names {b.lot_id}")
+                problem = (
+                    "unknown_lot",
+                    f"{tid} has lots {sorted(lot_ids) or 'none'}; the bid names {b.lot_id}",
+                )
             elif b.consortium and not req.consortia_allowed:
                 problem = ("consortia_not_allowed", f"{tid} does not accept consortium bids")
             elif b.subcontractors and not req.subcontracting_allowed:
@@ -322,7 +384,10 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
                 refuse(k, b.provider_id, tid, *problem)
                 continue
             slot = (b.provider_id, b.lot_id)  # a provider's latest bid for a lot replaces its earlier one
-            if slot not in valid_bids or (b.submitted_on, k) > (valid_bids[slot][1].submitted_on, valid_bids[slot][0]):
+            if slot not in valid_bids or (b.submitted_on, k) > (
+                valid_bids[slot][1].submitted_on,
+                valid_bids[slot][0],
+            ):
                 valid_bids[slot] = (k, b)
         bids = sorted(valid_bids.values(), key=lambda kb: kb[1].bid_id)
 
@@ -330,11 +395,23 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
         for k, ev in sorted(from_lead(reg.evaluations), key=lambda kv: (kv[1].revision, kv[0])):
             missing = sorted({b.bid_id for _, b in bids} - {s.bid_id for s in ev.scores})
             if ev.date <= req.closing_date:
-                refuse(k, lead, tid, "tender_still_open", f"{tid} closes on {req.closing_date}; evaluation is after that")
+                refuse(
+                    k,
+                    lead,
+                    tid,
+                    "tender_still_open",
+                    f"{tid} closes on {req.closing_date}; evaluation is after that",
+                )
             elif cancelled_on and ev.date >= cancelled_on:
                 refuse(k, lead, tid, "tender_cancelled", f"{tid} was cancelled on {cancelled_on}")
             elif missing:
-                refuse(k, lead, tid, "bids_not_scored", f"every bid must be scored; missing: {', '.join(missing)}")
+                refuse(
+                    k,
+                    lead,
+                    tid,
+                    "bids_not_scored",
+                    f"every bid must be scored; missing: {', '.join(missing)}",
+                )
             else:
                 evaluation = ev  # the highest revision that is valid stands
         results = evaluate(req, bids, evaluation, policy) if evaluation else None
@@ -343,7 +420,9 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
         award = None
         for k, c in sorted(from_lead(reg.confirmations), key=lambda kv: (kv[1].date, kv[0])):
             if results is None:
-                refuse(k, lead, tid, "tender_not_evaluated", f"{tid} has no evaluation yet: it cannot be awarded")
+                refuse(
+                    k, lead, tid, "tender_not_evaluated", f"{tid} has no evaluation yet: it cannot be awarded"
+                )
             elif cancelled_on and c.date >= cancelled_on:
                 refuse(k, lead, tid, "tender_cancelled", f"{tid} was cancelled on {cancelled_on}")
             elif standstill_end and c.date < standstill_end:
@@ -355,13 +434,29 @@ def tenders(reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
             else:
                 award = c
 
-        status = ("cancelled" if cancelled and not award else "awarded" if award else "standstill" if results
-                  else "open")
+        status = (
+            "cancelled"
+            if cancelled and not award
+            else "awarded"
+            if award
+            else "standstill"
+            if results
+            else "open"
+        )
         out[tid] = {
-            "request": req, "route": name, "route_reason": why, "lifetime_value": _q(lifetime),
-            "status": status, "bids": bids, "evaluation": evaluation, "results": results,
-            "standstill_end": standstill_end, "award": award, "cancelled": cancelled,
-            "closed": results is not None or any(b.submitted_on > req.closing_date for b in reg.bids.values() if b.tender_id == tid),
+            "request": req,
+            "route": name,
+            "route_reason": why,
+            "lifetime_value": _q(lifetime),
+            "status": status,
+            "bids": bids,
+            "evaluation": evaluation,
+            "results": results,
+            "standstill_end": standstill_end,
+            "award": award,
+            "cancelled": cancelled,
+            "closed": results is not None
+            or any(b.submitted_on > req.closing_date for b in reg.bids.values() if b.tender_id == tid),
         }
     for k, p in sorted({**reg.bids, **reg.evaluations, **reg.confirmations, **reg.cancellations}.items()):
         if p.tender_id not in reg.requests:
@@ -374,7 +469,9 @@ def _shares(shares: tuple[AwardShare, ...], price: Decimal) -> list[dict[str, An
     """The award's partners: the tender's estimated contributions, in proportion, scaled to the
     price won (in pence, largest remainder first, ties by position), so they sum to it."""
     rows = [{"partner_id": s.partner_id, "need_id": s.need_id} for s in shares]
-    estimated = [int(s.annual_contribution * 100) if s.annual_contribution is not None else None for s in shares]
+    estimated = [
+        int(s.annual_contribution * 100) if s.annual_contribution is not None else None for s in shares
+    ]
     if None in estimated or not sum(estimated):  # type: ignore[arg-type]
         return rows
     whole, total = int(price * 100), sum(estimated)  # type: ignore[arg-type]
@@ -382,7 +479,10 @@ def _shares(shares: tuple[AwardShare, ...], price: Decimal) -> list[dict[str, An
     pence = [q for q, _ in parts]
     for i in sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))[: whole - sum(pence)]:
         pence[i] += 1
-    return [{**row, "annual_contribution": money_str(Decimal(p) / 100)} for row, p in zip(rows, pence, strict=True)]
+    return [
+        {**row, "annual_contribution": money_str(Decimal(p) / 100)}
+        for row, p in zip(rows, pence, strict=True)
+    ]
 
 
 def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:
@@ -395,15 +495,21 @@ def awards(tid: str, t: dict[str, Any]) -> list[dict[str, Any]]:
     for lot in t["results"].values():
         winner = next(r for r in lot["bids"] if r["bid_id"] == lot["winner"])
         suffix = f"-{lot['lot_id']}" if lot["lot_id"] else ""
-        out.append({
-            "tender_id": tid, "contract_id": c.contract_id + suffix, "lead_partner_id": req.partner_id,
-            "commissioning_model": req.commissioning_model,
-            "supplier": {"id": winner["provider_id"], "name": winner["provider_name"]},
-            "annual_value": winner["annual_price"], "contract_start": req.contract_start.isoformat(),
-            "contract_end": end.isoformat(),
-            # contributions are for the whole contract, rescaled to the price won so that they sum
-            # to its annual value; a lot's contract names the partners only
-            "partners": _shares(req.partners, Decimal(winner["annual_price"])) if not suffix
-            else [{"partner_id": p.partner_id, "need_id": p.need_id} for p in req.partners],
-        })
+        out.append(
+            {
+                "tender_id": tid,
+                "contract_id": c.contract_id + suffix,
+                "lead_partner_id": req.partner_id,
+                "commissioning_model": req.commissioning_model,
+                "supplier": {"id": winner["provider_id"], "name": winner["provider_name"]},
+                "annual_value": winner["annual_price"],
+                "contract_start": req.contract_start.isoformat(),
+                "contract_end": end.isoformat(),
+                # contributions are for the whole contract, rescaled to the price won so that they sum
+                # to its annual value; a lot's contract names the partners only
+                "partners": _shares(req.partners, Decimal(winner["annual_price"]))
+                if not suffix
+                else [{"partner_id": p.partner_id, "need_id": p.need_id} for p in req.partners],
+            }
+        )
     return out

@@ -27,8 +27,14 @@ from shared.streams import Streams
 SOURCE = "/services/procurement"
 #: the canonical streams it reads: sealed bids, and the needs service's decisions (to judge awards);
 #: the tender lifecycle and partners' awards come as requests (P:requests:procurement)
-TYPES = ("bid.submitted", "need.identified", "need.updated", "need.withdrawn", "opportunity.identified",
-         "opportunity.updated")
+TYPES = (
+    "bid.submitted",
+    "need.identified",
+    "need.updated",
+    "need.withdrawn",
+    "opportunity.identified",
+    "opportunity.updated",
+)
 #: the acts it decides as their owner before anything else sees them (the rest of the
 #: lifecycle is judged by `tenders`, below, against the accepted requests)
 OWNED = frozenset({"tender.awarded", "tender.requested"})
@@ -44,26 +50,58 @@ def notices(view: dict[str, dict[str, Any]]) -> dict[str, Derived]:
 
     for tid, t in view.items():
         req = t["request"]
-        notice(tid, "published", "published", title=req.title, service_category=req.service_category,
-               opportunity_id=req.opportunity_id, lead_partner_id=req.partner_id,
-               partners=[p.partner_id for p in req.partners], route=t["route"], route_reason=t["route_reason"],
-               lifetime_value=t["lifetime_value"], estimated_annual_value=money_str(req.estimated_annual_value),
-               term_months=req.term_months, date=req.date.isoformat(),
-               clarification_deadline=req.clarification_deadline.isoformat(), closing_date=req.closing_date.isoformat(),
-               contract_start=req.contract_start.isoformat(), weighting=req.weighting.model_dump(mode="json"),
-               lots=[lot.model_dump(mode="json") for lot in req.lots], consortia_allowed=req.consortia_allowed,
-               subcontracting_allowed=req.subcontracting_allowed)
+        notice(
+            tid,
+            "published",
+            "published",
+            title=req.title,
+            service_category=req.service_category,
+            opportunity_id=req.opportunity_id,
+            lead_partner_id=req.partner_id,
+            partners=[p.partner_id for p in req.partners],
+            route=t["route"],
+            route_reason=t["route_reason"],
+            lifetime_value=t["lifetime_value"],
+            estimated_annual_value=money_str(req.estimated_annual_value),
+            term_months=req.term_months,
+            date=req.date.isoformat(),
+            clarification_deadline=req.clarification_deadline.isoformat(),
+            closing_date=req.closing_date.isoformat(),
+            contract_start=req.contract_start.isoformat(),
+            weighting=req.weighting.model_dump(mode="json"),
+            lots=[lot.model_dump(mode="json") for lot in req.lots],
+            consortia_allowed=req.consortia_allowed,
+            subcontracting_allowed=req.subcontracting_allowed,
+        )
         if t["closed"]:
-            notice(tid, "closed", "closed", closing_date=req.closing_date.isoformat(), bids_received=len(t["bids"]))
+            notice(
+                tid,
+                "closed",
+                "closed",
+                closing_date=req.closing_date.isoformat(),
+                bids_received=len(t["bids"]),
+            )
         if t["results"] is not None:
-            intended = [{"lot_id": lot["lot_id"], **{k: w[k] for k in ("provider_id", "provider_name")}}
-                        for lot in t["results"].values() for w in lot["bids"] if w["bid_id"] == lot["winner"]]
-            notice(tid, "award.intended", "standstill", standstill_end=t["standstill_end"].isoformat(), intended=intended)
+            intended = [
+                {"lot_id": lot["lot_id"], **{k: w[k] for k in ("provider_id", "provider_name")}}
+                for lot in t["results"].values()
+                for w in lot["bids"]
+                if w["bid_id"] == lot["winner"]
+            ]
+            notice(
+                tid,
+                "award.intended",
+                "standstill",
+                standstill_end=t["standstill_end"].isoformat(),
+                intended=intended,
+            )
         if t["award"] is not None:
             # evaluation results are published only with the award
             notice(tid, "evaluation.published", "awarded", lots=list(t["results"].values()))
             for a in awards(tid, t):
-                out[a["contract_id"]] = Derived("tender.awarded", "tender.awarded", a, TenderAwarded, revisioned=False)
+                out[a["contract_id"]] = Derived(
+                    "tender.awarded", "tender.awarded", a, TenderAwarded, revisioned=False
+                )
         if t["status"] == "cancelled":
             c = t["cancelled"]
             notice(tid, "cancelled", "cancelled", date=c.date.isoformat(), reason=c.reason)
@@ -71,8 +109,14 @@ def notices(view: dict[str, dict[str, Any]]) -> dict[str, Derived]:
 
 
 class ProcurementState(OwnerState[Register]):
-    def __init__(self, ports: Ports, streams: Streams, policy: ProcurementPolicy, registry: PartnerRegistry,
-                 wait_s: float) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        streams: Streams,
+        policy: ProcurementPolicy,
+        registry: PartnerRegistry,
+        wait_s: float,
+    ) -> None:
         super().__init__(ports, streams, "procurement", Register, evolve, OWNED, wait_s)
         self.policy = policy
         self.lead_kinds = {p.id: p.kind for p in registry}
@@ -84,7 +128,9 @@ class ProcurementState(OwnerState[Register]):
     async def changed(self, fresh: bool) -> None:
         self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         awarded = {a["contract_id"] for tid, t in self.view.items() for a in awards(tid, t)}
-        decided = await self.decide_pending(lambda: lambda payload, key: check_request(self.index, payload, awarded))
+        decided = await self.decide_pending(
+            lambda: lambda payload, key: check_request(self.index, payload, awarded)
+        )
         if self.only_deciding(decided):
             return
         if decided:
@@ -98,9 +144,15 @@ class ProcurementState(OwnerState[Register]):
                 # an event for an unknown tender waits for it, listed in GET /tenders
                 continue
             raw = (await self.events.get([r.key]))[0] or b""
-            reason = json.dumps({"code": r.code, "message": r.message, "errors": [], "tender_id": r.tender_id},
-                                separators=(",", ":"))
-            if await self.refused.publish(r.key, None, {"revision": 0, "payload": {"code": r.code}},
-                                          self.streams.rejected(r.sender),
-                                          fields={"event": raw, "reason": reason, "inbound_id": ""}):
+            reason = json.dumps(
+                {"code": r.code, "message": r.message, "errors": [], "tender_id": r.tender_id},
+                separators=(",", ":"),
+            )
+            if await self.refused.publish(
+                r.key,
+                None,
+                {"revision": 0, "payload": {"code": r.code}},
+                self.streams.rejected(r.sender),
+                fields={"event": raw, "reason": reason, "inbound_id": ""},
+            ):
                 log.info("refused", tender_id=r.tender_id, sender=r.sender, code=r.code)

@@ -23,10 +23,19 @@ def build(ctx: Context) -> Service:
 
     workspace = Workspace(ctx.redis, ctx.streams, ctx.registry, savings_policy(), appraisal_policy())
     return state_service(
-        GROUP, ctx, projection, TYPES,
-        [("/savings", savings), ("/savings/stream", SavingsStream(ctx.redis, ctx.streams)),
-         ("/events/recent", RecentEvents(ctx.redis, ctx.streams)), ("/", Page("index.html")),
-         ("/dashboard", Page("index.html")), ("/dashboard/app.js", Page("app.js")), ("/dashboard/app.css", Page("app.css")),
-         *workspace.routes()],
+        GROUP,
+        ctx,
+        projection,
+        TYPES,
+        [
+            ("/savings", savings),
+            ("/savings/stream", SavingsStream(ctx.redis, ctx.streams)),
+            ("/events/recent", RecentEvents(ctx.redis, ctx.streams)),
+            ("/", Page("index.html")),
+            ("/dashboard", Page("index.html")),
+            ("/dashboard/app.js", Page("app.js")),
+            ("/dashboard/app.css", Page("app.css")),
+            *workspace.routes(),
+        ],
         "the running ROI projection",
     )

@@ -22,26 +22,44 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 #: the canonical streams a dashboard may list (no bids: those are sealed)
-RECENT_TYPES = ("need.identified", "need.updated", "tender.published", "tender.awarded", "monitoring.return.submitted",
-                "contract.decommissioned", "investment.recorded", "opportunity.identified", "performance.concern.raised")
+RECENT_TYPES = (
+    "need.identified",
+    "need.updated",
+    "tender.published",
+    "tender.awarded",
+    "monitoring.return.submitted",
+    "contract.decommissioned",
+    "investment.recorded",
+    "opportunity.identified",
+    "performance.concern.raised",
+)
 SUBJECT_FIELDS = ("contract_id", "tender_id", "opportunity_id", "need_id", "investment_id")
 KEEPALIVE_S = 15
 ENTRY_ID = re.compile(rb"\d{1,20}-\d{1,20}")
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 class Page:
     """The static page: three files shipped in the package, nothing from elsewhere."""
 
-    TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+    TYPES = {
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+    }
 
     def __init__(self, name: str) -> None:
-        suffix = name[name.rindex("."):]
+        suffix = name[name.rindex(".") :]
         self.body = resources.files("services.savings").joinpath("dashboard", name).read_bytes()
         self.content_type = self.TYPES[suffix]
 
@@ -67,8 +85,17 @@ class SavingsStream:
         headers = dict(scope.get("headers", []))
         after = parse_qs(scope.get("query_string", b"").decode()).get("after", [""])[0].encode()
         last = next((x for x in (headers.get(b"last-event-id"), after) if x and ENTRY_ID.fullmatch(x)), None)
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
         pump = asyncio.create_task(self._pump(send, last))
         try:
             while (await receive())["type"] != "http.disconnect":
@@ -82,10 +109,18 @@ class SavingsStream:
         if last is None:
             newest = await self.redis.xrevrange(self.key, count=1)
             for entry_id, fields in newest:
-                await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": _sse(entry_id, fields[b"event"]),
+                        "more_body": True,
+                    }
+                )
             cursor = newest[0][0] if newest else b"0-0"
         elif await self._trimmed_after(last):
-            await send({"type": "http.response.body", "body": b"event: reset\ndata: {}\n\n", "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": b"event: reset\ndata: {}\n\n", "more_body": True}
+            )
             return
         else:
             cursor = last
@@ -96,7 +131,13 @@ class SavingsStream:
                 await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
                 continue
             for entry_id, fields in found[0][1]:
-                await send({"type": "http.response.body", "body": _sse(entry_id, fields[b"event"]), "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": _sse(entry_id, fields[b"event"]),
+                        "more_body": True,
+                    }
+                )
                 cursor = entry_id
 
     async def _trimmed_after(self, last: bytes) -> bool:
@@ -150,7 +191,15 @@ class RecentEvents:
                     continue
                 data = ev.get("data") or {}
                 subject = next((str(data[f]) for f in SUBJECT_FIELDS if f in data), None)
-                rows.append({"entry_id": entry_id.decode(), "type": ev.get("type"), "source": ev.get("source"),
-                             "id": ev.get("id"), "time": ev.get("time"), "subject": subject})
+                rows.append(
+                    {
+                        "entry_id": entry_id.decode(),
+                        "type": ev.get("type"),
+                        "source": ev.get("source"),
+                        "id": ev.get("id"),
+                        "time": ev.get("time"),
+                        "subject": subject,
+                    }
+                )
         rows.sort(key=lambda r: tuple(int(x) for x in r["entry_id"].split("-")), reverse=True)
         await _respond(send, 200, json.dumps({"events": rows[:limit]}).encode(), "application/json")

@@ -80,7 +80,10 @@ def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
         case ContractDecommissioned():
             old = facts.decommissions.get(payload.contract_id)
             # the earliest decommissioning stands; among equals, the larger key
-            if old is None or (payload.effective_date, _neg(key)) < (old.payload.effective_date, _neg(old.key)):
+            if old is None or (payload.effective_date, _neg(key)) < (
+                old.payload.effective_date,
+                _neg(old.key),
+            ):
                 facts.decommissions[payload.contract_id] = fact
         case InvestmentRecorded():
             slot = (payload.partner_id, payload.investment_id)
@@ -155,8 +158,14 @@ def contract_years(start: date, end: date) -> list[tuple[date, date]]:
         k += 1
 
 
-def segments(baseline: Decimal, shared_cost: Decimal, start: date, end: date,
-             actuals: list[tuple[date, date, Decimal]], anchor: date | None = None) -> list[Segment]:
+def segments(
+    baseline: Decimal,
+    shared_cost: Decimal,
+    start: date,
+    end: date,
+    actuals: list[tuple[date, date, Decimal]],
+    anchor: date | None = None,
+) -> list[Segment]:
     """Daily saving rates over [start, end). In each contract year (from `anchor`, the contract's
     start) the annual figures are spread evenly over its days; a monitoring return's actual
     management cost replaces the estimate over its own period (`actuals`: non-overlapping
@@ -273,8 +282,11 @@ def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date
     """The contract's phases over [start, end): all its partners, then fewer after each exit
     (the contract no longer replaces an exited partner's needs; an estimated shared cost follows
     the number of partners left)."""
-    exits = {pid: f.payload.effective_date for (cid, pid), f in facts.exits.items()
-             if cid == award.contract_id and pid != award.lead_partner_id}
+    exits = {
+        pid: f.payload.effective_date
+        for (cid, pid), f in facts.exits.items()
+        if cid == award.contract_id and pid != award.lead_partner_id
+    }
     cuts = sorted({award.contract_start, end} | {d for d in exits.values() if award.contract_start < d < end})
     phases = []
     for p0, p1 in zip(cuts, cuts[1:], strict=False):
@@ -288,14 +300,20 @@ def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date
             budgets += need.payload.annual_budget if need else Decimal(0)
             caps[s.partner_id] = caps.get(s.partner_id, 0) + pence(cost)
         partners = frozenset(s.partner_id for s in shares)
-        cost = policy.shared_cost(len(partners)) if award.annual_management_cost is None else award.annual_management_cost
+        cost = (
+            policy.shared_cost(len(partners))
+            if award.annual_management_cost is None
+            else award.annual_management_cost
+        )
         phases.append(Phase(p0, p1, partners, baseline, budgets, cost, _weights(shares, caps), caps))
     return phases
 
 
 def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> ContractFigures:
     award: TenderAwarded = fact.payload
-    missing = [f"{s.partner_id}/{s.need_id}" for s in award.partners if (s.partner_id, s.need_id) not in facts.needs]
+    missing = [
+        f"{s.partner_id}/{s.need_id}" for s in award.partners if (s.partner_id, s.need_id) not in facts.needs
+    ]
     estimated = award.annual_management_cost is None
     end = award.contract_end + DAY
     decommission = facts.decommissions.get(award.contract_id)
@@ -311,12 +329,30 @@ def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> C
         status = "active"
     actuals = _actuals(facts.returns.get(award.contract_id, {}), award.lead_partner_id)
     phases = _phases(award, facts, policy, max(end, award.contract_start + DAY))
-    segs = [seg for ph in phases if ph.start < end
-            for seg in segments(ph.baseline, ph.shared_cost, ph.start, min(ph.end, end), actuals, award.contract_start)]
+    segs = [
+        seg
+        for ph in phases
+        if ph.start < end
+        for seg in segments(
+            ph.baseline, ph.shared_cost, ph.start, min(ph.end, end), actuals, award.contract_start
+        )
+    ]
     now = next((ph for ph in reversed(phases) if ph.start <= today), phases[0])  # the run-rate's phase
     shown = {k: str(v) for k, v in decommission.payload.model_dump().items()} if decommission else None
-    return ContractFigures(award, now.baseline, now.budgets, now.shared_cost, estimated, missing, end, status, segs,
-                           shown, phases=phases, current=now)
+    return ContractFigures(
+        award,
+        now.baseline,
+        now.budgets,
+        now.shared_cost,
+        estimated,
+        missing,
+        end,
+        status,
+        segs,
+        shown,
+        phases=phases,
+        current=now,
+    )
 
 
 def _weights(shares: list[AwardShare], baselines: dict[str, int]) -> dict[str, int]:
@@ -363,12 +399,23 @@ def _payback(days: list[tuple[date, date, Fraction]], target: Fraction) -> date 
     return None
 
 
-def _key(fact: Fact, facts: Facts, today: date | None, buckets: tuple[tuple[date, date], ...],
-         policy: SavingsPolicy) -> tuple[Any, ...]:
+def _key(
+    fact: Fact,
+    facts: Facts,
+    today: date | None,
+    buckets: tuple[tuple[date, date], ...],
+    policy: SavingsPolicy,
+) -> tuple[Any, ...]:
     """Everything a contract's figures depend on: equal keys, equal figures."""
     a = fact.payload
-    needs = tuple((s.partner_id, s.need_id, facts.needs[(s.partner_id, s.need_id)].key
-                   if (s.partner_id, s.need_id) in facts.needs else None) for s in a.partners)
+    needs = tuple(
+        (
+            s.partner_id,
+            s.need_id,
+            facts.needs[(s.partner_id, s.need_id)].key if (s.partner_id, s.need_id) in facts.needs else None,
+        )
+        for s in a.partners
+    )
     d = facts.decommissions.get(a.contract_id)
     returns = tuple(sorted((period, f.key) for period, f in facts.returns.get(a.contract_id, {}).items()))
     exits = tuple(sorted((pid, f.key) for (cid, pid), f in facts.exits.items() if cid == a.contract_id))
@@ -401,8 +448,14 @@ def _by_phase(c: ContractFigures, total: int, a: date, b: date) -> dict[str, int
     return dict(out)
 
 
-def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None,
-             buckets: tuple[tuple[date, date], ...], factors: list[Fraction]) -> ContractFigures:
+def _figures(
+    fact: Fact,
+    facts: Facts,
+    policy: SavingsPolicy,
+    today: date | None,
+    buckets: tuple[tuple[date, date], ...],
+    factors: list[Fraction],
+) -> ContractFigures:
     c = _contract(fact, facts, policy, today or date.min)
     stop = (today + DAY) if today else date.min
     c.realised_p = pence(_saved(c.segments, c.award.contract_start, stop))
@@ -412,10 +465,13 @@ def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None
         c.years_disc_p.append(pence(exact * discount))
     now = c.current
     assert now is not None
-    c.shares = {"annual_saving": capped_split(pence(c.annual_saving), now.weights, now.caps),
-                "realised_saving": _by_phase(c, c.realised_p, c.award.contract_start, stop),
-                "projected_saving": _by_phase(c, sum(c.years_p), *(buckets[0][0], buckets[-1][1]) if buckets else
-                                              (date.min, date.min))}
+    c.shares = {
+        "annual_saving": capped_split(pence(c.annual_saving), now.weights, now.caps),
+        "realised_saving": _by_phase(c, c.realised_p, c.award.contract_start, stop),
+        "projected_saving": _by_phase(
+            c, sum(c.years_p), *(buckets[0][0], buckets[-1][1]) if buckets else (date.min, date.min)
+        ),
+    }
     for s in c.award.partners:
         c.additions.append((s.partner_id, "annual_saving", 0))  # every partner of a contract has a row
     if c.status == "active":
@@ -440,7 +496,8 @@ def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None
         "partners": len({s.partner_id for s in a.partners}),
         "arrangements_replaced": sum(
             facts.needs[(s.partner_id, s.need_id)].payload.current_arrangements
-            for s in a.partners if (s.partner_id, s.need_id) in facts.needs
+            for s in a.partners
+            if (s.partner_id, s.need_id) in facts.needs
         ),
         "baseline_annual_cost": _d(c.baseline),
         "shared_annual_cost": _d(c.shared_cost),
@@ -455,7 +512,9 @@ def _figures(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date | None
     return c
 
 
-def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigures] | None = None) -> dict[str, Any]:
+def project(
+    facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigures] | None = None
+) -> dict[str, Any]:
     """Every figure, as JSON-ready data (money as strings with 2 places). `cache` (kept by the
     caller between calls) memoises each contract's figures on everything they depend on; it is
     left holding only the figures this call used."""
@@ -488,7 +547,9 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     invest_disc = Fraction(0)
     if span:
         for f in facts.investments.values():
-            k = max(0, next((i for i, (b0, b1) in enumerate(buckets) if b0 <= f.payload.date < b1), len(buckets)))
+            k = max(
+                0, next((i for i, (b0, b1) in enumerate(buckets) if b0 <= f.payload.date < b1), len(buckets))
+            )
             invest_disc += Fraction(f.payload.amount) * factor**k
     invest_disc_p = pence(invest_disc)
 
@@ -536,11 +597,15 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
             slot = (s.partner_id, s.need_id)
             other = in_contract.get(slot)
             if other is not None and other.status == "active" and c.status == "active":
-                warnings.append(f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: {other.award.contract_id}, {c.award.contract_id}")
+                warnings.append(
+                    f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: {other.award.contract_id}, {c.award.contract_id}"
+                )
             if other is None or c.status == "active":
                 in_contract[slot] = c
         if c.needs_missing:
-            warnings.append(f"contract {c.award.contract_id} names needs not yet identified: {', '.join(c.needs_missing)}")
+            warnings.append(
+                f"contract {c.award.contract_id} names needs not yet identified: {', '.join(c.needs_missing)}"
+            )
 
     baseline_p = sum(pence(c.baseline) for c in active)
     shared_p = sum(pence(c.shared_cost) for c in active)
@@ -550,14 +615,16 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     for k, (b0, b1) in enumerate(buckets):
         saving = sum(c.years_p[k] for c in contracts)
         cumulative += saving
-        years.append({
-            "year": k + 1,
-            "from": b0.isoformat(),
-            "to": (b1 - DAY).isoformat(),
-            "saving": _m(saving),
-            "discounted_saving": _m(sum(c.years_disc_p[k] for c in contracts)),
-            "cumulative_saving": _m(cumulative),
-        })
+        years.append(
+            {
+                "year": k + 1,
+                "from": b0.isoformat(),
+                "to": (b1 - DAY).isoformat(),
+                "saving": _m(saving),
+                "discounted_saving": _m(sum(c.years_disc_p[k] for c in contracts)),
+                "cumulative_saving": _m(cumulative),
+            }
+        )
 
     rows: dict[Any, dict[str, Any]] = {}
     figures = {
@@ -588,10 +655,14 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
             "months": policy.horizon_months,
         },
         "years": years,
-        "partners": [{"partner_id": pid, **{k: _m(v) for k, v in row.items()}} for pid, row in sorted(partners.items())],
+        "partners": [
+            {"partner_id": pid, **{k: _m(v) for k, v in row.items()}} for pid, row in sorted(partners.items())
+        ],
         "contracts": [c.row for c in contracts],
-        "needs": [_need_row(need_rows, rows, pid, nid, f, in_contract.get((pid, nid)))
-                  for (pid, nid), f in sorted(facts.needs.items())],
+        "needs": [
+            _need_row(need_rows, rows, pid, nid, f, in_contract.get((pid, nid)))
+            for (pid, nid), f in sorted(facts.needs.items())
+        ],
         "warnings": warnings,
         "events_applied": len(facts.applied),
     }
@@ -599,19 +670,37 @@ def project(facts: Facts, policy: SavingsPolicy, cache: dict[Any, ContractFigure
     return figures
 
 
-_PARTNER_FIGURES = ("annual_saving", "realised_saving", "projected_saving", "investment", "baseline_annual_cost")
+_PARTNER_FIGURES = (
+    "annual_saving",
+    "realised_saving",
+    "projected_saving",
+    "investment",
+    "baseline_annual_cost",
+)
 _NEED_ROWS = ("need rows",)  # where `cache` keeps the needs table's rows
 
 
-def _need_row(cached: dict[Any, dict[str, Any]], rows: dict[Any, dict[str, Any]], pid: str, nid: str, f: Fact,
-              c: ContractFigures | None) -> dict[str, Any]:
+def _need_row(
+    cached: dict[Any, dict[str, Any]],
+    rows: dict[Any, dict[str, Any]],
+    pid: str,
+    nid: str,
+    f: Fact,
+    c: ContractFigures | None,
+) -> dict[str, Any]:
     key = (f.key, c.award.contract_id if c else None, _need_status(c))
     row = cached.get(key)
     if row is None:
         p = f.payload
-        row = {"partner_id": pid, "need_id": nid, "service_category": p.service_category,
-               "baseline_annual_cost": _d(p.current_annual_resource_cost),  # no budget: confidential
-               "current_arrangements": p.current_arrangements, "contract_id": key[1], "status": key[2]}
+        row = {
+            "partner_id": pid,
+            "need_id": nid,
+            "service_category": p.service_category,
+            "baseline_annual_cost": _d(p.current_annual_resource_cost),  # no budget: confidential
+            "current_arrangements": p.current_arrangements,
+            "contract_id": key[1],
+            "status": key[2],
+        }
     rows[key] = row
     return row
 

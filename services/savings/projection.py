@@ -33,9 +33,13 @@ TYPES = (
 
 
 class Projection(EventSetState[Facts]):
-    def __init__(self, redis: Redis, streams: Streams, policy: SavingsPolicy, ports: Ports | None = None) -> None:
+    def __init__(
+        self, redis: Redis, streams: Streams, policy: SavingsPolicy, ports: Ports | None = None
+    ) -> None:
         self.running = Running(policy)  # its fold notes what each event touches
-        super().__init__(ports or redis_ports(redis, streams, "savings"), streams, "savings", Facts, self.running.fold)
+        super().__init__(
+            ports or redis_ports(redis, streams, "savings"), streams, "savings", Facts, self.running.fold
+        )
         self.policy = policy
         self.figures: dict[str, Any] = self.running.figures(self.index)
         #: incremental figures cost little: publish after each batch, still never spending more
@@ -71,6 +75,14 @@ class Projection(EventSetState[Facts]):
 
     @staticmethod
     def _event(data: dict[str, Any]) -> bytes:
-        return to_json(CloudEvent(specversion="1.0", id=str(uuid.uuid4()), source=SOURCE,
-                                  type="savings.updated", time=datetime.now(timezone.utc),
-                                  datacontenttype="application/json", data=data))
+        return to_json(
+            CloudEvent(
+                specversion="1.0",
+                id=str(uuid.uuid4()),
+                source=SOURCE,
+                type="savings.updated",
+                time=datetime.now(timezone.utc),
+                datacontenttype="application/json",
+                data=data,
+            )
+        )

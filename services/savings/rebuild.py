@@ -57,8 +57,9 @@ return redis.call('INCR', KEYS[5])
 """
 
 
-async def rebuild(redis: Redis, streams: Streams, out: TextIO = sys.stderr,
-                  archive: Archive | None = None) -> dict[str, Any]:
+async def rebuild(
+    redis: Redis, streams: Streams, out: TextIO = sys.stderr, archive: Archive | None = None
+) -> dict[str, Any]:
     projection = Projection(redis, streams, savings_policy())
     await projection.load()
     before = projection.figures

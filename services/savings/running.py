@@ -61,8 +61,12 @@ class Running:
         if facts is not self.facts:
             return facts  # an index being loaded: it is taken whole at the next `figures`
         match payload:
-            case (TenderAwarded() | MonitoringReturnSubmitted() | ContractDecommissioned()
-                  | ContractMemberExited()):
+            case (
+                TenderAwarded()
+                | MonitoringReturnSubmitted()
+                | ContractDecommissioned()
+                | ContractMemberExited()
+            ):
                 self._dirty.add(payload.contract_id)
             case NeedIdentified():
                 slot = (payload.partner_id, payload.need_id)
@@ -182,8 +186,10 @@ class Running:
             slot = (s.partner_id, s.need_id)
             other = held[slot] if slot in held else self._holder(slot, c.award.contract_id)
             if other is not None and other.status == "active" and c.status == "active":
-                out.append(f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: "
-                           f"{other.award.contract_id}, {c.award.contract_id}")
+                out.append(
+                    f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: "
+                    f"{other.award.contract_id}, {c.award.contract_id}"
+                )
             held[slot] = c if other is None or c.status == "active" else other
         if c.needs_missing:
             missing = ", ".join(c.needs_missing)
@@ -218,8 +224,14 @@ class Running:
 
     # -- the document ------------------------------------------------------------------------
 
-    def _view(self, facts: Facts, today: date | None, span: tuple[date, date] | None,
-              buckets: list[tuple[date, date]], factor: Fraction) -> dict[str, Any]:
+    def _view(
+        self,
+        facts: Facts,
+        today: date | None,
+        span: tuple[date, date] | None,
+        buckets: list[tuple[date, date]],
+        factor: Fraction,
+    ) -> dict[str, Any]:
         m, s = model._m, self._sums
         invest_p = sum(pence(f.payload.amount) for f in facts.investments.values())
         invest_disc = Fraction(0)
@@ -249,9 +261,16 @@ class Running:
         years, cumulative = [], 0
         for k, (b0, b1) in enumerate(buckets):
             cumulative += self._years[k]
-            years.append({"year": k + 1, "from": b0.isoformat(), "to": (b1 - DAY).isoformat(),
-                          "saving": m(self._years[k]), "discounted_saving": m(self._years_disc[k]),
-                          "cumulative_saving": m(cumulative)})
+            years.append(
+                {
+                    "year": k + 1,
+                    "from": b0.isoformat(),
+                    "to": (b1 - DAY).isoformat(),
+                    "saving": m(self._years[k]),
+                    "discounted_saving": m(self._years_disc[k]),
+                    "cumulative_saving": m(cumulative),
+                }
+            )
         contracts = [self._contracts[cid] for cid in self._ids]
         return {
             "as_of": today.isoformat() if today else None,
@@ -281,8 +300,10 @@ class Running:
                 "months": self.policy.horizon_months,
             },
             "years": years,
-            "partners": [{"partner_id": pid, **{k: m(row.get(k, 0)) for k in model._PARTNER_FIGURES}}
-                         for pid, row in sorted(partners.items())],
+            "partners": [
+                {"partner_id": pid, **{k: m(row.get(k, 0)) for k in model._PARTNER_FIGURES}}
+                for pid, row in sorted(partners.items())
+            ],
             "contracts": [c.row for c in contracts],
             "needs": list(self._need_list),  # a copy: the next batch changes the table in place
             "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],

@@ -88,7 +88,9 @@ class MemoryDecisionLog:
                 self.streams.add(names.accepted(d.type), {"event": raw})
             else:
                 reason = json.dumps(d.refused.reason(), separators=(",", ":"))
-                self.streams.add(names.rejected(d.partner), {"event": raw, "reason": reason, "inbound_id": inbound})
+                self.streams.add(
+                    names.rejected(d.partner), {"event": raw, "reason": reason, "inbound_id": inbound}
+                )
                 del self.requests[d.key]
             out.append(d.verdict)
         return out
@@ -104,7 +106,9 @@ class MemoryStateStore:
     """shared.ports.StateStore in a dict and a list. Held requests of an owner live in the same
     set, so its decision log reads them from here (`decisions`)."""
 
-    def __init__(self, streams: MemoryStreams | None = None, decisions: MemoryDecisionLog | None = None) -> None:
+    def __init__(
+        self, streams: MemoryStreams | None = None, decisions: MemoryDecisionLog | None = None
+    ) -> None:
         self.streams = streams or MemoryStreams()
         self.events: dict[str, bytes] = decisions.requests if decisions is not None else {}
         self.log: list[tuple[str, str]] = []
@@ -133,7 +137,7 @@ class MemoryStateStore:
 
     async def since(self, position: str, count: int) -> tuple[str, list[str]]:
         after = int(position.partition("-")[0])
-        found = self.log[after:after + count]
+        found = self.log[after : after + count]
         return (found[-1][0], [k for _, k in found]) if found else (position, [])
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -153,7 +157,9 @@ class MemoryBacklog:
         return min(pending, key=lambda e: tuple(map(int, e[0].split("-")))) if pending else None
 
     async def behind(self, streams: Sequence[str]) -> bool:
-        return any(self.unacked.get((s, g)) for s, g in self.unacked if s in streams) or bool(self.unread & set(streams))
+        return any(self.unacked.get((s, g)) for s, g in self.unacked if s in streams) or bool(
+            self.unread & set(streams)
+        )
 
 
 class MemoryVersions:
@@ -166,8 +172,14 @@ class MemoryVersions:
     async def all(self) -> dict[str, dict[str, Any]]:
         return self.versions
 
-    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
-                      stream: str, fields: dict[str, str | bytes]) -> bool:
+    async def publish(
+        self,
+        entity: str,
+        expected: dict[str, Any] | None,
+        new: dict[str, Any],
+        stream: str,
+        fields: dict[str, str | bytes],
+    ) -> bool:
         if self.versions.get(entity) != (json.loads(json.dumps(expected)) if expected is not None else None):
             return False
         self.versions[entity] = json.loads(json.dumps(new))
@@ -180,5 +192,9 @@ def memory_ports(streams: MemoryStreams | None = None) -> Ports:
     world = streams or MemoryStreams()
     decisions = MemoryDecisionLog(world)
     versions: dict[str, MemoryVersions] = {}
-    return Ports(state=MemoryStateStore(world, decisions), decisions=decisions, backlog=MemoryBacklog(),
-                 versions=lambda name: versions.setdefault(name, MemoryVersions(world)))
+    return Ports(
+        state=MemoryStateStore(world, decisions),
+        decisions=decisions,
+        backlog=MemoryBacklog(),
+        versions=lambda name: versions.setdefault(name, MemoryVersions(world)),
+    )

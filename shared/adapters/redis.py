@@ -172,11 +172,19 @@ class RedisVersions:
             self._copy = {k.decode(): json.loads(v) async for k, v in _hscan(self.redis, self.key)}
         return self._copy
 
-    async def publish(self, entity: str, expected: dict[str, Any] | None, new: dict[str, Any],
-                      stream: str, fields: dict[str, str | bytes]) -> bool:
+    async def publish(
+        self,
+        entity: str,
+        expected: dict[str, Any] | None,
+        new: dict[str, Any],
+        stream: str,
+        fields: dict[str, str | bytes],
+    ) -> bool:
         flat = [x for kv in fields.items() for x in kv]
         try:
-            done = bool(await self._script(keys=[self.key, stream], args=[entity, _dump(expected), _dump(new), *flat]))
+            done = bool(
+                await self._script(keys=[self.key, stream], args=[entity, _dump(expected), _dump(new), *flat])
+            )
         except Exception:
             self._copy = None
             raise
@@ -193,5 +201,9 @@ def _dump(version: dict[str, Any] | None) -> str:
 
 def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
     """A service's ports on Redis, under its state keys `P:state:<service>:…`."""
-    return Ports(state=RedisStateStore(redis, streams, service), decisions=RedisDecisionLog(redis, streams, service),
-                 backlog=RedisBacklog(redis), versions=lambda name: RedisVersions(redis, streams.state(service, name)))
+    return Ports(
+        state=RedisStateStore(redis, streams, service),
+        decisions=RedisDecisionLog(redis, streams, service),
+        backlog=RedisBacklog(redis),
+        versions=lambda name: RedisVersions(redis, streams.state(service, name)),
+    )

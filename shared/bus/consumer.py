@@ -261,8 +261,9 @@ class Bus:
         seen, errors = self.streams.seen(sub.group), self.streams.errors(sub.group)
         results: list[Any] = []
         if effects:  # every effect and ack in one script call: one round trip for the batch
-            results = await self._apply(keys=[seen, sub.stream, errors, *_touched(effects)],
-                                        args=_apply_args(sub.group, effects))
+            results = await self._apply(
+                keys=[seen, sub.stream, errors, *_touched(effects)], args=_apply_args(sub.group, effects)
+            )
         if poisoned or failed:
             pipe = self.redis.pipeline(transaction=False)
             for entry, p in poisoned:
@@ -457,9 +458,7 @@ def _s(value: bytes | str) -> str:
 
 
 def _error_json(e: BaseException) -> str:
-    return json.dumps(
-        {"code": "handler_error", "message": f"{type(e).__name__}: {e}", "at": time.time()}
-    )
+    return json.dumps({"code": "handler_error", "message": f"{type(e).__name__}: {e}", "at": time.time()})
 
 
 async def _parse_batch(message: Any) -> RedisBatchStreamMessage:

@@ -33,7 +33,6 @@ DecommissionReason = Literal[
 Rating = Literal["on_target", "approaching_target", "requires_improvement", "inadequate"]
 
 
-
 class Kpi(Payload):
     kpi_id: Ident
     target: Quantity

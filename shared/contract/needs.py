@@ -24,7 +24,6 @@ from shared.money import IsoDate, Money
 Revision = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
 
 
-
 class NeedIdentified(Payload):
     type: ClassVar[str] = "need.identified"
 

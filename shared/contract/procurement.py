@@ -25,7 +25,6 @@ from shared.money import IsoDate, Money, Quantity
 Score = Annotated[Quantity, Field(ge=0, le=100)]
 
 
-
 class Supplier(Payload):
     id: Ident
     name: Text
@@ -96,7 +95,8 @@ class TenderRequested(Payload):
     service_category: Ident
     kind: Literal["service", "project"] = "service"
     commissioning_model: Literal["aligned_budgets", "stand_alone_partnership", "single_partner"] = (
-        "aligned_budgets")
+        "aligned_budgets"
+    )
     partners: Annotated[tuple[AwardShare, ...], Field(min_length=1, max_length=500)]
     estimated_annual_value: Money
     term_months: Annotated[StrictInt, Field(ge=1, le=240)]
@@ -114,7 +114,8 @@ class TenderRequested(Payload):
     def _dates(self) -> TenderRequested:
         if not self.date <= self.clarification_deadline <= self.closing_date <= self.contract_start:
             raise ValueError(
-                "dates must run: date <= clarification_deadline <= closing_date <= contract_start")
+                "dates must run: date <= clarification_deadline <= closing_date <= contract_start"
+            )
         return self
 
 

@@ -75,11 +75,15 @@ PAYLOADS: dict[str, type[Payload]] = {
     OpportunityIdentified.type: OpportunityIdentified,
     OpportunityUpdated.type: OpportunityUpdated,
     "monitoring.return.accepted": MonitoringReturnJudged,
-    **{f"performance.concern.{s}": PerformanceConcern
-       for s in ("raised", "escalated", "termination_considered", "resolved")},
+    **{
+        f"performance.concern.{s}": PerformanceConcern
+        for s in ("raised", "escalated", "termination_considered", "resolved")
+    },
     PaymentCalculated.type: PaymentCalculated,
     "monitoring.return.overdue": ReturnOverdue,
     "monitoring.return.received": ReturnOverdue,
-    **{f"tender.{s}": TenderNotice
-       for s in ("published", "closed", "award.intended", "evaluation.published", "cancelled")},
+    **{
+        f"tender.{s}": TenderNotice
+        for s in ("published", "closed", "award.intended", "evaluation.published", "cancelled")
+    },
 }

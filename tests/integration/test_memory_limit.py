@@ -40,7 +40,10 @@ def test_a_filling_redis_is_reported_then_refuses_writes_rather_than_evicting(
             for s in f.samples
         }
         assert metrics["commissioning_redis_memory_max_bytes"] == limit
-        assert metrics["commissioning_redis_memory_used_bytes"] >= 0.85 * limit
+        # as Redis itself says right after the scrape (memory moves a little between the fill and
+        # the scrape: buffers freed, streams trimmed)
+        used = metrics["commissioning_redis_memory_used_bytes"]
+        assert abs(used - r.info("memory")["used_memory"]) < 0.05 * limit and used >= 0.8 * limit
         while r.info("memory")["used_memory"] < 0.94 * limit:
             r.set(f"filler:{n}", b"x" * 2**20)
             n += 1

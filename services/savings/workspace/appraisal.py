@@ -102,7 +102,9 @@ def annuity(rate: Decimal, years: int) -> Fraction:
 
 def appraise(baseline: Decimal, options: list[OptionInput], horizon_years: int, rate: Decimal) -> Appraisal:
     r = _f(rate)
-    raw: dict[str, tuple[Fraction, Fraction]] = {DO_NOTHING: (Fraction(0), Fraction(0))}  # one-off, annual saving
+    raw: dict[str, tuple[Fraction, Fraction]] = {
+        DO_NOTHING: (Fraction(0), Fraction(0))
+    }  # one-off, annual saving
     results: list[OptionResult] = []
     for o in options:
         saving = _f(baseline) - _f(o.annual_cost)
@@ -117,16 +119,41 @@ def appraise(baseline: Decimal, options: list[OptionInput], horizon_years: int, 
             years.append(YearFigure(t, round_money(saving), round_money(discounted), round_money(cumulative)))
         if one_off == 0 and saving > 0:
             payback = 0
-        results.append(OptionResult(o.option, round_money(_f(o.annual_cost)), round_money(saving), round_money(one_off),
-                                    round_money(cumulative), payback, tuple(years)))
+        results.append(
+            OptionResult(
+                o.option,
+                round_money(_f(o.annual_cost)),
+                round_money(saving),
+                round_money(one_off),
+                round_money(cumulative),
+                payback,
+                tuple(years),
+            )
+        )
     if DO_NOTHING not in {o.option for o in options}:
-        results.append(OptionResult(DO_NOTHING, round_money(_f(baseline)), Decimal("0.00"), Decimal("0.00"),
-                                    Decimal("0.00"), None, ()))
+        results.append(
+            OptionResult(
+                DO_NOTHING,
+                round_money(_f(baseline)),
+                Decimal("0.00"),
+                Decimal("0.00"),
+                Decimal("0.00"),
+                None,
+                (),
+            )
+        )
     a = annuity(rate, horizon_years)
     npv = {name: -o + a * s for name, (o, s) in raw.items()}
     best = max(npv, key=lambda n: (npv[n], n == DO_NOTHING))  # a tie goes to doing nothing
-    return Appraisal(horizon_years, rate, round_money(_f(baseline)), tuple(results), best,
-                     _switch(raw, best, a, moves="savings"), _switch(raw, best, a, moves="one_off"))
+    return Appraisal(
+        horizon_years,
+        rate,
+        round_money(_f(baseline)),
+        tuple(results),
+        best,
+        _switch(raw, best, a, moves="savings"),
+        _switch(raw, best, a, moves="one_off"),
+    )
 
 
 def _switch(raw: dict[str, tuple[Fraction, Fraction]], best: str, a: Fraction, moves: str) -> Switch | None:
@@ -156,13 +183,21 @@ def _switch(raw: dict[str, tuple[Fraction, Fraction]], best: str, a: Fraction, m
     if not found:
         return None
     k, name = max(found) if moves == "savings" else min(found)
-    return Switch(name, (Decimal(k.numerator) / Decimal(k.denominator)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+    return Switch(
+        name,
+        (Decimal(k.numerator) / Decimal(k.denominator)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP),
+    )
 
 
-def option_inputs(options: list[tuple[str, Decimal]], partners: int, policy: AppraisalPolicy) -> list[OptionInput]:
+def option_inputs(
+    options: list[tuple[str, Decimal]], partners: int, policy: AppraisalPolicy
+) -> list[OptionInput]:
     """The options an opportunity names (option, running cost a year) with their one-off costs."""
     one_off = {
         "aligned_budgets": policy.one_off_lead_commissioner,
-        "stand_alone_partnership": policy.one_off_lead_commissioner + policy.one_off_partnership_per_partner * partners,
+        "stand_alone_partnership": policy.one_off_lead_commissioner
+        + policy.one_off_partnership_per_partner * partners,
     }
-    return [OptionInput(name, cost, one_off.get(name, Decimal(0))) for name, cost in options if name != DO_NOTHING]
+    return [
+        OptionInput(name, cost, one_off.get(name, Decimal(0))) for name, cost in options if name != DO_NOTHING
+    ]

@@ -19,10 +19,23 @@ from typing import Any
 from services.savings import model as savings
 from services.savings.workspace.appraisal import Appraisal, AppraisalPolicy, appraise, option_inputs
 from shared.dates import add_months
-from shared.events import (ContractDecommissioned, ContractMemberExited, ContractSlaAgreed, InvestmentRecorded,
-                           MonitoringReturnJudged, MonitoringReturnSubmitted, NeedIdentified, NeedWithdrawn,
-                           OpportunityIdentified, Payload, PaymentCalculated, PerformanceConcern, ReturnOverdue,
-                           TenderAwarded, TenderNotice)
+from shared.events import (
+    ContractDecommissioned,
+    ContractMemberExited,
+    ContractSlaAgreed,
+    InvestmentRecorded,
+    MonitoringReturnJudged,
+    MonitoringReturnSubmitted,
+    NeedIdentified,
+    NeedWithdrawn,
+    OpportunityIdentified,
+    Payload,
+    PaymentCalculated,
+    PerformanceConcern,
+    ReturnOverdue,
+    TenderAwarded,
+    TenderNotice,
+)
 from shared.money import round_money
 from shared.policy import SavingsPolicy
 
@@ -33,10 +46,21 @@ REVIEW_NOTICE_MONTHS = 3
 #: how far ahead the pipeline plans recommissioning
 PLANNING_MONTHS = 12
 
-RAG = {"on_target": "green", "approaching_target": "amber", "requires_improvement": "amber", "inadequate": "red"}
+RAG = {
+    "on_target": "green",
+    "approaching_target": "amber",
+    "requires_improvement": "amber",
+    "inadequate": "red",
+}
 SUBJECTS = ("contract_id", "tender_id", "opportunity_id", "need_id", "investment_id")
-SAVINGS_TYPES = (NeedIdentified, TenderAwarded, MonitoringReturnSubmitted, ContractDecommissioned,
-                 ContractMemberExited, InvestmentRecorded)
+SAVINGS_TYPES = (
+    NeedIdentified,
+    TenderAwarded,
+    MonitoringReturnSubmitted,
+    ContractDecommissioned,
+    ContractMemberExited,
+    InvestmentRecorded,
+)
 
 
 @dataclass(frozen=True)
@@ -171,18 +195,45 @@ def overview(ws: Workspace, names: dict[str, str], policy: SavingsPolicy) -> Ove
         invest = _d(p["investment"])
         projected = _d(p["projected_saving"])
         roi = round_money((projected - invest) / invest) if invest else None
-        partners.append(PartnerRow(p["partner_id"], names.get(p["partner_id"], p["partner_id"]), _d(p["baseline_annual_cost"]),
-                                   _d(p["baseline_annual_cost"]) - _d(p["annual_saving"]), _d(p["annual_saving"]),
-                                   _d(p["realised_saving"]), projected, invest, roi))
+        partners.append(
+            PartnerRow(
+                p["partner_id"],
+                names.get(p["partner_id"], p["partner_id"]),
+                _d(p["baseline_annual_cost"]),
+                _d(p["baseline_annual_cost"]) - _d(p["annual_saving"]),
+                _d(p["annual_saving"]),
+                _d(p["realised_saving"]),
+                projected,
+                invest,
+                roi,
+            )
+        )
     partners.sort(key=lambda r: (-r.annual_saving, r.name))
-    years = tuple(YearRow(y["year"], date.fromisoformat(y["from"]), date.fromisoformat(y["to"]), _d(y["saving"]),
-                          _d(y["discounted_saving"]), _d(y["cumulative_saving"])) for y in fig.get("years", []))
+    years = tuple(
+        YearRow(
+            y["year"],
+            date.fromisoformat(y["from"]),
+            date.fromisoformat(y["to"]),
+            _d(y["saving"]),
+            _d(y["discounted_saving"]),
+            _d(y["cumulative_saving"]),
+        )
+        for y in fig.get("years", [])
+    )
     disc = fig.get("discounted") or {}
     return Overview(
-        date.fromisoformat(fig["as_of"]) if fig.get("as_of") else None, _d(pf["baseline_annual_cost"]),
-        _d(pf["shared_annual_cost"]), _d(pf["annual_saving"]), _d(pf["investment"]), _d(pf["projected_saving"]),
-        _d(pf["realised_saving"]), _d(pf["roi"]) if pf.get("roi") is not None else None,
-        _d(disc["npv"]) if disc.get("npv") is not None else None, tuple(partners), years)
+        date.fromisoformat(fig["as_of"]) if fig.get("as_of") else None,
+        _d(pf["baseline_annual_cost"]),
+        _d(pf["shared_annual_cost"]),
+        _d(pf["annual_saving"]),
+        _d(pf["investment"]),
+        _d(pf["projected_saving"]),
+        _d(pf["realised_saving"]),
+        _d(pf["roi"]) if pf.get("roi") is not None else None,
+        _d(disc["npv"]) if disc.get("npv") is not None else None,
+        tuple(partners),
+        years,
+    )
 
 
 @dataclass(frozen=True)
@@ -249,8 +300,15 @@ def contracts(ws: Workspace, names: dict[str, str], today: date | None) -> tuple
         a: TenderAwarded = fact.payload
         dec = ws.facts.decommissions.get(cid)
         end = min(a.contract_end, dec.payload.effective_date) if dec else a.contract_end
-        status = ("decommissioned" if dec and today and dec.payload.effective_date <= today else
-                  "ended" if today and end < today else "active" if today and a.contract_start <= today else "awarded")
+        status = (
+            "decommissioned"
+            if dec and today and dec.payload.effective_date <= today
+            else "ended"
+            if today and end < today
+            else "active"
+            if today and a.contract_start <= today
+            else "awarded"
+        )
         sla = ws.slas.get(cid)
         judged = sorted(by_contract.get(cid, []), key=lambda j: (j.period_end, j.partner_id))
         series: dict[str, list[tuple[date, Decimal]]] = {}
@@ -259,29 +317,82 @@ def contracts(ws: Workspace, names: dict[str, str], today: date | None) -> tuple
             for k in j.ratings:
                 series.setdefault(k.kpi_id, []).append((j.period_end, Decimal(k.achievement)))
                 latest[k.kpi_id] = k
-        kpis = tuple(KpiRow(k.kpi_id, k.target, k.actual, k.rating.replace("_", " "), RAG[k.rating], _trend(series[k.kpi_id]))
-                     for k in (latest[i] for i in sorted(latest)))
+        kpis = tuple(
+            KpiRow(
+                k.kpi_id,
+                k.target,
+                k.actual,
+                k.rating.replace("_", " "),
+                RAG[k.rating],
+                _trend(series[k.kpi_id]),
+            )
+            for k in (latest[i] for i in sorted(latest))
+        )
         if sla is not None:
-            kpis += tuple(KpiRow(t.kpi_id, str(t.target), "", "no return yet", "grey", "no return")
-                          for t in sla.kpis if t.kpi_id not in latest)
-        overdue = tuple(sorted(o.period_end for (c, _, _), o in ws.overdue.items() if c == cid and o.status == "overdue"))
-        open_concerns = tuple(sorted((ConcernRow(c.concern_id, c.kpi_id, c.status.replace("_", " "), c.raised_for,
-                                                 c.improvement_plan_due)
-                                      for c in ws.concerns.values() if c.contract_id == cid and c.status != "resolved"),
-                                     key=lambda c: c.raised_for))
+            kpis += tuple(
+                KpiRow(t.kpi_id, str(t.target), "", "no return yet", "grey", "no return")
+                for t in sla.kpis
+                if t.kpi_id not in latest
+            )
+        overdue = tuple(
+            sorted(o.period_end for (c, _, _), o in ws.overdue.items() if c == cid and o.status == "overdue")
+        )
+        open_concerns = tuple(
+            sorted(
+                (
+                    ConcernRow(
+                        c.concern_id,
+                        c.kpi_id,
+                        c.status.replace("_", " "),
+                        c.raised_for,
+                        c.improvement_plan_due,
+                    )
+                    for c in ws.concerns.values()
+                    if c.contract_id == cid and c.status != "resolved"
+                ),
+                key=lambda c: c.raised_for,
+            )
+        )
         paid = sum((Decimal(p.total) for p in ws.payments.values() if p.contract_id == cid), Decimal("0.00"))
         review = next_review(a.contract_start, end, today)
         rags = {k.rag for k in kpis}
-        rag = ("grey" if status in ("decommissioned", "ended") else
-               "red" if "red" in rags or any(c.status != "raised" for c in open_concerns) or overdue else
-               "amber" if "amber" in rags or open_concerns else "green" if "green" in rags else "grey")
+        rag = (
+            "grey"
+            if status in ("decommissioned", "ended")
+            else "red"
+            if "red" in rags or any(c.status != "raised" for c in open_concerns) or overdue
+            else "amber"
+            if "amber" in rags or open_concerns
+            else "green"
+            if "green" in rags
+            else "grey"
+        )
         pbr = sla.payment_by_results if sla else None
-        rows.append(ContractRow(
-            cid, a.supplier.id, a.supplier.name, names.get(a.lead_partner_id, a.lead_partner_id),
-            tuple(sorted({names.get(s.partner_id, s.partner_id) for s in a.partners})), a.commissioning_model.replace("_", " "),
-            a.contract_start, end, status, a.annual_value, (sla.monitoring if sla and sla.monitoring else "quarterly"),
-            sla is not None, f"{pbr.share * 100:.0f}% of payment on results" if pbr else "", kpis, len(judged), overdue,
-            open_concerns, round_money(paid), review, add_months(review, -REVIEW_NOTICE_MONTHS) if review else None, rag))
+        rows.append(
+            ContractRow(
+                cid,
+                a.supplier.id,
+                a.supplier.name,
+                names.get(a.lead_partner_id, a.lead_partner_id),
+                tuple(sorted({names.get(s.partner_id, s.partner_id) for s in a.partners})),
+                a.commissioning_model.replace("_", " "),
+                a.contract_start,
+                end,
+                status,
+                a.annual_value,
+                (sla.monitoring if sla and sla.monitoring else "quarterly"),
+                sla is not None,
+                f"{pbr.share * 100:.0f}% of payment on results" if pbr else "",
+                kpis,
+                len(judged),
+                overdue,
+                open_concerns,
+                round_money(paid),
+                review,
+                add_months(review, -REVIEW_NOTICE_MONTHS) if review else None,
+                rag,
+            )
+        )
     return tuple(rows)
 
 
@@ -315,12 +426,20 @@ def providers(rows: tuple[ContractRow, ...]) -> tuple[ProviderRow, ...]:
     for sid in sorted({r.supplier_id for r in rows}):
         mine = [r for r in rows if r.supplier_id == sid]
         rated = [k for r in mine for k in r.kpis if k.rag != "grey"]
-        out.append(ProviderRow(
-            sid, mine[0].supplier, tuple(r.contract_id for r in mine),
-            sum((r.annual_value for r in mine if r.status in ("active", "awarded")), Decimal("0.00")),
-            len({p for r in mine for p in r.partners}), sum(k.rag == "green" for k in rated), len(rated),
-            sum(len(r.concerns) for r in mine), sum(len(r.overdue) for r in mine),
-            max((r.rag for r in mine), key=order.index)))
+        out.append(
+            ProviderRow(
+                sid,
+                mine[0].supplier,
+                tuple(r.contract_id for r in mine),
+                sum((r.annual_value for r in mine if r.status in ("active", "awarded")), Decimal("0.00")),
+                len({p for r in mine for p in r.partners}),
+                sum(k.rag == "green" for k in rated),
+                len(rated),
+                sum(len(r.concerns) for r in mine),
+                sum(len(r.overdue) for r in mine),
+                max((r.rag for r in mine), key=order.index),
+            )
+        )
     return tuple(out)
 
 
@@ -384,52 +503,141 @@ class Pipeline:
     timeline_end: date | None
 
 
-STAGES = ("tender.published", "tender.closed", "tender.award.intended", "tender.evaluation.published", "tender.cancelled")
+STAGES = (
+    "tender.published",
+    "tender.closed",
+    "tender.award.intended",
+    "tender.evaluation.published",
+    "tender.cancelled",
+)
 
 
-def pipeline(ws: Workspace, names: dict[str, str], rows: tuple[ContractRow, ...], today: date | None,
-             policy: AppraisalPolicy) -> Pipeline:
-    needs = tuple(sorted((NeedRow(names.get(p, p), nid, n.title, n.service_category, n.current_arrangements,
-                                  n.current_annual_resource_cost, n.current_arrangements_end,
-                                  "withdrawn" if (p, nid) in ws.withdrawn else "open" if n.open_to_sharing else "not open to sharing")
-                          for (p, nid), n in ws.needs.items()), key=lambda r: (r.category, r.partner)))
-    awarded = {(s.partner_id, s.need_id): cid for cid, f in ws.facts.awards.items() for s in f.payload.partners}
+def pipeline(
+    ws: Workspace,
+    names: dict[str, str],
+    rows: tuple[ContractRow, ...],
+    today: date | None,
+    policy: AppraisalPolicy,
+) -> Pipeline:
+    needs = tuple(
+        sorted(
+            (
+                NeedRow(
+                    names.get(p, p),
+                    nid,
+                    n.title,
+                    n.service_category,
+                    n.current_arrangements,
+                    n.current_annual_resource_cost,
+                    n.current_arrangements_end,
+                    "withdrawn"
+                    if (p, nid) in ws.withdrawn
+                    else "open"
+                    if n.open_to_sharing
+                    else "not open to sharing",
+                )
+                for (p, nid), n in ws.needs.items()
+            ),
+            key=lambda r: (r.category, r.partner),
+        )
+    )
+    awarded = {
+        (s.partner_id, s.need_id): cid for cid, f in ws.facts.awards.items() for s in f.payload.partners
+    }
     opps = []
     for oid, o in sorted(ws.opportunities.items()):
-        baseline = sum((ws.needs[(n.partner_id, n.need_id)].current_annual_resource_cost
-                        for n in o.needs if n.decision != "declined" and (n.partner_id, n.need_id) in ws.needs), Decimal(0))
+        baseline = sum(
+            (
+                ws.needs[(n.partner_id, n.need_id)].current_annual_resource_cost
+                for n in o.needs
+                if n.decision != "declined" and (n.partner_id, n.need_id) in ws.needs
+            ),
+            Decimal(0),
+        )
         count = len({n.partner_id for n in o.needs if n.decision != "declined"})
         inputs = option_inputs([(x.option, x.annual_cost) for x in o.options], count, policy)
-        opps.append(OpportunityRow(
-            oid, o.service_category, o.status.replace("_", " "), o.window_start, o.window_end,
-            names.get(o.lead_partner_id or "", o.lead_partner_id or "none yet"),
-            *(tuple(sorted(names.get(n.partner_id, n.partner_id) for n in o.needs if n.decision == d))
-              for d in ("joined", "declined", "undecided")),
-            appraise(baseline, inputs, policy.horizon_years, policy.discount_rate),
-            next((awarded[(n.partner_id, n.need_id)] for n in o.needs if (n.partner_id, n.need_id) in awarded), None)))
+        opps.append(
+            OpportunityRow(
+                oid,
+                o.service_category,
+                o.status.replace("_", " "),
+                o.window_start,
+                o.window_end,
+                names.get(o.lead_partner_id or "", o.lead_partner_id or "none yet"),
+                *(
+                    tuple(sorted(names.get(n.partner_id, n.partner_id) for n in o.needs if n.decision == d))
+                    for d in ("joined", "declined", "undecided")
+                ),
+                appraise(baseline, inputs, policy.horizon_years, policy.discount_rate),
+                next(
+                    (
+                        awarded[(n.partner_id, n.need_id)]
+                        for n in o.needs
+                        if (n.partner_id, n.need_id) in awarded
+                    ),
+                    None,
+                ),
+            )
+        )
     tenders = []
     for tid, stages in sorted(ws.tenders.items()):
         stage = max(stages, key=STAGES.index)
         pub = stages.get("tender.published")
         extra = (pub.model_extra or {}) if pub else {}
-        tenders.append(TenderRow(tid, str(extra.get("title", tid)), stage.removeprefix("tender.").replace(".", " "),
-                                 str(extra.get("closing_date", ""))))
-    category = {cid: next((ws.needs[(s.partner_id, s.need_id)].service_category for s in f.payload.partners
-                           if (s.partner_id, s.need_id) in ws.needs), "") for cid, f in ws.facts.awards.items()}
+        tenders.append(
+            TenderRow(
+                tid,
+                str(extra.get("title", tid)),
+                stage.removeprefix("tender.").replace(".", " "),
+                str(extra.get("closing_date", "")),
+            )
+        )
+    category = {
+        cid: next(
+            (
+                ws.needs[(s.partner_id, s.need_id)].service_category
+                for s in f.payload.partners
+                if (s.partner_id, s.need_id) in ws.needs
+            ),
+            "",
+        )
+        for cid, f in ws.facts.awards.items()
+    }
     by_category = {o.category: o for o in opps}
-    ends = [(r.end, "contract", r.contract_id, r.supplier, by_category.get(category.get(r.contract_id, "")))
-            for r in rows if r.status in ("active", "awarded")]
-    ends += [(n.current_arrangements_end, "arrangements", n.title, names.get(p, p), by_category.get(n.service_category))
-             for (p, nid), n in ws.needs.items() if (p, nid) not in awarded and (p, nid) not in ws.withdrawn]
+    ends = [
+        (r.end, "contract", r.contract_id, r.supplier, by_category.get(category.get(r.contract_id, "")))
+        for r in rows
+        if r.status in ("active", "awarded")
+    ]
+    ends += [
+        (
+            n.current_arrangements_end,
+            "arrangements",
+            n.title,
+            names.get(p, p),
+            by_category.get(n.service_category),
+        )
+        for (p, nid), n in ws.needs.items()
+        if (p, nid) not in awarded and (p, nid) not in ws.withdrawn
+    ]
     ends.sort(key=lambda e: e[:4])
     start = today or (ends[0][0] if ends else None)
     stop = max([e[0] for e in ends] + ([add_months(start, PLANNING_MONTHS)] if start else []), default=None)
     span = (stop - start).days if start and stop and stop > start else 1
     horizon = add_months(today, PLANNING_MONTHS) if today else None
-    timeline = tuple(EndDate(w, what, subj, who, bool(today and horizon and today <= w <= horizon),
-                             Decimal(max(0, min(100, round(100 * (w - start).days / span)))) if start else Decimal(0),
-                             o.opportunity_id if o else None, o.appraisal.recommendation if o else None)
-                     for w, what, subj, who, o in ends)
+    timeline = tuple(
+        EndDate(
+            w,
+            what,
+            subj,
+            who,
+            bool(today and horizon and today <= w <= horizon),
+            Decimal(max(0, min(100, round(100 * (w - start).days / span)))) if start else Decimal(0),
+            o.opportunity_id if o else None,
+            o.appraisal.recommendation if o else None,
+        )
+        for w, what, subj, who, o in ends
+    )
     return Pipeline(today, needs, tuple(opps), tuple(tenders), timeline, start, stop)
 
 
@@ -437,8 +645,12 @@ def trail(ws: Workspace, query: str = "", limit: int = 500) -> tuple[Entry, ...]
     """Every accepted and refused act kept, newest first; `query` matches the object, type,
     actor or reason (case-insensitive)."""
     q = query.strip().lower()
-    found = [e for entries in ws.trail.values() for e in entries
-             if not q or q in " ".join((e.subject, e.type, e.actor, e.refused or "", e.message)).lower()]
+    found = [
+        e
+        for entries in ws.trail.values()
+        for e in entries
+        if not q or q in " ".join((e.subject, e.type, e.actor, e.refused or "", e.message)).lower()
+    ]
     found.sort(key=lambda e: tuple(int(x) for x in e.stream_id.split("-")), reverse=True)
     return tuple(found[:limit])
 

@@ -31,8 +31,12 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 #: what a search may be: words, ids, dates; nothing else
 SEARCH = re.compile(r"[\w .:@/-]{0,80}")
-FILTERS = {"": "all contracts", "underperforming": "underperforming", "overdue": "with overdue returns",
-           "review": "with an annual review due"}
+FILTERS = {
+    "": "all contracts",
+    "underperforming": "underperforming",
+    "overdue": "with overdue returns",
+    "review": "with an annual review due",
+}
 
 
 def _day(d: date | None) -> str:
@@ -48,16 +52,31 @@ def _pct(x: Decimal | None) -> str:
 
 
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("services.savings.workspace", "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(gbp=lambda x: "–" if x is None else gbp(x), day=_day, pct=_pct,
-                       option=lambda o: OPTION_NAMES.get(o, o))
+    env = Environment(
+        loader=PackageLoader("services.savings.workspace", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        gbp=lambda x: "–" if x is None else gbp(x),
+        day=_day,
+        pct=_pct,
+        option=lambda o: OPTION_NAMES.get(o, o),
+    )
     return env
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", content_type.encode()), (b"cache-control", b"no-store"), *extra]})
+async def _send(
+    send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]] = ()
+) -> None:  # type: ignore[assignment]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-store"), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -66,8 +85,14 @@ class Workspace:
     `/workspace/providers`, `/workspace/audit`, `/workspace/report.csv`, `/workspace/report.pdf`
     and the page's own CSS and script."""
 
-    def __init__(self, redis: Redis, streams: Streams, registry: PartnerRegistry,
-                 savings: SavingsPolicy, appraisal: AppraisalPolicy) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        streams: Streams,
+        registry: PartnerRegistry,
+        savings: SavingsPolicy,
+        appraisal: AppraisalPolicy,
+    ) -> None:
         self.redis, self.streams, self.registry = redis, streams, registry
         self.savings, self.appraisal = savings, appraisal
         self.env = environment()
@@ -99,44 +124,86 @@ class Workspace:
         return self.env.get_template(name).render(**context).encode()
 
     def routes(self) -> list[tuple[str, Any]]:
-        return [("/workspace", self.page(self.overview)), ("/workspace/pipeline", self.page(self.pipeline)),
-                ("/workspace/contracts", self.page(self.contracts)), ("/workspace/providers", self.page(self.providers)),
-                ("/workspace/audit", self.page(self.audit)), ("/workspace/report.csv", self.csv),
-                ("/workspace/report.pdf", self.pdf), ("/workspace/workspace.css", Static("workspace.css")),
-                ("/workspace/live.js", Static("live.js")), ("/workspace/partners.json", self.partners)]
+        return [
+            ("/workspace", self.page(self.overview)),
+            ("/workspace/pipeline", self.page(self.pipeline)),
+            ("/workspace/contracts", self.page(self.contracts)),
+            ("/workspace/providers", self.page(self.providers)),
+            ("/workspace/audit", self.page(self.audit)),
+            ("/workspace/report.csv", self.csv),
+            ("/workspace/report.pdf", self.pdf),
+            ("/workspace/workspace.css", Static("workspace.css")),
+            ("/workspace/live.js", Static("live.js")),
+            ("/workspace/partners.json", self.partners),
+        ]
 
-    def page(self, view: Callable[[dict[str, list[str]], dict[str, Any]], Awaitable[tuple[int, bytes]]]) -> Any:
+    def page(
+        self, view: Callable[[dict[str, list[str]], dict[str, Any]], Awaitable[tuple[int, bytes]]]
+    ) -> Any:
         async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
             status, body = await view(query, scope)
             await _send(send, status, body, "text/html; charset=utf-8")
+
         return app
 
     async def overview(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
         ws = await self.load()
-        over, rows = await self.compute(lambda: (model.overview(ws, self.names, self.savings), self._contracts(ws)))
+        over, rows = await self.compute(
+            lambda: (model.overview(ws, self.names, self.savings), self._contracts(ws))
+        )
         top = max((y.saving for y in over.years), default=Decimal(0)) or Decimal(1)
-        bars = [(y, int(max(y.saving, Decimal(0)) / top * 170)) for y in over.years]  # bar heights in the chart
-        return 200, self.render("overview.html", o=over, bars=bars, nav="overview",
-                                underperforming=sum(r.underperforming for r in rows))
+        bars = [
+            (y, int(max(y.saving, Decimal(0)) / top * 170)) for y in over.years
+        ]  # bar heights in the chart
+        return 200, self.render(
+            "overview.html",
+            o=over,
+            bars=bars,
+            nav="overview",
+            underperforming=sum(r.underperforming for r in rows),
+        )
 
     async def pipeline(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
         ws = await self.load()
-        p = await self.compute(lambda: model.pipeline(ws, self.names, self._contracts(ws), model.today_of(ws), self.appraisal))
-        return 200, self.render("pipeline.html", p=p, nav="pipeline", planning=model.PLANNING_MONTHS, policy=self.appraisal)
+        p = await self.compute(
+            lambda: model.pipeline(ws, self.names, self._contracts(ws), model.today_of(ws), self.appraisal)
+        )
+        return 200, self.render(
+            "pipeline.html", p=p, nav="pipeline", planning=model.PLANNING_MONTHS, policy=self.appraisal
+        )
 
     async def contracts(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
         show = query.get("show", [""])[0]
         if show not in FILTERS:
-            return 400, self.render("contracts.html", rows=(), nav="contracts", show="", filters=FILTERS, as_of=None,
-                                    error=f"“{show[:40]}” is not a choice: pick one of the list and press Show.")
+            return 400, self.render(
+                "contracts.html",
+                rows=(),
+                nav="contracts",
+                show="",
+                filters=FILTERS,
+                as_of=None,
+                error=f"“{show[:40]}” is not a choice: pick one of the list and press Show.",
+            )
         ws = await self.load()
         rows, today = await self.compute(lambda: (self._contracts(ws), model.today_of(ws)))
-        chosen = [r for r in rows if show == "" or (show == "underperforming" and r.underperforming)
-                  or (show == "overdue" and r.overdue)
-                  or (show == "review" and r.review_notice and today and r.review_notice <= today)]
-        return 200, self.render("contracts.html", rows=chosen, nav="contracts", show=show, filters=FILTERS,
-                                as_of=today, error=None)
+        chosen = [
+            r
+            for r in rows
+            if show == ""
+            or (show == "underperforming" and r.underperforming)
+            or (show == "overdue" and r.overdue)
+            or (show == "review" and r.review_notice and today and r.review_notice <= today)
+        ]
+        return 200, self.render(
+            "contracts.html",
+            rows=chosen,
+            nav="contracts",
+            show=show,
+            filters=FILTERS,
+            as_of=today,
+            error=None,
+        )
 
     async def providers(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
         ws = await self.load()
@@ -146,28 +213,44 @@ class Workspace:
     async def audit(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
         q = query.get("q", [""])[0]
         if not SEARCH.fullmatch(q):
-            return 400, self.render("audit.html", entries=(), q="", nav="audit", limit=0, reader=None,
-                                    error="Search for a contract, tender, need or partner id, an event type or a reason "
-                                          "code: letters, digits, spaces and . : @ / - only, at most 80 characters.")
+            return 400, self.render(
+                "audit.html",
+                entries=(),
+                q="",
+                nav="audit",
+                limit=0,
+                reader=None,
+                error="Search for a contract, tender, need or partner id, an event type or a reason "
+                "code: letters, digits, spaces and . : @ / - only, at most 80 characters.",
+            )
         ws = await self.load()
         entries = await self.compute(lambda: model.trail(ws, q))
         reader = scope.get("reader")
         # a refusal's message is its partner's own (P:rejected:<partner> is read by that partner)
         own = reader[1] if isinstance(reader, tuple) and reader[0] == "partner" else None
-        return 200, self.render("audit.html", entries=entries, q=q, nav="audit", limit=500, own=own, error=None)
+        return 200, self.render(
+            "audit.html", entries=entries, q=q, nav="audit", limit=500, own=own, error=None
+        )
 
     async def csv(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         r = await self.report()
         name = f"joint-committee-{r.as_of or 'empty'}.csv"
-        await _send(send, 200, report.to_csv(r).encode(), "text/csv; charset=utf-8",
-                    [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
+        await _send(
+            send,
+            200,
+            report.to_csv(r).encode(),
+            "text/csv; charset=utf-8",
+            [(b"content-disposition", f'attachment; filename="{name}"'.encode())],
+        )
 
     async def partners(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         """`GET /workspace/partners.json`: each partner's id and name from the registry (no more)."""
         await _send(send, 200, json.dumps(self.names).encode(), "application/json")
 
     def report_pdf(self, r: report.Report) -> bytes:
-        return report.to_pdf(self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode())
+        return report.to_pdf(
+            self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode()
+        )
 
     async def pdf(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         r = await self.report()
@@ -177,8 +260,13 @@ class Workspace:
         except report.PdfUnavailable as e:
             await _send(send, 503, f"{e}: /workspace/report.csv".encode(), "text/plain; charset=utf-8")
             return
-        await _send(send, 200, body, "application/pdf",
-                    [(b"content-disposition", f'attachment; filename="{name}"'.encode())])
+        await _send(
+            send,
+            200,
+            body,
+            "application/pdf",
+            [(b"content-disposition", f'attachment; filename="{name}"'.encode())],
+        )
 
 
 class Static:
@@ -186,7 +274,7 @@ class Static:
 
     def __init__(self, name: str) -> None:
         self.body = resources.files("services.savings.workspace").joinpath("templates", name).read_bytes()
-        self.content_type = self.TYPES[name[name.rindex("."):]]
+        self.content_type = self.TYPES[name[name.rindex(".") :]]
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await _send(send, 200, self.body, self.content_type)

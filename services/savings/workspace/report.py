@@ -13,8 +13,11 @@ from decimal import Decimal
 
 from services.savings.workspace.model import ContractRow, Overview, Pipeline
 
-OPTION_NAMES = {"aligned_budgets": "lead commissioner (aligned budgets)",
-                "stand_alone_partnership": "partnership (stand-alone)", "do_nothing": "do nothing"}
+OPTION_NAMES = {
+    "aligned_budgets": "lead commissioner (aligned budgets)",
+    "stand_alone_partnership": "partnership (stand-alone)",
+    "do_nothing": "do nothing",
+}
 
 
 @dataclass(frozen=True)
@@ -50,22 +53,51 @@ def build(overview: Overview, rows: tuple[ContractRow, ...], pipe: Pipeline) -> 
     decisions: list[Decision] = []
     for e in pipe.ends:
         if e.within_planning and e.what == "contract":
-            advice = f"; the appraisal recommends {OPTION_NAMES.get(e.recommendation, e.recommendation)}" if e.recommendation else ""
-            decisions.append(Decision(e.subject, f"recommission, extend or decommission ({e.who}): it ends{advice}", e.when))
+            advice = (
+                f"; the appraisal recommends {OPTION_NAMES.get(e.recommendation, e.recommendation)}"
+                if e.recommendation
+                else ""
+            )
+            decisions.append(
+                Decision(
+                    e.subject, f"recommission, extend or decommission ({e.who}): it ends{advice}", e.when
+                )
+            )
     for r in rows:
         if r.review_notice and today and r.review_notice <= today:
-            decisions.append(Decision(r.contract_id, "annual review due: notice period has begun", r.next_review))
+            decisions.append(
+                Decision(r.contract_id, "annual review due: notice period has begun", r.next_review)
+            )
         for c in r.concerns:
             if c.status == "termination considered":
-                decisions.append(Decision(r.contract_id, f"termination considered: {c.kpi_id} still below target", c.improvement_plan_due))
+                decisions.append(
+                    Decision(
+                        r.contract_id,
+                        f"termination considered: {c.kpi_id} still below target",
+                        c.improvement_plan_due,
+                    )
+                )
     for o in pipe.opportunities:
         if o.status in ("proposed", "open") and o.contract is None:
             a = o.appraisal
-            decisions.append(Decision(o.opportunity_id, f"agree the option: the appraisal recommends "
-                                      f"{OPTION_NAMES.get(a.recommendation, a.recommendation)}", o.window_start))
+            decisions.append(
+                Decision(
+                    o.opportunity_id,
+                    f"agree the option: the appraisal recommends "
+                    f"{OPTION_NAMES.get(a.recommendation, a.recommendation)}",
+                    o.window_start,
+                )
+            )
     decisions.sort(key=lambda d: (d.by or date.max, d.subject))
-    return Report(quarter_of(today), today, overview, tuple(r for r in rows if r.underperforming),
-                  tuple(r for r in rows if r.overdue), rows, tuple(decisions))
+    return Report(
+        quarter_of(today),
+        today,
+        overview,
+        tuple(r for r in rows if r.underperforming),
+        tuple(r for r in rows if r.overdue),
+        rows,
+        tuple(decisions),
+    )
 
 
 def _m(x: Decimal | None) -> str:
@@ -80,15 +112,26 @@ def to_csv(report: Report) -> str:
     o = report.overview
     w.writerow(["report", "partnership", "quarter", report.quarter])
     w.writerow(["report", "partnership", "as_of", report.as_of.isoformat() if report.as_of else ""])
-    for measure, value in (("baseline_annual_cost", o.baseline_annual_cost), ("shared_annual_cost", o.shared_annual_cost),
-                           ("annual_saving", o.annual_saving), ("investment", o.investment),
-                           ("projected_saving", o.projected_saving), ("realised_saving", o.realised_saving),
-                           ("roi", o.roi), ("npv_3_5_percent", o.npv)):
+    for measure, value in (
+        ("baseline_annual_cost", o.baseline_annual_cost),
+        ("shared_annual_cost", o.shared_annual_cost),
+        ("annual_saving", o.annual_saving),
+        ("investment", o.investment),
+        ("projected_saving", o.projected_saving),
+        ("realised_saving", o.realised_saving),
+        ("roi", o.roi),
+        ("npv_3_5_percent", o.npv),
+    ):
         w.writerow(["savings", "partnership", measure, _m(value)])
     for p in o.partners:
-        for measure, value in (("annual_saving", p.annual_saving), ("shared_cost_share", p.shared_cost_share),
-                               ("realised_saving", p.realised_saving), ("projected_saving", p.projected_saving),
-                               ("investment", p.investment), ("roi", p.roi)):
+        for measure, value in (
+            ("annual_saving", p.annual_saving),
+            ("shared_cost_share", p.shared_cost_share),
+            ("realised_saving", p.realised_saving),
+            ("projected_saving", p.projected_saving),
+            ("investment", p.investment),
+            ("roi", p.roi),
+        ):
             w.writerow(["partner", p.name, measure, _m(value)])
     for r in report.contracts:
         w.writerow(["performance", r.contract_id, "rag", r.rag])
@@ -98,7 +141,9 @@ def to_csv(report: Report) -> str:
         for k in r.kpis:
             w.writerow(["kpi", f"{r.contract_id}/{k.kpi_id}", "rating", f"{k.rag} ({k.rating}, {k.trend})"])
         for c in r.concerns:
-            w.writerow(["concern", f"{r.contract_id}/{c.kpi_id}", c.status, c.improvement_plan_due.isoformat()])
+            w.writerow(
+                ["concern", f"{r.contract_id}/{c.kpi_id}", c.status, c.improvement_plan_due.isoformat()]
+            )
     for d in report.decisions:
         w.writerow(["decision", d.subject, d.needed, d.by.isoformat() if d.by else ""])
     return out.getvalue()
@@ -112,6 +157,8 @@ def to_pdf(html: str) -> bytes:
     try:
         from weasyprint import HTML  # imported here: loading its text engine takes a second
     except OSError as e:  # WeasyPrint loads Pango (a system library) when imported
-        raise PdfUnavailable(f"the PDF needs the Pango text library, which WeasyPrint could not load ({e}); "
-                             "install it (Debian: libpango-1.0-0 libpangoft2-1.0-0), or take the CSV") from e
+        raise PdfUnavailable(
+            f"the PDF needs the Pango text library, which WeasyPrint could not load ({e}); "
+            "install it (Debian: libpango-1.0-0 libpangoft2-1.0-0), or take the CSV"
+        ) from e
     return HTML(string=html).write_pdf()  # type: ignore[no-any-return]

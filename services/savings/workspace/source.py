@@ -33,8 +33,15 @@ def accepted_entry(stream_id: str, raw: bytes) -> Entry | None:
         payload = ev.payload()
     except (ValidationError, ValueError, KeyError):
         return None  # what the services dead-letter, the workspace leaves out too
-    return Entry(stream_id, f"{ev.source} {ev.id}", ev.type, _actor(ev.source), ev.time.isoformat() if ev.time else "",
-                 payload, subject_of(ev.data))
+    return Entry(
+        stream_id,
+        f"{ev.source} {ev.id}",
+        ev.type,
+        _actor(ev.source),
+        ev.time.isoformat() if ev.time else "",
+        payload,
+        subject_of(ev.data),
+    )
 
 
 def refused_entry(stream_id: str, fields: dict[bytes, bytes], partner: str) -> Entry:
@@ -48,9 +55,17 @@ def refused_entry(stream_id: str, fields: dict[bytes, bytes], partner: str) -> E
     except ValueError:
         ev = {}
     data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
-    return Entry(stream_id, f"{ev.get('source', '')} {ev.get('id', stream_id)}", str(ev.get("type", "unreadable")),
-                 partner, str(ev.get("time", "")), None, subject_of(data),
-                 str(reason.get("code", "refused")), str(reason.get("message", "")))
+    return Entry(
+        stream_id,
+        f"{ev.get('source', '')} {ev.get('id', stream_id)}",
+        str(ev.get("type", "unreadable")),
+        partner,
+        str(ev.get("time", "")),
+        None,
+        subject_of(data),
+        str(reason.get("code", "refused")),
+        str(reason.get("message", "")),
+    )
 
 
 async def load(redis: Redis, streams: Streams, partners: Iterable[str]) -> Workspace:
@@ -70,7 +85,9 @@ async def load(redis: Redis, streams: Streams, partners: Iterable[str]) -> Works
         # in pages of a hundred: a refused entry may hold up to 64 KiB of the event refused
         read, cursor = 0, "+"
         while read < REFUSALS_READ:
-            page = await redis.xrevrange(streams.rejected(pid), max=cursor, count=min(100, REFUSALS_READ - read))
+            page = await redis.xrevrange(
+                streams.rejected(pid), max=cursor, count=min(100, REFUSALS_READ - read)
+            )
             for entry_id, fields in page:
                 evolve(ws, refused_entry(entry_id.decode(), fields, pid))
             read += len(page)

@@ -30,6 +30,9 @@ class Outage:
         self.failures = 0
         self._said = 0.0
         self._back = float("-inf")
+        #: outages ended so far: Redis may come back older than it went (a replica promoted, a
+        #: restart from its append-only file), so what a process holds in memory is read again
+        self.epoch = 0
 
     def failed(self, error: BaseException, what: str) -> None:
         """A retrying loop (`what`) failed with `error`: logged once per outage if Redis is away."""
@@ -61,6 +64,7 @@ class Outage:
                 failed_attempts=self.failures,
             )
             self.since, self.failures, self._back = None, 0, self.clock()
+            self.epoch += 1
 
 
 #: one per process: every loop shares what it knows about Redis

@@ -94,6 +94,7 @@ class EventSetState(Generic[I]):
         self._parsed: dict[tuple[str, str], str] = {}
         self._payloads: dict[str, Any] = {}
         self._stale = False  # the index is to be read again whole (`reload`)
+        self._epoch = OUTAGE.epoch  # the outages ended when the index was read
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
@@ -177,6 +178,7 @@ class EventSetState(Generic[I]):
 
     async def _load(self) -> None:
         index = self.new_index()
+        self._epoch = OUTAGE.epoch
         generation = await self.events.generation()
         position = await self.events.position()  # before the scan: nothing falls between
         async for key, raw in self.events.scan():
@@ -192,8 +194,12 @@ class EventSetState(Generic[I]):
     async def _refresh(self) -> bool:
         """Fold what other replicas applied (from the log); reload all after a rebuild."""
         generation = await self.events.generation()
-        if generation != self.generation or self._stale:
-            log.info("reloading state", service=self.service, rebuilt=generation != self.generation)
+        outage = OUTAGE.epoch != self._epoch
+        if generation != self.generation or self._stale or outage:
+            # after an outage Redis may be older than this process's memory (a failover lost the
+            # last writes): what it folded or decided on its own is read again from Redis
+            log.info("reloading state", service=self.service, rebuilt=generation != self.generation,
+                     after_outage=outage)
             self._stale = False
             await self._load()
             return True

@@ -79,3 +79,37 @@ def test_nothing_is_decided_behind_a_request_still_in_flight() -> None:
         assert [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))] == ["n2"]
 
     asyncio.run(scenario())
+
+
+def test_after_an_outage_a_decision_redis_lost_is_made_again() -> None:
+    # a failover can lose the last writes: Redis comes back older than the owner's memory. The
+    # owner reads its state again once Redis is back, and decides what Redis no longer has.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from shared.outage import OUTAGE
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        state = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        await state.start()
+        await send(state, world, 1, event(need_data(), id="n1"))
+        await settled(state)
+        accepted = NAMES.of_type("need.identified")
+        assert len(world.of(accepted)) == 1
+        # Redis as a promoted replica has it: the request stored, its decision and publication lost
+        log = ports.decisions
+        del log.decisions["/partners/staffordshire-cc n1"]  # type: ignore[attr-defined]
+        world.entries[accepted].clear()
+        await state._refresh()
+        assert world.of(accepted) == [], "no outage seen: nothing read again"
+        OUTAGE.failed(RedisConnectionError("the primary went away"), "test")
+        OUTAGE.ok()
+        state._schedule()
+        await settled(state)
+        await asyncio.sleep(0.1)
+        await state.stop()
+        assert [json.loads(e["event"])["id"] for e in world.of(accepted)] == ["n1"]
+        assert log.decisions == {"/partners/staffordshire-cc n1": "accepted"}  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())

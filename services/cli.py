@@ -182,7 +182,7 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from services import docs
+    from services import apidocs as docs
 
     if args.write:
         for path in docs.write():

@@ -1,10 +1,9 @@
-"""The documented event API: the AsyncAPI 3 document FastStream generates from the code, and
-the JSON Schema of every payload. `commissioning docs --write` writes them under docs/;
-tests/unit/test_api_docs.py fails when the code and the checked-in documents disagree."""
+"""What the event API documents say: each subscription's and publication's schema, declared on
+the router (`declare`), and the JSON Schema of every payload (`schemas`). services.apidocs
+writes the documents from a built app; the runtime imports this module, never that one."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,43 +75,7 @@ def declare(router: RedisRouter, streams: Streams) -> None:
     )
 
 
-def asyncapi() -> dict[str, Any]:
-    from services.runtime import SERVICES, build_app
-    from shared.partners import Partner, PartnerRegistry
-    from shared.settings import Settings
-
-    registry = PartnerRegistry([Partner(id="example", name="Example", secret="-")])
-    settings = Settings(redis_url="redis://localhost:6379/0")
-    app, _, _ = build_app(list(SERVICES), settings, registry, consumer="{consumer}")
-    return app.schema.to_specification().to_jsonable()  # type: ignore[no-any-return]
-
-
 def schemas() -> dict[str, dict[str, Any]]:
     out = {t: envelope(t, m).model_json_schema() for t, m in PAYLOADS.items()}
     out["savings.updated"] = envelope("savings.updated", SavingsUpdatedData).model_json_schema()
     return out
-
-
-def documents() -> dict[Path, str]:
-    docs = {DOCS / "asyncapi.json": _dump(asyncapi())}
-    for name, schema in schemas().items():
-        docs[DOCS / "schemas" / f"{name}.json"] = _dump(schema)
-    return docs
-
-
-def _dump(doc: Any) -> str:
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
-def write() -> list[Path]:
-    written = []
-    for path, text in documents().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
-
-
-def stale() -> list[Path]:
-    return [p for p, text in documents().items() if not p.exists() or p.read_text(encoding="utf-8") != text]

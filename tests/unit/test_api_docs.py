@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from services import docs
+from services import apidocs as docs
 from shared.events import SavingsUpdatedData
 from tests.support import ROOT
 

@@ -273,7 +273,11 @@ class OwnerState(EventSetState[I]):
                 continue
             decisions.append(Decision(request.key, payload.type, sender(payload), claims=verdict))
             self._fold_fact(self.index, request.key, payload)  # judged on by the requests after it
-        stood = await self.decisions.record(decisions)
+        try:
+            stood = await self.decisions.record(decisions)
+        except Exception:
+            self.reload()  # this pass's acceptances were folded before they were recorded
+            raise
         for decision, standing in zip(decisions, stood, strict=False):
             del self.pending[decision.key]
             log.info(

@@ -20,14 +20,16 @@ from tests.support import event, need_data
 NAMES = Streams("mem")
 
 
-async def send(state: NeedsState, world: MemoryStreams, n: int, ev: dict[str, Any]) -> None:
-    """What the bus does with one request entry: parse, handle, apply the writes, after the batch."""
-    entry = Entry(NAMES.requests("needs"), f"{n}-0", {b"event": json.dumps(ev).encode(), b"inbound_id": f"{n}-0".encode()})
+async def send(state: Any, world: MemoryStreams, n: int, ev: dict[str, Any], stream: str | None = None) -> None:
+    """What the bus does with one entry (a request to the needs service unless `stream` says
+    otherwise): parse, handle, apply the writes, after the batch."""
+    fields = {b"event": json.dumps(ev).encode(), b"inbound_id": f"{n}-0".encode()}
+    entry = Entry(stream or NAMES.requests("needs"), f"{n}-0", fields)
     await world.apply(await state.handle(parse_trusted(entry), entry))
     await state.after_batch([Applied(entry, True)])
 
 
-async def settled(state: NeedsState) -> None:
+async def settled(state: Any) -> None:
     for _ in range(200):
         await asyncio.sleep(0.01)
         if not state.pending and (state._pending is None or state._pending.done()):
@@ -111,5 +113,43 @@ def test_after_an_outage_a_decision_redis_lost_is_made_again() -> None:
         await state.stop()
         assert [json.loads(e["event"])["id"] for e in world.of(accepted)] == ["n1"]
         assert log.decisions == {"/partners/staffordshire-cc n1": "accepted"}  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
+
+
+def test_a_pass_whose_decisions_could_not_be_recorded_is_judged_again_from_scratch() -> None:
+    # the owner folds each acceptance before recording the pass; when recording fails, the pass
+    # is forgotten, so the return is not then refused as a duplicate of its own period
+    from services.contracts.model import ContractsPolicy
+    from services.contracts.state import ContractsState
+    from tests.unit.test_contracts_model import award, ret
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        state = ContractsState(ports, NAMES, ContractsPolicy(), wait_s=0)
+        record = ports.decisions.record
+        failures = [RuntimeError("redis said no")]
+
+        async def flaky(decisions: Any) -> list[str]:
+            if failures:
+                raise failures.pop()
+            return await record(decisions)
+
+        ports.decisions.record = flaky  # type: ignore[method-assign]
+        await state.start()
+        t, data = award()
+        await send(state, world, 1, event(data, type=t, partner="a", id="award"), NAMES.accepted(t))
+        t, data = ret("2013-01-01", "2013-03-31", "1300")
+        await send(state, world, 2, event(data, type=t, partner="a", id="r1"), NAMES.requests("contracts"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not failures and not state.pending:
+                break
+        await settled(state)
+        await state.stop()
+        assert not failures, "the failing pass ran"
+        assert [json.loads(e["event"])["id"] for e in world.of(NAMES.accepted(t))] == ["r1"]
+        assert world.of(NAMES.rejected("a")) == [], "not refused as a duplicate of itself"
 
     asyncio.run(scenario())

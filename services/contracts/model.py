@@ -134,11 +134,6 @@ def latest_of(reg: Register, contract_id: str) -> date | None:
     return max(dates, default=None)
 
 
-def as_of(reg: Register) -> date | None:
-    """The latest business date the register's events carry: what "today" is for its figures."""
-    return max(filter(None, (latest_of(reg, cid) for cid in reg.awards)), default=None)
-
-
 # -- the partners' requests, decided (shared.authority; docs/authority.md) -------------------
 
 

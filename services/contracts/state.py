@@ -116,11 +116,6 @@ class ContractsState(OwnerState[Register]):
         #: what each contract's entry derives, as last published from this process
         self._derived: dict[str, dict[str, Derived]] = {}
 
-    @property
-    def view(self) -> dict[str, Any]:
-        """The whole register, as `GET /contracts` shows it."""
-        return self.register.view
-
     async def changed(self, fresh: bool) -> None:
         decided = await self.decide_pending(
             lambda: lambda payload, key: check_request(self.index, self.policy, payload)

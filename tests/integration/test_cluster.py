@@ -107,6 +107,12 @@ def any_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Loop
         c.stop()
 
 
+def applied_once(r: RedisCluster, keys: str, what: str) -> None:
+    """Every accepted event applied by the savings service, once: waited for, since the contracts
+    service's own contract_end decommissionings (no figure changes) may still be coming."""
+    wait_for(lambda: r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), 30, 0.3, what)
+
+
 def test_five_partnerships_on_three_primaries_each_with_exact_figures(
     any_cluster: LoopbackCluster, prefix: str, partners_path: Path, tmp_path: Path
 ) -> None:
@@ -145,8 +151,7 @@ def test_five_partnerships_on_three_primaries_each_with_exact_figures(
                               text=True, env=procs[names[0]].env, cwd=Path(__file__).resolve().parents[2])
         assert done.returncode == 0, done.stdout + done.stderr
         wait_for(lambda: exact(procs[names[0]], r, keys, work[names[0]][1]), 60, 0.3, "the figures after the rebuild")
-        wait_for(lambda: r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), 30, 0.3,
-                 "every accepted event applied once")
+        applied_once(r, keys, "every accepted event applied once")
         for n in names:  # every key of a partnership on its one slot
             keys = [k.decode() for k in r.scan_iter(match=f"{partnership_prefix(prefix, n)}:*", count=1000)]
             assert len(keys) > 20
@@ -197,10 +202,7 @@ def test_a_primary_killed_mid_stream_its_replica_promoted_and_the_figures_exact(
             pipe.xadd(f"{keys}:inbound", e)
         pipe.execute()
         wait_for(lambda: exact(proc, r, keys, expected), 120, 0.3, "the figures after the failover")
-        # the contracts service's own contract_end decommissionings (no figure changes) may still
-        # be coming: every accepted event applied, none lost
-        wait_for(lambda: r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), 30, 0.3,
-                 "nothing applied twice or lost")
+        applied_once(r, keys, "nothing applied twice or lost")
         assert r.xlen(f"{keys}:dead-letter") == 0
         print(f"failover: replica serving the slot {promoted:.1f}s after the SIGKILL")
     finally:
@@ -340,8 +342,7 @@ def test_a_partnerships_slot_resharded_to_another_primary_while_events_flow(
         assert not during, "the events had all been sent before the reshard ended: nothing flowed during it"
         assert cluster.owner_of(f"{keys}:inbound").port == target.port, "the slot moved"
         wait_for(lambda: exact(proc, r, keys, expected), 120, 0.3, "the figures after the reshard")
-        wait_for(lambda: r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), 30, 0.3,
-                 "every accepted event applied once")
+        applied_once(r, keys, "every accepted event applied once")
         assert r.xlen(f"{keys}:dead-letter") == 0
         print(f"reshard of {moved} slots took {took:.1f}s while events flowed")
     finally:
@@ -402,8 +403,7 @@ def test_two_processes_share_four_partnerships_by_configuration_and_one_restarte
             wait_for(lambda: exact(views[n], r, partnership_prefix(prefix, n), work[n][1]), 120, 0.3, f"{n}'s figures")
         for n in names:
             keys = partnership_prefix(prefix, n)
-            wait_for(lambda: r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), 30, 0.3,
-                     f"every accepted event of {n} applied once")
+            applied_once(r, keys, f"every accepted event of {n} applied once")
     finally:
         for p in (first[0], second[0]):
             assert p.terminate() == 0, p.log()
@@ -462,8 +462,7 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
         for n in names:
             keys = partnership_prefix(prefix, n)
             wait_for(lambda: exact(views[n], r, keys, work[n][1]), 120, 0.3, f"{n}'s figures")
-            wait_for(lambda: r.hlen(f"{keys}:state:savings:events") == accepted_count(r, keys), 30, 0.3,
-                     "every accepted event applied once")
+            applied_once(r, keys, "every accepted event applied once")
     finally:
         for p in (first, second):
             if p is not None and p.p is not None and p.p.poll() is None:

@@ -7,7 +7,8 @@ the original bytes on `P:<type>` (what every other service reads); refused, on
 `P:rejected:<partner>` with the reason, and forgotten. A refused act therefore changes no
 figure anywhere. The permission table and every reason code are in docs/authority.md.
 
-Deciding happens in the owner's recompute (`OwnerState.decide_pending`), in arrival order. A
+Deciding (`OwnerState.decide_pending`, in arrival order) happens as soon as a batch brings
+requests (`EventSetState.decide`), not at the cadence of what the owner derives. A
 request whose prerequisite has not been read yet (an award for a return: streams are read on
 their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
 since its arrival and the partnership's streams have had no backlog for `QUIET_S` (a
@@ -162,9 +163,6 @@ class OwnerState(EventSetState[I]):
         #: by this or another replica): nothing that arrived after it is decided before it
         self._horizon: tuple[int, int] | None = None
         self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
-        #: this recompute was asked for only to look at waiting requests again: a service whose
-        #: pass decides nothing need not recompute what it derives (`only_deciding`)
-        self._decide_only = False
 
     # -- holding requests ---------------------------------------------------------------------
 
@@ -316,19 +314,9 @@ class OwnerState(EventSetState[I]):
             return  # already due as soon
         if self._retry is not None:
             self._retry.cancel()
-        self._retry = loop.call_later(delay, self._schedule_decide)
+        self._retry = loop.call_later(delay, self.urgent)
 
     def _schedule(self) -> None:
-        self._decide_only = False
         super()._schedule()
-
-    def _schedule_decide(self) -> None:
-        if not self._dirty:  # nothing else is due: a pass for the waiting requests alone
-            super()._schedule()
-            self._decide_only = True
-
-    def only_deciding(self, decided: int) -> bool:
-        """Whether this recompute was for waiting requests alone and decided none of them: the
-        service's derived figures and events are then as they were."""
-        only, self._decide_only = self._decide_only, False
-        return only and not decided
+        if self.pending:  # requests came with the batch: decided now, derived at the cadence
+            self.urgent()

@@ -12,6 +12,7 @@ Subclasses say what to do when the index changes (`changed`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -95,9 +96,36 @@ class EventSetState(Generic[I]):
         self._payloads: dict[str, Any] = {}
         self._stale = False  # the index is to be read again whole (`reload`)
         self._epoch = OUTAGE.epoch  # the outages ended when the index was read
+        #: something waits to be decided (`decide`): done between recomputes, at once
+        self._urgent = False
+        self._wake = asyncio.Event()
+
+    async def decide(self) -> int:
+        """Called, under the lock, before `changed` and, between recomputes, as soon as a batch
+        brings something to decide (`urgent`): an owner decides its requests here, so deciding
+        never waits for the recompute's spacing. Returns how many were decided."""
+        return 0
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
+
+    def urgent(self) -> None:
+        """Decide now, without waiting for the next recompute (`decide`)."""
+        self._urgent = True
+        self._wake.set()
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._recompute())
+
+    async def _decide_now(self) -> int:
+        self._urgent = False
+        async with self._lock:
+            try:
+                await self._refresh()
+                return await self.decide()
+            except Exception as e:  # noqa: BLE001 - Redis away: the next recompute decides
+                OUTAGE.failed(e, "decide")
+                self._dirty = True
+                return 0
 
     # -- handlers (for `event_subscription`) ------------------------------------------------
 
@@ -150,15 +178,25 @@ class EventSetState(Generic[I]):
         duration) after the last run; as soon as the input is quiet (no backlog, and no batch
         for `QUIET_S`)."""
         loop = asyncio.get_running_loop()
-        while self._dirty:
+        while self._dirty or self._urgent:
+            if not self._dirty:  # only to decide: what it decides is derived at the cadence
+                self._dirty = bool(await self._decide_now())
+                continue
             due = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took)
             while (now := loop.time()) < due and not self._quiet(now):
-                await asyncio.sleep(min(due - now, QUIET_S))
+                self._wake.clear()
+                if self._urgent:
+                    await self._decide_now()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(due - now, QUIET_S))
             async with self._lock:
                 fresh, self._dirty, self._fresh = self._fresh, False, False
+                self._urgent = False
                 self._last = loop.time()
                 try:
                     await self._refresh()
+                    await self.decide()
                     await self.changed(fresh)
                     self._took = loop.time() - self._last
                     self._busy_until = loop.time()
@@ -198,8 +236,12 @@ class EventSetState(Generic[I]):
         if generation != self.generation or self._stale or outage:
             # after an outage Redis may be older than this process's memory (a failover lost the
             # last writes): what it folded or decided on its own is read again from Redis
-            log.info("reloading state", service=self.service, rebuilt=generation != self.generation,
-                     after_outage=outage)
+            log.info(
+                "reloading state",
+                service=self.service,
+                rebuilt=generation != self.generation,
+                after_outage=outage,
+            )
             self._stale = False
             await self._load()
             return True

@@ -16,7 +16,8 @@ decommissionings, and everything derived from it. Pure functions of the set of e
   £25,000 a year, half-yearly below £100,000, else quarterly); a period that ended more than
   `grace_days` before the latest business date without a return is overdue.
 - A contract whose end date the business dates have passed, without a decommissioning, ends
-  as `contract_end`.
+  as `contract_end`. That event is the service's own and gives way to the lead's
+  decommissioning (dated at the latest the day after the end), whichever arrived first.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from shared.events import (
     TenderAwarded,
 )
 from shared.money import money_str, round_money
+
+#: the source of the events the contracts service publishes itself (`state.derive`)
+SOURCE = "/services/contracts"
 
 
 class ContractsPolicy(BaseModel):
@@ -66,7 +70,11 @@ class Register:
         default_factory=dict
     )  # by contract, partner
     returns: dict[str, MonitoringReturnSubmitted] = field(default_factory=dict)  # by event key
-    decommissions: dict[str, tuple[tuple[date, str], ContractDecommissioned]] = field(default_factory=dict)
+    #: by contract, the one that stands: the earliest; at equal dates a partner's before the
+    #: service's own `contract_end`, then the smaller key (`decommission_rank`)
+    decommissions: dict[str, tuple[tuple[date, bool, str], ContractDecommissioned]] = field(
+        default_factory=dict
+    )
     exits: dict[tuple[str, str], ContractMemberExited] = field(default_factory=dict)  # by contract, partner
     #: accepted returns by (contract, period start, period end, partner): one each
     periods: set[tuple[str, date, date, str]] = field(default_factory=set)
@@ -102,8 +110,7 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             reg.exits.setdefault((payload.contract_id, payload.partner_id), payload)
             reg.exits_of.setdefault(payload.contract_id, {}).setdefault(payload.partner_id, payload)
         case ContractDecommissioned():
-            # the earliest stands; at equal dates, the smaller key
-            drank = (payload.effective_date, key)
+            drank = decommission_rank(key, payload)
             if (
                 payload.contract_id not in reg.decommissions
                 or drank < reg.decommissions[payload.contract_id][0]
@@ -112,6 +119,14 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
         case _:
             raise TypeError(f"the contracts register does not use {type(payload).__name__}")
     return reg
+
+
+def decommission_rank(key: str, payload: ContractDecommissioned) -> tuple[date, bool, str]:
+    """Which decommissioning of a contract stands: the earliest; at equal dates a partner's
+    before this service's own `contract_end` (derived from the dates, it never stands in the
+    way of the lead's decision: whether it was published before the lead's arrived depends only
+    on timing), then the smaller key."""
+    return (payload.effective_date, key.startswith(f"{SOURCE} "), key)
 
 
 def sla_of(reg: Register, contract_id: str) -> ContractSlaAgreed | None:
@@ -151,6 +166,7 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
         raise Refused("not_a_partner", f"{by} is neither the lead nor a partner on {cid}")
     sla = sla_of(reg, cid)
     decommissioned = reg.decommissions.get(cid, (None, None))[1]
+    by_a_partner = cid in reg.decommissions and not reg.decommissions[cid][0][1]
     term = f"the term {a.contract_start}..{a.contract_end}"
     match payload:
         case ContractSlaAgreed():
@@ -166,7 +182,7 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
                     f"only {lead}, the lead, may decommission {cid}; "
                     "a member leaves its own part with contract.member.exited",
                 )
-            if decommissioned is not None:
+            if by_a_partner:  # the service's own `contract_end` gives way to it
                 raise Refused(
                     "already_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}"
                 )

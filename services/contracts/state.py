@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 
 from services.contracts.model import (
+    SOURCE,
     ContractEntry,
     ContractsPolicy,
     Register,
@@ -30,7 +31,6 @@ from shared.ports import Ports
 from shared.state import Derived, Published, publish_changes
 from shared.streams import Streams
 
-SOURCE = "/services/contracts"
 #: the canonical streams it reads: the awards (procurement's decisions)
 TYPES = ("tender.awarded",)
 #: the acts it decides, as the contracts' owner (from P:requests:contracts)
@@ -116,12 +116,12 @@ class ContractsState(OwnerState[Register]):
         #: what each contract's entry derives, as last published from this process
         self._derived: dict[str, dict[str, Derived]] = {}
 
-    async def changed(self, fresh: bool) -> None:
-        decided = await self.decide_pending(
+    async def decide(self) -> int:
+        return await self.decide_pending(
             lambda: lambda payload, key: check_request(self.index, self.policy, payload)
         )
-        if self.only_deciding(decided):
-            return
+
+    async def changed(self, fresh: bool) -> None:
         rebuilt = self.register.refresh(self.index)
         contracts = set(self.register.entries) if rebuilt is None else rebuilt
         before = {e for cid in contracts for e in self._derived.get(cid, {})}

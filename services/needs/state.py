@@ -50,12 +50,12 @@ class NeedsState(OwnerState[Register]):
         self.published = Published(ports.versions("opportunities"))
         self.matched = Matched(policy, savings)
 
-    async def changed(self, fresh: bool) -> None:
-        decided = await self.decide_pending(
+    async def decide(self) -> int:
+        return await self.decide_pending(
             lambda: lambda payload, key: check_request(self.index, self.policy, payload)
         )
-        if self.only_deciding(decided):
-            return
+
+    async def changed(self, fresh: bool) -> None:
         scope = self.matched.refresh(self.index)
         current = {oid: _derived(p) for oid, p in self.opportunities.items() if scope is None or oid in scope}
         for oid in await publish_changes(self.published, self.streams, SOURCE, current, _closed, scope):

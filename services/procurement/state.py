@@ -16,7 +16,7 @@ from services.procurement.model import (
     evolve,
     tenders,
 )
-from shared.authority import OwnerState
+from shared.authority import Check, OwnerState
 from shared.events import TenderAwarded, TenderNotice
 from shared.money import money_str
 from shared.partners import PartnerRegistry
@@ -125,16 +125,16 @@ class ProcurementState(OwnerState[Register]):
         self.view: dict[str, dict[str, Any]] = {}
         self.refusals: list[Any] = []
 
+    async def decide(self) -> int:
+        def rule() -> Check:
+            self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
+            awarded = {a["contract_id"] for tid, t in self.view.items() for a in awards(tid, t)}
+            return lambda payload, key: check_request(self.index, payload, awarded)
+
+        return await self.decide_pending(rule)
+
     async def changed(self, fresh: bool) -> None:
         self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
-        awarded = {a["contract_id"] for tid, t in self.view.items() for a in awards(tid, t)}
-        decided = await self.decide_pending(
-            lambda: lambda payload, key: check_request(self.index, payload, awarded)
-        )
-        if self.only_deciding(decided):
-            return
-        if decided:
-            self.view, self.refusals = tenders(self.index, self.policy, self.lead_kinds)
         for entity in await publish_changes(self.published, self.streams, SOURCE, notices(self.view)):
             log.info("published", entity=entity)
         done = await self.refused.all()

@@ -20,8 +20,13 @@ from shared.streams import Streams
 Entries = Callable[[str], Awaitable[list[dict[str, str]]]]
 
 
+#: one loop for the module (the Redis adapter's connections belong to it), whatever other
+#: modules did to the thread's current loop (asyncio.run leaves none)
+LOOP = asyncio.new_event_loop()
+
+
 def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+    return LOOP.run_until_complete(coro)
 
 
 def accept(key: str, *claims: str) -> Decision:
@@ -39,7 +44,9 @@ class DecisionLogContract:
     def log(self) -> Iterator[tuple[DecisionLog, Entries]]:
         raise NotImplementedError
 
-    def test_an_accepted_request_is_published_once_on_its_type(self, log: tuple[DecisionLog, Entries]) -> None:
+    def test_an_accepted_request_is_published_once_on_its_type(
+        self, log: tuple[DecisionLog, Entries]
+    ) -> None:
         decisions, entries = log
         run(decisions.hold("a r1", b'{"r":1}', "1-0", "5-0"))
         assert run(decisions.record([accept("a r1")])) == ["accepted"]
@@ -48,14 +55,17 @@ class DecisionLogContract:
         assert run(decisions.verdicts()) == {"a r1": "accepted"}
 
     def test_a_refused_request_goes_to_its_partner_with_the_reason_and_is_forgotten(
-            self, log: tuple[DecisionLog, Entries]) -> None:
+        self, log: tuple[DecisionLog, Entries]
+    ) -> None:
         decisions, entries = log
         run(decisions.hold("a r1", b'{"r":1}', "1-0", "5-0"))
         assert run(decisions.record([refuse("a r1")])) == ["refused:duplicate_period"]
         [entry] = run(entries(self.streams.rejected("a")))
         assert entry["event"] == '{"r":1}' and entry["inbound_id"] == "5-0"
         assert json.loads(entry["reason"])["code"] == "duplicate_period"
-        assert run(entries(self.streams.of_type("monitoring.return.submitted"))) == [], "a refusal changes no figure"
+        assert run(entries(self.streams.of_type("monitoring.return.submitted"))) == [], (
+            "a refusal changes no figure"
+        )
         assert run(decisions.record([accept("a r1")])) == ["refused:duplicate_period"], "decided once"
 
     def test_two_requests_cannot_hold_one_slot(self, log: tuple[DecisionLog, Entries]) -> None:
@@ -63,12 +73,18 @@ class DecisionLogContract:
         for k in ("a r1", "a r2", "a r3"):
             run(decisions.hold(k, k.encode(), "1-0", ""))
         # a batch stops at the first decision that does not stand as asked: the third stays held
-        assert run(decisions.record([accept("a r1", "period-1"), accept("a r2", "period-1"), accept("a r3")])) == \
-            ["accepted", "conflict:period-1"]
+        assert run(
+            decisions.record([accept("a r1", "period-1"), accept("a r2", "period-1"), accept("a r3")])
+        ) == ["accepted", "conflict:period-1"]
         assert run(entries(self.streams.of_type("monitoring.return.submitted"))) == [{"event": "a r1"}]
-        assert run(decisions.record([refuse("a r2"), accept("a r3")])) == ["refused:duplicate_period", "accepted"]
+        assert run(decisions.record([refuse("a r2"), accept("a r3")])) == [
+            "refused:duplicate_period",
+            "accepted",
+        ]
 
-    def test_a_decision_on_a_request_no_longer_held_is_missing(self, log: tuple[DecisionLog, Entries]) -> None:
+    def test_a_decision_on_a_request_no_longer_held_is_missing(
+        self, log: tuple[DecisionLog, Entries]
+    ) -> None:
         decisions, entries = log
         run(decisions.hold("a r2", b"2", "2-0", ""))
         assert run(decisions.record([accept("a r1"), accept("a r2")])) == ["missing"]
@@ -92,8 +108,10 @@ class TestInMemory(DecisionLogContract):
         memory = MemoryDecisionLog(MemoryStreams(self.streams))
 
         async def entries(stream: str) -> list[dict[str, str]]:
-            return [{k: v.decode() if isinstance(v, bytes) else v for k, v in e.items()}
-                    for e in memory.streams.of(stream)]
+            return [
+                {k: v.decode() if isinstance(v, bytes) else v for k, v in e.items()}
+                for e in memory.streams.of(stream)
+            ]
 
         yield memory, entries
 
@@ -106,7 +124,10 @@ class TestRedis(DecisionLogContract):
         adapter = RedisDecisionLog(client, self.streams, "contracts")
 
         async def entries(stream: str) -> list[dict[str, str]]:
-            return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in await client.xrange(stream)]
+            return [
+                {k.decode(): v.decode() for k, v in fields.items()}
+                for _, fields in await client.xrange(stream)
+            ]
 
         yield adapter, entries
         run(client.aclose())

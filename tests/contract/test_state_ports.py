@@ -15,9 +15,13 @@ from shared.ports import StateStore, Versions
 from shared.redis_client import connect
 from shared.streams import Streams
 
+#: one loop for the module (the Redis adapter's connections belong to it), whatever other
+#: modules did to the thread's current loop (asyncio.run leaves none)
+LOOP = asyncio.new_event_loop()
+
 
 def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+    return LOOP.run_until_complete(coro)
 
 
 async def stored(store: StateStore) -> dict[str, bytes]:
@@ -57,15 +61,21 @@ class VersionsContract:
     def versions(self) -> Iterator[tuple[Versions, Any]]:
         raise NotImplementedError
 
-    def test_a_version_is_published_once_and_only_over_the_one_seen(self, versions: tuple[Versions, Any]) -> None:
+    def test_a_version_is_published_once_and_only_over_the_one_seen(
+        self, versions: tuple[Versions, Any]
+    ) -> None:
         v, entries = versions
         first = {"revision": 0, "payload": {"x": 1}}
         assert run(v.publish("e", None, first, self.stream, {"event": "r0"}))
-        assert not run(v.publish("e", None, first, self.stream, {"event": "r0"})), "a replica that saw nothing"
+        assert not run(v.publish("e", None, first, self.stream, {"event": "r0"})), (
+            "a replica that saw nothing"
+        )
         assert run(v.all()) == {"e": first}
         second = {"revision": 1, "payload": {"x": 2}}
         assert run(v.publish("e", first, second, self.stream, {"event": "r1"}))
-        assert not run(v.publish("e", first, {"revision": 1, "payload": {"x": 3}}, self.stream, {"event": "r1b"}))
+        assert not run(
+            v.publish("e", first, {"revision": 1, "payload": {"x": 3}}, self.stream, {"event": "r1b"})
+        )
         assert run(v.all()) == {"e": second}
         assert run(entries()) == ["r0", "r1"]
 

@@ -20,7 +20,9 @@ from tests.support import event, need_data
 NAMES = Streams("mem")
 
 
-async def send(state: Any, world: MemoryStreams, n: int, ev: dict[str, Any], stream: str | None = None) -> None:
+async def send(
+    state: Any, world: MemoryStreams, n: int, ev: dict[str, Any], stream: str | None = None
+) -> None:
     """What the bus does with one entry (a request to the needs service unless `stream` says
     otherwise): parse, handle, apply the writes, after the batch."""
     fields = {b"event": json.dumps(ev).encode(), b"inbound_id": f"{n}-0".encode()}
@@ -74,7 +76,9 @@ def test_nothing_is_decided_behind_a_request_still_in_flight() -> None:
         await state.start()
         await send(state, world, 2, event(need_data(), id="n2"))
         await asyncio.sleep(0.3)
-        assert world.of(NAMES.of_type("need.identified")) == [] and set(state.pending) == {"/partners/staffordshire-cc n2"}
+        assert world.of(NAMES.of_type("need.identified")) == [] and set(state.pending) == {
+            "/partners/staffordshire-cc n2"
+        }
         ports.backlog.unacked.clear()  # type: ignore[attr-defined]
         await settled(state)
         await state.stop()
@@ -151,5 +155,43 @@ def test_a_pass_whose_decisions_could_not_be_recorded_is_judged_again_from_scrat
         assert not failures, "the failing pass ran"
         assert [json.loads(e["event"])["id"] for e in world.of(NAMES.accepted(t))] == ["r1"]
         assert world.of(NAMES.rejected("a")) == [], "not refused as a duplicate of itself"
+
+    asyncio.run(scenario())
+
+
+def test_requests_are_decided_at_once_while_derived_views_wait_for_their_cadence() -> None:
+    # deciding is what every other service waits for; publishing what an owner derives
+    # (opportunities here) may wait for the recompute's cadence. With the cadence an hour, a
+    # request arriving after the first recompute is still decided, and nothing is derived.
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        state = NeedsState(memory_ports(world), NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        derived = 0
+        derive = state.changed
+
+        async def counted(fresh: bool) -> None:
+            nonlocal derived
+            derived += 1
+            await derive(fresh)
+
+        state.changed = counted  # type: ignore[method-assign]
+        await state.start()
+        a = need_data(partner="staffordshire-cc", need_id="a-advocacy", service_category="advocacy")
+        await send(state, world, 1, event(a, partner="staffordshire-cc", id="n1"))
+        await settled(state)
+        state.min_interval = 3600.0
+        after_first = derived
+        b = need_data(partner="tamworth-bc", need_id="b-advocacy", service_category="advocacy")
+        await send(state, world, 2, event(b, partner="tamworth-bc", id="n2"))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if len(world.of(NAMES.of_type("need.identified"))) == 2:
+                break
+        accepted = [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))]
+        assert accepted == ["n1", "n2"], "the second request waited for the recompute"
+        assert derived == after_first, "the opportunity was derived again before its cadence"
+        # two partners' needs in one category make an opportunity: not derived yet
+        assert world.of(NAMES.of_type("opportunity.identified")) == []
+        state._pending.cancel()  # the recompute due in an hour
 
     asyncio.run(scenario())

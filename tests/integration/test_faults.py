@@ -188,7 +188,7 @@ def test_every_service_killed_at_random_points_ends_with_a_clean_runs_figures(
     (killed_savings, killed_views), (clean_savings, clean_views) = results
     # every figure equal; the count of events applied may differ by the contracts service's
     # one-off `contract_end` events, published when a batch had passed a contract's end date
-    # before its own decommissioning was read (they never move a figure)
+    # before its own decommissioning was read (they give way to it and never move a figure)
     killed_savings.pop("events_applied"), clean_savings.pop("events_applied")
     assert killed_savings == clean_savings
     assert killed_views == clean_views, _difference(killed_views, clean_views)

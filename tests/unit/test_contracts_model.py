@@ -264,3 +264,36 @@ def test_the_view_kept_up_to_date_a_few_events_at_a_time_equals_the_whole_regist
     assert kept.view == whole.view
     everything = {e: d for entry in whole.entries.values() for e, d in derive(entry).items()}
     assert {e: published[e] for e in everything} == everything
+
+
+def test_the_services_own_contract_end_gives_way_to_the_leads_decommissioning() -> None:
+    """Whether the service published a contract's `contract_end` before the lead's own
+    decommissioning arrived depends on timing alone: the lead's is accepted either way, and
+    the register reads the same."""
+    other = ("tender.awarded", {**award()[1], "contract_id": "other", "contract_start": "2014-02-01",
+                                "contract_end": "2016-01-31"})
+    items = [award(end="2013-12-31"), sla(), other]
+    lead = {"contract_id": C, "partner_id": "a", "effective_date": "2013-12-01", "reason": "provider_unable",
+            "replacement": "none"}
+    last_day = {**lead, "effective_date": "2014-01-01"}  # the latest it may be: the same day as contract_end
+    for mine in (lead, last_day):
+        reg, refused = owned(items)
+        assert refused == []
+        end = derived(items)[f"{C}-contract-end"]
+        evolve(reg, f"/services/contracts {C}-contract-end", PAYLOADS["contract.decommissioned"].model_validate(
+            end.payload))
+        request = PAYLOADS["contract.decommissioned"].model_validate(mine)
+        assert check_request(reg, POLICY, request) == (f"decommission:{C}",), "the contract_end does not block it"
+        evolve(reg, "/partners/a e100", request)
+        first, _ = owned([*items, ("contract.decommissioned", mine)])
+        assert register(reg, POLICY)["contracts"][C] == register(first, POLICY)["contracts"][C]
+        assert reg.decommissions[C][1].reason == "provider_unable", "the lead's stands, even on the same day"
+        with_it = register(reg, POLICY)["contracts"][C]
+        assert with_it["ends_without_renewal"] is (mine is last_day)
+        again = PAYLOADS["contract.decommissioned"].model_validate({**lead, "effective_date": "2013-11-01"})
+        try:
+            check_request(reg, POLICY, again)
+        except Refused as no:
+            assert no.code == "already_decommissioned", "the lead's own decision is final"
+        else:
+            raise AssertionError("a second decommissioning by the lead was accepted")

@@ -13,8 +13,9 @@ request whose prerequisite has not been read yet (an award for a return: streams
 their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
 since its arrival and the partnership's streams have had no backlog for `QUIET_S` (a
 service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
-decided in the order they came. Nor is a request decided while an earlier one is still being
-handled (read by this or another replica, not yet stored: `_in_flight`). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
+decided in the order they came. Nor is a request decided while an earlier one is still on its
+way (read by a gateway and not yet forwarded, forwarded and not yet read, read and not yet
+stored: `_in_flight`). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
 decide a request twice and to let two accepted requests claim the same slot (one return per
 period and partner, one decommissioning per contract...), so replicas deciding at once agree.
 """
@@ -127,7 +128,11 @@ def _stored_arrival(value: str) -> tuple[int, int]:
     return _arrival(request_id, inbound_id)
 
 
-I = TypeVar("I", bound=Index)  # noqa: E741
+I = TypeVar("I", bound=Index)
+
+#: at most this many forwarded requests not yet read are looked at for their arrival; with more
+#: waiting, deciding pauses until the owner has read them
+UNREAD_LOOKED_AT = 500
 
 
 class OwnerState(EventSetState[I]):
@@ -159,8 +164,8 @@ class OwnerState(EventSetState[I]):
         #: because the partnership's services are behind
         self.inputs: list[str] = []
         self._quiet_since_ms: float | None = None
-        #: the earliest request still being handled somewhere (read, not yet stored and acked,
-        #: by this or another replica): nothing that arrived after it is decided before it
+        #: the earliest request still on its way somewhere (`_in_flight`): nothing that arrived
+        #: after it is decided before it
         self._horizon: tuple[int, int] | None = None
         self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
 
@@ -186,21 +191,24 @@ class OwnerState(EventSetState[I]):
 
     async def _in_flight(self) -> None:
         """Note the earliest request not yet stored: on `P:inbound`, read by a gateway and not
-        yet forwarded; on the request stream, read by a replica and not yet stored. Asked before
-        the stored requests are folded: one stored after this look is then folded too, one not
-        stored holds the line."""
+        yet forwarded; on the request stream, forwarded and not yet read (gateways forward in
+        parallel, and one reclaims what a crashed one left: a request can be forwarded after
+        later ones were stored), or read by a replica and not yet stored. Each request moves
+        through these in that order and the looks follow the same order, before the stored
+        requests are folded: a request is seen in one of them or folded with the rest."""
         earliest: list[tuple[int, int]] = []
-        for stream, group in (
-            (self.streams.inbound, "gateway"),
-            (self.streams.requests(self.service), self.service),
-        ):
-            first = await self.backlog.earliest_unhandled(stream, group)
-            if first is None:
-                continue
-            if stream != self.streams.inbound:  # a request's own arrival is its inbound entry
-                earliest.append(_arrival(*first))
-            else:
-                earliest.append(_entry_id(first[0]))
+        first = await self.backlog.earliest_unhandled(self.streams.inbound, "gateway")
+        if first is not None:
+            earliest.append(_entry_id(first[0]))
+        requests = self.streams.requests(self.service)
+        unread = await self.backlog.unread(requests, self.service, UNREAD_LOOKED_AT)
+        if unread is None:  # too many to look at: nothing is decided until they are read
+            earliest.append((0, 0))
+        else:  # a request's own arrival is its inbound entry
+            earliest += [_arrival(*entry) for entry in unread]
+        first = await self.backlog.earliest_unhandled(requests, self.service)
+        if first is not None:
+            earliest.append(_arrival(*first))
         self._horizon = min(earliest, default=None)
 
     async def _refresh(self) -> bool:

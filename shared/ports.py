@@ -91,6 +91,11 @@ class Backlog(Protocol):
         """(entry id, its `inbound_id` field or '') of the earliest entry `group` has read from
         `stream` and not acknowledged; None when there is none (or no such group)."""
 
+    async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
+        """(entry id, its `inbound_id` field or '') of each entry on `stream` that `group` has not
+        read yet (all of them when there is no such group), at most `limit`; None when more are
+        waiting."""
+
     async def behind(self, streams: Sequence[str]) -> bool:
         """Whether any group on any of `streams` has entries unread or unacknowledged."""
 

@@ -150,15 +150,21 @@ class MemoryBacklog:
 
     def __init__(self) -> None:
         self.unacked: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        self.unread: set[str] = set()
+        #: streams with something unread, and what a group has not read, where a test says
+        self.unread_in: set[str] = set()
+        self.unread_by: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
         pending = self.unacked.get((stream, group))
         return min(pending, key=lambda e: tuple(map(int, e[0].split("-")))) if pending else None
 
+    async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
+        entries = self.unread_by.get((stream, group), [])
+        return None if len(entries) > limit else list(entries)
+
     async def behind(self, streams: Sequence[str]) -> bool:
         return any(self.unacked.get((s, g)) for s, g in self.unacked if s in streams) or bool(
-            self.unread & set(streams)
+            self.unread_in & set(streams) or any(v for (s, _), v in self.unread_by.items() if s in streams)
         )
 
 

@@ -145,6 +145,20 @@ class RedisBacklog:
         entry = await self.redis.xrange(stream, min=first, max=first, count=1)
         return first, (entry[0][1].get(b"inbound_id", b"").decode() if entry else "")
 
+    async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return []  # no stream yet
+        info = next((g for g in groups if _text(g["name"]) == group), None)
+        if info is not None and info.get("lag") is not None and info["lag"] > limit:
+            return None  # too many to look at (lag is exact unless entries were deleted)
+        start = "-" if info is None else f"({_text(info['last-delivered-id'])}"
+        entries = await self.redis.xrange(stream, min=start, max="+", count=limit + 1)
+        if len(entries) > limit:
+            return None
+        return [(_text(i), _text(f.get(b"inbound_id", b""))) for i, f in entries]
+
     async def behind(self, streams: Sequence[str]) -> bool:
         for stream in streams:
             try:

@@ -100,6 +100,10 @@ class TestInMemory(StateStoreContract, VersionsContract):
         assert run(backlog.earliest_unhandled("s", "g")) is None and not run(backlog.behind(["s"]))
         backlog.unacked[("s", "g")] = [("12-0", ""), ("3-1", "2-0")]
         assert run(backlog.earliest_unhandled("s", "g")) == ("3-1", "2-0") and run(backlog.behind(["s", "t"]))
+        assert run(backlog.unread("r", "g", 2)) == [] and not run(backlog.behind(["r"]))
+        backlog.unread_by[("r", "g")] = [("5-0", "9-0"), ("6-0", "")]
+        assert run(backlog.unread("r", "g", 2)) == [("5-0", "9-0"), ("6-0", "")] and run(backlog.behind(["r"]))
+        assert run(backlog.unread("r", "g", 1)) is None, "more than the limit"
 
 
 class TestRedis(StateStoreContract, VersionsContract):
@@ -128,13 +132,17 @@ class TestRedis(StateStoreContract, VersionsContract):
 
         async def scenario() -> None:
             assert await backlog.earliest_unhandled(stream, "g") is None, "no group yet"
+            assert await backlog.unread(stream, "g", 10) == [], "no stream yet"
             first = (await client.xadd(stream, {"event": "1", "inbound_id": "7-0"})).decode()
-            await client.xadd(stream, {"event": "2"})
+            second = (await client.xadd(stream, {"event": "2"})).decode()
+            assert await backlog.unread(stream, "g", 10) == [(first, "7-0"), (second, "")], "no group: all unread"
             await client.xgroup_create(stream, "g", id="0")
             assert await backlog.behind([stream]), "unread entries"
             assert await backlog.earliest_unhandled(stream, "g") is None, "nothing read yet"
+            assert await backlog.unread(stream, "g", 1) is None, "more unread than the limit"
             await client.xreadgroup("g", "c", {stream: ">"}, count=1)
             assert await backlog.earliest_unhandled(stream, "g") == (first, "7-0")
+            assert await backlog.unread(stream, "g", 1) == [(second, "")], "what the group has not read"
             await client.xreadgroup("g", "c", {stream: ">"})
             await client.xack(stream, "g", first)
             assert await backlog.behind([stream])

@@ -87,6 +87,29 @@ def test_nothing_is_decided_behind_a_request_still_in_flight() -> None:
     asyncio.run(scenario())
 
 
+def test_nothing_is_decided_behind_a_request_forwarded_and_not_yet_read() -> None:
+    # a gateway forwarded inbound entry 1-0 late (it reclaimed it from a crashed gateway): it
+    # lies on the request stream unread, after n2, which arrived later but was read first
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        state = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        late = [("9-0", "1-0")]
+        ports.backlog.unread_by[(NAMES.requests("needs"), "needs")] = late  # type: ignore[attr-defined]
+        await state.start()
+        await send(state, world, 2, event(need_data(), id="n2"))
+        await asyncio.sleep(0.3)
+        assert world.of(NAMES.of_type("need.identified")) == [] and set(state.pending) == {
+            "/partners/staffordshire-cc n2"
+        }
+        ports.backlog.unread_by.clear()  # type: ignore[attr-defined]
+        await settled(state)
+        await state.stop()
+        assert [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))] == ["n2"]
+
+    asyncio.run(scenario())
+
+
 def test_after_an_outage_a_decision_redis_lost_is_made_again() -> None:
     # a failover can lose the last writes: Redis comes back older than the owner's memory. The
     # owner reads its state again once Redis is back, and decides what Redis no longer has.

@@ -197,11 +197,13 @@ def test_every_service_killed_at_random_points_ends_with_a_clean_runs_figures(
 
 
 def _difference(a: object, b: object, path: str = "") -> str:
-    """Where two JSON-like values first differ, for a readable failure."""
+    """Where two JSON-like values differ (every differing key of the first differing object),
+    for a readable failure."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            if a.get(k) != b.get(k):
-                return _difference(a.get(k), b.get(k), f"{path}/{k}")
+        keys = [k for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
+        if len(keys) == 1 or (keys and not path):
+            return _difference(a.get(keys[0]), b.get(keys[0]), f"{path}/{keys[0]}")
+        return "\n".join(_difference(a.get(k), b.get(k), f"{path}/{k}") for k in keys)
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
             if x != y:

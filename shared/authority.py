@@ -57,6 +57,8 @@ OWNERS: Mapping[str, str] = {
     "monitoring.return.submitted": "contracts",
     "contract.decommissioned": "contracts",
     "contract.member.exited": "contracts",
+    "contract.review.recorded": "contracts",
+    "contract.decommissioning.proposed": "contracts",
 }
 
 

@@ -30,11 +30,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.authority import Refused, Verdict, Wait
-from shared.dates import DAY, add_months
+from shared.dates import DAY, REVIEW_NOTICE_MONTHS, add_months, anniversaries
 from shared.events import (
     ContractDecommissioned,
     ContractMemberExited,
+    ContractReviewRecorded,
     ContractSlaAgreed,
+    DecommissioningProposed,
     KpiTerm,
     MonitoringReturnSubmitted,
     Payload,
@@ -76,6 +78,11 @@ class Register:
         default_factory=dict
     )
     exits: dict[tuple[str, str], ContractMemberExited] = field(default_factory=dict)  # by contract, partner
+    #: annual reviews by contract, then anniversary: the highest revision stands
+    reviews: dict[str, dict[date, tuple[tuple[int, str], ContractReviewRecorded]]] = field(
+        default_factory=dict
+    )
+    proposals: dict[str, tuple[str, DecommissioningProposed]] = field(default_factory=dict)  # one a contract
     #: accepted returns by (contract, period start, period end, partner): one each
     periods: set[tuple[str, date, date, str]] = field(default_factory=set)
     applied: set[str] = field(default_factory=set)
@@ -106,6 +113,14 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             reg.periods.add(
                 (payload.contract_id, payload.period_start, payload.period_end, payload.partner_id)
             )
+        case ContractReviewRecorded():
+            rank, reviews = (payload.revision, key), reg.reviews.setdefault(payload.contract_id, {})
+            if payload.review_for not in reviews or rank > reviews[payload.review_for][0]:
+                reviews[payload.review_for] = (rank, payload)
+        case DecommissioningProposed():
+            old = reg.proposals.get(payload.contract_id)
+            if old is None or key < old[0]:  # one is accepted; the smaller key, whatever the order
+                reg.proposals[payload.contract_id] = (key, payload)
         case ContractMemberExited():
             reg.exits.setdefault((payload.contract_id, payload.partner_id), payload)
             reg.exits_of.setdefault(payload.contract_id, {}).setdefault(payload.partner_id, payload)
@@ -219,7 +234,50 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
                     f"it takes effect on {add_months(payload.notice_date, months)} at the earliest",
                 )
             return (f"exit:{cid}:{by}",)
+        case ContractReviewRecorded():
+            return _check_review(payload, a, lead)
+        case DecommissioningProposed():
+            if by != lead:
+                raise Refused("not_the_lead", f"only {lead}, the lead, may propose to decommission {cid}")
+            if by_a_partner:
+                raise Refused(
+                    "already_decommissioned", f"{cid} is decommissioned from {decommissioned.effective_date}"
+                )
+            if cid in reg.proposals:
+                raise Refused(
+                    "already_proposed",
+                    f"{cid} already has a decommissioning proposal, effective "
+                    f"{reg.proposals[cid][1].effective_date}",
+                )
+            if not a.contract_start <= payload.proposed_on < payload.effective_date <= a.contract_end + DAY:
+                raise Refused(
+                    "outside_term",
+                    f"proposed on {payload.proposed_on}, effective {payload.effective_date}: both must lie in {term}",
+                )
+            return (f"proposal:{cid}",)
     raise TypeError(f"the contracts service does not decide {type(payload).__name__}")
+
+
+def _check_review(payload: ContractReviewRecorded, a: TenderAwarded, lead: str) -> Verdict:
+    """The lead records a review, for an anniversary of the start inside the term, held no
+    sooner than the notice before it (seed 004 §4.28: three months) and inside the term."""
+    cid = a.contract_id
+    if payload.partner_id != lead:
+        raise Refused("not_the_lead", f"only {lead}, the lead, records the reviews of {cid}")
+    if payload.review_for not in (due := anniversaries(a.contract_start, a.contract_end)):
+        days = ", ".join(d.isoformat() for d in due) or "none inside the term"
+        raise Refused(
+            "not_an_anniversary",
+            f"{payload.review_for} is not an anniversary of {cid}'s start inside its term ({days})",
+        )
+    opens = add_months(payload.review_for, -REVIEW_NOTICE_MONTHS)
+    if not opens <= payload.held_on <= a.contract_end:
+        raise Refused(
+            "outside_review_window",
+            f"the review for {payload.review_for} is held from {opens} (its notice) to {a.contract_end}, "
+            f"not on {payload.held_on}",
+        )
+    return (f"review:{cid}:{payload.review_for}:{payload.revision}",)
 
 
 def _check_return(
@@ -508,9 +566,29 @@ def contract_entry(reg: Register, policy: ContractsPolicy, cid: str, today: date
         "concerns": [{k: v for k, v in c.items() if k != "transitions"} for c in its_concerns.values()],
         "payments": list(its_payments.values()),
         "decommissioning": d.model_dump(mode="json") if d else None,
+        "reviews": [r.model_dump(mode="json") for _, (_, r) in sorted(reg.reviews.get(cid, {}).items())],
+        "decommissioning_proposal": _proposal(reg, cid, d, today),
         "ends_without_renewal": d is None and today is not None and a.contract_end < today,
     }
     return ContractEntry(row, judged, its_concerns, its_payments, _next_change(row, today))
+
+
+def _proposal(
+    reg: Register, cid: str, d: ContractDecommissioned | None, today: date | None
+) -> dict[str, Any] | None:
+    """The planned decommissioning, with where it stands: `consulting` until its consultation
+    ends, then `proposed`, `decommissioned` once the lead's decommissioning is accepted."""
+    if cid not in reg.proposals:
+        return None
+    p = reg.proposals[cid][1]
+    status = (
+        "decommissioned"
+        if d is not None
+        else "consulting"
+        if today is None or today < p.consultation.ended
+        else "proposed"
+    )
+    return {**p.model_dump(mode="json"), "status": status}
 
 
 def _next_change(row: dict[str, Any], today: date | None) -> date | None:
@@ -521,6 +599,8 @@ def _next_change(row: dict[str, Any], today: date | None) -> date | None:
     dates.append(date.fromisoformat(row["contract_end"]) + DAY)
     if row["decommissioning"] is not None:
         dates.append(date.fromisoformat(row["decommissioning"]["effective_date"]))
+    if row["decommissioning_proposal"] is not None:
+        dates.append(date.fromisoformat(row["decommissioning_proposal"]["consultation"]["ended"]))
     return min((d for d in dates if d > today), default=None)
 
 

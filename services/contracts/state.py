@@ -40,6 +40,8 @@ OWNED = frozenset(
         "monitoring.return.submitted",
         "contract.decommissioned",
         "contract.member.exited",
+        "contract.review.recorded",
+        "contract.decommissioning.proposed",
     }
 )
 log = structlog.get_logger("contracts")

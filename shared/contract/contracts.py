@@ -1,5 +1,6 @@
-"""The contract: SLAs, monitoring returns, members leaving, decommissioning, and what the
-contracts service publishes from them (judged returns, concerns, payments, overdue returns)."""
+"""The contract: SLAs, monitoring returns, annual reviews, members leaving, decommissioning
+(proposed with its consultation and impact assessment, then decided), and what the contracts
+service publishes from them (judged returns, concerns, payments, overdue returns)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,83 @@ class ContractDecommissioned(Payload):
     replacement: Literal["separate_arrangements", "none"]
 
 
+Text = Annotated[StrictStr, StringConstraints(min_length=1, max_length=4000)]
+
+
+class ContractReviewRecorded(Payload):
+    """The lead records a contract's annual review (seed 004 §4.28; 002 §4.2 stage 8): the
+    anniversary of the start it is for, the day it was held, the RAG the partners agreed, what
+    service users said, and the decision. Of the records for one anniversary the highest
+    `revision` stands."""
+
+    type: ClassVar[str] = "contract.review.recorded"
+
+    contract_id: Ident
+    partner_id: PartnerId
+    review_for: IsoDate
+    held_on: IsoDate
+    revision: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    rag: Literal["red", "amber", "green"]
+    user_feedback: Text
+    decision: Literal["continue", "improvement_plan", "recommission", "decommission"]
+    notes: Annotated[StrictStr, StringConstraints(max_length=4000)] = ""
+
+
+class Consultation(Payload):
+    started: IsoDate
+    ended: IsoDate
+    #: who was consulted: partners, the provider, service users' groups...
+    consulted: Annotated[
+        tuple[Annotated[StrictStr, StringConstraints(min_length=1, max_length=200)], ...],
+        Field(min_length=1, max_length=100),
+    ]
+    summary: Text
+
+    @model_validator(mode="after")
+    def _check(self) -> Consultation:
+        if self.ended < self.started:
+            raise ValueError("the consultation ended before it started")
+        return self
+
+
+class ImpactAssessment(Payload):
+    """Seed 004 §§5.2-5.3: sensitive to service users' needs and wishes, with the position of
+    the provider's employees considered."""
+
+    service_users_affected: Annotated[StrictInt, Field(ge=0, le=100_000_000)]
+    on_service_users: Text
+    on_employees: Text
+    mitigation: Text
+
+
+class DecommissioningProposed(Payload):
+    """The lead proposes to end a contract early, as a planned process (seed 004 §§5.2-5.3):
+    the consultation held with service users, the provider and other stakeholders, and the
+    impact assessment, recorded before it takes effect (the lead's `contract.decommissioned`
+    then ends it). One a contract."""
+
+    type: ClassVar[str] = "contract.decommissioning.proposed"
+
+    contract_id: Ident
+    partner_id: PartnerId
+    proposed_on: IsoDate
+    effective_date: IsoDate
+    reason: Literal[
+        "requirements_unfulfilled", "provider_unable", "financial_constraints", "no_longer_strategic"
+    ]
+    replacement: Literal["separate_arrangements", "none"]
+    consultation: Consultation
+    impact: ImpactAssessment
+
+    @model_validator(mode="after")
+    def _check(self) -> DecommissioningProposed:
+        if self.effective_date <= self.proposed_on:
+            raise ValueError("effective_date is not after proposed_on")
+        if self.consultation.ended > self.effective_date:
+            raise ValueError("the consultation ends after the decommissioning takes effect")
+        return self
+
+
 class KpiTerm(Payload):
     kpi_id: Ident
     description: Annotated[StrictStr, StringConstraints(max_length=500)] = ""
@@ -85,7 +163,7 @@ class PaymentByResults(Payload):
     #: share of the contract value paid by results, e.g. "0.10"
     share: Annotated[Quantity, Field(ge=0, le=1)]
     #: achievement below this pays nothing of the results share
-    floor: Annotated[Quantity, Field(ge=0, le=1)] = Decimal("0")
+    floor: Annotated[Quantity, Field(ge=0, le=1)] = Decimal(0)
 
 
 class ContractSlaAgreed(Payload):

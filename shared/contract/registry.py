@@ -10,7 +10,9 @@ from shared.contract.base import (
 from shared.contract.contracts import (
     ContractDecommissioned,
     ContractMemberExited,
+    ContractReviewRecorded,
     ContractSlaAgreed,
+    DecommissioningProposed,
     MonitoringReturnJudged,
     MonitoringReturnSubmitted,
     PaymentCalculated,
@@ -52,6 +54,8 @@ PARTNER_TYPES: Mapping[str, type[Payload]] = {
         OpportunityDeclined,
         ContractSlaAgreed,
         ContractMemberExited,
+        ContractReviewRecorded,
+        DecommissioningProposed,
         TenderRequested,
         BidSubmitted,
         TenderEvaluationSubmitted,

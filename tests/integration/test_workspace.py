@@ -191,6 +191,57 @@ def test_a_commissioner_answers_the_three_questions_from_the_pages(deployment, r
         browser.close()
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_reviews_and_a_planned_decommissioning_sent_by_the_lead_show_on_the_register(deployment, r: redis.Redis, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect, sync_playwright
+
+    proc, _ = deployment
+    debt = workspace_scenario.DEBT
+    send_as(r, prefix, "staffordshire-cc", "contract.review.recorded", {
+        "contract_id": debt, "partner_id": "staffordshire-cc", "review_for": "2014-01-01", "held_on": "2013-10-15",
+        "rag": "amber", "user_feedback": "clients value the outreach sessions; waiting times too long",
+        "decision": "improvement_plan"}, "ws-review")
+    proposal = {
+        "contract_id": debt, "partner_id": "staffordshire-cc", "proposed_on": "2013-06-01",
+        "effective_date": "2013-12-31", "reason": "financial_constraints", "replacement": "separate_arrangements",
+        "consultation": {"started": "2013-06-01", "ended": "2013-08-31",
+                         "consulted": ["service users' forum", "the provider", "stoke-on-trent-cc"],
+                         "summary": "users asked for the drop-in to continue"},
+        "impact": {"service_users_affected": 1200, "on_service_users": "the drop-in moves to the library",
+                   "on_employees": "two advisers redeployed by the provider", "mitigation": "signposting for a year"}}
+    send_as(r, prefix, "stoke-pct", "contract.decommissioning.proposed",
+            {**proposal, "partner_id": "stoke-pct"}, "ws-proposal-member")  # a member, not the lead: refused
+    send_as(r, prefix, "staffordshire-cc", "contract.decommissioning.proposed", proposal, "ws-proposal")
+    wait_for(lambda: r.xlen(f"{prefix}:contract.decommissioning.proposed") == 1
+             and r.xlen(f"{prefix}:contract.review.recorded") == 1, 30, what="the lead's acts accepted")
+    wait_for(lambda: r.xlen(f"{prefix}:rejected:stoke-pct") == 2, 30, what="the member's proposal refused")
+    (_, refused) = r.xrange(f"{prefix}:rejected:stoke-pct")[-1]
+    assert json.loads(refused[b"reason"])["code"] == "not_the_lead"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"{proc.url}/signin")
+        page.fill("#token", VIEWER_TOKEN)
+        page.click("button[type=submit]")
+        page.goto(f"{proc.url}/workspace/contracts")
+        row = page.locator(f"tr[data-contract='{debt}']")
+        expect(row.locator(".review")).to_contain_text("last: for 1 January 2014, held 15 October 2013")
+        expect(row.locator(".review .rag")).to_have_text("Amber")
+        expect(row.locator(".review")).to_contain_text("improvement plan")
+        expect(row.locator(".review")).to_contain_text("waiting times too long")
+        expect(row.locator(".proposal")).to_contain_text("decommissioning proposed from 31 December 2013 (financial constraints)")
+        expect(row.locator(".proposal")).to_contain_text("1200 service users affected")
+        expect(row.locator(".proposal")).to_contain_text("two advisers redeployed")
+        row.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "workspace-review-proposal.png"), full_page=True)
+        page.goto(f"{proc.url}/workspace/audit?q=not_the_lead")
+        expect(page.locator("#trail tbody tr", has_text="contract.decommissioning.proposed")).to_have_count(1)
+        browser.close()
+    report = httpx.get(f"{proc.url}/workspace/report.csv", headers=READ)
+    assert report.status_code == 200 and "decommissioning proposed (financial constraints" in report.text
+    assert "annual review not recorded" in report.text, "tscip-advocacy-2012's first anniversary passed without one"
+
+
 def test_the_report_has_the_live_views_figures(deployment, prefix: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from pypdf import PdfReader
 

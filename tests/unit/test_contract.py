@@ -116,6 +116,8 @@ def test_partner_types_are_the_contracts_plus_the_documented_additions() -> None
         "opportunity.declined",
         "contract.sla.agreed",
         "contract.member.exited",
+        "contract.review.recorded",
+        "contract.decommissioning.proposed",
         "tender.requested",
         "bid.submitted",
         "tender.evaluation.submitted",

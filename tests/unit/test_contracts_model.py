@@ -297,3 +297,63 @@ def test_the_services_own_contract_end_gives_way_to_the_leads_decommissioning() 
             assert no.code == "already_decommissioned", "the lead's own decision is final"
         else:
             raise AssertionError("a second decommissioning by the lead was accepted")
+
+
+def review(**over: Any) -> tuple[str, dict[str, Any]]:
+    return ("contract.review.recorded", {
+        "contract_id": C, "partner_id": "a", "review_for": "2014-01-01", "held_on": "2013-12-10", "rag": "amber",
+        "user_feedback": "clients value the outreach sessions; waiting times too long", "decision": "improvement_plan",
+        **over})
+
+
+def proposal(**over: Any) -> tuple[str, dict[str, Any]]:
+    return ("contract.decommissioning.proposed", {
+        "contract_id": C, "partner_id": "a", "proposed_on": "2014-03-01", "effective_date": "2014-09-30",
+        "reason": "financial_constraints", "replacement": "separate_arrangements",
+        "consultation": {"started": "2014-03-01", "ended": "2014-05-31",
+                         "consulted": ["service users' forum", "CAB (the provider)", "b"],
+                         "summary": "users asked for a local drop-in to continue"},
+        "impact": {"service_users_affected": 1200, "on_service_users": "drop-in moves to the library",
+                   "on_employees": "two advisers redeployed by the provider", "mitigation": "signposting for a year"},
+        **over})
+
+
+def test_the_lead_records_each_annual_review_once_for_an_anniversary_inside_the_term() -> None:
+    v, refused = decided([award(), review(), review(partner_id="b"), review(review_for="2014-02-01"),
+                          review(held_on="2013-09-30"), review(review_for="2016-01-01", held_on="2015-12-01"),
+                          review(revision=1, rag="red", decision="recommission")])
+    assert refused == ["not_the_lead", "not_an_anniversary", "outside_review_window", "not_an_anniversary"]
+    [kept] = v["contracts"][C]["reviews"]
+    assert (kept["review_for"], kept["rag"], kept["decision"], kept["revision"]) == ("2014-01-01", "red", "recommission", 1)
+    assert decided([review()])[1] == ["wait:unknown_contract"], "a review waits for its contract's award"
+
+
+def test_a_planned_decommissioning_records_its_consultation_and_impact_before_it_takes_effect() -> None:
+    q1 = ret("2014-01-01", "2014-03-31", "1300")
+    v, refused = decided([award(), sla(), q1, proposal(), proposal(partner_id="b"),
+                          proposal(effective_date="2016-06-30", consultation={**proposal()[1]["consultation"]})])
+    assert refused == ["not_the_lead", "already_proposed"]
+    c = v["contracts"][C]
+    assert c["decommissioning_proposal"]["status"] == "consulting", "as of 2014-03-31 the consultation is open"
+    assert c["decommissioning_proposal"]["impact"]["service_users_affected"] == 1200
+    assert c["decommissioning"] is None and c["status"] == "active", "a proposal changes nothing by itself"
+    later = ret("2014-04-01", "2014-06-30", "1300")
+    assert decided([award(), sla(), proposal(), later])[0]["contracts"][C]["decommissioning_proposal"]["status"] == "proposed"
+    end = ("contract.decommissioned", {"contract_id": C, "partner_id": "a", "effective_date": "2014-09-30",
+                                       "reason": "financial_constraints", "replacement": "separate_arrangements"})
+    done = decided([award(), sla(), proposal(), later, end])[0]["contracts"][C]
+    assert done["decommissioning_proposal"]["status"] == "decommissioned"
+    assert decided([award(), sla(), end, proposal()])[1] == ["already_decommissioned"]
+    assert decided([award(), proposal(proposed_on="2012-12-01")])[1] == ["outside_term"]
+
+
+def test_a_proposal_that_is_not_planned_is_refused_at_the_gateway() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    for bad in ({"effective_date": "2014-03-01"}, {"reason": "contract_end"},
+                {"consultation": {**proposal()[1]["consultation"], "ended": "2014-12-31"}},
+                {"consultation": {**proposal()[1]["consultation"], "consulted": []}},
+                {"impact": {**proposal()[1]["impact"], "on_employees": ""}}):
+        with pytest.raises(ValidationError):
+            PAYLOADS["contract.decommissioning.proposed"].model_validate({**proposal()[1], **bad})

@@ -150,3 +150,24 @@ def test_the_views_do_not_depend_on_the_order_events_came_in() -> None:
     assert targets == [D("1300"), D("1300")]  # "e901" > "e900"
     evolve(ws, sla(5, "1100", revision=1))
     assert ws.slas[DEBT].kpis[0].target == D("1100")
+
+
+def test_the_register_shows_the_last_review_the_reviews_not_recorded_and_a_planned_decommissioning() -> None:
+    ws, n = reference()
+    today = date(2015, 3, 31)  # two anniversaries of the start have passed
+    review = {"contract_id": DEBT, "partner_id": "staffordshire-cc", "review_for": "2014-01-01",
+              "held_on": "2013-12-10", "rag": "amber", "user_feedback": "waiting times too long",
+              "decision": "improvement_plan"}
+    evolve(ws, entry(n + 1, "contract.review.recorded", review))
+    evolve(ws, entry(n + 2, "contract.review.recorded", {**review, "revision": 1, "rag": "green", "decision": "continue"}))
+    debt = {r.contract_id: r for r in contracts(ws, NAMES, today)}[DEBT]
+    assert debt.last_review is not None and (debt.last_review.rag, debt.last_review.decision) == ("green", "continue")
+    assert debt.reviews_missing == (date(2015, 1, 1),), "2014's is recorded; 2015's is not"
+    assert debt.proposal is None
+    evolve(ws, entry(n + 3, "contract.decommissioning.proposed", {
+        "contract_id": DEBT, "partner_id": "staffordshire-cc", "proposed_on": "2015-03-01", "effective_date": "2015-09-30",
+        "reason": "financial_constraints", "replacement": "separate_arrangements",
+        "consultation": {"started": "2015-03-01", "ended": "2015-05-31", "consulted": ["users' forum"], "summary": "s"},
+        "impact": {"service_users_affected": 900, "on_service_users": "u", "on_employees": "e", "mitigation": "m"}}))
+    debt = {r.contract_id: r for r in contracts(ws, NAMES, today)}[DEBT]
+    assert debt.proposal is not None and debt.proposal.impact.service_users_affected == 900

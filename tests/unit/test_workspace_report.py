@@ -27,6 +27,10 @@ def test_decisions_needed_and_one_figure_a_row() -> None:
     # (1 Apr 2015) is not yet
     evolve(ws, entry(n, "investment.recorded", {"investment_id": "later", "partner_id": "staffordshire-cc",
                                                 "date": "2014-10-15", "amount": "1.00"}))
+    # debt advice's first review was recorded; the other anniversaries passed with none
+    evolve(ws, entry(n + 1, "contract.review.recorded", {
+        "contract_id": "tscip-debt-advice-2013", "partner_id": "staffordshire-cc", "review_for": "2014-01-01",
+        "held_on": "2014-01-20", "rag": "green", "user_feedback": "good", "decision": "continue"}))
     today = today_of(ws)
     assert today == date(2014, 10, 15)
     over, rows = overview(ws, NAMES, SavingsPolicy()), contracts(ws, NAMES, today)
@@ -34,6 +38,9 @@ def test_decisions_needed_and_one_figure_a_row() -> None:
     assert r.quarter == "2014 Q4 (October to December)"
     # soonest first (no opportunity in this fold, so no option to agree)
     assert [(d.subject, d.by, d.needed.split(":")[0]) for d in r.decisions] == [
+        ("tscip-advocacy-2012", date(2013, 4, 1), "annual review not recorded"),
+        ("tscip-advocacy-2012", date(2014, 4, 1), "annual review not recorded"),
+        ("tscip-infrastructure-2013", date(2014, 4, 1), "annual review not recorded"),
         ("tscip-debt-advice-2013", date(2015, 1, 1), "annual review due"),
         ("tscip-advocacy-2012", date(2015, 3, 31), "recommission, extend or decommission (Asist)")]
     rows_csv = list(csv.DictReader(io.StringIO(to_csv(r))))

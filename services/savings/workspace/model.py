@@ -18,11 +18,13 @@ from typing import Any
 
 from services.savings import model as savings
 from services.savings.workspace.appraisal import Appraisal, AppraisalPolicy, appraise, option_inputs
-from shared.dates import add_months
+from shared.dates import REVIEW_NOTICE_MONTHS, add_months, anniversaries
 from shared.events import (
     ContractDecommissioned,
     ContractMemberExited,
+    ContractReviewRecorded,
     ContractSlaAgreed,
+    DecommissioningProposed,
     InvestmentRecorded,
     MonitoringReturnJudged,
     MonitoringReturnSubmitted,
@@ -41,8 +43,6 @@ from shared.policy import SavingsPolicy
 
 #: accepted acts kept per object for the audit trail (older ones stay in the streams and archive)
 TRAIL_PER_OBJECT = 200
-#: months of notice before an annual review (seed 004 §4.28: three months)
-REVIEW_NOTICE_MONTHS = 3
 #: how far ahead the pipeline plans recommissioning
 PLANNING_MONTHS = 12
 
@@ -90,6 +90,8 @@ class Workspace:
     overdue: dict[tuple[str, date, date], ReturnOverdue] = field(default_factory=dict)
     concerns: dict[str, PerformanceConcern] = field(default_factory=dict)
     payments: dict[str, PaymentCalculated] = field(default_factory=dict)
+    reviews: dict[tuple[str, date], ContractReviewRecorded] = field(default_factory=dict)  # by anniversary
+    proposals: dict[str, DecommissioningProposed] = field(default_factory=dict)
     trail: dict[str, deque[Entry]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     ranks: dict[tuple[str, Any], tuple[int, str]] = field(default_factory=dict)  # what each slot holds
@@ -139,6 +141,10 @@ def evolve(ws: Workspace, e: Entry) -> Workspace:
             _keep(ws, "concern", ws.concerns, p.concern_id, e.key, p)
         case PaymentCalculated():
             _keep(ws, "payment", ws.payments, p.payment_id, e.key, p)
+        case ContractReviewRecorded():
+            _keep(ws, "review", ws.reviews, (p.contract_id, p.review_for), e.key, p)
+        case DecommissioningProposed():
+            _keep(ws, "proposal", ws.proposals, p.contract_id, e.key, p)
     return ws
 
 
@@ -278,6 +284,11 @@ class ContractRow:
     next_review: date | None
     review_notice: date | None
     rag: str
+    #: the latest annual review recorded, and the anniversaries passed with none recorded
+    last_review: ContractReviewRecorded | None = None
+    reviews_missing: tuple[date, ...] = ()
+    #: a planned decommissioning: its consultation and impact assessment
+    proposal: DecommissioningProposed | None = None
 
     @property
     def underperforming(self) -> bool:
@@ -355,6 +366,12 @@ def contracts(ws: Workspace, names: dict[str, str], today: date | None) -> tuple
         )
         paid = sum((Decimal(p.total) for p in ws.payments.values() if p.contract_id == cid), Decimal("0.00"))
         review = next_review(a.contract_start, end, today)
+        recorded = sorted((d, r) for (c, d), r in ws.reviews.items() if c == cid)
+        missing = tuple(
+            d
+            for d in anniversaries(a.contract_start, end)
+            if today is not None and d < today and (cid, d) not in ws.reviews
+        )
         rags = {k.rag for k in kpis}
         rag = (
             "grey"
@@ -391,6 +408,9 @@ def contracts(ws: Workspace, names: dict[str, str], today: date | None) -> tuple
                 review,
                 add_months(review, -REVIEW_NOTICE_MONTHS) if review else None,
                 rag,
+                recorded[-1][1] if recorded else None,
+                missing,
+                ws.proposals.get(cid),
             )
         )
     return tuple(rows)
@@ -400,10 +420,7 @@ def next_review(start: date, end: date, today: date | None) -> date | None:
     """The next anniversary of the start (the annual review) that falls inside the term."""
     if today is None:
         return None
-    n = 1
-    while (d := add_months(start, 12 * n)) <= today:
-        n += 1
-    return d if d < end else None
+    return next((d for d in anniversaries(start, end) if d > today), None)
 
 
 @dataclass(frozen=True)

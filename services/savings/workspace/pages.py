@@ -35,7 +35,7 @@ FILTERS = {
     "": "all contracts",
     "underperforming": "underperforming",
     "overdue": "with overdue returns",
-    "review": "with an annual review due",
+    "review": "with an annual review due or not recorded",
 }
 
 
@@ -193,7 +193,10 @@ class Workspace:
             if show == ""
             or (show == "underperforming" and r.underperforming)
             or (show == "overdue" and r.overdue)
-            or (show == "review" and r.review_notice and today and r.review_notice <= today)
+            or (
+                show == "review"
+                and (r.reviews_missing or (r.review_notice and today and r.review_notice <= today))
+            )
         ]
         return 200, self.render(
             "contracts.html",

@@ -68,6 +68,19 @@ def build(overview: Overview, rows: tuple[ContractRow, ...], pipe: Pipeline) -> 
             decisions.append(
                 Decision(r.contract_id, "annual review due: notice period has begun", r.next_review)
             )
+        for missing in r.reviews_missing:
+            decisions.append(Decision(r.contract_id, "annual review not recorded", missing))
+        if r.proposal is not None and r.status != "decommissioned":
+            p = r.proposal
+            decisions.append(
+                Decision(
+                    r.contract_id,
+                    f"decommissioning proposed ({p.reason.replace('_', ' ')}; consultation "
+                    f"{p.consultation.started} to {p.consultation.ended}, "
+                    f"{p.impact.service_users_affected} service users affected): confirm or withdraw",
+                    p.effective_date,
+                )
+            )
         for c in r.concerns:
             if c.status == "termination considered":
                 decisions.append(

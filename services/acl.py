@@ -4,7 +4,9 @@
 - `service-<name>`: the gateway's keys (every process runs it) and its own service's: the
   streams it consumes and publishes, its groups' records, its state;
 - `service-gateway`: the gateway's keys alone, for `serve gateway` processes;
-- every `service-*` user may read `P:viewers` (viewer token digests, services.readauth);
+- every `service-*` user may read `P:viewers` (viewer token digests, services.readauth) and
+  the sign-in sessions `P:viewer-session:*`, and write those sessions and the sign-ins under
+  way `P:oidc:*` (services/oidc.py: any process may serve a sign-in);
 - `service-savings` may also read every accepted stream but the sealed bids (it serves the
   workspace, services/savings/workspace);
 - `dashboard`: read-only on `P:savings.updated`;
@@ -64,7 +66,7 @@ CONNECT = "+ping +hello +auth +client|setname +client|id +info"  # (CLIENT SETIN
 SERVICE_COMMANDS = (
     "+xreadgroup +xack +xclaim +xautoclaim +xpending +xinfo +xgroup|create +xgroup|delconsumer +xadd +xrange "
     "+xrevrange +xread +xlen +hset +hget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr +exists +del "
-    "+zadd +zscore +zremrangebyscore +zremrangebyrank +xtrim "
+    "+zadd +zscore +zremrangebyscore +zremrangebyrank +xtrim +set +getdel "
     "+rename +scan +type +evalsha +eval +script|load +script|exists +multi +exec +discard " + CONNECT
 )
 
@@ -104,7 +106,9 @@ def rules(registry: PartnerRegistry, streams: Streams, passwords: dict[str, str]
         *(s.of_type(t) for t in partner_types),
     ]
     sealed_write = [s.accepted(t) for t in SEALED_TYPES]
-    viewers = f"%R~{s.key('viewers')}"  # every serving process checks viewer tokens (services.readauth)
+    # every serving process checks viewer tokens and sessions (services.readauth) and may serve a
+    # sign-in with the identity provider (services/oidc.py)
+    viewers = f"%R~{s.key('viewers')} ~{s.key('viewer-session:*')} ~{s.key('oidc:*')}"
     for name, writes in WRITES.items():
         own = [s.accepted(t) for t in READS[name]] + [s.of_type(t) for t in writes]
         own += [s.key("group", name, "*"), s.state(name, "*")]

@@ -1,6 +1,7 @@
 """Reads need a credential: the dashboard, the workspace (`/workspace...`), `GET /savings`, `/savings/stream` and `/events/recent`
 answer only a viewer (a token from `commissioning viewer issue`, sent as `Authorization: Bearer`
-or, from a browser, in the cookie `/signin` sets) or a partner (the signed `Partner` header of
+or, from a browser, in the cookie `/signin` sets; or signed in with the council's identity
+provider at `/signin/oidc`, services/oidc.py) or a partner (the signed `Partner` header of
 shared.auth). With `COMMISSIONING_PUBLIC_TOTALS=true` anyone may read the partnership's totals
 (`GET /savings` without a credential answers `as_of` and `portfolio` only).
 
@@ -9,6 +10,7 @@ An ASGI wrapper in front of the routes, so the endpoints themselves stay as they
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from http.cookies import SimpleCookie
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.oidc import Oidc, SignInRefused
 from shared import viewers
 from shared.auth import AuthError, authenticate
 from shared.partners import PartnerRegistry
@@ -35,7 +38,8 @@ SIGNIN = b"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>S
 <form method="post" action="/signin"><p><label for="token">Viewer token</label><br>
 <input id="token" name="token" type="password" autocomplete="current-password" required size="48"></p>
 <p><button type="submit">Sign in</button></p></form>
-<p>Ask the operator for a token: <code>commissioning viewer issue YOUR-NAME</code>.</p></body></html>"""
+<p>Ask the operator for a token: <code>commissioning viewer issue YOUR-NAME</code>.</p>%s</body></html>"""
+OIDC_LINK = b"""<p><a id="oidc" href="/signin/oidc">Sign in with your organisation's account</a></p>"""
 
 
 def _guarded(path: str) -> bool:
@@ -51,9 +55,11 @@ class ReadGuard:
         registry: PartnerRegistry,
         public_totals: bool = False,
         figures: Callable[[], dict[str, Any] | None] = lambda: None,
+        oidc: Oidc | None = None,
     ) -> None:
         self.app, self.redis, self.streams, self.registry = app, redis, streams, registry
         self.public_totals, self.figures = public_totals, figures
+        self.oidc = oidc
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -61,6 +67,8 @@ class ReadGuard:
             await self.app(scope, receive, send)
         elif path == "/signin":
             await self._signin(scope, receive, send)
+        elif path in ("/signin/oidc", "/signin/oidc/callback"):
+            await self._oidc(scope, send)
         elif path == "/signout":
             await _answer(send, 303, b"", "text/plain", [(b"location", b"/signin"), _cookie("", 0)])
         elif not _guarded(path):
@@ -111,9 +119,55 @@ class ReadGuard:
             return None
         return None
 
+    def _page(self, alert: str = "", code: str = "") -> bytes:
+        shown = (
+            f'<p role="alert" data-code="{html.escape(code)}" style="color: #a4161a">{html.escape(alert)}</p>'.encode()
+            if alert
+            else b""
+        )
+        return SIGNIN % (shown, OIDC_LINK if self.oidc is not None else b"")
+
+    async def _oidc(self, scope: dict[str, Any], send: Any) -> None:
+        """Sign-in with the identity provider: away to it, then back with a session."""
+        if self.oidc is None:
+            await _answer(
+                send,
+                404,
+                self._page("Sign-in with an identity provider is not set up here.", "oidc_not_configured"),
+                "text/html; charset=utf-8",
+            )
+            return
+        secure = scope.get("scheme") == "https"
+        try:
+            if scope["path"] == "/signin/oidc":
+                host = dict(scope.get("headers", [])).get(b"host", b"localhost").decode("latin-1")
+                scheme = "https" if secure else "http"
+                redirect = self.oidc.settings.redirect_url or f"{scheme}://{host}/signin/oidc/callback"
+                location = await self.oidc.begin(redirect)
+                await _answer(send, 303, b"", "text/plain", [(b"location", location.encode())])
+                return
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1")[:4096])
+            name = await self.oidc.finish({k: v[0] for k, v in query.items()})
+            token = await self.oidc.session(name)
+        except SignInRefused as no:
+            await _answer(
+                send, 401, self._page(f"Sign-in refused: {no}", no.code), "text/html; charset=utf-8"
+            )
+            return
+        except RedisError:
+            await _answer(
+                send,
+                503,
+                self._page("Sign-in is unavailable for a moment: try again.", "unavailable"),
+                "text/html; charset=utf-8",
+            )
+            return
+        cookie = _cookie(token, self.oidc.settings.session_s, secure=secure)
+        await _answer(send, 303, b"", "text/plain", [(b"location", b"/workspace"), cookie])
+
     async def _signin(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope.get("method") != "POST":
-            await _answer(send, 200, SIGNIN % b"", "text/html; charset=utf-8")
+            await _answer(send, 200, self._page(), "text/html; charset=utf-8")
             return
         body = b""
         while True:
@@ -128,10 +182,7 @@ class ReadGuard:
             name = None
         if name is None:
             await _answer(
-                send,
-                401,
-                SIGNIN % b'<p role="alert">That token is not valid.</p>',
-                "text/html; charset=utf-8",
+                send, 401, self._page("That token is not valid.", "invalid_token"), "text/html; charset=utf-8"
             )
             return
         cookie = _cookie(token, 30 * 86400, secure=scope.get("scheme") == "https")

@@ -8,8 +8,8 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
@@ -26,13 +26,14 @@ from services.gateway.service import Gateway
 from services.http import PathParams, core_routes
 from services.metrics import Metrics
 from services.needs.app import build as build_needs
+from services.oidc import Oidc, OidcSettings, parse_allowed
 from services.procurement.app import build as build_procurement
 from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
-from shared.authority import OWNERS
 from shared.archive import Archive
+from shared.authority import OWNERS
 from shared.bus import Bus, Retention, consumer_name
 from shared.events import PAYLOADS
 from shared.partners import PartnerRegistry
@@ -250,6 +251,24 @@ def retention(
     )
 
 
+def oidc(settings: Settings, redis: Redis, streams: Streams) -> Oidc | None:
+    """Sign-in with the council's identity provider, where one is configured."""
+    if not settings.oidc_issuer:
+        return None
+    return Oidc(
+        OidcSettings(
+            settings.oidc_issuer,
+            settings.oidc_client_id,
+            settings.oidc_client_secret,
+            parse_allowed(settings.oidc_allowed),
+            int(settings.oidc_session_hours * 3600),
+            settings.oidc_redirect_url,
+        ),
+        redis,
+        streams,
+    )
+
+
 def gateway_limits(settings: Settings) -> dict[str, Any]:
     """The gateway's rejection records and rate limits, from the settings."""
     return {
@@ -344,6 +363,7 @@ def _server(
         registry,
         settings.public_totals,
         lambda: projection.figures if projection else None,
+        oidc(settings, bus.redis, bus.streams),
     )
     config = uvicorn.Config(
         guarded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.policy import SavingsPolicy
@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     archive_dir: Path | None = None
     #: anyone may read the partnership's totals (GET /savings: as_of and portfolio only)
     public_totals: bool = False
+    #: sign-in with the council's identity provider (services/oidc.py); unset: viewer tokens only
+    oidc_issuer: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    #: the e-mail addresses and `@domain`s that may read (comma-separated); nobody else
+    oidc_allowed: str = ""
+    oidc_session_hours: float = Field(default=8, gt=0, le=24 * 30)
+    #: the callback URL registered at the provider (unset: this server's /signin/oidc/callback)
+    oidc_redirect_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     ready_max_lag: int = Field(default=10_000, ge=0)
@@ -94,6 +103,15 @@ class Settings(BaseSettings):
     @property
     def cluster(self) -> bool:
         return self.redis_mode == "cluster"
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret and self.oidc_allowed):
+            raise ValueError(
+                "COMMISSIONING_OIDC_ISSUER needs COMMISSIONING_OIDC_CLIENT_ID, COMMISSIONING_OIDC_CLIENT_SECRET "
+                "and COMMISSIONING_OIDC_ALLOWED (the e-mail addresses or @domains that may read)"
+            )
+        return self
 
 
 class SavingsSettings(BaseSettings, SavingsPolicy):

@@ -32,6 +32,7 @@ from services.readauth import ReadGuard
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
+from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
 from shared.authority import OWNERS
 from shared.bus import Bus, Retention, consumer_name
@@ -248,6 +249,8 @@ def retention(
         window_s=settings.idempotency_window_s,
         max_ids=settings.idempotency_max_ids,
         interval_s=settings.trim_interval_s,
+        state_logs=[RedisStateStore(bus.redis, streams, n) for n in [*owners, *(["savings"] if savings else [])]],
+        state_log_keep_s=settings.state_log_keep_s,
     )
 
 

@@ -61,10 +61,15 @@ class DecisionLog(Protocol):
 Write = tuple[str | bytes | int, ...]
 
 
+class LogTrimmed(Exception):
+    """The state log no longer holds what followed a position: read the set whole."""
+
+
 class StateStore(Protocol):
     """A service's applied events: the set (`source id` -> the event's bytes), a log of the keys
-    in the order they were stored (each process follows it to fold what replicas stored), and a
-    generation that changes when a rebuild replaces the set."""
+    in the order they were stored (each process follows it to fold what replicas stored; its
+    entries older than a few minutes are trimmed, `trim`), and a generation that changes when a
+    rebuild replaces the set."""
 
     def store(self, key: str, raw: bytes) -> list[Write]:
         """The writes that add one event (applied with its ack)."""
@@ -72,13 +77,18 @@ class StateStore(Protocol):
     async def generation(self) -> bytes | None: ...
 
     async def position(self) -> str:
-        """The log's newest position (`0-0` when empty)."""
+        """The log's newest position (where it was trimmed to when it is empty; `0-0` when
+        nothing was ever logged)."""
 
     def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         """Every event in the set, in no particular order."""
 
     async def since(self, position: str, count: int) -> tuple[str, list[str]]:
-        """The keys logged after `position` (at most `count`), and the position of the last."""
+        """The keys logged after `position` (at most `count`), and the position of the last.
+        Raises `LogTrimmed` when entries after `position` may have been trimmed."""
+
+    async def trim(self, below: str) -> int:
+        """Drop the log's entries before position `below` (the set keeps every event); how many."""
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]: ...
 

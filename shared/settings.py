@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     idempotency_window_s: int = Field(default=7 * 86_400, ge=60)
     idempotency_max_ids: int = Field(default=200_000, ge=1_000)
     derived_maxlen: int = Field(default=10_000, ge=100)
+    #: how long a service's state log keeps the keys it stored (replicas follow it every 2 s)
+    state_log_keep_s: float = Field(default=600, ge=10)
     dead_letter_maxlen: int = Field(default=100_000, ge=100)
     #: where canonical streams are archived before they are trimmed (unset: never trimmed)
     archive_dir: Path | None = None

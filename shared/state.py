@@ -5,7 +5,8 @@ the hash `P:state:<service>:events`), its writes applied by the bus's atomic ste
 the idempotency mark and the ack, so a crash can neither lose an event nor count it twice. Each
 process folds the set into an in-memory index (`fold(index, key, payload)`, order-independent),
 follows the store's log to fold what other replicas applied, and reloads it whole when a
-rebuild swapped it (the generation).
+rebuild swapped it (the generation) or when it fell behind the log's retention (the log keeps
+`COMMISSIONING_STATE_LOG_KEEP_S` of entries; processes follow it every two seconds).
 Subclasses say what to do when the index changes (`changed`).
 """
 
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -26,7 +27,7 @@ from shared.bus.consumer import parse_trusted
 from shared.decode import decode
 from shared.events import CloudEvent, Payload, errors_of, to_json
 from shared.outage import OUTAGE
-from shared.ports import Ports, Versions, Write
+from shared.ports import LogTrimmed, Ports, Versions, Write
 from shared.streams import Streams
 
 log = structlog.get_logger("state")
@@ -36,7 +37,7 @@ class Index(Protocol):
     applied: set[str]
 
 
-I = TypeVar("I", bound=Index)  # noqa: E741
+I = TypeVar("I", bound=Index)
 
 #: under load, a recompute starts no sooner than this many times as long as the last one took
 #: after it started (so at most a quarter of the time goes to computing figures)
@@ -247,7 +248,12 @@ class EventSetState(Generic[I]):
             return True
         changed = False
         while True:
-            self._log_pos, keys = await self.events.since(self._log_pos, 5000)
+            try:
+                self._log_pos, keys = await self.events.since(self._log_pos, 5000)
+            except LogTrimmed as e:  # this process fell behind the log's retention
+                log.warning("state log trimmed past this process: reading the state whole", error=str(e))
+                await self._load()
+                return True
             if not keys:
                 return changed
             missing = [key for key in keys if key not in self.index.applied]
@@ -368,7 +374,7 @@ async def publish_changes(
             id=f"{entity}-r{revision}" if derived.revisioned else entity,
             source=source,
             type=etype,
-            time=datetime.now(timezone.utc),
+            time=datetime.now(UTC),
             data=data,
         )
         if await published.publish(

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from shared.ports import Decision, Ports, Write
+from shared.ports import Decision, LogTrimmed, Ports, Write
 from shared.streams import Streams
 
 
@@ -113,11 +113,14 @@ class MemoryStateStore:
         self.events: dict[str, bytes] = decisions.requests if decisions is not None else {}
         self.log: list[tuple[str, str]] = []
         self.current: bytes | None = None
+        self.trimmed = 0  # entries before `<trimmed>-0` were trimmed (as on Redis)
+        self._logged = 0
         self.streams.applies("store", self._store)
 
     def _store(self, key: str, raw: bytes) -> None:
         self.events[key] = raw
-        self.log.append((f"{len(self.log) + 1}-0", key))
+        self._logged += 1
+        self.log.append((f"{self._logged}-0", key))
 
     def store(self, key: str, raw: bytes) -> list[Write]:
         return [("store", key, raw)]
@@ -129,7 +132,7 @@ class MemoryStateStore:
         return self.current
 
     async def position(self) -> str:
-        return self.log[-1][0] if self.log else "0-0"
+        return self.log[-1][0] if self.log else f"{self.trimmed}-0"
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         for key, raw in list(self.events.items()):
@@ -137,11 +140,20 @@ class MemoryStateStore:
 
     async def since(self, position: str, count: int) -> tuple[str, list[str]]:
         after = int(position.partition("-")[0])
-        found = self.log[after : after + count]
+        if after < self.trimmed:
+            raise LogTrimmed(f"the log was trimmed below {self.trimmed}-0, past {position}")
+        found = [e for e in self.log if int(e[0].partition("-")[0]) > after][:count]
         return (found[-1][0], [k for _, k in found]) if found else (position, [])
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.events.get(k) for k in keys]
+
+    async def trim(self, below: str) -> int:
+        n = int(below.partition("-")[0])
+        kept = [e for e in self.log if int(e[0].partition("-")[0]) >= n]
+        dropped, self.log = len(self.log) - len(kept), kept
+        self.trimmed = max(self.trimmed, n)
+        return dropped
 
 
 class MemoryBacklog:

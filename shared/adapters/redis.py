@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from shared.ports import Decision, Ports, Write
+from shared.ports import Decision, LogTrimmed, Ports, Write
 from shared.streams import Streams
 
 
@@ -86,6 +86,11 @@ class RedisDecisionLog:
         return {k: _text(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
 
+def _entry(position: str) -> tuple[int, int]:
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class RedisStateStore:
     """A service's applied events (shared.ports.StateStore): the hash `P:state:<service>:events`,
     the stream `:log` of keys in the order stored, the counter `:generation`."""
@@ -94,6 +99,8 @@ class RedisStateStore:
         self.redis = redis
         self.events_key = streams.state(service, "events")
         self.log_key = streams.state(service, "log")
+        #: where the log was trimmed to: a sorted set whose one member's score only grows
+        self.trimmed_key = streams.state(service, "log-trimmed")
         self.generation_key = streams.state(service, "generation")
 
     def store(self, key: str, raw: bytes) -> list[Write]:
@@ -111,20 +118,33 @@ class RedisStateStore:
 
     async def position(self) -> str:
         last = await self.redis.xrevrange(self.log_key, count=1)
-        return _text(last[0][0]) if last else "0-0"
+        if last:
+            return _text(last[0][0])
+        trimmed = await self.redis.zscore(self.trimmed_key, "below")
+        return f"{int(trimmed)}-0" if trimmed else "0-0"
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         async for key, raw in _hscan(self.redis, self.events_key):
             yield key.decode(), raw
 
     async def since(self, position: str, count: int) -> tuple[str, list[str]]:
-        entries = await self.redis.xrange(self.log_key, min="(" + position, max="+", count=count)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zscore(self.trimmed_key, "below")
+            pipe.xrange(self.log_key, min="(" + position, max="+", count=count)
+            trimmed, entries = await pipe.execute()
+        if trimmed and _entry(position) < (int(trimmed), 0):
+            raise LogTrimmed(f"{self.log_key} was trimmed below {int(trimmed)}-0, past {position}")
         if not entries:
             return position, []
         return _text(entries[-1][0]), [f[b"key"].decode() for _, f in entries]
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(await self.redis.hmget(self.events_key, list(keys))) if keys else []
+
+    async def trim(self, below: str) -> int:
+        # the mark first: a reader that finds entries gone finds the mark too
+        await self.redis.zadd(self.trimmed_key, {"below": _entry(below)[0]}, gt=True)
+        return int(await self.redis.xtrim(self.log_key, minid=below, approximate=False))
 
 
 class RedisBacklog:

@@ -4,6 +4,9 @@
   once every consumer group has handled them: up to the oldest entry still pending in any
   group or not yet delivered to it, never past it. A stream with no group is left alone.
 - **Derived streams** (`P:savings.updated`, the dead letters) are capped by count.
+- **State logs** (`P:state:<service>:log`: the keys each service stored, in order, which its
+  replicas follow every two seconds) keep `state_log_keep_s`; a process that fell further
+  behind reads its state whole (shared.state).
 - **Idempotency records** (`P:group:<g>:once`, a sorted set scored by when each event was
   applied) keep a window: `window_s` seconds and at most `max_ids` ids per group. An event sent
   again after it left the window is applied again by that group's effects; the services'
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from shared.ports import StateStore
 
 log = structlog.get_logger("bus")
 
@@ -72,6 +77,9 @@ class Retention:
     max_ids: int = 200_000
     interval_s: float = 1.0
     archive: Archive | None = None
+    #: the state stores whose logs are trimmed to the last `state_log_keep_s` (shared.ports)
+    state_logs: list[StateStore] = field(default_factory=list)
+    state_log_keep_s: float = 600.0
 
     async def trim_handled(self, streams: Iterable[str]) -> int:
         removed = 0
@@ -83,7 +91,7 @@ class Retention:
 
     async def run_once(self) -> dict[str, int]:
         """One round; how many entries or ids each part removed."""
-        done = {"handled": await self.trim_handled(self.handled), "archived": 0, "capped": 0, "ids": 0}
+        done = {"handled": await self.trim_handled(self.handled), "archived": 0, "capped": 0, "ids": 0, "log": 0}
         if self.archive is not None:
             for stream in self.archived:
                 below = await handled_below(self.redis, stream)
@@ -92,6 +100,9 @@ class Retention:
                     done["archived"] += await self.redis.xtrim(stream, minid=safe, approximate=False)
         for stream, maxlen in self.capped.items():
             done["capped"] += await self.redis.xtrim(stream, maxlen=maxlen, approximate=True)
+        below = f"{int((time.time() - self.state_log_keep_s) * 1000)}-0"
+        for store in self.state_logs:
+            done["log"] += await store.trim(below)
         cutoff = int((time.time() - self.window_s) * 1000)
         for key in self.once_keys:
             done["ids"] += await self.redis.zremrangebyscore(key, "-inf", f"({cutoff}")

@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.memory import MemoryBacklog, MemoryStateStore, MemoryStreams, MemoryVersions
 from shared.adapters.redis import RedisBacklog, RedisStateStore, RedisVersions
-from shared.ports import StateStore, Versions
+from shared.ports import LogTrimmed, StateStore, Versions
 from shared.redis_client import connect
 from shared.streams import Streams
 
@@ -22,6 +22,12 @@ LOOP = asyncio.new_event_loop()
 
 def run(coro: Awaitable[Any]) -> Any:
     return LOOP.run_until_complete(coro)
+
+
+def _after(position: str) -> str:
+    """A position after `position` and before any entry logged later (ids are `<ms>-<seq>`)."""
+    ms, _, _seq = position.partition("-")
+    return f"{int(ms) + 1}-0"
 
 
 async def stored(store: StateStore) -> dict[str, bytes]:
@@ -46,6 +52,23 @@ class StateStoreContract:
         position, keys = run(events.since(position, 10))
         assert keys == ["b e1"]
         assert run(events.since(position, 10)) == (position, []), "nothing new: the position stays"
+
+    def test_the_log_is_trimmed_and_a_reader_behind_the_trim_is_told(self, store: tuple[StateStore, Any]) -> None:
+        events, apply = store
+        run(apply(events.store("a e1", b"1")))
+        behind = run(events.position())
+        run(apply(events.store("a e2", b"2") + events.store("a e3", b"3")))
+        last = run(events.position())
+        assert run(events.trim(last)) == 2, "entries before the position given are dropped"
+        with pytest.raises(LogTrimmed):
+            run(events.since(behind, 10))  # a e2 was after it, and is gone
+        assert run(events.since(last, 10)) == (last, []), "a reader at the trim point misses nothing"
+        assert run(stored(events)) == {"a e1": b"1", "a e2": b"2", "a e3": b"3"}, "the set keeps every event"
+        run(events.trim(_after(last)))
+        assert run(events.position()) == _after(last), "an empty log's position is where it was trimmed to"
+        assert run(events.since(run(events.position()), 10))[1] == []
+        run(apply(events.store("a e4", b"4")))
+        assert run(events.since(run(events.position()), 10))[1] == []
 
     def test_storing_an_event_again_keeps_one(self, store: tuple[StateStore, Any]) -> None:
         events, apply = store

@@ -218,3 +218,34 @@ def test_requests_are_decided_at_once_while_derived_views_wait_for_their_cadence
         state._pending.cancel()  # the recompute due in an hour
 
     asyncio.run(scenario())
+
+
+def test_a_process_behind_the_state_logs_retention_reads_its_state_whole() -> None:
+    from dataclasses import dataclass, field
+
+    from shared.state import EventSetState
+
+    @dataclass
+    class Seen:
+        applied: set[str] = field(default_factory=set)
+
+    def fold(index: Seen, key: str, payload: Any) -> Seen:
+        index.applied.add(key)
+        return index
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        state = EventSetState(ports, NAMES, "t", Seen, fold)
+        await state.load()
+        raw = [json.dumps(event(need_data(n=i), id=f"n{i}")).encode() for i in range(4)]
+        await world.apply(ports.state.store("/partners/staffordshire-cc n0", raw[0]))
+        assert await state._refresh() and state.index.applied == {"/partners/staffordshire-cc n0"}
+        # another replica stores three more; the log keeps only the last one
+        for i in (1, 2, 3):
+            await world.apply(ports.state.store(f"/partners/staffordshire-cc n{i}", raw[i]))
+        assert await ports.state.trim("4-0") == 3
+        assert await state._refresh(), "behind the trim: read whole, nothing missed"
+        assert state.index.applied == {f"/partners/staffordshire-cc n{i}" for i in range(4)}
+
+    asyncio.run(scenario())

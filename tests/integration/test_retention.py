@@ -107,3 +107,37 @@ def test_inbound_is_trimmed_behind_the_gateway_and_survives_a_sigkill_mid_batch(
         assert r.zcard(f"{prefix}:group:gateway:once") == n
     finally:
         gateway.stop()
+
+
+def test_state_logs_keep_their_window_and_a_replica_behind_it_reads_its_state_whole(
+    r: redis.Redis, prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    from tests.support import READ
+
+    import httpx
+
+    env = service_env(redis_url, prefix, partners_path, trim_interval_s="0.2", state_log_keep_s="10")
+    first = serve(tmp_path, env, "needs", "savings", name="first")
+    try:
+        first.wait_ready()
+        for i in range(20):
+            r.xadd(f"{prefix}:inbound", signed(event(need_data(n=i), id=f"early-{i}")))
+        log = f"{prefix}:state:savings:log"
+        wait_for(lambda: r.hlen(f"{prefix}:state:savings:events") == 20, 30, what="the needs applied")
+        assert r.xlen(log) == 20
+        # a replica stopped (SIGSTOP: it keeps its memory and its position in the log)...
+        second = serve(tmp_path, env, "savings", name="second").wait_ready()
+        second.p.send_signal(19)
+        for i in range(20, 30):
+            r.xadd(f"{prefix}:inbound", signed(event(need_data(n=i), id=f"late-{i}")))
+        wait_for(lambda: r.hlen(f"{prefix}:state:savings:events") == 30, 30, what="the rest applied")
+        # ...for longer than the log keeps: everything it would follow is trimmed
+        wait_for(lambda: r.xlen(log) == 0, 30, what="the state log trimmed to its window")
+        assert r.hlen(f"{prefix}:state:savings:events") == 30, "the set keeps every event"
+        second.p.send_signal(18)  # SIGCONT: it finds its position trimmed and reads the set whole
+        wait_for(lambda: httpx.get(f"{second.url}/savings", headers=READ).json()["events_applied"] == 30, 30,
+                 what="the replica behind the trim to have every event")
+        assert "state log trimmed past this process" in second.log()
+        second.stop()
+    finally:
+        first.stop()

@@ -134,7 +134,7 @@ I = TypeVar("I", bound=Index)
 
 #: at most this many forwarded requests not yet read are looked at for their arrival; with more
 #: waiting, deciding pauses until the owner has read them
-UNREAD_LOOKED_AT = 500
+UNREAD_LOOKED_AT = 10_000
 
 
 class OwnerState(EventSetState[I]):

@@ -142,16 +142,24 @@ class RedisStateStore:
         return list(await self.redis.hmget(self.events_key, list(keys))) if keys else []
 
     async def trim(self, below: str) -> int:
-        # the mark first: a reader that finds entries gone finds the mark too
-        await self.redis.zadd(self.trimmed_key, {"below": _entry(below)[0]}, gt=True)
-        return int(await self.redis.xtrim(self.log_key, minid=below, approximate=False))
+        # to a whole millisecond, the mark's unit; the mark first: a reader that finds entries
+        # gone finds the mark too
+        ms = _entry(below)[0]
+        await self.redis.zadd(self.trimmed_key, {"below": ms}, gt=True)
+        return int(await self.redis.xtrim(self.log_key, minid=f"{ms}-0", approximate=False))
 
 
 class RedisBacklog:
-    """shared.ports.Backlog from the consumer groups' pending lists and lag."""
+    """shared.ports.Backlog from the consumer groups' pending lists and lag. What `unread` has
+    read of a stream is kept until the group reads it, so each entry is fetched once, however
+    often the owner looks."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        #: (stream, group) -> (the group's last delivered id then, the unread entries seen)
+        self._unread: dict[
+            tuple[str, str], tuple[tuple[int, int], dict[tuple[int, int], tuple[str, str]]]
+        ] = {}
 
     async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
         try:
@@ -169,15 +177,26 @@ class RedisBacklog:
         try:
             groups = await self.redis.xinfo_groups(stream)
         except ResponseError:
+            self._unread.pop((stream, group), None)
             return []  # no stream yet
         info = next((g for g in groups if _text(g["name"]) == group), None)
         if info is not None and info.get("lag") is not None and info["lag"] > limit:
             return None  # too many to look at (lag is exact unless entries were deleted)
-        start = "-" if info is None else f"({_text(info['last-delivered-id'])}"
-        entries = await self.redis.xrange(stream, min=start, max="+", count=limit + 1)
-        if len(entries) > limit:
+        delivered = (0, 0) if info is None else _entry(_text(info["last-delivered-id"]))
+        before, seen = self._unread.get((stream, group), ((0, 0), {}))
+        if delivered < before:  # the group was made again: what was seen says nothing now
+            seen = {}
+        seen = {k: v for k, v in seen.items() if k > delivered}
+        if len(seen) > limit:
             return None
-        return [(_text(i), _text(f.get(b"inbound_id", b""))) for i, f in entries]
+        last = max(seen, default=delivered)
+        entries = await self.redis.xrange(
+            stream, min=f"({last[0]}-{last[1]}", max="+", count=limit + 1 - len(seen)
+        )
+        for i, f in entries:
+            seen[_entry(_text(i))] = (_text(i), _text(f.get(b"inbound_id", b"")))
+        self._unread[(stream, group)] = (delivered, seen)
+        return None if len(seen) > limit else list(seen.values())
 
     async def behind(self, streams: Sequence[str]) -> bool:
         for stream in streams:

@@ -4,6 +4,7 @@ adapters: in memory and on a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -57,7 +58,10 @@ class StateStoreContract:
         events, apply = store
         run(apply(events.store("a e1", b"1")))
         behind = run(events.position())
-        run(apply(events.store("a e2", b"2") + events.store("a e3", b"3")))
+        time.sleep(0.002)  # on Redis an entry's id is its millisecond: the log is trimmed by those
+        run(apply(events.store("a e2", b"2")))
+        time.sleep(0.002)
+        run(apply(events.store("a e3", b"3")))
         last = run(events.position())
         assert run(events.trim(last)) == 2, "entries before the position given are dropped"
         with pytest.raises(LogTrimmed):

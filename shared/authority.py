@@ -26,7 +26,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -101,6 +101,10 @@ class Request:
     key: str
     payload: Payload
     arrived: tuple[int, int]  # its entry id on P:inbound (else the request stream): order, time (ms)
+    on: str = field(init=False)  # its `subject`, worked out once
+
+    def __post_init__(self) -> None:
+        self.on = subject(self.payload)
 
 
 def subject(payload: Payload) -> str:
@@ -249,13 +253,12 @@ class OwnerState(EventSetState[I]):
         now_ms = time.time() * 1000
         quiet: bool | None = None  # asked of Redis only when a wait is about to run out
         blocked: set[str] = set()  # objects with an earlier request still waiting
-        held = False  # behind a request still in flight: that takes milliseconds, not a wait
         decisions: list[Decision] = []
-        for request in sorted(self.pending.values(), key=lambda q: (q.arrived, q.key)):
-            on = subject(request.payload)
-            if on in blocked or (self._horizon is not None and request.arrived > self._horizon):
-                held = held or on not in blocked
-                blocked.add(on)
+        horizon = self._horizon  # what arrived after it waits for a request still on its way
+        ready = [q for q in self.pending.values() if horizon is None or q.arrived <= horizon]
+        for request in sorted(ready, key=lambda q: (q.arrived, q.key)):
+            on = request.on
+            if on in blocked:
                 continue
             payload = request.payload
             try:
@@ -281,6 +284,10 @@ class OwnerState(EventSetState[I]):
                 continue
             decisions.append(Decision(request.key, payload.type, sender(payload), claims=verdict))
             self._fold_fact(self.index, request.key, payload)  # judged on by the requests after it
+        # held behind a request in flight (milliseconds, not a wait): looked at again soon
+        held = horizon is not None and any(
+            q.arrived > horizon and q.on not in blocked for q in self.pending.values()
+        )
         try:
             stood = await self.decisions.record(decisions)
         except Exception:

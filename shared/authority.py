@@ -102,6 +102,8 @@ class Request:
     payload: Payload
     arrived: tuple[int, int]  # its entry id on P:inbound (else the request stream): order, time (ms)
     on: str = field(init=False)  # its `subject`, worked out once
+    #: the rule's `Wait` for it, and the version of the index it was given at (`decide_pending`)
+    waiting: tuple[int, Wait] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.on = subject(self.payload)
@@ -174,11 +176,14 @@ class OwnerState(EventSetState[I]):
         #: after it is decided before it
         self._horizon: tuple[int, int] | None = None
         self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
+        #: moves on whenever a fact is folded: a request told to wait is judged again only then
+        self._version = 0
 
     # -- holding requests ---------------------------------------------------------------------
 
     def _fold_or_hold(self, index: I, key: str, payload: Any) -> I:
         if payload.type not in self.owned or key in self._accepted:
+            self._version += 1
             return self._fold_fact(index, key, payload)
         if key not in index.applied and key not in self.pending:
             arrived = self._arrivals.pop(key, None)
@@ -249,7 +254,7 @@ class OwnerState(EventSetState[I]):
         many were decided."""
         if not self.pending:
             return 0
-        rule = check()
+        rule: Check | None = None  # made only when something is to be judged
         now_ms = time.time() * 1000
         quiet: bool | None = None  # asked of Redis only when a wait is about to run out
         blocked: set[str] = set()  # objects with an earlier request still waiting
@@ -262,11 +267,16 @@ class OwnerState(EventSetState[I]):
                 continue
             payload = request.payload
             try:
-                verdict = rule(payload, request.key)
+                if request.waiting is not None and request.waiting[0] == self._version:
+                    verdict: Verdict = request.waiting[1]  # nothing folded since it was told to wait
+                else:
+                    rule = rule or check()
+                    verdict = rule(payload, request.key)
             except Refused as no:
                 decisions.append(Decision(request.key, payload.type, sender(payload), refused=no))
                 continue
             if isinstance(verdict, Wait):
+                request.waiting = (self._version, verdict)
                 expired = now_ms - request.arrived[0] >= self.wait_s * 1000
                 if expired and quiet is None:
                     quiet = await self._quiet_for(now_ms)
@@ -283,6 +293,7 @@ class OwnerState(EventSetState[I]):
                 )
                 continue
             decisions.append(Decision(request.key, payload.type, sender(payload), claims=verdict))
+            self._version += 1
             self._fold_fact(self.index, request.key, payload)  # judged on by the requests after it
         # held behind a request in flight (milliseconds, not a wait): looked at again soon
         held = horizon is not None and any(

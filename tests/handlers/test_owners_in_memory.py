@@ -249,3 +249,36 @@ def test_a_process_behind_the_state_logs_retention_reads_its_state_whole() -> No
         assert state.index.applied == {f"/partners/staffordshire-cc n{i}" for i in range(4)}
 
     asyncio.run(scenario())
+
+
+def test_a_request_told_to_wait_is_judged_again_only_once_something_is_folded() -> None:
+    from shared.authority import Wait
+
+    judged: list[str] = []
+
+    class Counting(NeedsState):
+        async def decide(self) -> int:
+            def rule(payload: Any, key: str) -> Any:
+                judged.append(key)
+                return () if key.endswith("ok") else Wait("unknown_need", "not yet")
+
+            return await self.decide_pending(lambda: rule)
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        state = Counting(memory_ports(world), NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=60)
+        await state.start()
+        await send(state, world, 1, event(need_data(n=1), id="n1"))
+        for _ in range(5):  # passes with nothing new folded: the wait stands as it was
+            state.urgent()
+            await asyncio.sleep(0.05)
+        assert judged == ["/partners/staffordshire-cc n1"]
+        await send(state, world, 2, event(need_data(n=2), id="n2-ok"))  # accepted: folded
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            if "/partners/staffordshire-cc n2-ok" not in state.pending and judged.count(judged[0]) > 1:
+                break
+        assert judged.count("/partners/staffordshire-cc n1") == 2, judged
+        await state.stop()
+
+    asyncio.run(scenario())

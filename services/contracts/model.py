@@ -235,7 +235,7 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
                 )
             return (f"exit:{cid}:{by}",)
         case ContractReviewRecorded():
-            return _check_review(payload, a, lead)
+            return _check_review(reg, payload, a, lead)
         case DecommissioningProposed():
             if by != lead:
                 raise Refused("not_the_lead", f"only {lead}, the lead, may propose to decommission {cid}")
@@ -258,7 +258,7 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
     raise TypeError(f"the contracts service does not decide {type(payload).__name__}")
 
 
-def _check_review(payload: ContractReviewRecorded, a: TenderAwarded, lead: str) -> Verdict:
+def _check_review(reg: Register, payload: ContractReviewRecorded, a: TenderAwarded, lead: str) -> Verdict:
     """The lead records a review, for an anniversary of the start inside the term, held no
     sooner than the notice before it (seed 004 §4.28: three months) and inside the term."""
     cid = a.contract_id
@@ -276,6 +276,13 @@ def _check_review(payload: ContractReviewRecorded, a: TenderAwarded, lead: str) 
             "outside_review_window",
             f"the review for {payload.review_for} is held from {opens} (its notice) to {a.contract_end}, "
             f"not on {payload.held_on}",
+        )
+    standing = reg.reviews.get(cid, {}).get(payload.review_for)
+    if standing is not None and payload.revision <= standing[1].revision:
+        raise Refused(
+            "already_recorded",
+            f"the review of {cid} for {payload.review_for} is recorded at revision "
+            f"{standing[1].revision}: send a higher revision to change it",
         )
     return (f"review:{cid}:{payload.review_for}:{payload.revision}",)
 

@@ -321,8 +321,9 @@ def proposal(**over: Any) -> tuple[str, dict[str, Any]]:
 def test_the_lead_records_each_annual_review_once_for_an_anniversary_inside_the_term() -> None:
     v, refused = decided([award(), review(), review(partner_id="b"), review(review_for="2014-02-01"),
                           review(held_on="2013-09-30"), review(review_for="2016-01-01", held_on="2015-12-01"),
-                          review(revision=1, rag="red", decision="recommission")])
-    assert refused == ["not_the_lead", "not_an_anniversary", "outside_review_window", "not_an_anniversary"]
+                          review(revision=1, rag="red", decision="recommission"), review(rag="green")])
+    assert refused == ["not_the_lead", "not_an_anniversary", "outside_review_window", "not_an_anniversary",
+                       "already_recorded"]
     [kept] = v["contracts"][C]["reviews"]
     assert (kept["review_for"], kept["rag"], kept["decision"], kept["revision"]) == ("2014-01-01", "red", "recommission", 1)
     assert decided([review()])[1] == ["wait:unknown_contract"], "a review waits for its contract's award"

@@ -35,7 +35,7 @@ from shared.bus import Entry
 from shared.events import CloudEvent, Payload
 from shared.ports import Decision, Ports, Write
 from shared.state import EventSetState, Index
-from shared.streams import Streams
+from shared.streams import Streams, entry_id
 
 log = structlog.get_logger("authority")
 
@@ -117,18 +117,13 @@ def subject(payload: Payload) -> str:
     return ""
 
 
-def _entry_id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
 def _arrival(request_id: str, inbound_id: str) -> tuple[int, int]:
     """When a request came in: its entry on `P:inbound` (the order partners sent in, even when
     a gateway that died left it to be forwarded late), else (over HTTP) its request entry."""
-    return _entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
+    return entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
 
 
 def _stored_arrival(value: str) -> tuple[int, int]:
@@ -210,7 +205,7 @@ class OwnerState(EventSetState[I]):
         earliest: list[tuple[int, int]] = []
         first = await self.backlog.earliest_unhandled(self.streams.inbound, "gateway")
         if first is not None:
-            earliest.append(_entry_id(first[0]))
+            earliest.append(entry_id(first[0]))
         requests = self.streams.requests(self.service)
         unread = await self.backlog.unread(requests, self.service, UNREAD_LOOKED_AT)
         if unread is None:  # too many to look at: nothing is decided until they are read

@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from shared.events import SEALED_TYPES
 
 
+def entry_id(value: bytes | str) -> tuple[int, int]:
+    """A stream entry id (`<ms>-<seq>`, or `<ms>`) as a pair that orders like the stream."""
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 @dataclass(frozen=True)
 class Streams:
     prefix: str = "commissioning"

@@ -17,6 +17,7 @@ from faststream.asgi import AsgiResponse
 from redis.asyncio import Redis
 
 from shared.streams import Streams
+from shared.streams import entry_id as id_order
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -143,18 +144,12 @@ class SavingsStream:
     async def _trimmed_after(self, last: bytes) -> bool:
         """Were entries after `last` trimmed away? Only if it is older than the oldest entry
         kept and any entry was ever removed (Redis 7 counts them; before it, assume so)."""
-        if _id(last) == (0, 0) or not await self.redis.exists(self.key):  # 0-0: all that is kept
+        if id_order(last) == (0, 0) or not await self.redis.exists(self.key):  # 0-0: all that is kept
             return False
         info = await self.redis.xinfo_stream(self.key)
         first = info.get("first-entry")
         removed = info.get("entries-added", info["length"] + 1) > info["length"]
-        return bool(first) and removed and _id(last) < _id(first[0])
-
-
-def _id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
+        return bool(first) and removed and id_order(last) < id_order(first[0])
 
 
 def savings_response(figures: dict[str, Any], update_id: str | None) -> AsgiResponse:

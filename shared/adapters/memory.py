@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from shared.ports import Decision, LogTrimmed, Ports, Write
-from shared.streams import Streams
+from shared.streams import Streams, entry_id
 
 
 class MemoryStreams:
@@ -158,26 +158,23 @@ class MemoryStateStore:
 
 class MemoryBacklog:
     """shared.ports.Backlog that a test sets: entries read and not acknowledged, by stream and
-    group, and the streams with something unread."""
+    group, and those not yet read."""
 
     def __init__(self) -> None:
         self.unacked: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        #: streams with something unread, and what a group has not read, where a test says
-        self.unread_in: set[str] = set()
+        #: what a group has not read, where a test says
         self.unread_by: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
         pending = self.unacked.get((stream, group))
-        return min(pending, key=lambda e: tuple(map(int, e[0].split("-")))) if pending else None
+        return min(pending, key=lambda e: entry_id(e[0])) if pending else None
 
     async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
         entries = self.unread_by.get((stream, group), [])
         return None if len(entries) > limit else list(entries)
 
     async def behind(self, streams: Sequence[str]) -> bool:
-        return any(self.unacked.get((s, g)) for s, g in self.unacked if s in streams) or bool(
-            self.unread_in & set(streams) or any(v for (s, _), v in self.unread_by.items() if s in streams)
-        )
+        return any(v for (s, _), v in (*self.unacked.items(), *self.unread_by.items()) if s in streams)
 
 
 class MemoryVersions:

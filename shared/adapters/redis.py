@@ -12,7 +12,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from shared.ports import Decision, LogTrimmed, Ports, Write
-from shared.streams import Streams
+from shared.streams import Streams, entry_id
 
 
 def _text(value: bytes | str) -> str:
@@ -86,11 +86,6 @@ class RedisDecisionLog:
         return {k: _text(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
 
-def _entry(position: str) -> tuple[int, int]:
-    ms, _, seq = position.partition("-")
-    return int(ms), int(seq or 0)
-
-
 class RedisStateStore:
     """A service's applied events (shared.ports.StateStore): the hash `P:state:<service>:events`,
     the stream `:log` of keys in the order stored, the counter `:generation`."""
@@ -132,7 +127,7 @@ class RedisStateStore:
             pipe.zscore(self.trimmed_key, "below")
             pipe.xrange(self.log_key, min="(" + position, max="+", count=count)
             trimmed, entries = await pipe.execute()
-        if trimmed and _entry(position) < (int(trimmed), 0):
+        if trimmed and entry_id(position) < (int(trimmed), 0):
             raise LogTrimmed(f"{self.log_key} was trimmed below {int(trimmed)}-0, past {position}")
         if not entries:
             return position, []
@@ -144,7 +139,7 @@ class RedisStateStore:
     async def trim(self, below: str) -> int:
         # to a whole millisecond, the mark's unit; the mark first: a reader that finds entries
         # gone finds the mark too
-        ms = _entry(below)[0]
+        ms = entry_id(below)[0]
         await self.redis.zadd(self.trimmed_key, {"below": ms}, gt=True)
         return int(await self.redis.xtrim(self.log_key, minid=f"{ms}-0", approximate=False))
 
@@ -182,7 +177,7 @@ class RedisBacklog:
         info = next((g for g in groups if _text(g["name"]) == group), None)
         if info is not None and info.get("lag") is not None and info["lag"] > limit:
             return None  # too many to look at (lag is exact unless entries were deleted)
-        delivered = (0, 0) if info is None else _entry(_text(info["last-delivered-id"]))
+        delivered = (0, 0) if info is None else entry_id(info["last-delivered-id"])
         before, seen = self._unread.get((stream, group), ((0, 0), {}))
         if delivered < before:  # the group was made again: what was seen says nothing now
             seen = {}
@@ -194,7 +189,7 @@ class RedisBacklog:
             stream, min=f"({last[0]}-{last[1]}", max="+", count=limit + 1 - len(seen)
         )
         for i, f in entries:
-            seen[_entry(_text(i))] = (_text(i), _text(f.get(b"inbound_id", b"")))
+            seen[entry_id(i)] = (_text(i), _text(f.get(b"inbound_id", b"")))
         self._unread[(stream, group)] = (delivered, seen)
         return None if len(seen) > limit else list(seen.values())
 

@@ -27,17 +27,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.ports import StateStore
+from shared.streams import entry_id
 
 log = structlog.get_logger("bus")
 
 #: archive(stream, up_to) -> the id below which the stream may be trimmed (all archived)
 Archive = Callable[[str, str], Awaitable[str]]
-
-
-def _id(value: bytes | str) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 async def handled_below(redis: Redis, stream: str) -> str | None:
@@ -53,10 +48,10 @@ async def handled_below(redis: Redis, stream: str) -> str | None:
     for g in groups:
         if g["pending"]:
             summary = await redis.xpending(stream, g["name"])
-            needed.append(_id(summary["min"]))
+            needed.append(entry_id(summary["min"]))
         else:
             # the last delivered entry was handled; everything after it is still to come
-            last = _id(g["last-delivered-id"])
+            last = entry_id(g["last-delivered-id"])
             needed.append((last[0], last[1] + 1))
     ms, seq = min(needed)
     return f"{ms}-{seq}"
@@ -91,7 +86,13 @@ class Retention:
 
     async def run_once(self) -> dict[str, int]:
         """One round; how many entries or ids each part removed."""
-        done = {"handled": await self.trim_handled(self.handled), "archived": 0, "capped": 0, "ids": 0, "log": 0}
+        done = {
+            "handled": await self.trim_handled(self.handled),
+            "archived": 0,
+            "capped": 0,
+            "ids": 0,
+            "log": 0,
+        }
         if self.archive is not None:
             for stream in self.archived:
                 below = await handled_below(self.redis, stream)

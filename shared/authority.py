@@ -230,13 +230,13 @@ class OwnerState(EventSetState[I]):
         for key, value in (await self.decisions.arrivals(keys)).items():
             self.pending[key].arrived = _stored_arrival(value)
 
-    async def _load(self) -> None:
+    async def _load(self, from_snapshot: bool = True) -> None:
         await self._in_flight()
         self.pending.clear()
         self._accepted = {k for k, v in (await self.decisions.verdicts()).items() if v == "accepted"}
         self._arrivals = {k: _stored_arrival(v) for k, v in (await self.decisions.arrivals()).items()}
         try:
-            await super()._load()
+            await super()._load(from_snapshot)
         finally:
             self._accepted = set()
 

@@ -65,6 +65,16 @@ class LogTrimmed(Exception):
     """The state log no longer holds what followed a position: read the set whole."""
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A service's index as it was once every event logged up to `position` was folded into it,
+    in the service's own encoding (`blob`), for the set of generation `generation`."""
+
+    blob: bytes
+    position: str
+    generation: bytes | None
+
+
 class StateStore(Protocol):
     """A service's applied events: the set (`source id` -> the event's bytes), a log of the keys
     in the order they were stored (each process follows it to fold what replicas stored; its
@@ -91,6 +101,13 @@ class StateStore(Protocol):
         """Drop the log's entries before position `below` (the set keeps every event); how many."""
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> bool:
+        """Keep `snapshot` in place of the last one, unless that one is at a later position of the
+        same generation (two replicas racing: the newer stands); whether it was kept."""
+
+    async def snapshot(self) -> Snapshot | None:
+        """The last snapshot saved, or None."""
 
 
 class Backlog(Protocol):

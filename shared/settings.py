@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     derived_maxlen: int = Field(default=10_000, ge=100)
     #: how long a service's state log keeps the keys it stored (replicas follow it every 2 s)
     state_log_keep_s: float = Field(default=600, ge=10)
+    #: how often the savings projection saves a snapshot (0: never); under the log's retention,
+    #: so a restart reads the snapshot and the log after it
+    snapshot_interval_s: float = Field(default=60, ge=0)
     dead_letter_maxlen: int = Field(default=100_000, ge=100)
     #: where canonical streams are archived before they are trimmed (unset: never trimmed)
     archive_dir: Path | None = None
@@ -105,6 +108,16 @@ class Settings(BaseSettings):
     @property
     def cluster(self) -> bool:
         return self.redis_mode == "cluster"
+
+    @model_validator(mode="after")
+    def _snapshots_within_the_log(self) -> Settings:
+        if self.snapshot_interval_s >= self.state_log_keep_s:
+            raise ValueError(
+                f"COMMISSIONING_SNAPSHOT_INTERVAL_S ({self.snapshot_interval_s:g}) must be under "
+                f"COMMISSIONING_STATE_LOG_KEEP_S ({self.state_log_keep_s:g}): a restart reads the "
+                "snapshot and the state log after it, which must still be there"
+            )
+        return self
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:

@@ -8,6 +8,13 @@ follows the store's log to fold what other replicas applied, and reloads it whol
 rebuild swapped it (the generation) or when it fell behind the log's retention (the log keeps
 `COMMISSIONING_STATE_LOG_KEEP_S` of entries; processes follow it every two seconds).
 Subclasses say what to do when the index changes (`changed`).
+
+Snapshots (a subclass that can encode its index, `encode_snapshot`/`decode_snapshot`, and
+`snapshot_every_s` > 0): after a recompute, at most every `snapshot_every_s` and never more
+than a twentieth of the time, and when the process stops, the index is saved with the log
+position it was folded to (StateStore.save_snapshot). Loading starts from the snapshot of the
+current generation and folds only the log after its position; the whole set is read instead
+when there is none, it cannot be read, or the log was trimmed past it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from shared.bus.consumer import parse_trusted
 from shared.decode import decode
 from shared.events import CloudEvent, Payload, errors_of, to_json
 from shared.outage import OUTAGE
-from shared.ports import LogTrimmed, Ports, Versions, Write
+from shared.ports import LogTrimmed, Ports, Snapshot, Versions, Write
 from shared.streams import Streams
 
 log = structlog.get_logger("state")
@@ -100,6 +107,19 @@ class EventSetState(Generic[I]):
         #: something waits to be decided (`decide`): done between recomputes, at once
         self._urgent = False
         self._wake = asyncio.Event()
+        #: save a snapshot at most this often (0: never; `encode_snapshot` must be implemented)
+        self.snapshot_every_s = 0.0
+        self._snapshot_at = 0.0  # loop time of the last snapshot saved (or looked at on load)
+        self._snapshot_took = 0.0
+        self._snapshot_pos: str | None = None  # the log position it was saved at
+
+    def encode_snapshot(self) -> bytes | None:
+        """The index, encoded for a snapshot (called under the lock); None: not now."""
+        raise NotImplementedError
+
+    def decode_snapshot(self, blob: bytes) -> I:
+        """The index a snapshot holds; raises when it cannot be used (another format, ...)."""
+        raise NotImplementedError
 
     async def decide(self) -> int:
         """Called, under the lock, before `changed` and, between recomputes, as soon as a batch
@@ -200,6 +220,7 @@ class EventSetState(Generic[I]):
                     await self.decide()
                     await self.changed(fresh)
                     self._took = loop.time() - self._last
+                    await self._snapshot_if_due()
                     self._busy_until = loop.time()
                 except Exception as e:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
                     self._dirty, self._fresh = True, self._fresh or fresh
@@ -215,15 +236,70 @@ class EventSetState(Generic[I]):
             await self.changed(False)
             return len(self.index.applied)
 
-    async def _load(self) -> None:
-        index = self.new_index()
+    async def _load(self, from_snapshot: bool = True) -> None:
         self._epoch = OUTAGE.epoch
         generation = await self.events.generation()
+        if from_snapshot and self.snapshot_every_s > 0 and await self._restore(generation):
+            return
+        index = self.new_index()
         position = await self.events.position()  # before the scan: nothing falls between
         async for key, raw in self.events.scan():
             self.fold(index, key, decode(raw).payload())
         self.index, self.generation = index, generation
         self._log_pos = position
+
+    async def _restore(self, generation: bytes | None) -> bool:
+        """Start from the saved snapshot and fold the log after it; False (nothing changed) when
+        there is no snapshot of this generation or it cannot be used."""
+        saved = await self.events.snapshot()
+        if saved is None or saved.generation != generation:
+            return False
+        started = asyncio.get_running_loop().time()
+        try:
+            index = self.decode_snapshot(saved.blob)
+        except Exception as e:  # noqa: BLE001 - any damage or change of format: read the set whole
+            log.warning("snapshot not used: reading the state whole", service=self.service, error=str(e))
+            return False
+        self.index, self.generation, self._log_pos = index, generation, saved.position
+        try:
+            folded = await self._follow()
+        except LogTrimmed as e:
+            log.warning("snapshot older than the state log: reading the state whole", error=str(e))
+            return False
+        self._snapshot_at, self._snapshot_pos = started, saved.position
+        log.info(
+            "state loaded from a snapshot",
+            service=self.service,
+            position=saved.position,
+            tail=folded,
+            seconds=round(asyncio.get_running_loop().time() - started, 3),
+        )
+        return True
+
+    async def _snapshot_if_due(self, now: bool = False) -> None:
+        """Save a snapshot (under the lock) when one is due, or `now` if the index moved."""
+        if self.snapshot_every_s <= 0 or self._log_pos == self._snapshot_pos:
+            return
+        loop = asyncio.get_running_loop()
+        since = loop.time() - self._snapshot_at
+        if not now and since < max(self.snapshot_every_s, 20 * self._snapshot_took):
+            return
+        started = loop.time()
+        try:
+            blob = self.encode_snapshot()
+            if blob is None:
+                return
+            await self.events.save_snapshot(Snapshot(blob, self._log_pos, self.generation))
+        except NotImplementedError:
+            self.snapshot_every_s = 0.0
+            return
+        except Exception as e:  # noqa: BLE001 - Redis away: the next recompute tries again
+            OUTAGE.failed(e, "snapshot")
+            return
+        finally:
+            self._snapshot_at = loop.time()
+        self._snapshot_took, self._snapshot_pos = loop.time() - started, self._log_pos
+        log.info("snapshot saved", service=self.service, bytes=len(blob), seconds=round(self._snapshot_took, 3))
 
     def reload(self) -> None:
         """Read the whole index again before the next recompute (which is due at once): what
@@ -243,19 +319,24 @@ class EventSetState(Generic[I]):
                 rebuilt=generation != self.generation,
                 after_outage=outage,
             )
+            # what this process folded on its own may be in its last snapshot: not used then
+            await self._load(from_snapshot=not self._stale)
             self._stale = False
+            return True
+        try:
+            return bool(await self._follow())
+        except LogTrimmed as e:  # this process fell behind the log's retention
+            log.warning("state log trimmed past this process: reading the state whole", error=str(e))
             await self._load()
             return True
-        changed = False
+
+    async def _follow(self) -> int:
+        """Fold what the log shows after `_log_pos`; how many events that added."""
+        folded = 0
         while True:
-            try:
-                self._log_pos, keys = await self.events.since(self._log_pos, 5000)
-            except LogTrimmed as e:  # this process fell behind the log's retention
-                log.warning("state log trimmed past this process: reading the state whole", error=str(e))
-                await self._load()
-                return True
+            self._log_pos, keys = await self.events.since(self._log_pos, 5000)
             if not keys:
-                return changed
+                return folded
             missing = [key for key in keys if key not in self.index.applied]
             # stored by this process, its batch not folded yet: the payload is already parsed
             ours = [key for key in missing if key in self._payloads]
@@ -266,7 +347,7 @@ class EventSetState(Generic[I]):
                 for key, raw in zip(others, await self.events.get(others), strict=True):
                     if raw is not None:
                         self.fold(self.index, key, decode(raw).payload())
-            changed = changed or bool(missing)
+            folded += len(missing)
 
     async def start(self) -> None:
         """Load, then keep fresh in the background (a service's on_startup hook)."""
@@ -285,6 +366,15 @@ class EventSetState(Generic[I]):
             if stuck:
                 self._pending.cancel()
                 log.warning("figures not recomputed before stop: the next start does it")
+                return
+        if not self._dirty:
+            await self.save_snapshot()  # the next start reads this and no tail
+
+    async def save_snapshot(self) -> None:
+        """Save a snapshot now, if snapshots are on and the index moved since the last."""
+        if self.snapshot_every_s > 0:
+            async with self._lock:
+                await self._snapshot_if_due(now=True)
 
     async def keep_fresh(self, interval: float = 2.0) -> None:
         """Pick up changes made elsewhere (another replica, a rebuild) even when idle."""

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.authority import Refused, Verdict
+from shared.contract.base import revision_of
 from shared.dates import add_months
 from shared.events import (
     NeedIdentified,
@@ -94,7 +95,7 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             first = 1 if isinstance(payload, NeedWithdrawn) else 0
             slot = (payload.partner_id, payload.need_id)
             old = reg.needs.get(slot)
-            _keep(reg.needs, slot, Version((getattr(payload, "revision", 0), first, key), payload))
+            _keep(reg.needs, slot, Version((revision_of(payload), first, key), payload))
             for version, now in ((old, False), (reg.needs[slot], True)):
                 category = getattr(version.payload, "service_category", None) if version is not None else None
                 if category is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.authority import Refused, Verdict, Wait
+from shared.contract.base import revision_of
 from shared.dates import DAY, add_months
 from shared.events import (
     AwardShare,
@@ -141,7 +142,7 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
             reg.cancellations[key] = payload
         case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
             version = NeedVersion(
-                (getattr(payload, "revision", 0), int(isinstance(payload, NeedWithdrawn)), key), payload
+                (revision_of(payload), int(isinstance(payload, NeedWithdrawn)), key), payload
             )
             slot = (payload.partner_id, payload.need_id)
             if slot not in reg.needs or version.rank > reg.needs[slot].rank:

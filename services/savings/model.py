@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from shared.contract.base import revision_of
 from shared.dates import DAY, add_months
 from shared.events import (
     AwardShare,
@@ -34,11 +35,40 @@ from shared.policy import SavingsPolicy
 # -- the index of facts --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Fact:
-    key: str  # the event's `source id`: ties between events claiming the same thing go to the larger
-    payload: Any
-    revision: int = 0  # a need's revision (need.updated): the highest stands
+    """One event's part in the index: its `source id` (`key`: ties between events claiming the same
+    thing go to the larger), its payload, and its revision (need.updated: the highest stands).
+    A fact restored from a snapshot (services/savings/snapshot.py) may hold its payload's JSON
+    and a model to read it with, read the first time it is asked for."""
+
+    __slots__ = ("_encoded", "_payload", "key", "revision")
+
+    def __init__(self, key: str, payload: Any, revision: int = 0) -> None:
+        self.key, self._payload, self.revision = key, payload, revision
+        self._encoded: tuple[Any, bytes] | None = None
+
+    @classmethod
+    def encoded(cls, key: str, revision: int, model: Any, raw: bytes) -> Fact:
+        fact = cls(key, None, revision)
+        fact._encoded = (model, raw)
+        return fact
+
+    @property
+    def payload(self) -> Any:
+        if self._encoded is not None:
+            model, raw = self._encoded
+            self._payload, self._encoded = model.model_validate_json(raw), None
+        return self._payload
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Fact):
+            return NotImplemented
+        return (self.key, self.revision, self.payload) == (other.key, other.revision, other.payload)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Fact({self.key!r}, {self.payload!r}, {self.revision})"
 
 
 @dataclass
@@ -63,7 +93,7 @@ def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
     if key in facts.applied:
         return facts
     facts.applied.add(key)
-    fact = Fact(key, payload, getattr(payload, "revision", 0))
+    fact = Fact(key, payload, revision_of(payload))
     match payload:
         case NeedIdentified():  # and NeedUpdated, its subclass
             slot = (payload.partner_id, payload.need_id)

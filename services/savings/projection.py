@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.savings import snapshot
 from services.savings.model import Facts
 from services.savings.running import Running
 from services.savings.updates import LastPublished, UpdateLog, changes, record
@@ -21,6 +22,8 @@ from shared.state import EventSetState
 from shared.streams import Streams
 
 SOURCE = "/services/savings"
+#: how often the projection saves a snapshot (services/savings/snapshot.py, shared/state.py)
+SNAPSHOT_EVERY_S = 60.0
 TYPES = (
     "need.identified",
     "need.updated",
@@ -34,13 +37,19 @@ TYPES = (
 
 class Projection(EventSetState[Facts]):
     def __init__(
-        self, redis: Redis, streams: Streams, policy: SavingsPolicy, ports: Ports | None = None
+        self,
+        redis: Redis,
+        streams: Streams,
+        policy: SavingsPolicy,
+        ports: Ports | None = None,
+        snapshot_every_s: float = SNAPSHOT_EVERY_S,
     ) -> None:
         self.running = Running(policy)  # its fold notes what each event touches
         super().__init__(
             ports or redis_ports(redis, streams, "savings"), streams, "savings", Facts, self.running.fold
         )
         self.policy = policy
+        self.snapshot_every_s = snapshot_every_s
         self.figures: dict[str, Any] = self.running.figures(self.index)
         #: incremental figures cost little: publish after each batch, still never spending more
         #: than a quarter of the time on it (recomputes start `RECOMPUTE_SPACING` times the last
@@ -72,6 +81,14 @@ class Projection(EventSetState[Facts]):
                 events = [self._event(data) for data in update.entries()]
                 record(self.last, update, await self.updates.append(events, update))
         self.figures = figures  # after the publish: `published_id` and `figures` go together
+
+    def encode_snapshot(self) -> bytes | None:
+        if self.running.facts is not self.index or self.running.pending():
+            return None  # folded since the figures were computed: the next recompute saves it
+        return snapshot.dump(self.running, self.index, self.policy)
+
+    def decode_snapshot(self, blob: bytes) -> Facts:
+        return snapshot.restore(blob, self.running, self.policy)
 
     @staticmethod
     def _event(data: dict[str, Any]) -> bytes:

@@ -124,6 +124,7 @@ async def rebuild(
                 caught_up += 1
 
     await projection.load()
+    await projection.save_snapshot()  # for the new generation: processes that reload start from it
     after = projection.figures
     return {
         "entries_read": done,

@@ -74,9 +74,15 @@ class Running:
                 self._dirty.update(self._slot_contracts.get(slot, ()))
         return facts
 
+    def pending(self) -> bool:
+        """Whether something was folded since the figures were last computed."""
+        return bool(self._dirty or self._dirty_needs)
+
     # -- figures ----------------------------------------------------------------------------
 
-    def figures(self, facts: Facts) -> dict[str, Any]:
+    def frame_of(self, facts: Facts) -> tuple[tuple[Any, ...], tuple[date, date] | None]:
+        """((the business date, the horizon's years), the horizon): what every contract's
+        time-based figures depend on."""
         today = model.as_of(facts)
         span = model.horizon(facts, self.policy)
         buckets: list[tuple[date, date]] = []
@@ -85,7 +91,11 @@ class Running:
             while add_months(span[0], 12 * k) < span[1]:
                 buckets.append((add_months(span[0], 12 * k), min(add_months(span[0], 12 * (k + 1)), span[1])))
                 k += 1
-        frame = (today, tuple(buckets))
+        return (today, tuple(buckets)), span
+
+    def figures(self, facts: Facts) -> dict[str, Any]:
+        frame, span = self.frame_of(facts)
+        today, buckets = frame[0], list(frame[1])
         if facts is not self.facts or frame != self._frame:
             self._reset(facts, frame)
         factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))

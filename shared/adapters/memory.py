@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from shared.ports import Decision, LogTrimmed, Ports, Write
+from shared.ports import Decision, LogTrimmed, Ports, Snapshot, Write
 from shared.streams import Streams, entry_id
 
 
@@ -114,6 +114,7 @@ class MemoryStateStore:
         self.log: list[tuple[str, str]] = []
         self.current: bytes | None = None
         self.trimmed = 0  # entries before `<trimmed>-0` were trimmed (as on Redis)
+        self.saved: Snapshot | None = None
         self._logged = 0
         self.streams.applies("store", self._store)
 
@@ -154,6 +155,17 @@ class MemoryStateStore:
         dropped, self.log = len(self.log) - len(kept), kept
         self.trimmed = max(self.trimmed, n)
         return dropped
+
+    async def save_snapshot(self, snapshot: Snapshot) -> bool:
+        last = self.saved
+        if last is not None and last.generation == snapshot.generation:
+            if entry_id(last.position) > entry_id(snapshot.position):
+                return False
+        self.saved = snapshot
+        return True
+
+    async def snapshot(self) -> Snapshot | None:
+        return self.saved
 
 
 class MemoryBacklog:

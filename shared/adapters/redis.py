@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from shared.ports import Decision, LogTrimmed, Ports, Write
+from shared.ports import Decision, LogTrimmed, Ports, Snapshot, Write
 from shared.streams import Streams, entry_id
 
 
@@ -86,9 +86,25 @@ class RedisDecisionLog:
         return {k: _text(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
 
+# KEYS[1] the snapshot hash; ARGV blob, position ms, position seq, generation ('' for none).
+# Kept unless the one there is of the same generation and at a later position.
+SAVE_SNAPSHOT = """
+local old = redis.call('HMGET', KEYS[1], 'generation', 'ms', 'seq')
+if old[1] == ARGV[4] then
+  local ms, seq = tonumber(old[2]), tonumber(old[3])
+  if ms > tonumber(ARGV[2]) or (ms == tonumber(ARGV[2]) and seq > tonumber(ARGV[3])) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], 'blob', ARGV[1], 'ms', ARGV[2], 'seq', ARGV[3], 'generation', ARGV[4])
+return 1
+"""
+
+
 class RedisStateStore:
     """A service's applied events (shared.ports.StateStore): the hash `P:state:<service>:events`,
-    the stream `:log` of keys in the order stored, the counter `:generation`."""
+    the stream `:log` of keys in the order stored, the counter `:generation`, and the hash
+    `:snapshot` (the service's index at a position of the log, shared/state.py)."""
 
     def __init__(self, redis: Redis, streams: Streams, service: str) -> None:
         self.redis = redis
@@ -97,6 +113,8 @@ class RedisStateStore:
         #: where the log was trimmed to: a sorted set whose one member's score only grows
         self.trimmed_key = streams.state(service, "log-trimmed")
         self.generation_key = streams.state(service, "generation")
+        self.snapshot_key = streams.state(service, "snapshot")
+        self._save = redis.register_script(SAVE_SNAPSHOT)
 
     def store(self, key: str, raw: bytes) -> list[Write]:
         return [("HSET", self.events_key, key, raw), ("XADD", self.log_key, "*", "key", key)]
@@ -142,6 +160,19 @@ class RedisStateStore:
         ms = entry_id(below)[0]
         await self.redis.zadd(self.trimmed_key, {"below": ms}, gt=True)
         return int(await self.redis.xtrim(self.log_key, minid=f"{ms}-0", approximate=False))
+
+    async def save_snapshot(self, snapshot: Snapshot) -> bool:
+        ms, seq = entry_id(snapshot.position)
+        args = [snapshot.blob, ms, seq, snapshot.generation or b""]
+        return bool(await self._save(keys=[self.snapshot_key], args=args))
+
+    async def snapshot(self) -> Snapshot | None:
+        blob, ms, seq, generation = await self.redis.hmget(
+            self.snapshot_key, ["blob", "ms", "seq", "generation"]
+        )
+        if blob is None:
+            return None
+        return Snapshot(blob, f"{int(ms)}-{int(seq)}", generation or None)
 
 
 class RedisBacklog:

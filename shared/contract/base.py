@@ -29,3 +29,9 @@ class Payload(BaseModel):
     type: ClassVar[str]
     #: the field that must name the signing partner (a partner never acts for another)
     signer_field: ClassVar[str | None] = "partner_id"
+
+
+def revision_of(payload: BaseModel) -> int:
+    """A payload's `revision` (the highest stands), 0 for a type that has none. Read from the
+    fields directly: a missing attribute costs pydantic an exception (13 us an event)."""
+    return payload.__dict__.get("revision", 0)  # type: ignore[no-any-return]

@@ -12,7 +12,7 @@ import pytest
 
 from shared.adapters.memory import MemoryBacklog, MemoryStateStore, MemoryStreams, MemoryVersions
 from shared.adapters.redis import RedisBacklog, RedisStateStore, RedisVersions
-from shared.ports import LogTrimmed, StateStore, Versions
+from shared.ports import LogTrimmed, Snapshot, StateStore, Versions
 from shared.redis_client import connect
 from shared.streams import Streams
 
@@ -79,6 +79,20 @@ class StateStoreContract:
         run(apply(events.store("a e1", b"1")))
         run(apply(events.store("a e1", b"1")))
         assert run(stored(events)) == {"a e1": b"1"}
+
+    def test_the_newest_snapshot_of_a_generation_stands(self, store: tuple[StateStore, Any]) -> None:
+        events, _ = store
+        assert run(events.snapshot()) is None
+        assert run(events.save_snapshot(Snapshot(b"at 5", "5-1", b"1")))
+        assert run(events.snapshot()) == Snapshot(b"at 5", "5-1", b"1")
+        assert not run(events.save_snapshot(Snapshot(b"at 5-0", "5-0", b"1"))), "older, same generation"
+        assert not run(events.save_snapshot(Snapshot(b"at 4", "4-9", b"1")))
+        assert run(events.snapshot()) == Snapshot(b"at 5", "5-1", b"1")
+        assert run(events.save_snapshot(Snapshot(b"at 12", "12-0", b"1"))), "numbers, not text: 12 after 5"
+        assert run(events.save_snapshot(Snapshot(b"rebuilt", "3-0", b"2"))), "a new generation replaces it"
+        assert run(events.snapshot()) == Snapshot(b"rebuilt", "3-0", b"2")
+        assert run(events.save_snapshot(Snapshot(b"\x00" * 100_000, "0-0", None)))
+        assert run(events.snapshot()) == Snapshot(b"\x00" * 100_000, "0-0", None), "bytes kept as they are"
 
 
 class VersionsContract:

@@ -85,6 +85,7 @@ def test_killed_mid_stream_the_savings_service_resumes_to_identical_figures(
             ) and figures_only(got) == figures_only(expected)
 
         wait_for(settled, 90, 0.2, "every event applied and nothing pending")
+        assert "state loaded from a snapshot" in proc.log_path.read_text(), "restarted from it and the log after it"
         last = r.xrevrange(f"{prefix}:savings.updated", count=1)[0][1][b"event"]
         update = json.loads(last)
         assert update["type"] == "savings.updated" and update["source"] == "/services/savings"
@@ -129,6 +130,8 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
         assert done.returncode == 0, done.stderr
         assert f"{count} events applied" in done.stdout
         assert "rebuild: events replayed" in done.stderr, "progress is shown"
+        saved = r.hgetall(f"{prefix}:state:savings:snapshot")
+        assert saved[b"generation"] == r.get(f"{prefix}:state:savings:generation"), "a snapshot of the rebuilt set"
         wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings", headers=READ).json()) == figures_only(expected), 10,
                  what="the running service to pick up the rebuilt projection")
     finally:

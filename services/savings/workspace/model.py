@@ -18,6 +18,7 @@ from typing import Any
 
 from services.savings import model as savings
 from services.savings.workspace.appraisal import Appraisal, AppraisalPolicy, appraise, option_inputs
+from shared.contract.base import revision_of
 from shared.dates import REVIEW_NOTICE_MONTHS, add_months, anniversaries
 from shared.events import (
     ContractDecommissioned,
@@ -103,7 +104,7 @@ def subject_of(data: dict[str, Any]) -> str:
 
 def _keep(ws: Workspace, name: str, slots: dict[Any, Any], slot: Any, key: str, payload: Payload) -> None:
     """Keep the highest (revision, source id) in each slot, whatever order events came in."""
-    rank = (getattr(payload, "revision", 0), key)
+    rank = (revision_of(payload), key)
     old = ws.ranks.get((name, slot))
     if old is None or rank > old:
         ws.ranks[(name, slot)] = rank

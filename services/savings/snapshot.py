@@ -1,0 +1,228 @@
+"""A snapshot of the savings projection: its facts and each contract's figures, so a restarted
+process reads one value and the log's tail instead of every event, and recomputes only the
+contracts the tail touches (shared/state.py saves and restores it).
+
+The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
+(where each fact goes, each contract's figures, the sums, the needs table), then each fact's
+payload as its own JSON, read by its pydantic model only when first used; zstd-compressed. Money is kept as decimal strings, pence as integers, the daily rates as exact
+fractions (numerator, denominator). A snapshot records its format, the savings policy it was
+computed under and the business date and horizon: any difference, and it is not used (the state
+is read whole instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import zstandard
+from pydantic_core import from_json, to_json
+
+from services.savings import model
+from services.savings.model import ContractFigures, Fact, Facts
+from services.savings.running import Running
+from shared.contract.registry import PAYLOADS
+from shared.policy import SavingsPolicy
+
+FORMAT = 1
+MAGIC = b"commissioning-savings-snapshot\n"
+
+_TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
+
+
+class Unusable(ValueError):
+    """The snapshot cannot be used here (another format, policy, or a damaged value)."""
+
+
+def _facts(facts: Facts) -> Iterable[tuple[str, tuple[Any, ...], Fact]]:
+    """Every fact with where it goes: (its table, its slot's parts, the fact)."""
+    for (pid, nid), f in facts.needs.items():
+        yield "needs", (pid, nid), f
+    for cid, f in facts.awards.items():
+        yield "awards", (cid,), f
+    for cid, periods in facts.returns.items():
+        for (start, end, pid), f in periods.items():
+            yield "returns", (cid, start.toordinal(), end.toordinal(), pid), f
+    for cid, f in facts.decommissions.items():
+        yield "decommissions", (cid,), f
+    for (cid, pid), f in facts.exits.items():
+        yield "exits", (cid, pid), f
+    for (pid, iid), f in facts.investments.items():
+        yield "investments", (pid, iid), f
+
+
+def _place(facts: Facts, table: str, slot: list[Any], fact: Fact) -> None:
+    match table:
+        case "needs":
+            facts.needs[(slot[0], slot[1])] = fact
+        case "awards":
+            facts.awards[slot[0]] = fact
+        case "returns":
+            cid, start, end, pid = slot
+            facts.returns.setdefault(cid, {})[(date.fromordinal(start), date.fromordinal(end), pid)] = fact
+        case "decommissions":
+            facts.decommissions[slot[0]] = fact
+        case "exits":
+            facts.exits[(slot[0], slot[1])] = fact
+        case "investments":
+            facts.investments[(slot[0], slot[1])] = fact
+        case _:
+            raise Unusable(f"no table {table!r}")
+
+
+def _contract(c: ContractFigures) -> list[Any]:
+    return [
+        str(c.baseline),
+        str(c.budgets),
+        str(c.shared_cost),
+        c.shared_cost_estimated,
+        c.needs_missing,
+        c.end.toordinal(),
+        c.status,
+        c.decommissioning,
+        c.realised_p,
+        c.years_p,
+        c.years_disc_p,
+        c.row,
+        c.additions,
+        _steps(c.changes),
+    ]
+
+
+def _figures(award: Any, data: list[Any]) -> ContractFigures:
+    (
+        baseline,
+        budgets,
+        shared,
+        estimated,
+        missing,
+        end,
+        status,
+        decom,
+        realised,
+        years,
+        disc,
+        row,
+        adds,
+        steps,
+    ) = data
+    return ContractFigures(
+        award=award,
+        baseline=Decimal(baseline),
+        budgets=Decimal(budgets),
+        shared_cost=Decimal(shared),
+        shared_cost_estimated=estimated,
+        needs_missing=missing,
+        end=date.fromordinal(end),
+        status=status,
+        segments=[],  # only used while the figures are computed: a touched contract is recomputed whole
+        decommissioning=decom,
+        realised_p=realised,
+        years_p=years,
+        years_disc_p=disc,
+        row=row,
+        additions=adds,  # [partner, figure, pence] lists: `Running._add` unpacks them as it does tuples
+        changes=_unsteps(steps),
+    )
+
+
+def _steps(steps: dict[date, Fraction]) -> list[tuple[int, int, int]]:
+    return [(d.toordinal(), r.numerator, r.denominator) for d, r in steps.items()]
+
+
+def _unsteps(steps: list[list[int]]) -> dict[date, Fraction]:
+    return {date.fromordinal(d): Fraction(n, q) for d, n, q in steps}
+
+
+def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
+    """The projection as it stands (after `running.figures(facts)`), encoded."""
+    if running.facts is not facts or running.pending():
+        raise ValueError("the figures are not up to date with the facts: compute them first")
+    placed, payloads = [], []
+    for table, slot, f in _facts(facts):
+        payload = f.payload
+        raw = type(payload).__pydantic_serializer__.to_json(payload)
+        placed.append((table, _TYPE_OF[type(payload)], f.key, f.revision, len(raw), *slot))
+        payloads.append(raw)
+    today, buckets = running._frame or (None, ())
+    header = {
+        "format": FORMAT,
+        "policy": policy.model_dump(mode="json"),
+        "as_of": today.toordinal() if today else None,
+        "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
+        "superseded": list(facts.applied - {f.key for _, _, f in _facts(facts)}),  # applied, not standing
+        "facts": placed,
+        "contracts": {cid: _contract(c) for cid, c in running._contracts.items()},
+        "warnings": running._warnings,
+        "needs": [(*slot, running._need_keys[slot], running._need_rows[slot]) for slot in running._need_slots],
+        "sums": [
+            running._sums,
+            running._years,
+            running._years_disc,
+            running._partners,
+            running._partner_refs,
+            _steps(running._steps),
+        ],
+    }
+    body = to_json(header)
+    frame = b"".join([MAGIC, str(len(body)).encode(), b"\n", body, *payloads])
+    return zstandard.ZstdCompressor(level=1).compress(frame)
+
+
+def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
+    """The facts a snapshot holds, with `running` set to their figures as they were computed:
+    folding more events into the facts and asking for the figures recomputes only what those
+    events touch. Each fact's payload is read when first used. Raises `Unusable` when the
+    snapshot cannot be used here."""
+    try:
+        frame = zstandard.ZstdDecompressor().decompress(blob)
+    except zstandard.ZstdError as e:
+        raise Unusable(f"not a snapshot: {e}") from e
+    if not frame.startswith(MAGIC):
+        raise Unusable("not a savings snapshot")
+    eol = frame.index(b"\n", len(MAGIC))
+    at = eol + 1 + int(frame[len(MAGIC) : eol])
+    header = from_json(frame[eol + 1 : at])
+    if header.get("format") != FORMAT:
+        raise Unusable(f"snapshot format {header.get('format')}, this version reads {FORMAT}")
+    if header["policy"] != policy.model_dump(mode="json"):
+        raise Unusable("the savings policy changed since the snapshot")
+    facts = Facts()
+    for table, etype, key, revision, size, *slot in header["facts"]:
+        _place(facts, table, slot, Fact.encoded(key, revision, PAYLOADS[etype], frame[at : at + size]))
+        facts.applied.add(key)
+        at += size
+    if at != len(frame):
+        raise Unusable("the snapshot's payloads do not add up to its length")
+    facts.applied.update(header["superseded"])
+
+    today = date.fromordinal(header["as_of"]) if header["as_of"] is not None else None
+    buckets = tuple((date.fromordinal(a), date.fromordinal(b)) for a, b in header["buckets"])
+    if running.frame_of(facts)[0] != (today, buckets):
+        raise Unusable("the snapshot's business date or horizon disagrees with its facts")
+    running._reset(facts, (today, buckets))
+    for cid in sorted(header["contracts"]):
+        fact = facts.awards[cid]
+        running._index(cid, fact.payload)
+        running._contracts[cid] = _figures(fact.payload, header["contracts"][cid])
+        running._keys[cid] = model._key(fact, facts, today, buckets, policy)
+    running._ids = sorted(header["contracts"])
+    running._warnings = header["warnings"]
+    sums, years, years_disc, partners, refs, steps = header["sums"]
+    running._sums.update(sums)
+    running._years, running._years_disc = years, years_disc
+    for pid, row in partners.items():
+        running._partners[pid].update(row)
+    running._partner_refs.update(refs)
+    running._steps.update(_unsteps(steps))
+    for pid, nid, key, row in header["needs"]:
+        running._need_rows[(pid, nid)] = row
+        running._need_keys[(pid, nid)] = tuple(key)
+        running._need_slots.append((pid, nid))
+        running._need_list.append(row)
+    running._dirty.clear()
+    running._dirty_needs.clear()
+    return facts

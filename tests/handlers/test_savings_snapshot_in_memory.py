@@ -1,0 +1,131 @@
+"""The savings projection's snapshots through the StateStore port, on the in-memory adapter:
+a process starting from a snapshot and the log's tail has the figures of one that read every
+event, and reads the set whole only when the snapshot cannot serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from services.savings.projection import Projection
+from shared.adapters.memory import MemoryStreams, memory_ports
+from shared.bus import Entry
+from shared.bus.consumer import Applied, parse_trusted
+from shared.policy import SavingsPolicy
+from shared.ports import Ports, Snapshot
+from shared.streams import Streams
+from tests.eventgen import history
+from tests.support import event
+
+NAMES = Streams("mem")
+POLICY = SavingsPolicy()
+PARTNERS = ["a-cc", "b-dc", "c-pct", "d-police", "e-fire"]
+
+
+def events(seed: int) -> list[dict[str, Any]]:
+    return [
+        event(data, type=t, partner=pid, id=f"ev-{seed}-{n}")
+        for n, (pid, t, data) in enumerate(history(seed, PARTNERS, contracts=6))
+    ]
+
+
+async def consume(projection: Projection, evs: list[dict[str, Any]], first: int = 0) -> None:
+    """What the bus does with each entry of the canonical streams, then wait for the figures."""
+    for n, ev in enumerate(evs, start=first):
+        fields = {b"event": json.dumps(ev).encode()}
+        entry = Entry(NAMES.accepted(ev["type"]), f"{n}-0", fields)
+        await projection.ports.state.apply(await projection.handle(parse_trusted(entry), entry))  # type: ignore[attr-defined]
+        await projection.after_batch([Applied(entry, True)])
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if projection._pending is None or projection._pending.done():
+            return
+    raise AssertionError("figures not recomputed")
+
+
+async def stored_elsewhere(ports: Ports, evs: list[dict[str, Any]]) -> None:
+    """Another replica stores events (this process sees them only in the log)."""
+    for ev in evs:
+        raw = json.dumps(ev).encode()
+        await ports.state.apply(ports.state.store(f"{ev['source']} {ev['id']}", raw))  # type: ignore[attr-defined]
+
+
+def counted_scans(ports: Ports) -> list[int]:
+    calls: list[int] = []
+    scan = ports.state.scan
+
+    def counting() -> Any:
+        calls.append(1)
+        return scan()
+
+    ports.state.scan = counting  # type: ignore[method-assign]
+    return calls
+
+
+async def whole(ports: Ports) -> dict[str, Any]:
+    reference = Projection(None, NAMES, POLICY, ports, snapshot_every_s=0)  # type: ignore[arg-type]
+    await reference.load()
+    return reference.figures
+
+
+def test_a_restart_reads_the_snapshot_and_the_logs_tail_with_the_figures_of_a_full_read() -> None:
+    async def scenario() -> None:
+        ports = memory_ports(MemoryStreams(NAMES))
+        first = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await first.load()
+        evs = events(11) + events(12)
+        await consume(first, evs[:40])
+        saved = await ports.state.snapshot()
+        assert saved is not None, "the first recompute after a full read saves one"
+        await consume(first, evs[40:50])
+        assert await ports.state.snapshot() == saved, "not again before the interval"
+        await stored_elsewhere(ports, evs[50:])
+
+        scans = counted_scans(ports)
+        restarted = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        assert await restarted.load() == len(evs)
+        assert scans == [], "started from the snapshot, not the whole set"
+        expected = await whole(ports)
+        assert restarted.figures == expected and expected["events_applied"] == len(evs)
+
+        await restarted.stop()
+        assert (await ports.state.snapshot()).position == await ports.state.position(), "saved on stop"
+
+    asyncio.run(scenario())
+
+
+def test_the_set_is_read_whole_when_the_log_was_trimmed_past_the_snapshot_or_a_rebuild_replaced_it() -> None:
+    async def scenario() -> None:
+        ports = memory_ports(MemoryStreams(NAMES))
+        first = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await first.load()
+        evs = events(21)
+        await consume(first, evs[:20])
+        assert await ports.state.snapshot() is not None
+        await stored_elsewhere(ports, evs[20:])
+        await ports.state.trim(await ports.state.position())  # the tail after the snapshot is gone
+
+        scans = counted_scans(ports)
+        restarted = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await restarted.load()
+        assert scans == [1], "behind the log's retention: read whole"
+        assert restarted.figures == await whole(ports)
+
+        ports.state.current = b"2"  # type: ignore[attr-defined] - a rebuild swapped the set in
+        scans.clear()
+        again = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await again.load()
+        assert scans == [1], "a snapshot of another generation is not used"
+
+        await again.stop()  # saved for generation 2
+        assert (await ports.state.snapshot()).generation == b"2"
+        position = await ports.state.position()
+        await ports.state.save_snapshot(Snapshot(b"\x28\xb5\x2f\xfd damaged", position, b"2"))
+        scans.clear()
+        last = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await last.load()
+        assert scans == [1], "a snapshot that cannot be read is not used"
+        assert last.figures == again.figures == await whole(ports)
+
+    asyncio.run(scenario())

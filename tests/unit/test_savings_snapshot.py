@@ -1,0 +1,120 @@
+"""A snapshot of the savings projection (services/savings/snapshot.py): restored and given the
+rest of the events, its figures are exactly those of every event folded from scratch."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.savings import snapshot
+from services.savings.model import Facts, evolve, project
+from services.savings.running import Running
+from shared.events import PAYLOADS
+from shared.policy import SavingsPolicy
+from tests.eventgen import history
+
+POLICY = SavingsPolicy()
+PARTNERS = ["a-cc", "b-dc", "c-pct", "d-police", "e-fire"]
+
+
+def keyed(seed: int) -> list[tuple[str, Any]]:
+    return [
+        (f"/partners/{pid} ev-{seed}-{n}", PAYLOADS[t].model_validate(d))
+        for n, (pid, t, d) in enumerate(history(seed, PARTNERS, contracts=6))
+    ]
+
+
+def from_scratch(events: list[tuple[str, Any]]) -> dict[str, Any]:
+    facts = Facts()
+    for key, payload in events:
+        evolve(facts, key, payload)
+    return project(facts, POLICY)
+
+
+def running(events: list[tuple[str, Any]]) -> tuple[Running, Facts]:
+    r, facts = Running(POLICY), Facts()
+    for key, payload in events:
+        r.fold(facts, key, payload)
+    r.figures(facts)
+    return r, facts
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False), cut=st.floats(0, 1))
+def test_a_restored_snapshot_given_the_rest_of_the_events_has_every_figure_of_a_full_replay(
+    seed: int, order: random.Random, cut: float
+) -> None:
+    events = keyed(seed)
+    order.shuffle(events)
+    events += [order.choice(events) for _ in range(3)]  # delivered twice
+    head, tail = events[: int(cut * len(events))], events[int(cut * len(events)) :]
+    before, facts = running(head)
+    blob = snapshot.dump(before, facts, POLICY)
+
+    after = Running(POLICY)
+    restored = snapshot.restore(blob, after, POLICY)
+    assert after.figures(restored) == before.figures(facts) == from_scratch(head)
+    for key, payload in tail:
+        after.fold(restored, key, payload)
+    assert after.figures(restored) == from_scratch(events)
+    assert restored.applied == {key for key, _ in events}
+
+
+def test_a_snapshot_recomputes_only_the_contracts_the_tail_touches() -> None:
+    events = keyed(7)
+    awards = [i for i, (_, p) in enumerate(events) if type(p).__name__ == "TenderAwarded"]
+    head, tail = events[: awards[-1]], events[awards[-1] :]  # the tail brings the last award
+    before, facts = running(head)
+    after = Running(POLICY)
+    restored = snapshot.restore(snapshot.dump(before, facts, POLICY), after, POLICY)
+    computed: list[str] = []
+    original = snapshot.model._figures
+
+    def counting(fact: Any, *args: Any) -> Any:
+        computed.append(fact.payload.contract_id)
+        return original(fact, *args)
+
+    snapshot.model._figures = counting  # type: ignore[assignment]
+    try:
+        for key, payload in tail:
+            after.fold(restored, key, payload)
+        figures = after.figures(restored)
+    finally:
+        snapshot.model._figures = original  # type: ignore[assignment]
+    assert figures == from_scratch(events)
+    if figures["as_of"] == before.figures(facts)["as_of"]:  # same business date: only what it touched
+        assert set(computed) <= {p.contract_id for _, p in tail if hasattr(p, "contract_id")}
+        assert len(computed) < len(figures["contracts"])
+
+
+def test_a_snapshot_taken_under_another_policy_or_damaged_is_not_used() -> None:
+    before, facts = running(keyed(3))
+    blob = snapshot.dump(before, facts, POLICY)
+    with pytest.raises(snapshot.Unusable, match="policy"):
+        snapshot.restore(blob, Running(POLICY), SavingsPolicy(horizon_months=60))
+    with pytest.raises(snapshot.Unusable, match="not a snapshot"):
+        snapshot.restore(zlib.compress(b"{}"), Running(POLICY), POLICY)
+    frame = zstandard.ZstdDecompressor().decompress(blob)
+    with pytest.raises(snapshot.Unusable, match="not a savings snapshot"):
+        snapshot.restore(zstandard.ZstdCompressor().compress(b"x" + frame), Running(POLICY), POLICY)
+    with pytest.raises(snapshot.Unusable, match="format"):
+        snapshot.restore(
+            zstandard.ZstdCompressor().compress(frame.replace(b'"format":1', b'"format":9', 1)),
+            Running(POLICY),
+            POLICY,
+        )
+    with pytest.raises(snapshot.Unusable, match="add up"):
+        snapshot.restore(zstandard.ZstdCompressor().compress(frame + b"{}"), Running(POLICY), POLICY)
+
+
+def test_figures_must_be_up_to_date_to_be_saved() -> None:
+    r, facts = running(keyed(5))
+    r.fold(facts, *keyed(6)[0])
+    with pytest.raises(ValueError, match="compute them first"):
+        snapshot.dump(r, facts, POLICY)

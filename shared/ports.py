@@ -93,9 +93,11 @@ class StateStore(Protocol):
     def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         """Every event in the set, in no particular order."""
 
-    async def since(self, position: str, count: int) -> tuple[str, list[str]]:
-        """The keys logged after `position` (at most `count`), and the position of the last.
-        Raises `LogTrimmed` when entries after `position` may have been trimmed."""
+    async def since(self, position: str, count: int) -> tuple[str, list[str], int]:
+        """The keys logged after `position` (at most `count`), the position of the last, and how
+        many events the set held at that moment (read together: once a reader has folded every
+        key up to the log's end, its index holds exactly that many events). Raises `LogTrimmed`
+        when entries after `position` may have been trimmed."""
 
     async def trim(self, below: str) -> int:
         """Drop the log's entries before position `below` (the set keeps every event); how many."""

@@ -106,12 +106,21 @@ class Settings(BaseSettings):
         return self.model_copy(update={"partnership": partnership, "partnerships": "", "http_port": port})
 
     @property
+    def snapshot_every_s(self) -> float:
+        """The snapshot interval in use: the setting, or half the state log's retention when that
+        is shorter and the interval was left at its default."""
+        return min(self.snapshot_interval_s, self.state_log_keep_s / 2)
+
+    @property
     def cluster(self) -> bool:
         return self.redis_mode == "cluster"
 
     @model_validator(mode="after")
     def _snapshots_within_the_log(self) -> Settings:
-        if self.snapshot_interval_s >= self.state_log_keep_s:
+        if (
+            "snapshot_interval_s" in self.model_fields_set
+            and self.snapshot_interval_s >= self.state_log_keep_s
+        ):
             raise ValueError(
                 f"COMMISSIONING_SNAPSHOT_INTERVAL_S ({self.snapshot_interval_s:g}) must be under "
                 f"COMMISSIONING_STATE_LOG_KEEP_S ({self.state_log_keep_s:g}): a restart reads the "

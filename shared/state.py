@@ -41,10 +41,14 @@ log = structlog.get_logger("state")
 
 
 class Index(Protocol):
+    """An index that remembers the keys it folded (the owners', which hold requests beside)."""
+
     applied: set[str]
 
 
-I = TypeVar("I", bound=Index)
+#: a service's index: any structure its fold keeps (a fold must be idempotent: folding an
+#: event again changes nothing)
+I = TypeVar("I")
 
 #: under load, a recompute starts no sooner than this many times as long as the last one took
 #: after it started (so at most a quarter of the time goes to computing figures)
@@ -97,6 +101,11 @@ class EventSetState(Generic[I]):
         self._took = 0.0
         self._pending: asyncio.Task[None] | None = None
         self._log_pos = "0-0"  # how far this process has followed the set's log
+        #: events in the set, as of the last time the log was followed to its end (`load`)
+        self.size = 0
+        #: keys this process folded that the next follow of the log will meet again (cleared
+        #: by it: bounded by what one process applies between two follows, not by all events)
+        self._ahead: set[str] = set()
         self._stopped = False
         #: events parsed by `handle`, until their batch is folded: the key by (stream, entry
         #: id), the payload by key (a refresh that meets one in the log folds it from here)
@@ -175,6 +184,7 @@ class EventSetState(Generic[I]):
                         event = parse_trusted(a.entry)
                         key, payload = event.key, event.payload()
                     self.fold(self.index, key, payload)
+                    self._ahead.add(key)
             self._fresh = self._fresh or any(a.fresh for a in applied)
         if applied:
             self._backlog[applied[0].entry.stream] = (
@@ -234,7 +244,7 @@ class EventSetState(Generic[I]):
         async with self._lock:
             await self._load()
             await self.changed(False)
-            return len(self.index.applied)
+            return self.size
 
     async def _load(self, from_snapshot: bool = True) -> None:
         self._epoch = OUTAGE.epoch
@@ -243,10 +253,13 @@ class EventSetState(Generic[I]):
             return
         index = self.new_index()
         position = await self.events.position()  # before the scan: nothing falls between
+        size = 0
         async for key, raw in self.events.scan():
             self.fold(index, key, decode(raw).payload())
-        self.index, self.generation = index, generation
+            size += 1
+        self.index, self.generation, self.size = index, generation, size
         self._log_pos = position
+        self._ahead.clear()  # in the set read: folded
 
     async def _restore(self, generation: bytes | None) -> bool:
         """Start from the saved snapshot and fold the log after it; False (nothing changed) when
@@ -299,7 +312,9 @@ class EventSetState(Generic[I]):
         finally:
             self._snapshot_at = loop.time()
         self._snapshot_took, self._snapshot_pos = loop.time() - started, self._log_pos
-        log.info("snapshot saved", service=self.service, bytes=len(blob), seconds=round(self._snapshot_took, 3))
+        log.info(
+            "snapshot saved", service=self.service, bytes=len(blob), seconds=round(self._snapshot_took, 3)
+        )
 
     def reload(self) -> None:
         """Read the whole index again before the next recompute (which is due at once): what
@@ -334,10 +349,13 @@ class EventSetState(Generic[I]):
         """Fold what the log shows after `_log_pos`; how many events that added."""
         folded = 0
         while True:
-            self._log_pos, keys = await self.events.since(self._log_pos, 5000)
+            self._log_pos, keys, size = await self.events.since(self._log_pos, 5000)
             if not keys:
+                # every key this process folded before this follow was in the log up to here
+                self.size = size
+                self._ahead.clear()
                 return folded
-            missing = [key for key in keys if key not in self.index.applied]
+            missing = [key for key in keys if key not in self._ahead]
             # stored by this process, its batch not folded yet: the payload is already parsed
             ours = [key for key in missing if key in self._payloads]
             for key in ours:

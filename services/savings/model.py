@@ -80,7 +80,9 @@ class Facts:
     decommissions: dict[str, Fact] = field(default_factory=dict)
     exits: dict[tuple[str, str], Fact] = field(default_factory=dict)  # by contract, partner
     investments: dict[tuple[str, str], Fact] = field(default_factory=dict)
-    applied: set[str] = field(default_factory=set)
+    #: every key folded, to count them (`events_applied`); None in the running projection,
+    #: which counts the events in its store instead (its memory then holds no per-event set)
+    applied: set[str] | None = field(default_factory=set)
 
 
 def _later(old: Fact | None, new: Fact) -> Fact:
@@ -90,9 +92,10 @@ def _later(old: Fact | None, new: Fact) -> Fact:
 def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
     """Add one event. Adding the same events in any order, any number of times, gives the
     same `Facts`: each slot keeps a choice that depends only on the set."""
-    if key in facts.applied:
-        return facts
-    facts.applied.add(key)
+    if facts.applied is not None:
+        if key in facts.applied:
+            return facts
+        facts.applied.add(key)
     fact = Fact(key, payload, revision_of(payload))
     match payload:
         case NeedIdentified():  # and NeedUpdated, its subclass
@@ -694,7 +697,7 @@ def project(
             for (pid, nid), f in sorted(facts.needs.items())
         ],
         "warnings": warnings,
-        "events_applied": len(facts.applied),
+        "events_applied": len(facts.applied) if facts.applied is not None else None,
     }
     cache[_NEED_ROWS] = rows  # the rows this call used, for the next
     return figures

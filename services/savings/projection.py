@@ -46,11 +46,15 @@ class Projection(EventSetState[Facts]):
     ) -> None:
         self.running = Running(policy)  # its fold notes what each event touches
         super().__init__(
-            ports or redis_ports(redis, streams, "savings"), streams, "savings", Facts, self.running.fold
+            ports or redis_ports(redis, streams, "savings"),
+            streams,
+            "savings",
+            lambda: Facts(applied=None),  # no per-event set: the store counts them (`size`)
+            self.running.fold,
         )
         self.policy = policy
         self.snapshot_every_s = snapshot_every_s
-        self.figures: dict[str, Any] = self.running.figures(self.index)
+        self.figures: dict[str, Any] = self._figures()
         #: incremental figures cost little: publish after each batch, still never spending more
         #: than a quarter of the time on it (recomputes start `RECOMPUTE_SPACING` times the last
         #: one's duration apart)
@@ -74,13 +78,18 @@ class Projection(EventSetState[Facts]):
     async def changed(self, fresh: bool) -> None:
         """Publish whatever differs from the last update, whoever applied it (this process, a
         replica, a rebuild, or a process killed before it could publish)."""
-        figures = self.running.figures(self.index)
+        figures = self._figures()
         if self.last is not None:
             update = changes(self.last, figures)
             if update is not None:
                 events = [self._event(data) for data in update.entries()]
                 record(self.last, update, await self.updates.append(events, update))
         self.figures = figures  # after the publish: `published_id` and `figures` go together
+
+    def _figures(self) -> dict[str, Any]:
+        """The figures, with the count of events in the set as of the log followed to its end
+        (everything folded: `shared.state`)."""
+        return {**self.running.figures(self.index), "events_applied": self.size}
 
     def encode_snapshot(self) -> bytes | None:
         if self.running.facts is not self.index or self.running.pending():

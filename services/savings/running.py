@@ -317,5 +317,5 @@ class Running:
             "contracts": [c.row for c in contracts],
             "needs": list(self._need_list),  # a copy: the next batch changes the table in place
             "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],
-            "events_applied": len(facts.applied),
+            "events_applied": len(facts.applied) if facts.applied is not None else None,
         }

@@ -153,11 +153,12 @@ def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
         "policy": policy.model_dump(mode="json"),
         "as_of": today.toordinal() if today else None,
         "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
-        "superseded": list(facts.applied - {f.key for _, _, f in _facts(facts)}),  # applied, not standing
         "facts": placed,
         "contracts": {cid: _contract(c) for cid, c in running._contracts.items()},
         "warnings": running._warnings,
-        "needs": [(*slot, running._need_keys[slot], running._need_rows[slot]) for slot in running._need_slots],
+        "needs": [
+            (*slot, running._need_keys[slot], running._need_rows[slot]) for slot in running._need_slots
+        ],
         "sums": [
             running._sums,
             running._years,
@@ -190,14 +191,12 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         raise Unusable(f"snapshot format {header.get('format')}, this version reads {FORMAT}")
     if header["policy"] != policy.model_dump(mode="json"):
         raise Unusable("the savings policy changed since the snapshot")
-    facts = Facts()
+    facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
     for table, etype, key, revision, size, *slot in header["facts"]:
         _place(facts, table, slot, Fact.encoded(key, revision, PAYLOADS[etype], frame[at : at + size]))
-        facts.applied.add(key)
         at += size
     if at != len(frame):
         raise Unusable("the snapshot's payloads do not add up to its length")
-    facts.applied.update(header["superseded"])
 
     today = date.fromordinal(header["as_of"]) if header["as_of"] is not None else None
     buckets = tuple((date.fromordinal(a), date.fromordinal(b)) for a, b in header["buckets"])

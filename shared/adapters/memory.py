@@ -139,12 +139,12 @@ class MemoryStateStore:
         for key, raw in list(self.events.items()):
             yield key, raw
 
-    async def since(self, position: str, count: int) -> tuple[str, list[str]]:
+    async def since(self, position: str, count: int) -> tuple[str, list[str], int]:
         after = int(position.partition("-")[0])
         if after < self.trimmed:
             raise LogTrimmed(f"the log was trimmed below {self.trimmed}-0, past {position}")
         found = [e for e in self.log if int(e[0].partition("-")[0]) > after][:count]
-        return (found[-1][0], [k for _, k in found]) if found else (position, [])
+        return (found[-1][0] if found else position), [k for _, k in found], len(self.events)
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.events.get(k) for k in keys]

@@ -144,12 +144,13 @@ class RedisStateStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zscore(self.trimmed_key, "below")
             pipe.xrange(self.log_key, min="(" + position, max="+", count=count)
-            trimmed, entries = await pipe.execute()
+            pipe.hlen(self.events_key)
+            trimmed, entries, size = await pipe.execute()
         if trimmed and entry_id(position) < (int(trimmed), 0):
             raise LogTrimmed(f"{self.log_key} was trimmed below {int(trimmed)}-0, past {position}")
         if not entries:
-            return position, []
-        return _text(entries[-1][0]), [f[b"key"].decode() for _, f in entries]
+            return position, [], size
+        return _text(entries[-1][0]), [f[b"key"].decode() for _, f in entries], size
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(await self.redis.hmget(self.events_key, list(keys))) if keys else []

@@ -48,11 +48,11 @@ class StateStoreContract:
         run(apply(events.store("b e1", b"3")))
         assert run(stored(events)) == {"a e1": b"1", "a e2": b"2", "b e1": b"3"}
         assert run(events.get(["a e2", "nope"])) == [b"2", None]
-        position, keys = run(events.since("0-0", 2))
-        assert keys == ["a e1", "a e2"] and position == start
-        position, keys = run(events.since(position, 10))
+        position, keys, size = run(events.since("0-0", 2))
+        assert keys == ["a e1", "a e2"] and position == start and size == 3
+        position, keys, _ = run(events.since(position, 10))
         assert keys == ["b e1"]
-        assert run(events.since(position, 10)) == (position, []), "nothing new: the position stays"
+        assert run(events.since(position, 10)) == (position, [], 3), "nothing new: the position stays"
 
     def test_the_log_is_trimmed_and_a_reader_behind_the_trim_is_told(self, store: tuple[StateStore, Any]) -> None:
         events, apply = store
@@ -66,7 +66,7 @@ class StateStoreContract:
         assert run(events.trim(last)) == 2, "entries before the position given are dropped"
         with pytest.raises(LogTrimmed):
             run(events.since(behind, 10))  # a e2 was after it, and is gone
-        assert run(events.since(last, 10)) == (last, []), "a reader at the trim point misses nothing"
+        assert run(events.since(last, 10)) == (last, [], 3), "a reader at the trim point misses nothing"
         assert run(stored(events)) == {"a e1": b"1", "a e2": b"2", "a e3": b"3"}, "the set keeps every event"
         run(events.trim(_after(last)))
         assert run(events.position()) == _after(last), "an empty log's position is where it was trimmed to"
@@ -79,6 +79,7 @@ class StateStoreContract:
         run(apply(events.store("a e1", b"1")))
         run(apply(events.store("a e1", b"1")))
         assert run(stored(events)) == {"a e1": b"1"}
+        assert run(events.since("0-0", 10))[2] == 1, "the set counts it once (its log twice)"
 
     def test_the_newest_snapshot_of_a_generation_stands(self, store: tuple[StateStore, Any]) -> None:
         events, _ = store

@@ -35,3 +35,15 @@ def test_the_appraisal_policy_is_read_by_the_savings_settings(monkeypatch: pytes
 
     monkeypatch.setenv("COMMISSIONING_APPRAISAL_HORIZON_YEARS", "5")
     assert appraisal_policy().horizon_years == 5 and AppraisalPolicy().horizon_years == 3
+
+
+def test_a_snapshot_interval_set_beyond_the_state_logs_retention_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from shared.settings import Settings
+
+    with pytest.raises(ValidationError, match="COMMISSIONING_SNAPSHOT_INTERVAL_S"):
+        Settings(snapshot_interval_s=700)
+    assert Settings(state_log_keep_s=10).snapshot_every_s == 5, "left at its default: half the retention"
+    assert Settings(snapshot_interval_s=30).snapshot_every_s == 30
+    assert Settings(snapshot_interval_s=0).snapshot_every_s == 0

@@ -1,47 +1,81 @@
-"""The HTTP endpoints every process serves: `POST /events` and health."""
+"""The HTTP endpoints every process serves (`POST /events`, health) and the answers all of
+them share. FastAPI routes (services.runtime puts them on one app with the bus); each answer is
+built here byte for byte, so a route's documentation never changes what it sends."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import structlog
-from faststream.asgi import AsgiResponse, Request, get, post
-from faststream.asgi.request import AsgiRequest
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from faststream.specification.base import SpecificationFactory
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.gateway import batch
 from services.gateway.service import GROUP, Gateway, status_of
 from services.metrics import Metrics
-from shared.auth import AuthError, authenticate
 from shared.bus import Bus
 from shared.inbound import UNKNOWN, Accepted, Rejected
 from shared.limits import TooLarge, check_size
-from shared.partners import PartnerRegistry
 from shared.ratelimit import RateLimiter, retry_after
-
 
 log = structlog.get_logger("http")
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
-    return AsgiResponse(
-        json.dumps(data, separators=(",", ":")).encode(),
-        status,
-        {"Content-Type": "application/json", **(headers or {})},
-    )
+class Reason(BaseModel):
+    """Why a request was refused (the reason document of CONTRACT.md)."""
+
+    code: str
+    message: str
+    errors: list[Any]
 
 
-def refusal(code: str, message: str, status: int) -> AsgiResponse:
+class Received(BaseModel):
+    id: str
+    source: str
+
+
+class Refusal(Exception):
+    """An answer given from a dependency (a missing credential): the app sends `response`."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """The app's handler for `Refusal`."""
+    assert isinstance(exc, Refusal)
+    return exc.response
+
+
+def answer(
+    body: bytes, content_type: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A response with exactly this body and Content-Type (Starlette would add a charset)."""
+    return Response(body, status, {"Content-Type": content_type, **(headers or {})})
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return answer(json.dumps(data, separators=(",", ":")).encode(), "application/json", status, headers)
+
+
+def refusal(code: str, message: str, status: int) -> Response:
     return json_response({"code": code, "message": message, "errors": []}, status)
 
 
-def too_many(wait: float, message: str, reason: dict[str, Any] | None = None) -> AsgiResponse:
+def bad_request(message: str) -> Response:
+    return refusal("bad_request", message, 400)
+
+
+def too_many(wait: float, message: str, reason: dict[str, Any] | None = None) -> Response:
     """429 with `Retry-After` (whole seconds)."""
     return json_response(
         reason or {"code": "rate_limited", "message": message, "errors": []},
@@ -50,13 +84,19 @@ def too_many(wait: float, message: str, reason: dict[str, Any] | None = None) ->
     )
 
 
-def client_address(scope: Any) -> str:
+def client_address(request: Request) -> str:
     """The peer's address (a proxy in front should limit by the original address itself)."""
-    client = scope.get("client")
+    client = request.scope.get("client")
     return str(client[0]) if client else "unknown"
 
 
-async def read_limited(request: AsgiRequest, limit: int) -> bytes:
+def target(request: Request) -> str:
+    """The path and query a partner signed (shared.auth)."""
+    query = request.scope.get("query_string", b"").decode()
+    return str(request.scope["path"]) + (f"?{query}" if query else "")
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
     """The body, or `TooLarge` before it is read in full: at once by its Content-Length, else
     as soon as more than `limit` bytes have arrived (for POST /events and its batch mode)."""
     declared = request.headers.get("content-length")
@@ -81,6 +121,39 @@ def memory_state(used: int, limit: int, warn_ratio: float) -> tuple[int, dict[st
     return 200, {"warning": f"{share}: raise maxmemory or look at what grows (commissioning_redis_memory_*)"}
 
 
+_REASON = {"model": Reason}
+#: POST /events reads its body itself (no parsing per request, and the size limit stops reading
+#: early); the schema says what it takes
+_EVENTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/cloudevents+json": {
+                "schema": {"type": "object", "description": "One CloudEvent (CONTRACT.md), at most 64 KiB"}
+            },
+            "application/cloudevents-batch+json": {
+                "schema": {
+                    "type": "array",
+                    "maxItems": batch.MAX_EVENTS,
+                    "items": {"type": "object"},
+                    "description": "Up to 1,000 CloudEvents of one partner, at most 4 MiB",
+                }
+            },
+        },
+    },
+    "parameters": [
+        {
+            "name": "X-Signature",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+            "description": "sha256=<hex HMAC-SHA256 of the body under the partner's secret> "
+            "(binary mode signs with RFC 9421 Signature headers instead)",
+        }
+    ],
+}
+
+
 def core_routes(
     bus: Bus,
     redis: Redis,
@@ -90,14 +163,27 @@ def core_routes(
     max_lag: int,
     addresses: RateLimiter | None = None,
     memory_warn_ratio: float = 0.8,
-) -> list[tuple[str, Any]]:
+) -> APIRouter:
     addresses = RateLimiter(1_000, 10_000) if addresses is None else addresses
+    router = APIRouter()
 
-    @post(
-        description="Send one signed CloudEvent; 202 with its id, or 4xx with the reason "
-        "(413 over 64 KiB, 429 with Retry-After over the rate limit)."
+    @router.post(
+        "/events",
+        tags=["events"],
+        summary="Send signed CloudEvents",
+        description="One signed CloudEvent (structured or binary mode), or a batch "
+        "(`application/cloudevents-batch+json`): 202 with its id, 207 with one result per event "
+        "of a batch, or 4xx with the reason (413 over 64 KiB, or 4 MiB for a batch; 429 with "
+        "Retry-After over the rate limit; 503 with Retry-After when the bus is unreachable).",
+        status_code=202,
+        responses={
+            202: {"model": Received, "description": "Accepted"},
+            207: {"description": "A batch: one result per event, in order"},
+            **{status: _REASON for status in (400, 401, 403, 413, 415, 422, 429, 503)},
+        },
+        openapi_extra=_EVENTS_BODY,
     )
-    async def events(scope: Any, request: Request) -> AsgiResponse:
+    async def events(request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(batch.MEDIA_TYPE):
             return await batch_events(request)
@@ -105,7 +191,7 @@ def core_routes(
             return await binary_event(request)
         if not content_type.startswith("application/cloudevents+json"):
             return refusal("unsupported_media_type", "send Content-Type: application/cloudevents+json", 415)
-        wait = addresses.take(client_address(scope), time.monotonic())
+        wait = addresses.take(client_address(request), time.monotonic())
         if wait > 0:
             return too_many(wait, "this address is sending faster than its limit")
         try:
@@ -126,7 +212,7 @@ def core_routes(
             return too_many(verdict.retry_after, verdict.message, verdict.reason())
         return json_response(verdict.reason(), status_of(verdict.code))
 
-    async def batch_events(request: Request) -> AsgiResponse:
+    async def batch_events(request: Request) -> Response:
         """Batch mode (contract 1.1): 207 with one result per event, or one 4xx for the batch."""
         message = f"a batch is at most {batch.MAX_BYTES} bytes"
         too_large = json_response({"code": "too_large", "message": message, "errors": []}, 413)
@@ -142,7 +228,7 @@ def core_routes(
             return json_response(answer, 207)
         return json_response(answer.reason(), status_of(answer.code))
 
-    async def binary_event(request: Request) -> AsgiResponse:
+    async def binary_event(request: Request) -> Response:
         """CloudEvents binary mode, signed with RFC 9421 (services/gateway/binary.py)."""
         body = b""
         async for chunk in request.stream():
@@ -156,14 +242,18 @@ def core_routes(
             return json_response({"id": verdict.event.id, "source": verdict.event.source}, 202)
         return json_response(verdict.reason(), status_of(verdict.code))
 
-    @get(description="The process is up.")
-    async def live(request: Request) -> AsgiResponse:
+    @router.get("/health/live", tags=["operations"], summary="The process is up.")
+    async def live() -> Response:
         return json_response({"status": "live"})
 
-    @get(
-        description="Redis reachable, every consumer group in place, consumers running, lag under the threshold."
+    @router.get(
+        "/health/ready",
+        tags=["operations"],
+        summary="Ready to serve",
+        description="Redis reachable, every consumer group in place, consumers running, lag under "
+        "the threshold, Redis memory under its limit; 503 with the reason otherwise.",
     )
-    async def ready(request: Request) -> AsgiResponse:
+    async def ready() -> Response:
         try:
             await redis.ping()
             lags = await metrics.lags()
@@ -184,52 +274,21 @@ def core_routes(
             log.warning("redis memory", **memory)
         return json_response({"status": "ready", "consumer": bus.consumer, **memory})
 
-    return [("/events", events), ("/health/live", live), ("/health/ready", ready)]
+    return router
 
 
-#: (partner id, request, path) -> the answer
-PartnerView = Callable[[str, AsgiRequest, str], dict[str, Any] | AsgiResponse]
+def docs_routes(events: SpecificationFactory) -> APIRouter:
+    """The event API's document (AsyncAPI) as a page and as JSON. The HTTP API's own is FastAPI's,
+    at /docs/openapi.json."""
+    router = APIRouter(include_in_schema=False)
 
+    @router.get("/docs/asyncapi")
+    async def page() -> Response:
+        html = get_asyncapi_html(events.to_specification(), try_it_out_path=None)
+        return answer(html.encode(), "text/html; charset=utf-8")
 
-def partner_get(registry: PartnerRegistry, description: str, view: PartnerView) -> Any:
-    """A GET endpoint for one partner's own data: the request is signed (shared.auth) and
-    `view(partner_id, request)` answers it; 401 with a reason otherwise."""
+    @router.get("/docs/asyncapi.json")
+    async def document() -> Response:
+        return json_response(events.to_specification().to_jsonable())
 
-    @get(description=description)
-    async def handler(scope: Any, request: Request) -> AsgiResponse:
-        query = scope.get("query_string", b"").decode()
-        target = scope["path"] + (f"?{query}" if query else "")
-        try:
-            pid = authenticate(registry, request.method, target, request.headers.get("authorization"))
-        except AuthError as e:
-            return json_response({"code": e.code, "message": str(e), "errors": []}, 401)
-        answer = view(pid, request, scope["path"])
-        return answer if isinstance(answer, AsgiResponse) else json_response(answer)
-
-    return handler
-
-
-def bad_request(message: str) -> AsgiResponse:
-    return refusal("bad_request", message, 400)
-
-
-class PathParams:
-    """ASGI wrapper: a request to a path matching a route pattern such as `/contracts/{id}` goes
-    to that route's handler (FastStream's ASGI app matches exact paths only; the pattern is
-    registered with it as well, so the handler is set up and documented)."""
-
-    def __init__(self, app: Any, routes: list[tuple[str, Any]]) -> None:
-        self.app = app
-        self.patterns = [
-            (re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(path)) + "$"), handler)
-            for path, handler in routes
-            if "{" in path
-        ]
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for pattern, handler in self.patterns:
-                if pattern.match(scope["path"]):
-                    await handler(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+    return router

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from faststream.asgi import AsgiResponse, Request, get
+from fastapi import APIRouter
+from fastapi.responses import Response
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from redis.asyncio import Redis
@@ -136,13 +137,20 @@ class Metrics:
             if p["roi"] is not None:
                 self.roi.set(float(p["roi"]))
 
-    def route(self) -> tuple[str, Any]:
-        @get(description="Prometheus metrics.")
-        async def metrics(request: Request) -> AsgiResponse:
-            await self.refresh()
-            return AsgiResponse(generate_latest(self.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
+    def routes(self) -> APIRouter:
+        router = APIRouter()
 
-        return ("/metrics", metrics)
+        @router.get(
+            "/metrics",
+            tags=["operations"],
+            summary="Prometheus metrics",
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        )
+        async def metrics() -> Response:
+            await self.refresh()
+            return Response(generate_latest(self.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
+
+        return router
 
 
 def _s(v: bytes | str) -> str:

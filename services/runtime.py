@@ -1,21 +1,26 @@
 """Bootstrap: wires settings, Redis, the bus, the gateway and the chosen services into one
-FastStream ASGI application, served by uvicorn until SIGTERM or Ctrl-C."""
+application, served by uvicorn until SIGTERM or Ctrl-C: FastAPI for HTTP, with the bus on
+FastStream's own FastAPI integration (its router starts and stops the broker in the app's
+lifespan)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
-from faststream.asgi import AsgiFastStream
-from faststream.redis import RedisBroker, RedisClusterBroker, RedisRouter
+from fastapi import FastAPI
+from faststream.redis import RedisClusterBroker, RedisRouter
+from faststream.redis.fastapi import RedisRouter as RedisFastAPIRouter
 from faststream.specification import AsyncAPI
+from faststream.specification.base import SpecificationFactory
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
@@ -23,12 +28,12 @@ from services.contracts.app import build as build_contracts
 from services.docs import declare
 from services.gateway.rejections import RejectionPolicy
 from services.gateway.service import Gateway
-from services.http import PathParams, core_routes
+from services.http import Refusal, core_routes, docs_routes, refused
 from services.metrics import Metrics
 from services.needs.app import build as build_needs
 from services.oidc import Oidc, OidcSettings, parse_allowed
 from services.procurement.app import build as build_procurement
-from services.readauth import ReadGuard
+from services.readauth import ReadAuth
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
@@ -112,9 +117,82 @@ async def check_redis(url: str, wait_s: float = REDIS_WAIT_S, cluster: bool = Fa
         await redis.aclose()
 
 
+class RedisClusterRouter(RedisFastAPIRouter):
+    """FastStream's FastAPI router on a Redis Cluster (as its own RedisSentinelRouter is on Sentinel)."""
+
+    broker_class = RedisClusterBroker  # type: ignore[assignment]
+
+
+class App(FastAPI):
+    """The process's one application: its HTTP routes (OpenAPI at /docs/openapi.json) and the
+    bus (`stream`, FastStream's FastAPI router; AsyncAPI at /docs/asyncapi)."""
+
+    def __init__(self, stream: RedisFastAPIRouter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream = stream
+        self.include_router(stream)  # its lifespan, merged into the app's, runs the broker
+
+    @property
+    def schema(self) -> SpecificationFactory:
+        """The event API (AsyncAPI): services.apidocs writes docs/asyncapi.json from it."""
+        return self.stream.schema
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's schema, less the 422 it lists for any route with parameters: no route here
+        validates through FastAPI (each answers a bad parameter with 400 and a reason)."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            for operations in schema["paths"].values():
+                for op in operations.values():
+                    if "HTTPValidationError" in json.dumps(op.get("responses", {}).get("422", {})):
+                        del op["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return self.openapi_schema  # type: ignore[return-value] - set by super().openapi()
+
+    def start_lifespan_context(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Start and stop as a server would, without one (services.demo runs it in-process)."""
+        return self.router.lifespan_context(self)
+
+
+class _BatchRouter:
+    """The bus's subscribers on the stream router's broker. Their handlers take the batch as
+    Redis gave it (shared.bus); FastAPI's request-like wrapping of a handler would look for each
+    parameter by name inside the batch, so they are put on the broker itself, which hands each
+    handler the message (the FastAPI router's broker does not inject FastStream's arguments)."""
+
+    def __init__(self, stream: RedisFastAPIRouter) -> None:
+        self.broker = stream.broker
+
+    def subscriber(self, **kwargs: Any) -> Callable[[Callable[[Any], Any]], Any]:
+        subscriber = self.broker.subscriber(**kwargs)
+
+        def register(handler: Callable[[Any], Any]) -> Any:
+            async def on_message(message: Any) -> None:
+                await handler(message.raw_message)
+
+            on_message.__name__ = handler.__name__
+            return subscriber(on_message)
+
+        return register
+
+
+EVENT_API = AsyncAPI(
+    title="Shared commissioning event API",
+    version="1",
+    description="Redis Streams; every entry carries one CloudEvent (JSON) in the field `event`. See CONTRACT.md.",
+)
+HTTP_API = {
+    "title": "Shared commissioning HTTP API",
+    "version": "1.1",
+    "description": "Partners send signed CloudEvents (`POST /events`, CONTRACT.md); viewers and "
+    "partners read the savings and the partners their own data. The event API is at /docs/asyncapi.",
+}
+
+
 def build_app(
     names: Sequence[str], settings: Settings, registry: PartnerRegistry, consumer: str | None = None
-) -> tuple[AsgiFastStream, Bus, list[Service]]:
+) -> tuple[App, Bus, list[Service]]:
     names = [n for n in names if n != GATEWAY]  # `serve gateway`: the gateway alone
     unknown = [n for n in names if n not in SERVICES]
     if unknown:
@@ -145,7 +223,8 @@ def build_app(
     runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
     if runs_gateway:
         bus.add(gateway.subscription())
-    ctx = Context(settings, streams, redis, bus, registry)
+    reads = ReadAuth(redis, streams, registry, oidc(settings, redis, streams))
+    ctx = Context(settings, streams, redis, bus, registry, reads)
     services = [SERVICES[n](ctx) for n in names]
     for s in services:
         bus.add(*s.subscriptions)
@@ -163,32 +242,10 @@ def build_app(
     metrics = Metrics(
         bus, redis, registry, lambda: projection.figures if projection else None, rejected=gateway.rejected
     )
-    broker = (RedisClusterBroker if settings.cluster else RedisBroker)(
-        settings.redis_url,
-        graceful_timeout=settings.shutdown_timeout_s,
-        logger=None,
-        middlewares=[metrics.middleware],
-    )
     router = RedisRouter()
-    bus.register(router)
     declare(router, streams)
-    broker.include_router(router)
 
-    routes = core_routes(
-        bus,
-        redis,
-        gateway,
-        metrics,
-        settings.max_event_bytes,
-        settings.ready_max_lag,
-        RateLimiter(settings.rate_per_address, settings.burst_per_address),
-        settings.memory_warn_ratio,
-    )
-    routes.append(metrics.route())
-    for s in services:
-        routes.extend(s.routes)
-
-    async def started() -> None:
+    async def started(app: FastAPI) -> None:
         collector.freeze()
         bus.start_sweepers()
         log.info(
@@ -199,32 +256,62 @@ def build_app(
             partners=len(registry),
         )
 
-    async def stopping() -> None:
+    async def stopping(app: FastAPI) -> None:
         log.info("stopping: in-flight batches finish, unfinished entries stay pending")
         await bus.stop_sweepers()
         for s in services:
             for hook in s.on_shutdown:
                 await hook()
 
-    async def closed() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the consumer groups (from 0) and the services' state before any subscriber starts;
+        # the stream router then starts the broker, runs `started`, and at the end `stopping`
+        # before it stops the broker (in-flight batches finish within the graceful timeout)
+        await bus.ensure_groups()
+        for s in services:
+            for hook in s.on_startup:
+                await hook()
+        yield
         await redis.aclose()
         log.info("stopped", processed=bus.processed, failures=bus.failures)
 
-    app = AsgiFastStream(
-        broker,
-        specification=AsyncAPI(
-            title="Shared commissioning event API",
-            version="1",
-            description="Redis Streams; every entry carries one CloudEvent (JSON) in the field `event`. See CONTRACT.md.",
-        ),
-        asgi_routes=routes,
+    stream = (RedisClusterRouter if settings.cluster else RedisFastAPIRouter)(
+        settings.redis_url,
+        graceful_timeout=settings.shutdown_timeout_s,
         logger=None,
-        on_startup=[bus.ensure_groups, *[h for s in services for h in s.on_startup]],
-        after_startup=[started],
-        on_shutdown=[stopping],
-        after_shutdown=[closed],
-        asyncapi_path="/docs/asyncapi",
+        middlewares=[metrics.middleware],
+        specification=EVENT_API,
+        schema_url=None,  # served below, as it was: without the AsyncAPI page's "try it out"
+        setup_state=False,
+        lifespan=lifespan,
+        include_in_schema=False,
     )
+    bus.register(_BatchRouter(stream))  # type: ignore[arg-type] - what Bus.register uses of a router
+    stream.include_router(router)
+    stream.after_startup(started)
+    stream.on_broker_shutdown(stopping)
+
+    app = App(stream, **HTTP_API, openapi_url="/docs/openapi.json", docs_url=None, redoc_url=None)
+    app.add_exception_handler(Refusal, refused)
+    app.include_router(
+        core_routes(
+            bus,
+            redis,
+            gateway,
+            metrics,
+            settings.max_event_bytes,
+            settings.ready_max_lag,
+            RateLimiter(settings.rate_per_address, settings.burst_per_address),
+            settings.memory_warn_ratio,
+        )
+    )
+    app.include_router(metrics.routes())
+    app.include_router(reads.routes())
+    app.include_router(docs_routes(stream.schema))
+    for s in services:
+        if s.http is not None:
+            app.include_router(s.http)
     return app, bus, services
 
 
@@ -249,7 +336,9 @@ def retention(
         window_s=settings.idempotency_window_s,
         max_ids=settings.idempotency_max_ids,
         interval_s=settings.trim_interval_s,
-        state_logs=[RedisStateStore(bus.redis, streams, n) for n in [*owners, *(["savings"] if savings else [])]],
+        state_logs=[
+            RedisStateStore(bus.redis, streams, n) for n in [*owners, *(["savings"] if savings else [])]
+        ],
         state_log_keep_s=settings.state_log_keep_s,
     )
 
@@ -357,19 +446,9 @@ async def _serve_leased(
 def _server(
     names: Sequence[str], settings: Settings, registry: PartnerRegistry, alone: bool
 ) -> uvicorn.Server:
-    app, bus, services = build_app(names, settings, registry)
-    projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
-    guarded = ReadGuard(
-        PathParams(app, app.routes),
-        bus.redis,
-        bus.streams,
-        registry,
-        settings.public_totals,
-        lambda: projection.figures if projection else None,
-        oidc(settings, bus.redis, bus.streams),
-    )
+    app, _, _ = build_app(names, settings, registry)
     config = uvicorn.Config(
-        guarded,
+        app,
         host=settings.http_host,
         port=settings.http_port,
         lifespan="on",

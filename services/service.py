@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import APIRouter
 from redis.asyncio import Redis
 
+from services.readauth import ReadAuth
 from shared.adapters.redis import redis_ports
 from shared.authority import OwnerState
 from shared.bus import Bus, Subscription, event_subscription
@@ -26,6 +28,8 @@ class Context:
     redis: Redis
     bus: Bus
     registry: PartnerRegistry
+    #: the read credentials, as FastAPI dependencies (services.readauth)
+    reads: ReadAuth
 
     def ports(self, service: str) -> Ports:
         """A service's adapters (shared.ports): on this process's Redis."""
@@ -36,7 +40,8 @@ class Context:
 class Service:
     name: str
     subscriptions: Sequence[Subscription] = ()
-    routes: Sequence[tuple[str, Any]] = ()
+    #: its HTTP routes (FastAPI), on the process's one app
+    http: APIRouter | None = None
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     #: what it does, in one line (also each subscription's description in the event API document)
@@ -49,11 +54,11 @@ def state_service(
     ctx: Context,
     state: EventSetState[Any],
     event_types: Sequence[str],
-    routes: Sequence[tuple[str, Any]],
+    http: APIRouter,
     summary: str,
 ) -> Service:
     """A service whose state is the set of events it applied (shared.state): it subscribes
-    to `event_types`, loads on start, and serves `routes`."""
+    to `event_types`, loads on start, and serves `http`."""
     state.batch_size = ctx.bus.batch_size
     subs = [
         event_subscription(
@@ -82,7 +87,7 @@ def state_service(
     return Service(
         name,
         subs,
-        routes=routes,
+        http=http,
         on_startup=[state.start],
         on_shutdown=[state.stop],
         summary=summary,

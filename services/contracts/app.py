@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from faststream.asgi import AsgiResponse
-from faststream.asgi.request import AsgiRequest
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 
 from services.contracts.settings import policy as contracts_policy
 from services.contracts.state import TYPES, ContractsState
-from services.http import json_response, partner_get
+from services.http import Reason, json_response
+from services.readauth import PARTNER_REFUSED, signed_partner
 from services.service import Context, Service, state_service
 
 GROUP = "contracts"
@@ -27,7 +28,11 @@ def build(ctx: Context) -> Service:
         ctx.ports("contracts"), ctx.streams, contracts_policy(), ctx.settings.decide_wait_s
     )
 
-    def contracts(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
+    partner = Depends(signed_partner(ctx.registry))  # a default, not Annotated: a local name
+    router = APIRouter(tags=["partners"], responses=PARTNER_REFUSED)
+
+    @router.get("/contracts", summary="The contracts the calling partner leads or contributes to.")
+    async def contracts(pid: str = partner) -> Response:
         rows = [
             {
                 k: c[k]
@@ -50,10 +55,17 @@ def build(ctx: Context) -> Service:
             if visible_to(c, pid)
         ]
         as_of = state.register.as_of
-        return {"partner_id": pid, "as_of": as_of.isoformat() if as_of else None, "contracts": rows}
+        return json_response(
+            {"partner_id": pid, "as_of": as_of.isoformat() if as_of else None, "contracts": rows}
+        )
 
-    def contract(pid: str, request: AsgiRequest, path: str) -> dict[str, Any] | AsgiResponse:
-        cid = path.removeprefix("/contracts/")
+    @router.get(
+        "/contracts/{contract_id}",
+        summary="One contract: register entry, SLA, schedule, returns, concerns, payments.",
+        responses={404: {"model": Reason, "description": "No such contract that the caller is part of"}},
+    )
+    async def contract(contract_id: str, pid: str = partner) -> Response:
+        cid = contract_id
         entry = state.register.entries.get(cid)
         c = entry.row if entry is not None else None
         if c is None or not visible_to(c, pid):
@@ -61,28 +73,13 @@ def build(ctx: Context) -> Service:
                 {"code": "not_found", "message": f"no contract '{cid}' that you are part of", "errors": []},
                 404,
             )
-        return c
+        return json_response(c)
 
     return state_service(
         GROUP,
         ctx,
         state,
         TYPES,
-        [
-            (
-                "/contracts",
-                partner_get(
-                    ctx.registry, "The contracts the calling partner leads or contributes to.", contracts
-                ),
-            ),
-            (
-                "/contracts/{contract_id}",
-                partner_get(
-                    ctx.registry,
-                    "One contract: register entry, SLA, schedule, returns, concerns, payments.",
-                    contract,
-                ),
-            ),
-        ],
+        router,
         "contract register, returns, concerns, payment by results, decommissioning",
     )

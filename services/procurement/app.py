@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from faststream.asgi.request import AsgiRequest
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 
-from services.http import partner_get
+from services.http import json_response
 from services.procurement.settings import policy as procurement_policy
 from services.procurement.state import TYPES, ProcurementState
+from services.readauth import PARTNER_REFUSED, signed_partner
 from services.service import Context, Service, state_service
 from shared.money import money_str
 
@@ -70,7 +72,13 @@ def build(ctx: Context) -> Service:
     )
     kinds = {p.id: p.kind for p in ctx.registry}
 
-    def view(pid: str, request: AsgiRequest, path: str) -> dict[str, Any]:
+    router = APIRouter(tags=["partners"], responses=PARTNER_REFUSED)
+
+    @router.get("/tenders", summary="Tenders the caller commissions, or (providers) bids on.")
+    async def tenders(pid: str = Depends(signed_partner(ctx.registry))) -> Response:
+        return json_response(view(pid))
+
+    def view(pid: str) -> dict[str, Any]:
         waiting = [
             {"event": r.key, "tender_id": r.tender_id, "status": "awaiting_tender"}
             for r in state.refusals
@@ -87,15 +95,5 @@ def build(ctx: Context) -> Service:
         return {"partner_id": pid, "tenders": rows, "awaiting_tender": waiting}
 
     return state_service(
-        GROUP,
-        ctx,
-        state,
-        TYPES,
-        [
-            (
-                "/tenders",
-                partner_get(ctx.registry, "Tenders the caller commissions, or (providers) bids on.", view),
-            )
-        ],
-        "tenders: route, lifecycle, sealed bids, evaluation and award",
+        GROUP, ctx, state, TYPES, router, "tenders: route, lifecycle, sealed bids, evaluation and award"
     )

@@ -1,14 +1,19 @@
-"""Wiring of the savings service: subscriptions, `GET /savings`, startup load."""
+"""Wiring of the savings service: subscriptions, the read API (`GET /savings`, its live stream,
+recent events), the dashboard and the workspace, startup load."""
 
 from __future__ import annotations
 
-from faststream.asgi import AsgiResponse, Request, get
+from typing import Annotated
 
-from services.savings.live import Page, RecentEvents, SavingsStream, savings_response
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import Response
+
+from services.readauth import UNAUTHENTICATED, Reader, unauthenticated
+from services.savings.live import Page, RecentEvents, SavingsStream, savings_response, totals_response
 from services.savings.projection import TYPES, Projection
-from services.service import Context, Service, state_service
-from services.savings.workspace.pages import Workspace
 from services.savings.settings import appraisal_policy
+from services.savings.workspace.pages import Workspace
+from services.service import Context, Service, state_service
 from shared.settings import savings_policy
 
 GROUP = "savings"
@@ -16,26 +21,67 @@ GROUP = "savings"
 
 def build(ctx: Context) -> Service:
     projection = Projection(ctx.redis, ctx.streams, savings_policy())
+    stream, recent = SavingsStream(ctx.redis, ctx.streams), RecentEvents(ctx.redis, ctx.streams)
+    reads, public_totals = ctx.reads, ctx.settings.public_totals
+    anyone = Depends(reads.optional)  # a default, not Annotated: a local name
+    router = APIRouter()
 
-    @get(description="The whole savings projection as JSON (dashboards that poll).")
-    async def savings(request: Request) -> AsgiResponse:
-        return savings_response(projection.figures, projection.published_id)
+    @router.get(
+        "/savings",
+        tags=["savings"],
+        summary="The whole savings projection",
+        description="As JSON, for dashboards that poll; `Savings-Update-Id` names the "
+        "`savings.updated` entry these figures were published as (follow `/savings/stream` from "
+        "there). With COMMISSIONING_PUBLIC_TOTALS, anyone gets `as_of` and `portfolio` only.",
+        responses=UNAUTHENTICATED,
+    )
+    async def savings(reader: Reader | None = anyone) -> Response:
+        if reader is not None:
+            return savings_response(projection.figures, projection.published_id)
+        if public_totals and (figures := projection.figures):
+            return totals_response(figures)
+        return unauthenticated()
+
+    @router.get(
+        "/savings/stream",
+        tags=["savings"],
+        summary="Each savings.updated, as Server-Sent Events",
+        description="After `?after=<Savings-Update-Id>`, or `Last-Event-ID` on reconnecting; with "
+        "neither, the latest at once and then each new one. `event: reset` when what was asked "
+        "for was trimmed away: load `/savings` again.",
+        response_class=Response,
+        responses={200: {"content": {"text/event-stream": {}}}, **UNAUTHENTICATED},
+        dependencies=[Depends(reads.api)],
+    )
+    async def updates(
+        after: Annotated[str | None, Query(description="a Savings-Update-Id")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        return stream.response(last_event_id, after)
+
+    @router.get(
+        "/events/recent",
+        tags=["savings"],
+        summary="The newest accepted events, newest first",
+        description="Type, source, id, time and what each is about: no money, no partner detail.",
+        responses=UNAUTHENTICATED,
+        dependencies=[Depends(reads.api)],
+    )
+    async def recent_events(
+        limit: Annotated[str | None, Query(description="1 to 100, 20 if not")] = None,
+    ) -> Response:
+        return await recent.response(limit)
+
+    pages = APIRouter(include_in_schema=False, dependencies=[Depends(reads.page)])
+    for path, name in (
+        ("/", "index.html"),
+        ("/dashboard", "index.html"),
+        ("/dashboard/app.js", "app.js"),
+        ("/dashboard/app.css", "app.css"),
+    ):
+        pages.add_api_route(path, Page(name).response, methods=["GET"])
+    router.include_router(pages)
 
     workspace = Workspace(ctx.redis, ctx.streams, ctx.registry, savings_policy(), appraisal_policy())
-    return state_service(
-        GROUP,
-        ctx,
-        projection,
-        TYPES,
-        [
-            ("/savings", savings),
-            ("/savings/stream", SavingsStream(ctx.redis, ctx.streams)),
-            ("/events/recent", RecentEvents(ctx.redis, ctx.streams)),
-            ("/", Page("index.html")),
-            ("/dashboard", Page("index.html")),
-            ("/dashboard/app.js", Page("app.js")),
-            ("/dashboard/app.css", Page("app.css")),
-            *workspace.routes(),
-        ],
-        "the running ROI projection",
-    )
+    router.include_router(workspace.routes(reads))
+    return state_service(GROUP, ctx, projection, TYPES, router, "the running ROI projection")

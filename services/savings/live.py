@@ -1,6 +1,6 @@
-"""The dashboard's endpoints: the page itself, `GET /savings/stream` (Server-Sent Events from
-`P:savings.updated`) and `GET /events/recent`. Plain ASGI apps: FastStream's HTTP handlers
-answer with one response, and a stream needs to keep writing."""
+"""What the dashboard's endpoints answer: the page itself, `GET /savings`, `GET /savings/stream`
+(Server-Sent Events from `P:savings.updated`) and `GET /events/recent`. The stream is a
+response of its own: it keeps writing until the client goes, and stops as soon as it does."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Any, ClassVar
 
-from faststream.asgi import AsgiResponse
+from fastapi.responses import Response
 from redis.asyncio import Redis
 
+from services.http import answer
 from shared.streams import Streams
 from shared.streams import entry_id as id_order
 
@@ -39,21 +39,10 @@ KEEPALIVE_S = 15
 ENTRY_ID = re.compile(rb"\d{1,20}-\d{1,20}")
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-cache")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class Page:
     """The static page: three files shipped in the package, nothing from elsewhere."""
 
-    TYPES = {
+    TYPES: ClassVar[dict[str, str]] = {
         ".html": "text/html; charset=utf-8",
         ".js": "text/javascript; charset=utf-8",
         ".css": "text/css; charset=utf-8",
@@ -64,8 +53,8 @@ class Page:
         self.body = resources.files("services.savings").joinpath("dashboard", name).read_bytes()
         self.content_type = self.TYPES[suffix]
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await _respond(send, 200, self.body, self.content_type)
+    def response(self) -> Response:
+        return answer(self.body, self.content_type, headers={"Cache-Control": "no-cache"})
 
 
 def _sse(entry_id: bytes, event: bytes) -> bytes:
@@ -82,10 +71,11 @@ class SavingsStream:
     def __init__(self, redis: Redis, streams: Streams) -> None:
         self.redis, self.key = redis, streams.savings_updated
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers", []))
-        after = parse_qs(scope.get("query_string", b"").decode()).get("after", [""])[0].encode()
-        last = next((x for x in (headers.get(b"last-event-id"), after) if x and ENTRY_ID.fullmatch(x)), None)
+    def response(self, last_event_id: str | None, after: str | None) -> Response:
+        candidates = (x.encode("latin-1") for x in (last_event_id, after) if x)
+        return _EventStream(self, next((x for x in candidates if ENTRY_ID.fullmatch(x)), None))
+
+    async def serve(self, last: bytes | None, receive: Receive, send: Send) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -152,13 +142,28 @@ class SavingsStream:
         return bool(first) and removed and id_order(last) < id_order(first[0])
 
 
-def savings_response(figures: dict[str, Any], update_id: str | None) -> AsgiResponse:
+class _EventStream(Response):
+    def __init__(self, stream: SavingsStream, last: bytes | None) -> None:
+        super().__init__(media_type="text/event-stream")
+        self.stream, self.last = stream, last
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        await self.stream.serve(self.last, receive, send)
+
+
+def savings_response(figures: dict[str, Any], update_id: str | None) -> Response:
     """`GET /savings`: the whole projection, and in `Savings-Update-Id` the `savings.updated`
     entry these figures were published as (a dashboard follows the stream from there)."""
-    headers = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
+    headers = {"Cache-Control": "no-cache"}
     if update_id is not None:
         headers["Savings-Update-Id"] = update_id
-    return AsgiResponse(json.dumps(figures, separators=(",", ":")).encode(), 200, headers)
+    return answer(json.dumps(figures, separators=(",", ":")).encode(), "application/json", headers=headers)
+
+
+def totals_response(figures: dict[str, Any]) -> Response:
+    """`GET /savings` without a credential, where the operator made the totals public."""
+    body = json.dumps({"as_of": figures.get("as_of"), "portfolio": figures["portfolio"]}).encode()
+    return answer(body, "application/json", headers={"Cache-Control": "no-store"})
 
 
 class RecentEvents:
@@ -168,10 +173,9 @@ class RecentEvents:
     def __init__(self, redis: Redis, streams: Streams) -> None:
         self.redis, self.streams = redis, streams
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        query = parse_qs(scope.get("query_string", b"").decode())
+    async def response(self, asked: str | None) -> Response:
         try:
-            limit = max(1, min(int(query.get("limit", ["20"])[0]), 100))
+            limit = max(1, min(int(asked or "20"), 100))
         except ValueError:
             limit = 20
         pipe = self.redis.pipeline(transaction=False)
@@ -197,4 +201,5 @@ class RecentEvents:
                     }
                 )
         rows.sort(key=lambda r: tuple(int(x) for x in r["entry_id"].split("-")), reverse=True)
-        await _respond(send, 200, json.dumps({"events": rows[:limit]}).encode(), "application/json")
+        body = json.dumps({"events": rows[:limit]}).encode()
+        return answer(body, "application/json", headers={"Cache-Control": "no-cache"})

@@ -42,6 +42,12 @@ def test_the_page_shows_the_reference_figures_and_updates_live(
             page.on("request", lambda req: requests.append(req.url))
             page.goto(f"{proc.url}/dashboard")  # not signed in: sent to the sign-in form
             expect(page).to_have_url(f"{proc.url}/signin")
+            page.fill("#token", "   ")  # passes the field's `required`, but is no token
+            page.click("button[type=submit]")
+            expect(page.locator("[role=alert]")).to_have_text(
+                "Enter the viewer token the operator gave you (it starts with cv1_)."
+            )
+            assert page.locator("[role=alert]").get_attribute("data-code") == "missing_token"
             page.fill("#token", "not-a-token")
             page.click("button[type=submit]")
             expect(page.locator("[role=alert]")).to_have_text("That token is not valid.")

@@ -3,6 +3,7 @@ requests, a browser's sign-in cookie, and the explicit public view of the totals
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import redis
 
 from shared.auth import authorization
-from tests.support import PARTNERS, READ, ROOT, serve, service_env
+from tests.support import OWNERS, PARTNERS, READ, ROOT, serve, service_env
 
 pytestmark = pytest.mark.integration
 GUARDED = ("/savings", "/savings/stream", "/events/recent")
@@ -91,5 +92,39 @@ def test_public_totals_show_the_portfolio_only_when_the_operator_says_so(
         assert "partners" in httpx.get(f"{proc.url}/savings", headers=READ).json()
         assert httpx.get(f"{proc.url}/events/recent").status_code == 401
         assert httpx.get(f"{proc.url}/savings/stream").status_code == 401
+    finally:
+        assert proc.terminate() == 0, proc.log()
+
+
+def test_the_served_openapi_schema_documents_the_read_api_and_its_credentials(
+    prefix: str, redis_url: str, partners_path: Path, tmp_path: Path
+) -> None:
+    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), *OWNERS, "savings")
+    try:
+        proc.wait_ready()
+        served = httpx.get(f"{proc.url}/docs/openapi.json", timeout=10)
+        assert served.status_code == 200 and served.headers["content-type"] == "application/json"
+        schema = served.json()
+        assert schema == json.loads((ROOT / "docs" / "openapi.json").read_text()), "docs/ is stale"
+        paths = schema["paths"]
+        readers = [{"viewer": []}, {"partner": []}, {"signed_in": []}]
+        for path in GUARDED:
+            assert paths[path]["get"]["security"] == readers, path
+            assert "401" in paths[path]["get"]["responses"], path
+        for path in ("/needs", "/tenders", "/contracts", "/contracts/{contract_id}"):
+            assert paths[path]["get"]["security"] == [{"partner": []}], path
+        assert "security" not in paths["/health/ready"]["get"] and "security" not in paths["/events"]["post"]
+        assert {"application/cloudevents+json", "application/cloudevents-batch+json"} <= set(
+            paths["/events"]["post"]["requestBody"]["content"]
+        )
+        assert "/dashboard" not in paths and "/signin" not in paths, "pages are not the API"
+
+        # the event API's document is served as before, without the page's "try it out", which
+        # would publish onto the streams unsigned
+        assert httpx.get(f"{proc.url}/docs/asyncapi").headers["content-type"].startswith("text/html")
+        events = httpx.get(f"{proc.url}/docs/asyncapi.json").json()
+        assert f"{prefix}:inbound" in {c["address"] for c in events["channels"].values()}
+        tried = httpx.post(f"{proc.url}/docs/asyncapi/try", json={"channelName": f"{prefix}:inbound"})
+        assert tried.status_code in (404, 405)
     finally:
         assert proc.terminate() == 0, proc.log()

@@ -1,23 +1,26 @@
-"""The workspace's pages (Jinja2 templates, rendered on the server) and the report downloads.
-Each is a plain ASGI app like the dashboard's; the read credential is checked in front of them
-(services/readauth.py, which also says who reads in `scope["reader"]`). The views are built
-from the streams on each request (services/savings/workspace/source.py)."""
+"""The workspace's pages (Jinja2 templates, rendered on the server) and the report downloads,
+as FastAPI routes. Each takes the read credential as a dependency (services/readauth.py: a
+page sends a browser to /signin; a download answers 401), which also says who reads. The views
+are built from the streams on each request (services/savings/workspace/source.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Any, ClassVar
 
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from redis.asyncio import Redis
 
+from services.http import answer
+from services.readauth import UNAUTHENTICATED, ReadAuth, Reader
 from services.savings.workspace import model, report, source
 from services.savings.workspace.appraisal import AppraisalPolicy
 from services.savings.workspace.report import OPTION_NAMES
@@ -25,9 +28,6 @@ from shared.money import gbp
 from shared.partners import PartnerRegistry
 from shared.policy import SavingsPolicy
 from shared.streams import Streams
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 #: what a search may be: words, ids, dates; nothing else
 SEARCH = re.compile(r"[\w .:@/-]{0,80}")
@@ -67,17 +67,12 @@ def environment() -> Environment:
     return env
 
 
-async def _send(
-    send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]] = ()
-) -> None:  # type: ignore[assignment]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type.encode()), (b"cache-control", b"no-store"), *extra],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _send(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:
+    return answer(body, content_type, status, {"Cache-Control": "no-store", **(extra or {})})
+
+
+def _download(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 class Workspace:
@@ -123,31 +118,55 @@ class Workspace:
     def render(self, name: str, **context: Any) -> bytes:
         return self.env.get_template(name).render(**context).encode()
 
-    def routes(self) -> list[tuple[str, Any]]:
-        return [
-            ("/workspace", self.page(self.overview)),
-            ("/workspace/pipeline", self.page(self.pipeline)),
-            ("/workspace/contracts", self.page(self.contracts)),
-            ("/workspace/providers", self.page(self.providers)),
-            ("/workspace/audit", self.page(self.audit)),
-            ("/workspace/report.csv", self.csv),
-            ("/workspace/report.pdf", self.pdf),
-            ("/workspace/workspace.css", Static("workspace.css")),
-            ("/workspace/live.js", Static("live.js")),
-            ("/workspace/partners.json", self.partners),
-        ]
+    def routes(self, reads: ReadAuth) -> APIRouter:
+        """Pages send a browser to /signin; the files and downloads answer 401 without a credential."""
+        page = APIRouter(include_in_schema=False)
+        for path, view in (
+            ("/workspace", self.overview),
+            ("/workspace/pipeline", self.pipeline),
+            ("/workspace/contracts", self.contracts),
+            ("/workspace/providers", self.providers),
+        ):
+            page.add_api_route(path, view, methods=["GET"])
 
-    def page(
-        self, view: Callable[[dict[str, list[str]], dict[str, Any]], Awaitable[tuple[int, bytes]]]
-    ) -> Any:
-        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-            query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
-            status, body = await view(query, scope)
-            await _send(send, status, body, "text/html; charset=utf-8")
+        signed_in = Depends(reads.page)  # a default, not Annotated: a local name
 
-        return app
+        @page.get("/workspace/audit")
+        async def audit(q: str = "", reader: Reader = signed_in) -> Response:
+            # who reads: a partner sees the messages of its own refusals
+            return await self.audit(q, reader)  # type: ignore[arg-type] - reads.page answers for a missing one
 
-    async def overview(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+        files = APIRouter(tags=["workspace"], dependencies=[Depends(reads.api)], responses=UNAUTHENTICATED)
+        files.add_api_route(
+            "/workspace/report.csv",
+            self.csv,
+            methods=["GET"],
+            summary="The joint-committee report, as CSV",
+            responses={200: {"content": {"text/csv": {}}}},
+        )
+        files.add_api_route(
+            "/workspace/report.pdf",
+            self.pdf,
+            methods=["GET"],
+            summary="The joint-committee report, as PDF",
+            responses={200: {"content": {"application/pdf": {}}}, 503: {"description": "No PDF renderer"}},
+        )
+        files.add_api_route(
+            "/workspace/partners.json", self.partners, methods=["GET"], summary="Each partner's name, by id"
+        )
+        for name in ("workspace.css", "live.js"):
+            files.add_api_route(
+                f"/workspace/{name}", Static(name).response, methods=["GET"], include_in_schema=False
+            )
+        router = APIRouter()
+        router.include_router(page, dependencies=[Depends(reads.page)])
+        router.include_router(files)
+        return router
+
+    async def html(self, status: int, name: str, **context: Any) -> Response:
+        return _send(status, self.render(name, **context), "text/html; charset=utf-8")
+
+    async def overview(self) -> Response:
         ws = await self.load()
         over, rows = await self.compute(
             lambda: (model.overview(ws, self.names, self.savings), self._contracts(ws))
@@ -156,7 +175,8 @@ class Workspace:
         bars = [
             (y, int(max(y.saving, Decimal(0)) / top * 170)) for y in over.years
         ]  # bar heights in the chart
-        return 200, self.render(
+        return await self.html(
+            200,
             "overview.html",
             o=over,
             bars=bars,
@@ -164,19 +184,19 @@ class Workspace:
             underperforming=sum(r.underperforming for r in rows),
         )
 
-    async def pipeline(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+    async def pipeline(self) -> Response:
         ws = await self.load()
         p = await self.compute(
             lambda: model.pipeline(ws, self.names, self._contracts(ws), model.today_of(ws), self.appraisal)
         )
-        return 200, self.render(
-            "pipeline.html", p=p, nav="pipeline", planning=model.PLANNING_MONTHS, policy=self.appraisal
+        return await self.html(
+            200, "pipeline.html", p=p, nav="pipeline", planning=model.PLANNING_MONTHS, policy=self.appraisal
         )
 
-    async def contracts(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
-        show = query.get("show", [""])[0]
+    async def contracts(self, show: str = "") -> Response:
         if show not in FILTERS:
-            return 400, self.render(
+            return await self.html(
+                400,
                 "contracts.html",
                 rows=(),
                 nav="contracts",
@@ -198,7 +218,8 @@ class Workspace:
                 and (r.reviews_missing or (r.review_notice and today and r.review_notice <= today))
             )
         ]
-        return 200, self.render(
+        return await self.html(
+            200,
             "contracts.html",
             rows=chosen,
             nav="contracts",
@@ -208,15 +229,15 @@ class Workspace:
             error=None,
         )
 
-    async def providers(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
+    async def providers(self) -> Response:
         ws = await self.load()
         found = await self.compute(lambda: model.providers(self._contracts(ws)))
-        return 200, self.render("providers.html", providers=found, nav="providers")
+        return await self.html(200, "providers.html", providers=found, nav="providers")
 
-    async def audit(self, query: dict[str, list[str]], scope: dict[str, Any]) -> tuple[int, bytes]:
-        q = query.get("q", [""])[0]
+    async def audit(self, q: str, reader: Reader) -> Response:
         if not SEARCH.fullmatch(q):
-            return 400, self.render(
+            return await self.html(
+                400,
                 "audit.html",
                 entries=(),
                 q="",
@@ -228,56 +249,45 @@ class Workspace:
             )
         ws = await self.load()
         entries = await self.compute(lambda: model.trail(ws, q))
-        reader = scope.get("reader")
         # a refusal's message is its partner's own (P:rejected:<partner> is read by that partner)
-        own = reader[1] if isinstance(reader, tuple) and reader[0] == "partner" else None
-        return 200, self.render(
-            "audit.html", entries=entries, q=q, nav="audit", limit=500, own=own, error=None
+        own = reader[1] if reader[0] == "partner" else None
+        return await self.html(
+            200, "audit.html", entries=entries, q=q, nav="audit", limit=500, own=own, error=None
         )
 
-    async def csv(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def csv(self) -> Response:
         r = await self.report()
         name = f"joint-committee-{r.as_of or 'empty'}.csv"
-        await _send(
-            send,
-            200,
-            report.to_csv(r).encode(),
-            "text/csv; charset=utf-8",
-            [(b"content-disposition", f'attachment; filename="{name}"'.encode())],
-        )
+        return _send(200, report.to_csv(r).encode(), "text/csv; charset=utf-8", _download(name))
 
-    async def partners(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def partners(self) -> Response:
         """`GET /workspace/partners.json`: each partner's id and name from the registry (no more)."""
-        await _send(send, 200, json.dumps(self.names).encode(), "application/json")
+        return _send(200, json.dumps(self.names).encode(), "application/json")
 
     def report_pdf(self, r: report.Report) -> bytes:
         return report.to_pdf(
             self.render("report.html", r=r, css=Static("workspace.css").body.decode()).decode()
         )
 
-    async def pdf(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def pdf(self) -> Response:
         r = await self.report()
         name = f"joint-committee-{r.as_of or 'empty'}.pdf"
         try:
             body = await self.compute(lambda: self.report_pdf(r))
         except report.PdfUnavailable as e:
-            await _send(send, 503, f"{e}: /workspace/report.csv".encode(), "text/plain; charset=utf-8")
-            return
-        await _send(
-            send,
-            200,
-            body,
-            "application/pdf",
-            [(b"content-disposition", f'attachment; filename="{name}"'.encode())],
-        )
+            return _send(503, f"{e}: /workspace/report.csv".encode(), "text/plain; charset=utf-8")
+        return _send(200, body, "application/pdf", _download(name))
 
 
 class Static:
-    TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+    TYPES: ClassVar[dict[str, str]] = {
+        ".css": "text/css; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+    }
 
     def __init__(self, name: str) -> None:
         self.body = resources.files("services.savings.workspace").joinpath("templates", name).read_bytes()
         self.content_type = self.TYPES[name[name.rindex(".") :]]
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await _send(send, 200, self.body, self.content_type)
+    def response(self) -> Response:
+        return _send(200, self.body, self.content_type)

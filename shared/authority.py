@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -84,6 +84,9 @@ class Wait:
 
     code: str
     message: str
+    #: what it waits on (e.g. `need:<partner>/<need>`): judged again only once a fact touching
+    #: one of these is folded (`OwnerState.touches`); empty: once any fact is folded
+    on: frozenset[str] = frozenset()
 
 
 #: what a rule answers: the slots an acceptance claims, or `Wait`; a refusal is raised
@@ -104,6 +107,8 @@ class Request:
     on: str = field(init=False)  # its `subject`, worked out once
     #: the rule's `Wait` for it, and the version of the index it was given at (`decide_pending`)
     waiting: tuple[int, Wait] | None = field(default=None, init=False)
+    #: a fact touching what its `Wait` is on was folded since: judge it again
+    woken: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.on = subject(self.payload)
@@ -162,6 +167,11 @@ class OwnerState(EventSetState[I]):
         self._accepted: set[str] = set()  # owned requests accepted, while loading
         self._arrivals: dict[str, tuple[int, int]] = {}
         self._retry: asyncio.TimerHandle | None = None
+        #: what a fact touches (`Wait.on`), by the service; None: anything
+        self.touches: Callable[[Payload], Iterable[str] | None] = lambda payload: None
+        #: requests told to wait on something, by that thing
+        self._listening: dict[str, set[str]] = {}
+        self._anything = 0  # `_version` when a fact that may touch anything was last folded
         #: the streams this service reads (set by its wiring): a wait runs out only while they
         #: and the partners' inbound and request streams have no backlog (`_quiet_for`), never
         #: because the partnership's services are behind
@@ -178,7 +188,8 @@ class OwnerState(EventSetState[I]):
 
     def _fold_or_hold(self, index: I, key: str, payload: Any) -> I:
         if payload.type not in self.owned or key in self._accepted:
-            self._version += 1
+            if index is self.index:
+                self._folded(payload)
             return self._fold_fact(index, key, payload)
         if key not in index.applied and key not in self.pending:
             arrived = self._arrivals.pop(key, None)
@@ -233,6 +244,7 @@ class OwnerState(EventSetState[I]):
     async def _load(self, from_snapshot: bool = True) -> None:
         await self._in_flight()
         self.pending.clear()
+        self._listening.clear()
         self._accepted = {k for k, v in (await self.decisions.verdicts()).items() if v == "accepted"}
         self._arrivals = {k: _stored_arrival(v) for k, v in (await self.decisions.arrivals()).items()}
         try:
@@ -262,8 +274,9 @@ class OwnerState(EventSetState[I]):
                 continue
             payload = request.payload
             try:
-                if request.waiting is not None and request.waiting[0] == self._version:
-                    verdict: Verdict = request.waiting[1]  # nothing folded since it was told to wait
+                cached = self._still_waiting(request)
+                if cached:
+                    verdict: Verdict = request.waiting[1]  # type: ignore[index] - nothing it waits on moved
                 else:
                     rule = rule or check()
                     verdict = rule(payload, request.key)
@@ -271,7 +284,8 @@ class OwnerState(EventSetState[I]):
                 decisions.append(Decision(request.key, payload.type, sender(payload), refused=no))
                 continue
             if isinstance(verdict, Wait):
-                request.waiting = (self._version, verdict)
+                if not cached:
+                    self._listen(request, verdict)
                 expired = now_ms - request.arrived[0] >= self.wait_s * 1000
                 if expired and quiet is None:
                     quiet = await self._quiet_for(now_ms)
@@ -288,7 +302,7 @@ class OwnerState(EventSetState[I]):
                 )
                 continue
             decisions.append(Decision(request.key, payload.type, sender(payload), claims=verdict))
-            self._version += 1
+            self._folded(payload)
             self._fold_fact(self.index, request.key, payload)  # judged on by the requests after it
         # held behind a request in flight (milliseconds, not a wait): looked at again soon
         held = horizon is not None and any(
@@ -300,7 +314,7 @@ class OwnerState(EventSetState[I]):
             self.reload()  # this pass's acceptances were folded before they were recorded
             raise
         for decision, standing in zip(decisions, stood, strict=False):
-            del self.pending[decision.key]
+            self._listen(self.pending.pop(decision.key), None)
             log.info(
                 "decided", key=decision.key, type=decision.type, verdict=standing, partner_id=decision.partner
             )
@@ -316,6 +330,41 @@ class OwnerState(EventSetState[I]):
         if self.pending:
             self._retry_later(0.05 if held else 1.0)
         return len(stood)
+
+    def _folded(self, payload: Payload) -> None:
+        """A fact is being folded: requests waiting on what it touches are judged again."""
+        self._version += 1
+        touched = self.touches(payload)
+        if touched is None:  # anything: every request waiting on something in particular too
+            self._anything = self._version
+            return
+        for thing in touched:
+            for key in self._listening.pop(thing, ()):
+                if (request := self.pending.get(key)) is not None:
+                    request.woken = True
+
+    def _still_waiting(self, request: Request) -> bool:
+        """Whether a request told to wait would be told the same: nothing it waits on was folded
+        since (or, waiting on nothing in particular, nothing at all)."""
+        if request.waiting is None:
+            return False
+        version, wait = request.waiting
+        if wait.on:
+            return not request.woken and version >= self._anything
+        return version == self._version
+
+    def _listen(self, request: Request, wait: Wait | None) -> None:
+        """Note what `request` waits on now (None: nothing, it is decided)."""
+        old = request.waiting[1].on if request.waiting is not None else frozenset()
+        for thing in old:
+            if (keys := self._listening.get(thing)) is not None:
+                keys.discard(request.key)
+                if not keys:
+                    del self._listening[thing]
+        request.waiting = (self._version, wait) if wait is not None else None
+        request.woken = False
+        for thing in wait.on if wait is not None else ():
+            self._listening.setdefault(thing, set()).add(request.key)
 
     async def _quiet_for(self, now_ms: float) -> bool:
         """Whether the partnership's input has had no backlog for `QUIET_S`: every group on the

@@ -13,7 +13,7 @@ never matters:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -184,7 +184,9 @@ def check_award(reg: Register, award: TenderAwarded, awarded: set[str]) -> Verdi
     if cid in awarded or cid in reg.partner_awards:
         raise Refused("already_awarded", f"contract {cid} has already been awarded")
     wait = _check_shares(reg, award.lead_partner_id, award.partners, award.annual_value, "annual value")
-    return wait or (f"award:{cid}",)
+    if wait is not None:  # judged again once one of its needs, or its contract, moves
+        return replace(wait, on=frozenset([*_needs_of(award.partners), f"contract:{cid}"]))
+    return (f"award:{cid}",)
 
 
 def check_tender_request(reg: Register, req: TenderRequested) -> Verdict:
@@ -195,7 +197,31 @@ def check_tender_request(reg: Register, req: TenderRequested) -> Verdict:
     wait = _check_shares(
         reg, req.partner_id, req.partners, req.estimated_annual_value, "estimated annual value"
     )
-    return wait or (f"tender:{req.tender_id}",)
+    if wait is not None:
+        return replace(wait, on=frozenset([*_needs_of(req.partners), f"tender:{req.tender_id}"]))
+    return (f"tender:{req.tender_id}",)
+
+
+def _needs_of(shares: tuple[AwardShare, ...]) -> list[str]:
+    return [f"need:{s.partner_id}/{s.need_id}" for s in shares]
+
+
+def touches(payload: Payload) -> list[str] | None:
+    """What a fact folded into the register touches, for requests told to wait on it
+    (shared.authority `Wait.on`): a need (identified, updated, withdrawn, declined in an
+    opportunity), a contract awarded, a tender requested; None (anything) for the rest of a
+    tender's life, which can change what counts as awarded."""
+    match payload:
+        case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
+            return [f"need:{payload.partner_id}/{payload.need_id}"]
+        case OpportunityIdentified():  # a decline is of a need it names
+            return [f"need:{n.partner_id}/{n.need_id}" for n in payload.needs]
+        case TenderAwarded():
+            return [f"contract:{payload.contract_id}"]
+        case TenderRequested():
+            return [f"tender:{payload.tender_id}"]
+        case _:
+            return None
 
 
 def _check_shares(

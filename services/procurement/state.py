@@ -15,6 +15,7 @@ from services.procurement.model import (
     check_request,
     evolve,
     tenders,
+    touches,
 )
 from shared.authority import Check, OwnerState
 from shared.events import TenderAwarded, TenderNotice
@@ -118,6 +119,7 @@ class ProcurementState(OwnerState[Register]):
         wait_s: float,
     ) -> None:
         super().__init__(ports, streams, "procurement", Register, evolve, OWNED, wait_s)
+        self.touches = touches  # an award waiting for its needs is judged again when one comes
         self.policy = policy
         self.lead_kinds = {p.id: p.kind for p in registry}
         self.published = Published(ports.versions("published"))

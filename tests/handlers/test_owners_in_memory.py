@@ -282,3 +282,46 @@ def test_a_request_told_to_wait_is_judged_again_only_once_something_is_folded() 
         await state.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_request_waiting_on_something_is_judged_again_only_once_that_is_folded() -> None:
+    from shared.authority import Wait
+
+    judged: list[str] = []
+    awaited = need_data(n=9)
+
+    class Counting(NeedsState):
+        async def decide(self) -> int:
+            def rule(payload: Any, key: str) -> Any:
+                judged.append(key)
+                if key.endswith("ok"):
+                    return ()
+                on = frozenset([f"need:staffordshire-cc/{awaited['need_id']}"])
+                return Wait("unknown_need", "not yet", on)
+
+            return await self.decide_pending(lambda: rule)
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        state = Counting(memory_ports(world), NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=60)
+        state.touches = lambda p: [f"need:{p.partner_id}/{p.need_id}"]
+        await state.start()
+        await send(state, world, 1, event(need_data(n=1), id="n1"))
+        await send(state, world, 2, event(need_data(n=2), id="n2-ok"))  # folded: not what n1 waits on
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            if "/partners/staffordshire-cc n2-ok" not in state.pending:
+                break
+        state.urgent()
+        await asyncio.sleep(0.1)
+        assert judged.count("/partners/staffordshire-cc n1") == 1, judged
+        await send(state, world, 3, event(awaited, id="n9-ok"))  # what it waits on
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            if judged.count("/partners/staffordshire-cc n1") > 1:
+                break
+        assert judged.count("/partners/staffordshire-cc n1") == 2, judged
+        assert state._listening == {f"need:staffordshire-cc/{awaited['need_id']}": {"/partners/staffordshire-cc n1"}}
+        await state.stop()
+
+    asyncio.run(scenario())

@@ -235,7 +235,7 @@ def latency(side: Side, entries: list[dict[str, bytes]], rate: int) -> list[floa
 
 
 LOAD = """
-import asyncio, sys, time
+import asyncio, resource, sys, time
 from services.savings.projection import Projection
 from shared import collector
 from shared.settings import savings_policy
@@ -250,7 +250,11 @@ async def main():
                             snapshot_every_s=every)
     t0 = time.perf_counter()
     n = await projection.load()
-    print(time.perf_counter() - t0, n)
+    took = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    with open("/proc/self/statm") as statm:  # resident now, MiB
+        now = int(statm.read().split()[1]) * resource.getpagesize() // 2**20
+    print(took, n, peak, now)
 asyncio.run(main())
 """
 
@@ -286,7 +290,13 @@ def rebuild_time(url: str, r: redis.Redis, n: int, partners: int) -> tuple[float
         )
         if loaded.returncode:
             raise SystemExit(f"loading the rebuilt state failed:\n{loaded.stderr}")
-        loads.append(float(loaded.stdout.strip().splitlines()[-1].split()[0]))  # after the logs
+        seconds, _, peak_mib, now_mib = loaded.stdout.strip().splitlines()[-1].split()  # after the logs
+        loads.append(float(seconds))
+        print(
+            f"  load ({'from the snapshot' if every != '0' else 'every event'}): {float(seconds):.1f} s, "
+            f"resident {now_mib} MiB after it (peak {peak_mib} MiB)",
+            flush=True,
+        )
     for key in r.scan_iter(match=f"{prefix}:*", count=1000):
         r.delete(key)
     return elapsed, loads[0], loads[1]

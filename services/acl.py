@@ -65,7 +65,7 @@ READS: dict[str, tuple[str, ...]] = {
 CONNECT = "+ping +hello +auth +client|setname +client|id +info"  # (CLIENT SETINFO: Redis 7.2+; redis-py ignores its refusal)
 SERVICE_COMMANDS = (
     "+xreadgroup +xack +xclaim +xautoclaim +xpending +xinfo +xgroup|create +xgroup|delconsumer +xadd +xrange "
-    "+xrevrange +xread +xlen +hset +hget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr +exists +del "
+    "+xrevrange +xread +xlen +hset +hget +hmget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr +exists +del "
     "+zadd +zscore +zremrangebyscore +zremrangebyrank +xtrim +set +getdel "
     "+rename +scan +type +evalsha +eval +script|load +script|exists +multi +exec +discard " + CONNECT
 )

@@ -166,7 +166,11 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging("savings-rebuild", "WARNING", settings.log_format)
     folder = settings.archive_dir
-    result = _with_redis(lambda r, s: rebuild(r, s, archive=Archive(folder, r, s) if folder else None))
+    result = _with_redis(
+        lambda r, s: rebuild(
+            r, s, archive=Archive(folder, r, s) if folder else None, snapshot_every_s=settings.snapshot_every_s
+        )
+    )
     print(
         f"rebuilt from {result['archived_read']} archived and {result['entries_read']} stream entries "
         f"in {result['seconds']}s: "

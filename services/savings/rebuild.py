@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from services.savings.app import GROUP
-from services.savings.projection import TYPES, Projection
+from services.savings.projection import SNAPSHOT_EVERY_S, TYPES, Projection
 from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
 from shared.bus import Bus, Effect
@@ -58,9 +58,13 @@ return redis.call('INCR', KEYS[5])
 
 
 async def rebuild(
-    redis: Redis, streams: Streams, out: TextIO = sys.stderr, archive: Archive | None = None
+    redis: Redis,
+    streams: Streams,
+    out: TextIO = sys.stderr,
+    archive: Archive | None = None,
+    snapshot_every_s: float = SNAPSHOT_EVERY_S,
 ) -> dict[str, Any]:
-    projection = Projection(redis, streams, savings_policy())
+    projection = Projection(redis, streams, savings_policy(), snapshot_every_s=snapshot_every_s)
     await projection.load()
     before = projection.figures
 

@@ -171,7 +171,8 @@ def test_an_update_carries_only_the_contracts_that_changed(
     `portfolio` and `partners` complete; `GET /savings` has every contract, and says which
     update its figures were published as."""
     entries = portfolio(400)
-    proc = serve(tmp_path, service_env(redis_url, prefix, partners_path), *OWNERS, "savings")
+    env = service_env(redis_url, prefix, partners_path, snapshot_interval_s="0")  # snapshots off
+    proc = serve(tmp_path, env, *OWNERS, "savings")
     try:
         proc.wait_ready()
         load = r.pipeline(transaction=False)
@@ -197,6 +198,7 @@ def test_an_update_carries_only_the_contracts_that_changed(
         assert got.headers["Savings-Update-Id"] == newest[0].decode()
         assert dashboard_rows(r, prefix) == {c["contract_id"]: row_of(c) for c in whole["contracts"]}
         assert r.xlen(f"{prefix}:savings.updated") == before + 1
+        assert not r.exists(f"{prefix}:state:savings:snapshot"), "COMMISSIONING_SNAPSHOT_INTERVAL_S=0: none saved"
     finally:
         assert proc.terminate() == 0, proc.log()
 

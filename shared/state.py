@@ -247,6 +247,9 @@ class EventSetState(Generic[I]):
             return self.size
 
     async def _load(self, from_snapshot: bool = True) -> None:
+        # a new index: what this process folded into the old one is not in it (a snapshot may
+        # be older), so the log's tail is folded whatever folded it before
+        self._ahead.clear()
         self._epoch = OUTAGE.epoch
         generation = await self.events.generation()
         if from_snapshot and self.snapshot_every_s > 0 and await self._restore(generation):
@@ -259,7 +262,6 @@ class EventSetState(Generic[I]):
             size += 1
         self.index, self.generation, self.size = index, generation, size
         self._log_pos = position
-        self._ahead.clear()  # in the set read: folded
 
     async def _restore(self, generation: bytes | None) -> bool:
         """Start from the saved snapshot and fold the log after it; False (nothing changed) when

@@ -129,3 +129,27 @@ def test_the_set_is_read_whole_when_the_log_was_trimmed_past_the_snapshot_or_a_r
         assert last.figures == again.figures == await whole(ports)
 
     asyncio.run(scenario())
+
+
+def test_reloaded_from_a_snapshot_older_than_what_it_folded_itself_it_folds_the_tail_again() -> None:
+    """After an outage a process reads its state again; from a snapshot taken before events it
+    had folded itself, those events are folded again from the log (found by a failover test)."""
+
+    async def scenario() -> None:
+        ports = memory_ports(MemoryStreams(NAMES))
+        projection = Projection(None, NAMES, POLICY, ports, snapshot_every_s=3600)  # type: ignore[arg-type]
+        await projection.load()
+        evs = events(31)
+        await consume(projection, evs[:20])
+        assert (await ports.state.snapshot()) is not None
+        for n, ev in enumerate(evs[20:], start=20):  # folded by this process, no follow since
+            entry = Entry(NAMES.accepted(ev["type"]), f"{n}-0", {b"event": json.dumps(ev).encode()})
+            await ports.state.apply(await projection.handle(parse_trusted(entry), entry))  # type: ignore[attr-defined]
+            await projection.after_batch([Applied(entry, True)])
+        async with projection._lock:
+            await projection._load()  # what `_refresh` does after an outage
+        figures = {**projection.running.figures(projection.index), "events_applied": projection.size}
+        assert figures == await whole(ports)
+        await projection.stop()
+
+    asyncio.run(scenario())

@@ -9,13 +9,28 @@ correctness.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 THRESHOLDS = (50_000, 50, 100)
 
 
 def tune() -> None:
     gc.set_threshold(*THRESHOLDS)
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No collection while a state is read whole (millions of objects that all stay: each full
+    collection would scan them all again, for nothing); as it was after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def freeze() -> None:

@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 from pydantic import ValidationError
 
+from shared import collector
 from shared.bus import Applied, Entry, Poison
 from shared.bus.consumer import parse_trusted
 from shared.decode import decode
@@ -242,8 +243,9 @@ class EventSetState(Generic[I]):
     async def load(self) -> int:
         """Read the whole applied set from Redis into a fresh index."""
         async with self._lock:
-            await self._load()
-            await self.changed(False)
+            with collector.paused():
+                await self._load()
+                await self.changed(False)
             return self.size
 
     async def _load(self, from_snapshot: bool = True) -> None:

@@ -304,13 +304,14 @@ class EventSetState(Generic[I]):
         started = loop.time()
         try:
             blob = self.encode_snapshot()
-            if blob is None:
-                return
-            await self.events.save_snapshot(Snapshot(blob, self._log_pos, self.generation))
         except NotImplementedError:
             self.snapshot_every_s = 0.0
             return
-        except Exception as e:  # noqa: BLE001 - Redis away: the next recompute tries again
+        if blob is None:  # not now: the next recompute tries again
+            return
+        try:
+            await self.events.save_snapshot(Snapshot(blob, self._log_pos, self.generation))
+        except Exception as e:  # noqa: BLE001 - Redis away: tried again after the interval
             OUTAGE.failed(e, "snapshot")
             return
         finally:

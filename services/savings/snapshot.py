@@ -4,8 +4,10 @@ contracts the tail touches (shared/state.py saves and restores it).
 
 The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
 (where each fact goes, each contract's figures, the sums, the needs table), then each fact's
-payload as its own JSON, read by its pydantic model only when first used; zstd-compressed. Money is kept as decimal strings, pence as integers, the daily rates as exact
-fractions (numerator, denominator). A snapshot records its format, the savings policy it was
+payload as its own JSON, read by its pydantic model only when first used; zstd-compressed with
+the frame's checksum (a damaged value is refused whole, before any of it is used). Money is
+kept as decimal strings, pence as integers, the daily rates as exact fractions (numerator,
+denominator). A snapshot records its format, the savings policy it was
 computed under and the business date and horizon: any difference, and it is not used (the state
 is read whole instead).
 """
@@ -170,7 +172,7 @@ def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
     }
     body = to_json(header)
     frame = b"".join([MAGIC, str(len(body)).encode(), b"\n", body, *payloads])
-    return zstandard.ZstdCompressor(level=1).compress(frame)
+    return zstandard.ZstdCompressor(level=1, write_checksum=True).compress(frame)
 
 
 def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:

@@ -114,6 +114,12 @@ def test_a_snapshot_taken_under_another_policy_or_damaged_is_not_used() -> None:
             Running(POLICY),
             POLICY,
         )
+    assert zstandard.get_frame_parameters(blob).has_checksum, "damage is found before anything is used"
+    for at in range(0, len(blob), max(1, len(blob) // 50)):  # one bit, anywhere: refused whole
+        flipped = bytearray(blob)
+        flipped[at] ^= 0x01
+        with pytest.raises((snapshot.Unusable, ValueError, KeyError, TypeError)):
+            snapshot.restore(bytes(flipped), Running(POLICY), POLICY)
     with pytest.raises(snapshot.Unusable, match="add up"):
         snapshot.restore(zstandard.ZstdCompressor().compress(frame + b"{}"), Running(POLICY), POLICY)
 

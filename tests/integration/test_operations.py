@@ -81,7 +81,9 @@ def test_three_processes_share_the_work_with_identical_figures_and_one_killed(
                              for p in procs[1:]), 90, 0.2, "both survivors at the full set")
         shares = [processed_by_victim] + [metric(httpx.get(f"{p.url}/metrics").text, "commissioning_entries_processed") for p in procs[1:]]
         assert all(s and s > 0 for s in shares), f"work not shared: {shares}"
-        assert applied() == accepted_count(r, prefix), "no event applied twice or lost"
+        # the contracts service's own `contract_end` decommissionings may still be coming (they
+        # change no figure): every accepted event ends up applied, once
+        wait_for(lambda: applied() == accepted_count(r, prefix), 10, what="no event applied twice or lost")
         assert not list(r.scan_iter(match=f"{prefix}:rejected:*")), "every act of the history is allowed"
         assert r.xlen(f"{prefix}:need.identified") == sum(1 for e in entries if b'"need.identified"' in e["event"])
     finally:

@@ -179,8 +179,13 @@ def service_env(redis_url: str, prefix: str, partners: Path, **settings: str) ->
     return env
 
 
-def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve") -> Proc:
-    port = free_port()
+def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve", ports: int = 1) -> Proc:
+    if ports > 1:  # several partnerships: consecutive ports, out of the ephemeral range
+        from tests.cluster import http_ports
+
+        port = http_ports(ports)
+    else:
+        port = free_port()
     env = {**env, "COMMISSIONING_HTTP_PORT": str(port)}
     return Proc(
         [sys.executable, "-m", "services.cli", "serve", *services],

@@ -26,7 +26,7 @@ def test_each_partnership_takes_only_its_own_signature(redis_url: str, prefix: s
         (folder / f"{name}.toml").write_text(
             f'[[partner]]\nid = "{PARTNER}"\nname = "Staffordshire County Council"\nkind = "council"\n'
             f'secret = "{name}-secret-of-{PARTNER}"\n', encoding="utf-8")
-    proc = serve(tmp_path, service_env(redis_url, prefix, folder, partnerships="north,south"))
+    proc = serve(tmp_path, service_env(redis_url, prefix, folder, partnerships="north,south"), ports=2)
     north, south = partnership_prefix(prefix, "north"), partnership_prefix(prefix, "south")
     try:
         proc.wait_ready()

@@ -17,6 +17,7 @@ import httpx
 
 from shared.partners import sign
 from shared.redis_server import free_port
+from tests.cluster import http_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -180,12 +181,8 @@ def service_env(redis_url: str, prefix: str, partners: Path, **settings: str) ->
 
 
 def serve(tmp: Path, env: dict[str, str], *services: str, name: str = "serve", ports: int = 1) -> Proc:
-    if ports > 1:  # several partnerships: consecutive ports, out of the ephemeral range
-        from tests.cluster import http_ports
-
-        port = http_ports(ports)
-    else:
-        port = free_port()
+    # several partnerships: consecutive ports, out of the ephemeral range
+    port = http_ports(ports) if ports > 1 else free_port()
     env = {**env, "COMMISSIONING_HTTP_PORT": str(port)}
     return Proc(
         [sys.executable, "-m", "services.cli", "serve", *services],

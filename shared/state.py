@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,7 +120,9 @@ class EventSetState(Generic[I]):
         self._wake = asyncio.Event()
         #: save a snapshot at most this often (0: never; `encode_snapshot` must be implemented)
         self.snapshot_every_s = 0.0
-        self._snapshot_at = 0.0  # loop time of the last snapshot saved (or looked at on load)
+        #: loop time of the last snapshot saved (or restored on load); None: none yet (the loop's
+        #: clock starts near the machine's boot, so 0 would not mean "long ago")
+        self._snapshot_at: float | None = None
         self._snapshot_took = 0.0
         self._snapshot_pos: str | None = None  # the log position it was saved at
 
@@ -139,6 +142,11 @@ class EventSetState(Generic[I]):
 
     async def changed(self, fresh: bool) -> None:
         """Called, under the lock, after the index may have changed (`fresh`: by this batch)."""
+
+    async def publish(self) -> None:
+        """Called after `changed`, once the lock is released: publish what it derived (an
+        `Outbox`), so requests are decided meanwhile rather than behind the round trips. Never
+        runs twice at once; what it fails to publish is published by the next call."""
 
     def urgent(self) -> None:
         """Decide now, without waiting for the next recompute (`decide`)."""
@@ -195,8 +203,11 @@ class EventSetState(Generic[I]):
         self._schedule()
 
     def _quiet(self, now: float) -> bool:
-        """No stream has a backlog and no batch arrived for `QUIET_S`: nothing to protect."""
-        return not any(self._backlog.values()) and now - self._busy_until >= QUIET_S
+        """No stream has a backlog and no batch arrived for `QUIET_S` (or a quarter of
+        `min_interval`, for a service whose recompute is worth spacing out that far): nothing
+        to protect."""
+        idle = max(QUIET_S, self.min_interval / 4)
+        return not any(self._backlog.values()) and now - self._busy_until >= idle
 
     def _schedule(self) -> None:
         self._dirty = True
@@ -230,13 +241,20 @@ class EventSetState(Generic[I]):
                     await self._refresh()
                     await self.decide()
                     await self.changed(fresh)
-                    self._took = loop.time() - self._last
                     await self._snapshot_if_due()
-                    self._busy_until = loop.time()
+                    failed = None
                 except Exception as e:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
-                    self._dirty, self._fresh = True, self._fresh or fresh
-                    OUTAGE.failed(e, "recompute")
-                    await asyncio.sleep(max(self.min_interval, RETRY_S))
+                    self._dirty, self._fresh, failed = True, self._fresh or fresh, e
+            if failed is None:
+                try:
+                    await self.publish()  # outside the lock: deciding goes on meanwhile
+                except Exception as e:  # noqa: BLE001 - Redis away: the outbox keeps it for the next run
+                    self._dirty, failed = True, e
+            self._took = loop.time() - self._last
+            self._busy_until = loop.time()
+            if failed is not None:
+                OUTAGE.failed(failed, "recompute")
+                await asyncio.sleep(max(self.min_interval, RETRY_S))
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -246,7 +264,8 @@ class EventSetState(Generic[I]):
             with collector.paused():
                 await self._load()
                 await self.changed(False)
-            return self.size
+        await self.publish()
+        return self.size
 
     async def _load(self, from_snapshot: bool = True) -> None:
         # a new index: what this process folded into the old one is not in it (a snapshot may
@@ -298,7 +317,7 @@ class EventSetState(Generic[I]):
         if self.snapshot_every_s <= 0 or self._log_pos == self._snapshot_pos:
             return
         loop = asyncio.get_running_loop()
-        since = loop.time() - self._snapshot_at
+        since = math.inf if self._snapshot_at is None else loop.time() - self._snapshot_at
         if not now and since < max(self.snapshot_every_s, 20 * self._snapshot_took):
             return
         started = loop.time()
@@ -453,6 +472,43 @@ class Derived:
     #: False for a one-off event in a contract type without a `revision` field: published
     #: once, with the entity as its id, never updated
     revisioned: bool = True
+
+
+class Outbox:
+    """What a service derived and has still to publish (`publish_changes`): put under the
+    state's lock by `changed`, published by `EventSetState.publish` after it is released. What
+    fails to publish stays, merged with what the next recompute derives."""
+
+    def __init__(
+        self,
+        published: Published,
+        streams: Streams,
+        source: str,
+        vanished: Callable[[str, dict[str, Any]], Derived | None] = lambda e, b: None,
+    ) -> None:
+        self.published, self.streams, self.source, self.vanished = published, streams, source, vanished
+        self._current: dict[str, Derived] | None = None
+        self._scope: set[str] | None = None
+
+    def put(self, current: dict[str, Derived], scope: set[str] | None) -> None:
+        """What is derived now of the entities in `scope` (None: of every entity)."""
+        if self._current is None or scope is None:
+            self._current, self._scope = dict(current), None if scope is None else set(scope)
+            return
+        # a new dict (not changed in place): a flush under way keeps what it started with
+        self._current = {e: d for e, d in self._current.items() if e not in scope} | current
+        if self._scope is not None:
+            self._scope = self._scope | scope
+
+    async def flush(self) -> list[str]:
+        """Publish what was put (`publish_changes`); the entities published."""
+        if self._current is None:
+            return []
+        current, scope = self._current, self._scope
+        done = await publish_changes(self.published, self.streams, self.source, current, self.vanished, scope)
+        if self._current is current:
+            self._current = self._scope = None
+        return done
 
 
 async def publish_changes(

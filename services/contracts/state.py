@@ -28,7 +28,7 @@ from shared.events import (
     ReturnOverdue,
 )
 from shared.ports import Ports
-from shared.state import Derived, Published, publish_changes
+from shared.state import Derived, Outbox, Published
 from shared.streams import Streams
 
 #: the canonical streams it reads: the awards (procurement's decisions)
@@ -114,6 +114,7 @@ class ContractsState(OwnerState[Register]):
         super().__init__(ports, streams, "contracts", Register, evolve, OWNED, wait_s)
         self.policy = policy
         self.published = Published(ports.versions("published"))
+        self.outbox = Outbox(self.published, streams, SOURCE, _vanished)
         self.register = RegisterView(policy)
         #: what each contract's entry derives, as last published from this process
         self._derived: dict[str, dict[str, Derived]] = {}
@@ -131,5 +132,8 @@ class ContractsState(OwnerState[Register]):
             self._derived[cid] = derive(self.register.entries[cid])
         current = {e: d for cid in contracts for e, d in self._derived[cid].items()}
         scope = None if rebuilt is None else before | set(current)
-        for entity in await publish_changes(self.published, self.streams, SOURCE, current, _vanished, scope):
+        self.outbox.put(current, scope)
+
+    async def publish(self) -> None:
+        for entity in await self.outbox.flush():
             log.info("published", entity=entity)

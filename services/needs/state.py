@@ -12,7 +12,7 @@ from shared.authority import OwnerState
 from shared.events import OpportunityIdentified
 from shared.policy import SavingsPolicy
 from shared.ports import Ports
-from shared.state import Derived, Published, publish_changes
+from shared.state import Derived, Outbox, Published
 from shared.streams import Streams
 
 SOURCE = "/services/needs"
@@ -23,6 +23,8 @@ OWNED = frozenset(
     {"need.identified", "need.updated", "need.withdrawn", "opportunity.joined", "opportunity.declined"}
 )
 log = structlog.get_logger("needs")
+#: while needs keep arriving, opportunities are matched and published at most this often
+DERIVE_EVERY_S = 1.0
 
 
 def _derived(payload: dict[str, Any]) -> Derived:
@@ -48,6 +50,10 @@ class NeedsState(OwnerState[Register]):
         super().__init__(ports, streams, "needs", Register, evolve, OWNED, wait_s)
         self.policy, self.savings = policy, savings
         self.published = Published(ports.versions("opportunities"))
+        self.outbox = Outbox(self.published, streams, SOURCE, _closed)
+        #: an opportunity is matched again and published whole (every need in it): under load,
+        #: at most once a second rather than after every batch
+        self.min_interval = DERIVE_EVERY_S
         self.matched = Matched(policy, savings)
 
     async def decide(self) -> int:
@@ -58,7 +64,10 @@ class NeedsState(OwnerState[Register]):
     async def changed(self, fresh: bool) -> None:
         scope = self.matched.refresh(self.index)
         current = {oid: _derived(p) for oid, p in self.opportunities.items() if scope is None or oid in scope}
-        for oid in await publish_changes(self.published, self.streams, SOURCE, current, _closed, scope):
+        self.outbox.put(current, scope)
+
+    async def publish(self) -> None:
+        for oid in await self.outbox.flush():
             log.info("opportunity published", opportunity_id=oid)
 
     @property

@@ -4,8 +4,10 @@ contracts the tail touches (shared/state.py saves and restores it).
 
 The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
 (where each fact goes, each contract's figures, the sums, the needs table), then each fact's
-payload as its own JSON, read by its pydantic model only when first used; zstd-compressed with
-the frame's checksum (a damaged value is refused whole, before any of it is used). Money is
+payload as its own JSON, read by its pydantic model only when first used; zstd-compressed, behind
+a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
+used: zstd's own frame checksum misses a flipped bit in the frame's header, the flag that turns
+the checksum on included). Money is
 kept as decimal strings, pence as integers, the daily rates as exact fractions (numerator,
 denominator). A snapshot records its format, the savings policy it was
 computed under and the business date and horizon: any difference, and it is not used (the state
@@ -14,6 +16,7 @@ is read whole instead).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -29,7 +32,9 @@ from services.savings.running import Running
 from shared.contract.registry import PAYLOADS
 from shared.policy import SavingsPolicy
 
-FORMAT = 1
+FORMAT = 2  # 2: behind a digest
+#: bytes of the BLAKE2b digest a snapshot starts with
+DIGEST_BYTES = 16
 MAGIC = b"commissioning-savings-snapshot\n"
 
 _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
@@ -172,7 +177,17 @@ def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
     }
     body = to_json(header)
     frame = b"".join([MAGIC, str(len(body)).encode(), b"\n", body, *payloads])
-    return zstandard.ZstdCompressor(level=1, write_checksum=True).compress(frame)
+    return pack(frame)
+
+
+def pack(frame: bytes) -> bytes:
+    """A snapshot's bytes: the digest, then `frame` compressed."""
+    packed = zstandard.ZstdCompressor(level=1, write_checksum=True).compress(frame)
+    return _digest(packed) + packed
+
+
+def _digest(packed: bytes) -> bytes:
+    return hashlib.blake2b(packed, digest_size=DIGEST_BYTES).digest()
 
 
 def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
@@ -180,8 +195,11 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     folding more events into the facts and asking for the figures recomputes only what those
     events touch. Each fact's payload is read when first used. Raises `Unusable` when the
     snapshot cannot be used here."""
+    digest, packed = blob[:DIGEST_BYTES], blob[DIGEST_BYTES:]
+    if not packed or digest != _digest(packed):
+        raise Unusable("not a snapshot, or a damaged one: its digest does not match")
     try:
-        frame = zstandard.ZstdDecompressor().decompress(blob)
+        frame = zstandard.ZstdDecompressor().decompress(packed)
     except zstandard.ZstdError as e:
         raise Unusable(f"not a snapshot: {e}") from e
     if not frame.startswith(MAGIC):

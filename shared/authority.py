@@ -34,7 +34,7 @@ import structlog
 from shared.bus import Entry
 from shared.events import CloudEvent, Payload
 from shared.ports import Decision, Ports, Write
-from shared.state import EventSetState, Index
+from shared.state import EventSetState
 from shared.streams import Streams, entry_id
 
 log = structlog.get_logger("authority")
@@ -136,7 +136,7 @@ def _stored_arrival(value: str) -> tuple[int, int]:
     return _arrival(request_id, inbound_id)
 
 
-I = TypeVar("I", bound=Index)
+I = TypeVar("I")
 
 #: at most this many forwarded requests not yet read are looked at for their arrival; with more
 #: waiting, deciding pauses until the owner has read them
@@ -165,6 +165,10 @@ class OwnerState(EventSetState[I]):
         self.backlog = ports.backlog
         self.pending: dict[str, Request] = {}
         self._accepted: set[str] = set()  # owned requests accepted, while loading
+        #: requests this process decided while the batch that stored them was still to be
+        #: folded (`after_batch`): folded or forgotten already, not to be held again. No set of
+        #: every decided key is kept: a request is met once by the log, or by its own batch
+        self._settled: set[str] = set()
         self._arrivals: dict[str, tuple[int, int]] = {}
         self._retry: asyncio.TimerHandle | None = None
         #: what a fact touches (`Wait.on`), by the service; None: anything
@@ -191,7 +195,10 @@ class OwnerState(EventSetState[I]):
             if index is self.index:
                 self._folded(payload)
             return self._fold_fact(index, key, payload)
-        if key not in index.applied and key not in self.pending:
+        if key in self._settled:  # its own batch, after the log showed it and it was decided
+            self._settled.discard(key)
+            return index
+        if key not in self.pending:
             arrived = self._arrivals.pop(key, None)
             if arrived is None:  # stored by another replica: its arrival is read from Redis
                 self._unplaced.add(key)
@@ -199,6 +206,8 @@ class OwnerState(EventSetState[I]):
         return index
 
     async def handle(self, event: CloudEvent, entry: Entry) -> list[Write]:
+        if len(self._settled) > 100_000:  # left by batches that never folded (cannot happen)
+            self._settled.clear()
         commands = await super().handle(event, entry)
         if event.type in self.owned:
             inbound = entry.fields.get(b"inbound_id", b"").decode()
@@ -315,6 +324,8 @@ class OwnerState(EventSetState[I]):
             raise
         for decision, standing in zip(decisions, stood, strict=False):
             self._listen(self.pending.pop(decision.key), None)
+            if decision.key in self._payloads:  # its batch is still to be folded (`after_batch`)
+                self._settled.add(decision.key)
             log.info(
                 "decided", key=decision.key, type=decision.type, verdict=standing, partner_id=decision.partner
             )
@@ -330,6 +341,9 @@ class OwnerState(EventSetState[I]):
         if self.pending:
             self._retry_later(0.05 if held else 1.0)
         return len(stood)
+
+    def _duplicate(self, key: str) -> None:
+        self._settled.discard(key)  # its batch brought it again: nothing more will
 
     def _folded(self, payload: Payload) -> None:
         """A fact is being folded: requests waiting on what it touches are judged again."""

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -40,12 +40,6 @@ from shared.ports import LogTrimmed, Ports, Snapshot, Versions, Write
 from shared.streams import Streams
 
 log = structlog.get_logger("state")
-
-
-class Index(Protocol):
-    """An index that remembers the keys it folded (the owners', which hold requests beside)."""
-
-    applied: set[str]
 
 
 #: a service's index: any structure its fold keeps (a fold must be idempotent: folding an
@@ -194,6 +188,8 @@ class EventSetState(Generic[I]):
                         key, payload = event.key, event.payload()
                     self.fold(self.index, key, payload)
                     self._ahead.add(key)
+                elif key is not None:
+                    self._duplicate(key)
             self._fresh = self._fresh or any(a.fresh for a in applied)
         if applied:
             self._backlog[applied[0].entry.stream] = (
@@ -201,6 +197,9 @@ class EventSetState(Generic[I]):
             )
         self._busy_until = asyncio.get_running_loop().time()
         self._schedule()
+
+    def _duplicate(self, key: str) -> None:
+        """A batch brought again an event already applied (not folded again)."""
 
     def _quiet(self, now: float) -> bool:
         """No stream has a backlog and no batch arrived for `QUIET_S` (or a quarter of

@@ -85,7 +85,6 @@ class Register:
     proposals: dict[str, tuple[str, DecommissioningProposed]] = field(default_factory=dict)  # one a contract
     #: accepted returns by (contract, period start, period end, partner): one each
     periods: set[tuple[str, date, date, str]] = field(default_factory=set)
-    applied: set[str] = field(default_factory=set)
     #: returns and exits grouped by contract, so one contract's entry is built from its own
     returns_of: dict[str, dict[str, MonitoringReturnSubmitted]] = field(default_factory=dict)
     exits_of: dict[str, dict[str, ContractMemberExited]] = field(default_factory=dict)
@@ -94,9 +93,8 @@ class Register:
 
 
 def evolve(reg: Register, key: str, payload: Payload) -> Register:
-    if key in reg.applied:
-        return reg
-    reg.applied.add(key)
+    """Fold one accepted event; folding it again changes nothing (every part is keyed by the
+    event, or keeps the version that ranks first), so no per-event set is kept."""
     reg.touched.add(payload.contract_id)
     match payload:
         case TenderAwarded():

@@ -60,7 +60,6 @@ class Version:
 class Register:
     needs: dict[tuple[str, str], Version] = field(default_factory=dict)
     decisions: dict[tuple[str, str], Version] = field(default_factory=dict)
-    applied: set[str] = field(default_factory=set)
     #: the current needs of each service category (matching is within a category)
     in_category: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     #: categories an event changed since the service last matched (`Opportunities`)
@@ -87,9 +86,8 @@ def _keep(slots: dict[tuple[str, str], Version], slot: tuple[str, str], new: Ver
 
 
 def evolve(reg: Register, key: str, payload: Payload) -> Register:
-    if key in reg.applied:
-        return reg
-    reg.applied.add(key)
+    """Fold one accepted event; folding it again changes nothing (each slot keeps its highest
+    rank), so no per-event set is kept."""
     match payload:
         case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
             first = 1 if isinstance(payload, NeedWithdrawn) else 0

@@ -121,17 +121,17 @@ class Register:
     #: (partner, need) -> the opportunities whose latest revision records it declined: an
     #: award's check looks a share up here rather than walking every opportunity
     declines: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    applied: set[str] = field(default_factory=set)
 
 
 def evolve(reg: Register, key: str, payload: Payload) -> Register:
-    if key in reg.applied:
-        return reg
-    reg.applied.add(key)
+    """Fold one accepted event; folding it again changes nothing (no per-event set is kept:
+    every part is keyed by the event or keeps the highest revision)."""
     match payload:
         case TenderRequested():
-            reg.requests.setdefault(payload.tender_id, []).append((key, payload))
-            reg.requests[payload.tender_id].sort(key=lambda kv: kv[0])
+            requests = reg.requests.setdefault(payload.tender_id, [])
+            if all(k != key for k, _ in requests):
+                requests.append((key, payload))
+                requests.sort(key=lambda kv: kv[0])
         case BidSubmitted():
             reg.bids[key] = payload
         case TenderEvaluationSubmitted():

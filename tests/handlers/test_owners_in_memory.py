@@ -321,7 +321,47 @@ def test_a_request_waiting_on_something_is_judged_again_only_once_that_is_folded
             if judged.count("/partners/staffordshire-cc n1") > 1:
                 break
         assert judged.count("/partners/staffordshire-cc n1") == 2, judged
-        assert state._listening == {f"need:staffordshire-cc/{awaited['need_id']}": {"/partners/staffordshire-cc n1"}}
+        assert state._listening == {
+            f"need:staffordshire-cc/{awaited['need_id']}": {"/partners/staffordshire-cc n1"}
+        }
         await state.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_request_the_log_showed_and_that_was_decided_before_its_batch_folded_is_not_held_again() -> None:
+    """The owner keeps no set of every decided key: a request stored by this process can be met
+    by the log (and decided) before its own batch is folded; that batch then neither holds it
+    again nor makes the owner read its state again."""
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        state = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        state.min_interval = 3600.0  # nothing derived meanwhile: only what the test drives
+        await state.load()
+        reloads: list[bool] = []
+        load = state._load
+
+        async def counted(from_snapshot: bool = True) -> None:
+            reloads.append(from_snapshot)
+            await load(from_snapshot)
+
+        state._load = counted  # type: ignore[method-assign]
+        ev = event(need_data(), id="n1")
+        fields = {b"event": json.dumps(ev).encode(), b"inbound_id": b"1-0"}
+        entry = Entry(NAMES.requests("needs"), "1-0", fields)
+        await world.apply(await state.handle(parse_trusted(entry), entry))  # stored, batch not folded
+        async with state._lock:
+            assert await state._refresh(), "the log shows the stored request"
+            assert await state.decide() == 1
+        assert not state.pending and state._settled == {"/partners/staffordshire-cc n1"}
+        await state.after_batch([Applied(entry, True)])  # its batch, folded now
+        assert not state.pending and not state._settled, "decided already: not held again"
+        await asyncio.sleep(0.1)
+        assert reloads == [] and len(world.of(NAMES.of_type("need.identified"))) == 1
+        assert list(state.index.needs) == [("staffordshire-cc", "staffordshire-cc-need-1")]
+        if state._pending is not None:
+            state._pending.cancel()
 
     asyncio.run(scenario())

@@ -66,7 +66,7 @@ CONNECT = "+ping +hello +auth +client|setname +client|id +info"  # (CLIENT SETIN
 SERVICE_COMMANDS = (
     "+xreadgroup +xack +xclaim +xautoclaim +xpending +xinfo +xgroup|create +xgroup|delconsumer +xadd +xrange "
     "+xrevrange +xread +xlen +hset +hget +hmget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr +exists +del "
-    "+zadd +zscore +zremrangebyscore +zremrangebyrank +xtrim +set +getdel "
+    "+zadd +zscore +zrangebyscore +zrem +zremrangebyscore +zremrangebyrank +xtrim +set +getdel "
     "+rename +scan +type +evalsha +eval +script|load +script|exists +multi +exec +discard " + CONNECT
 )
 

@@ -37,7 +37,7 @@ from services.readauth import ReadAuth
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
-from shared.adapters.redis import RedisStateStore
+from shared.adapters.redis import RedisDecisionLog, RedisStateStore
 from shared.archive import Archive
 from shared.authority import OWNERS
 from shared.bus import Bus, Retention, consumer_name
@@ -340,6 +340,7 @@ def retention(
             RedisStateStore(bus.redis, streams, n) for n in [*owners, *(["savings"] if savings else [])]
         ],
         state_log_keep_s=settings.state_log_keep_s,
+        decision_logs=[RedisDecisionLog(bus.redis, streams, o) for o in owners],
     )
 
 

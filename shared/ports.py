@@ -49,6 +49,10 @@ class DecisionLog(Protocol):
     async def verdicts(self) -> dict[str, str]:
         """Every recorded verdict, by request key (read at start-up)."""
 
+    async def forget_refused(self, before_ms: int) -> int:
+        """Forget the verdicts of requests refused before `before_ms` (Unix ms): the same request
+        sent again after that is decided afresh. Accepted verdicts are kept. How many."""
+
     def arrival(self, key: str, request_id: str, inbound_id: str) -> Write:
         """The write noting where a request arrived (applied when the request is stored)."""
 

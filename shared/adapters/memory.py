@@ -7,6 +7,7 @@ their writes with `MemoryStreams.apply`, as the bus applies the Redis adapters' 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -51,6 +52,7 @@ class MemoryDecisionLog:
         self.arrived: dict[str, str] = {}
         self.decisions: dict[str, str] = {}
         self.claims: dict[str, str] = {}
+        self.refused_at: dict[str, int] = {}  # refused request key -> when (ms)
         self.streams.applies("arrival", self.arrived.__setitem__)
 
     def arrival(self, key: str, request_id: str, inbound_id: str) -> Write:
@@ -92,11 +94,20 @@ class MemoryDecisionLog:
                     names.rejected(d.partner), {"event": raw, "reason": reason, "inbound_id": inbound}
                 )
                 del self.requests[d.key]
+                self.refused_at[d.key] = int(time.time() * 1000)
             out.append(d.verdict)
         return out
 
     async def verdicts(self) -> dict[str, str]:
         return dict(self.decisions)
+
+    async def forget_refused(self, before_ms: int) -> int:
+        gone = [k for k, at in self.refused_at.items() if at < before_ms]
+        for key in gone:
+            del self.refused_at[key]
+            if self.decisions.get(key, "").startswith("refused:"):
+                del self.decisions[key]
+        return len(gone)
 
     async def arrivals(self, keys: Sequence[str] | None = None) -> dict[str, str]:
         return dict(self.arrived) if keys is None else {k: self.arrived[k] for k in keys if k in self.arrived}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from typing import Any
@@ -45,7 +46,9 @@ class RedisDecisionLog:
         self.arrivals_key = streams.state(owner, "arrivals")
         self.decisions_key = streams.state(owner, "decisions")
         self.claims_key = streams.state(owner, "claims")
+        self.refused_key = streams.state(owner, "refused")
         self._script = _script(redis, "decide.lua")
+        self._forget = _script(redis, "forget_refused.lua")
 
     def arrival(self, key: str, request_id: str, inbound_id: str) -> Write:
         """The command noting where a request arrived (stored with it, by the bus's apply step)."""
@@ -60,9 +63,9 @@ class RedisDecisionLog:
     async def record(self, decisions: Sequence[Decision]) -> list[str]:
         if not decisions:
             return []
-        keys = [self.decisions_key, self.claims_key, self.requests_key, self.arrivals_key]
+        keys = [self.decisions_key, self.claims_key, self.requests_key, self.arrivals_key, self.refused_key]
         where: dict[str, int] = {}
-        args: list[str | int] = []
+        args: list[str | int] = [int(time.time() * 1000)]
         for d in decisions:
             if d.refused is None:
                 dest, reason = self.streams.accepted(d.type), ""
@@ -78,6 +81,14 @@ class RedisDecisionLog:
 
     async def verdicts(self) -> dict[str, str]:
         return {_text(k): _text(v) async for k, v in _hscan(self.redis, self.decisions_key)}
+
+    async def forget_refused(self, before_ms: int, batch: int = 1000) -> int:
+        forgotten = 0
+        while True:
+            n = int(await self._forget(keys=[self.decisions_key, self.refused_key], args=[before_ms, batch]))
+            forgotten += n
+            if n < batch:
+                return forgotten
 
     async def arrivals(self, keys: Sequence[str] | None = None) -> dict[str, str]:
         if keys is None:

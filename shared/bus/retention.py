@@ -7,6 +7,10 @@
 - **State logs** (`P:state:<service>:log`: the keys each service stored, in order, which its
   replicas follow every two seconds) keep `state_log_keep_s`; a process that fell further
   behind reads its state whole (shared.state).
+- **Owners' refusals** (`P:state:<owner>:decisions`, the verdict of each request, and
+  `:refused`, when each refusal was recorded) keep the same window as the idempotency records:
+  a request refused longer ago and sent again is decided afresh. Accepted verdicts stay, one
+  beside each accepted request in the owner's state.
 - **Idempotency records** (`P:group:<g>:once`, a sorted set scored by when each event was
   applied) keep a window: `window_s` seconds and at most `max_ids` ids per group. An event sent
   again after it left the window is applied again by that group's effects; the services'
@@ -26,7 +30,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.ports import StateStore
+from shared.ports import DecisionLog, StateStore
 from shared.streams import entry_id
 
 log = structlog.get_logger("bus")
@@ -75,6 +79,8 @@ class Retention:
     #: the state stores whose logs are trimmed to the last `state_log_keep_s` (shared.ports)
     state_logs: list[StateStore] = field(default_factory=list)
     state_log_keep_s: float = 600.0
+    #: the owners' decision logs whose refusals are forgotten after `window_s`
+    decision_logs: list[DecisionLog] = field(default_factory=list)
 
     async def trim_handled(self, streams: Iterable[str]) -> int:
         removed = 0
@@ -92,6 +98,7 @@ class Retention:
             "capped": 0,
             "ids": 0,
             "log": 0,
+            "refusals": 0,
         }
         if self.archive is not None:
             for stream in self.archived:
@@ -105,6 +112,8 @@ class Retention:
         for store in self.state_logs:
             done["log"] += await store.trim(below)
         cutoff = int((time.time() - self.window_s) * 1000)
+        for decisions in self.decision_logs:
+            done["refusals"] += await decisions.forget_refused(cutoff)
         for key in self.once_keys:
             done["ids"] += await self.redis.zremrangebyscore(key, "-inf", f"({cutoff}")
             done["ids"] += await self.redis.zremrangebyrank(key, 0, -self.max_ids - 1)

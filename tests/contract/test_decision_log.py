@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -67,6 +68,29 @@ class DecisionLogContract:
             "a refusal changes no figure"
         )
         assert run(decisions.record([accept("a r1")])) == ["refused:duplicate_period"], "decided once"
+
+    def test_refusals_are_forgotten_after_the_window_and_acceptances_kept(
+        self, log: tuple[DecisionLog, Entries]
+    ) -> None:
+        decisions, entries = log
+        for k in ("a r1", "a r2"):
+            run(decisions.hold(k, k.encode(), "1-0", ""))
+        assert run(decisions.record([refuse("a r1"), accept("a r2")])) == [
+            "refused:duplicate_period",
+            "accepted",
+        ]
+        before = int(time.time() * 1000) - 60_000
+        assert run(decisions.forget_refused(before)) == 0, "refused within the window: kept"
+        assert run(decisions.forget_refused(int(time.time() * 1000) + 1)) == 1
+        assert run(decisions.verdicts()) == {"a r2": "accepted"}, "the acceptance stays"
+        assert run(decisions.forget_refused(int(time.time() * 1000) + 1)) == 0, "nothing left to forget"
+        # the same request sent again, after the window: decided afresh
+        run(decisions.hold("a r1", b"a r1", "2-0", ""))
+        assert run(decisions.record([accept("a r1")])) == ["accepted"]
+        assert [e["event"] for e in run(entries(self.streams.of_type("monitoring.return.submitted")))] == [
+            "a r2",
+            "a r1",
+        ]
 
     def test_two_requests_cannot_hold_one_slot(self, log: tuple[DecisionLog, Entries]) -> None:
         decisions, entries = log

@@ -122,6 +122,8 @@ def test_the_services_run_under_their_own_users(acl, tmp_path: Path) -> None:  #
         for p in procs.values():
             text = p.log()
             assert "NOPERM" not in text, text
+            # a command a Lua script runs without the permission (retention, decisions) says this
+            assert "can't run this command" not in text, text
             assert not any(pw in text for pw in passwords.values()), "a password was logged"
             assert "s-staffordshire-cc" not in text, "a partner secret was logged"
     finally:

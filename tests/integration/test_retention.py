@@ -88,8 +88,11 @@ def test_inbound_is_trimmed_behind_the_gateway_and_survives_a_sigkill_mid_batch(
     gateway = serve(tmp_path, env, "gateway", name="gw1")
     try:
         # a third verified and forwarded to the needs service, and handled entries trimmed while it runs
-        wait_for(lambda: r.xlen(f"{prefix}:requests:needs") >= n // 3 and r.xlen(inbound) < n, 60,
-                 what="a third forwarded and the handled ones trimmed")
+        wait_for(
+            lambda: r.xlen(f"{prefix}:requests:needs") >= n // 3 and r.xlen(inbound) < n,
+            60,
+            what="a third forwarded and the handled ones trimmed",
+        )
         gateway.kill()
         kept = {i.decode() for i, _ in r.xrange(inbound)}
         [group] = r.xinfo_groups(inbound)
@@ -135,9 +138,46 @@ def test_state_logs_keep_their_window_and_a_replica_behind_it_reads_its_state_wh
         wait_for(lambda: r.xlen(log) == 0, 30, what="the state log trimmed to its window")
         assert r.hlen(f"{prefix}:state:savings:events") == 30, "the set keeps every event"
         second.p.send_signal(18)  # SIGCONT: it finds its position trimmed and reads the set whole
-        wait_for(lambda: httpx.get(f"{second.url}/savings", headers=READ).json()["events_applied"] == 30, 30,
-                 what="the replica behind the trim to have every event")
+        wait_for(
+            lambda: httpx.get(f"{second.url}/savings", headers=READ).json()["events_applied"] == 30,
+            30,
+            what="the replica behind the trim to have every event",
+        )
         assert "state log trimmed past this process" in second.log()
         second.stop()
     finally:
         first.stop()
+
+
+def test_an_owners_refusals_are_forgotten_after_the_window_its_acceptances_kept(
+    r: redis.Redis, prefix: str, redis_url: str
+) -> None:
+    from shared.adapters.redis import RedisDecisionLog
+    from shared.authority import Refused
+    from shared.ports import Decision
+    from shared.streams import Streams
+
+    async def go() -> tuple[list[str], dict[str, int], dict[str, str]]:
+        client = Redis.from_url(redis_url)
+        try:
+            decisions = RedisDecisionLog(client, Streams(prefix), "contracts")
+            for n in range(5):
+                await decisions.hold(f"a r{n}", b"{}", f"{n + 1}-0", "")
+            t = "monitoring.return.submitted"
+            stood = await decisions.record(
+                [Decision(f"a r{n}", t, "a", refused=Refused("not_the_lead", "no")) for n in range(4)]
+                + [Decision("a r4", t, "a")]
+            )
+            # two of the refusals were recorded two hours ago
+            r.zadd(decisions.refused_key, {"a r0": time.time() * 1000 - 7_200_000}, xx=True)
+            r.zadd(decisions.refused_key, {"a r1": time.time() * 1000 - 7_200_000}, xx=True)
+            done = await Retention(client, window_s=3600, decision_logs=[decisions]).run_once()
+            return stood, done, await decisions.verdicts()
+        finally:
+            await client.aclose()
+
+    stood, done, verdicts = asyncio.run(go())
+    assert stood == ["refused:not_the_lead"] * 4 + ["accepted"]
+    assert done["refusals"] == 2
+    assert verdicts == {"a r2": "refused:not_the_lead", "a r3": "refused:not_the_lead", "a r4": "accepted"}
+    assert r.zcard(f"{prefix}:state:contracts:refused") == 2

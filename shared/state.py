@@ -86,6 +86,8 @@ class EventSetState(Generic[I]):
         self._lock = asyncio.Lock()
         #: `changed` runs at most this often: under load many batches share one recompute
         self.min_interval = 0.2
+        #: and starts no sooner than this many times as long as the last run took
+        self.spacing = float(RECOMPUTE_SPACING)
         self._dirty = self._fresh = False
         self._last = 0.0
         #: when this process last applied a batch or finished computing (a compute blocks the
@@ -216,15 +218,15 @@ class EventSetState(Generic[I]):
     async def _recompute(self) -> None:
         """Run `changed` once for everything folded since the last run (and what the log
         shows other replicas applied); again if more arrived meanwhile. While batches keep
-        coming, no sooner than `min_interval` (and `RECOMPUTE_SPACING` times the last run's
-        duration) after the last run; as soon as the input is quiet (no backlog, and no batch
+        coming, no sooner than `min_interval` (and `spacing` times the last run's duration)
+        after the last run; as soon as the input is quiet (no backlog, and no batch
         for `QUIET_S`)."""
         loop = asyncio.get_running_loop()
         while self._dirty or self._urgent:
             if not self._dirty:  # only to decide: what it decides is derived at the cadence
                 self._dirty = bool(await self._decide_now())
                 continue
-            due = self._last + max(self.min_interval, RECOMPUTE_SPACING * self._took)
+            due = self._last + max(self.min_interval, self.spacing * self._took)
             while (now := loop.time()) < due and not self._quiet(now):
                 self._wake.clear()
                 if self._urgent:

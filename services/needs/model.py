@@ -352,12 +352,31 @@ class Matched:
     def refresh(self, reg: Register) -> set[str] | None:
         """Match again what changed in `reg`: the opportunities to look at (those found now
         and those gone), or None for all (the first time, or after the index was read whole)."""
-        categories, reg.touched = reg.touched, set()
         if reg is not self._of:
+            reg.touched = set()
             self._of, self.opportunities = reg, opportunities(reg, self.policy, self.savings)
             return None
-        before = {oid for oid in self.opportunities if category_of(oid) in categories}
-        found = opportunities(reg, self.policy, self.savings, categories)
+        scope: set[str] = set()
+        for category in self.touched(reg):
+            scope |= self.refresh_category(reg, category)
+        return scope
+
+    def follows(self, reg: Register) -> bool:
+        """Whether the opportunities are those of `reg` (not of an index since read whole)."""
+        return reg is self._of
+
+    def touched(self, reg: Register) -> list[str]:
+        """The categories to match again (taken from `reg`); all of them when `reg` is new."""
+        if reg is not self._of:
+            self._of, self.opportunities = reg, {}
+            reg.touched = set(reg.in_category)
+        categories, reg.touched = reg.touched, set()
+        return sorted(categories)
+
+    def refresh_category(self, reg: Register, category: str) -> set[str]:
+        """Match one category again: its opportunities to look at (found now, and gone)."""
+        before = {oid for oid in self.opportunities if category_of(oid) == category}
+        found = opportunities(reg, self.policy, self.savings, {category})
         for oid in before - set(found):
             del self.opportunities[oid]
         self.opportunities.update(found)

@@ -3,6 +3,7 @@ and their publication as `opportunity.identified` / `opportunity.updated` events
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -52,8 +53,9 @@ class NeedsState(OwnerState[Register]):
         self.published = Published(ports.versions("opportunities"))
         self.outbox = Outbox(self.published, streams, SOURCE, _closed)
         #: an opportunity is matched again and published whole (every need in it): under load,
-        #: at most once a second rather than after every batch
-        self.min_interval = DERIVE_EVERY_S
+        #: at most once a second, and at most a twentieth of the time, rather than after every
+        #: batch (nothing waits on it: deciding runs apart, `EventSetState.decide`)
+        self.min_interval, self.spacing = DERIVE_EVERY_S, 20.0
         self.matched = Matched(policy, savings)
 
     async def decide(self) -> int:
@@ -62,9 +64,15 @@ class NeedsState(OwnerState[Register]):
         )
 
     async def changed(self, fresh: bool) -> None:
-        scope = self.matched.refresh(self.index)
-        current = {oid: _derived(p) for oid, p in self.opportunities.items() if scope is None or oid in scope}
-        self.outbox.put(current, scope)
+        whole = not self.matched.follows(self.index)  # read whole: every opportunity looked at
+        scope: set[str] = set()
+        for category in self.matched.touched(self.index):
+            # a category's opportunity lists every need in it: matched one at a time, so the
+            # process's other work (deciding, the other services) goes on in between
+            scope |= self.matched.refresh_category(self.index, category)
+            await asyncio.sleep(0)
+        current = {oid: _derived(p) for oid, p in self.opportunities.items() if whole or oid in scope}
+        self.outbox.put(current, None if whole else scope)
 
     async def publish(self) -> None:
         for oid in await self.outbox.flush():

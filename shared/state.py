@@ -268,6 +268,20 @@ class EventSetState(Generic[I]):
         await self.publish()
         return self.size
 
+    async def adopt(self, index: I, position: str) -> int:
+        """Take `index`, folded elsewhere from the current generation's set as it stood at log
+        position `position` (a rebuild folds what it writes), and fold the log after it; the
+        figures follow (`changed`). How many events the set holds."""
+        async with self._lock:
+            self._ahead.clear()
+            self._epoch = OUTAGE.epoch
+            self.index, self.generation = index, await self.events.generation()
+            self._log_pos = position
+            await self._follow()
+            await self.changed(False)
+        await self.publish()
+        return self.size
+
     async def _load(self, from_snapshot: bool = True) -> None:
         # a new index: what this process folded into the old one is not in it (a snapshot may
         # be older), so the log's tail is folded whatever folded it before

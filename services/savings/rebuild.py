@@ -2,12 +2,15 @@
 
 1. Read every accepted event of the types it uses from the archive (COMMISSIONING_ARCHIVE_DIR:
    what was trimmed from Redis, shared.archive) and then from its stream (XRANGE, in chunks,
-   from where the archive ends) into new keys, showing progress; events the model cannot use
-   are counted and left out, as the service would have dead-lettered them.
+   from where the archive ends) into new keys, showing progress, folding each into a fresh
+   index as it goes; events the model cannot use are counted and left out, as the service
+   would have dead-lettered them.
 2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running
    savings processes reload.
 3. Catch up: events appended while step 1 ran are applied through the same once-only step the
-   service uses, so nothing that arrived meanwhile is lost or counted twice.
+   service uses, so nothing that arrived meanwhile is lost or counted twice; the index takes
+   them from the state's log. Its figures are computed and saved as the new generation's
+   snapshot, which the running processes then reload from (the set is not read back).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from redis.asyncio import Redis
 
 from services.savings.app import GROUP
 from services.savings.projection import SNAPSHOT_EVERY_S, TYPES, Projection
+from shared import collector
 from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.decode import Decoded, decode
-from shared.settings import savings_policy
 from shared.progress import Progress
+from shared.settings import savings_policy
 from shared.streams import Streams
 
 CHUNK = 2000
@@ -78,6 +82,8 @@ async def rebuild(
     progress = Progress(total, "rebuild: events replayed", out)
     last: dict[str, str] = {}
     done = skipped = archived = 0
+    index = projection.new_index()
+    fold = projection.fold
     for stream in keys.values():
         start = "-"
         # the archive first (what was trimmed from Redis), then the stream from where it ends
@@ -90,6 +96,7 @@ async def rebuild(
                 continue
             pipe.hset(events_tmp, event.key, raw)
             pipe.zadd(seen_tmp, {event.key: now_ms})
+            fold(index, event.key, event.payload())
             archived += 1
             if len(pipe) >= 2 * CHUNK:
                 await pipe.execute()
@@ -106,6 +113,7 @@ async def rebuild(
                     continue
                 pipe.hset(events_tmp, event.key, fields[b"event"])
                 pipe.zadd(seen_tmp, {event.key: now_ms})
+                fold(index, event.key, event.payload())
             await pipe.execute()
             done += len(chunk)
             progress.update(done)
@@ -114,6 +122,7 @@ async def rebuild(
     elapsed = progress.finish()
 
     swap = redis.register_script(SWAP)
+    position = await store.position()  # what is logged after it is folded from the log
     await swap(keys=[events_tmp, seen_tmp, store.events_key, streams.seen(GROUP), store.generation_key])
 
     bus = Bus(redis, streams)
@@ -127,7 +136,8 @@ async def rebuild(
             ):
                 caught_up += 1
 
-    await projection.load()
+    with collector.paused():
+        await projection.adopt(index, position)
     await projection.save_snapshot()  # for the new generation: processes that reload start from it
     after = projection.figures
     return {

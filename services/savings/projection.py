@@ -5,6 +5,7 @@ from what was last published."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from services.savings import snapshot
 from services.savings.model import Facts
 from services.savings.running import Running
-from services.savings.updates import LastPublished, UpdateLog, changes, record
+from services.savings.updates import LastPublished, Update, UpdateLog, changes, changes_in, record
 from shared.adapters.redis import redis_ports
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
@@ -35,6 +36,22 @@ TYPES = (
 )
 
 
+def next_update(
+    last: LastPublished,
+    running: Running,
+    summary: dict[str, Any],
+    compare_all: bool,
+    document: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Update | None:
+    """The update after `running.summary` gave `summary`: only the contracts it recomputed are
+    compared with what was last published, unless every one was (`touched` None: the facts
+    were read again, the business date moved) or `compare_all`: then the whole `document`."""
+    touched = running.touched
+    if touched is None or compare_all:
+        return changes(last, document(summary))
+    return changes_in(last, summary, [running.row(cid) for cid in sorted(touched)])
+
+
 class Projection(EventSetState[Facts]):
     def __init__(
         self,
@@ -54,7 +71,10 @@ class Projection(EventSetState[Facts]):
         )
         self.policy = policy
         self.snapshot_every_s = snapshot_every_s
-        self.figures: dict[str, Any] = self._figures()
+        #: the figures as last published, but the tables (`figures` adds them when asked)
+        self._summary: dict[str, Any] = self._summary_now()
+        self._document: dict[str, Any] | None = None
+        self._compare_all = True
         #: incremental figures cost little: publish after each batch, still never spending more
         #: than a quarter of the time on it (recomputes start `RECOMPUTE_SPACING` times the last
         #: one's duration apart)
@@ -77,19 +97,38 @@ class Projection(EventSetState[Facts]):
 
     async def changed(self, fresh: bool) -> None:
         """Publish whatever differs from the last update, whoever applied it (this process, a
-        replica, a rebuild, or a process killed before it could publish)."""
-        figures = self._figures()
+        replica, a rebuild, or a process killed before it could publish). Only the contracts
+        the recompute touched are compared, unless every one was recomputed."""
+        summary = self._summary_now()
         if self.last is not None:
-            update = changes(self.last, figures)
+            update = next_update(self.last, self.running, summary, self._compare_all, self._document_of)
             if update is not None:
                 events = [self._event(data) for data in update.entries()]
                 record(self.last, update, await self.updates.append(events, update))
-        self.figures = figures  # after the publish: `published_id` and `figures` go together
+        # after the publish: `published_id` and `figures` go together
+        self._summary, self._document, self._compare_all = summary, None, False
 
-    def _figures(self) -> dict[str, Any]:
-        """The figures, with the count of events in the set as of the log followed to its end
-        (everything folded: `shared.state`)."""
-        return {**self.running.figures(self.index), "events_applied": self.size}
+    async def _load(self, from_snapshot: bool = True) -> None:
+        await super()._load(from_snapshot)
+        # what dashboards last saw may be older than the state read (a process killed between
+        # storing and publishing): every contract is compared once
+        self._compare_all = True
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The whole document as last published (`GET /savings`): its tables are put together
+        when first asked for after a recompute, as they stood then."""
+        if self._document is None:
+            self._document = self._document_of(self._summary)
+        return self._document
+
+    def _summary_now(self) -> dict[str, Any]:
+        """Recompute, and the figures but their tables, with the count of events in the set as
+        of the log followed to its end (everything folded: `shared.state`)."""
+        return {**self.running.summary(self.index), "events_applied": self.size}
+
+    def _document_of(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return {**summary, **self.running.tables(self.index), "events_applied": summary["events_applied"]}
 
     def encode_snapshot(self) -> bytes | None:
         if self.running.facts is not self.index or self.running.pending():

@@ -94,10 +94,20 @@ class Running:
         return (today, tuple(buckets)), span
 
     def figures(self, facts: Facts) -> dict[str, Any]:
+        """The whole document (`model.project`'s), recomputing only what was folded since."""
+        return {**self.summary(facts), **self.tables(facts)}
+
+    def summary(self, facts: Facts) -> dict[str, Any]:
+        """Recompute what was folded since the last call, and return the document but its
+        tables (contracts, needs, warnings: `tables`): its cost follows what changed and the
+        partners, not the number of contracts. `touched` then names the contracts recomputed
+        (None: every one, after the facts or the business date changed)."""
         frame, span = self.frame_of(facts)
         today, buckets = frame[0], list(frame[1])
+        self.touched: set[str] | None = set()
         if facts is not self.facts or frame != self._frame:
             self._reset(facts, frame)
+            self.touched = None
         factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
         factors = [factor**k for k in range(len(buckets))]
         touched: set[str] = set()
@@ -115,13 +125,29 @@ class Running:
             self._contracts[cid], self._keys[cid] = c, key
             self._add(c, 1)
             touched.add(cid)
+        if self.touched is not None:
+            self.touched = touched
         self._dirty.clear()
         slots = self._dirty_needs | {s for cid in touched for s in self._slots.get(cid, ())}
         self._dirty_needs.clear()
         for cid in {d for s in slots for d in self._slot_contracts.get(s, ())}:
             self._warnings[cid] = self._warnings_of(self._contracts[cid])
-        self._place_needs(slots, [slot for slot in slots if self._need_row(slot)])
+        self._place_needs([slot for slot in slots if self._need_row(slot)])
         return self._view(facts, today, span, buckets, factor)
+
+    def tables(self, facts: Facts) -> dict[str, Any]:
+        """The document's tables as of the last `summary` (nothing recomputed): every
+        contract's row, the needs table, the warnings."""
+        return {
+            "contracts": [self._contracts[cid].row for cid in self._ids],
+            "needs": [self._need_rows[slot] for slot in self._need_slots],
+            "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],
+            "events_applied": len(facts.applied) if facts.applied is not None else None,
+        }
+
+    def row(self, cid: str) -> dict[str, Any]:
+        """One contract's row as of the last `summary`."""
+        return self._contracts[cid].row
 
     def _reset(self, facts: Facts, frame: tuple[Any, ...]) -> None:
         self.facts, self._frame = facts, frame
@@ -140,7 +166,6 @@ class Running:
         self._need_rows: dict[Slot, dict[str, Any]] = {}
         self._need_keys: dict[Slot, Any] = {}
         self._need_slots: list[Slot] = []  # sorted
-        self._need_list: list[dict[str, Any]] = []  # their rows, in that order (the needs table)
         self._dirty = set(facts.awards)
         self._dirty_needs = set(facts.needs)
 
@@ -218,19 +243,10 @@ class Running:
         self._need_keys[slot] = next(iter(rows))
         return new
 
-    def _place_needs(self, redone: set[Slot], new: list[Slot]) -> None:
-        """Put redone rows in the needs table by position: no walk over every need."""
-        if len(new) > 64:
-            _insert(self._need_slots, new)
-            self._need_list = [self._need_rows[slot] for slot in self._need_slots]
-            return
-        for slot in new:
-            i = bisect.bisect_left(self._need_slots, slot)
-            self._need_slots.insert(i, slot)
-            self._need_list.insert(i, self._need_rows[slot])
-        for slot in redone:
-            if slot in self._need_rows:
-                self._need_list[bisect.bisect_left(self._need_slots, slot)] = self._need_rows[slot]
+    def _place_needs(self, new: list[Slot]) -> None:
+        """Add new needs to the table's order (the rows themselves are read when the table is
+        asked for: `tables`)."""
+        _insert(self._need_slots, new)
 
     # -- the document ------------------------------------------------------------------------
 
@@ -281,7 +297,6 @@ class Running:
                     "cumulative_saving": m(cumulative),
                 }
             )
-        contracts = [self._contracts[cid] for cid in self._ids]
         return {
             "as_of": today.isoformat() if today else None,
             "portfolio": {
@@ -314,8 +329,4 @@ class Running:
                 {"partner_id": pid, **{k: m(row.get(k, 0)) for k in model._PARTNER_FIGURES}}
                 for pid, row in sorted(partners.items())
             ],
-            "contracts": [c.row for c in contracts],
-            "needs": list(self._need_list),  # a copy: the next batch changes the table in place
-            "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],
-            "events_applied": len(facts.applied) if facts.applied is not None else None,
         }

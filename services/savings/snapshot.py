@@ -241,7 +241,6 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         running._need_rows[(pid, nid)] = row
         running._need_keys[(pid, nid)] = tuple(key)
         running._need_slots.append((pid, nid))
-        running._need_list.append(row)
     running._dirty.clear()
     running._dirty_needs.clear()
     return facts

@@ -11,6 +11,7 @@ with what dashboards last saw and publish the difference, nothing missed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,20 +75,30 @@ class Update:
 def changes(last: LastPublished, figures: dict[str, Any]) -> Update | None:
     """The update that brings a dashboard from `last` to `figures`, or None when nothing
     differs. With nothing ever published, an empty projection needs no update either."""
-    summary = summary_of(figures)
+    ids = {row["contract_id"] for row in figures["contracts"]}
+    removed = sorted(cid for cid in last.rows if cid not in ids)
+    return changes_in(last, summary_of(figures), figures["contracts"], removed)
+
+
+def changes_in(
+    last: LastPublished,
+    summary: dict[str, Any],
+    rows: Iterable[dict[str, Any]],
+    removed: Sequence[str] = (),
+) -> Update | None:
+    """`changes` when only `rows` may differ from what was last published (the contracts a
+    recompute touched) besides the summary: its cost follows them, not every contract."""
     changed: dict[str, dict[str, Any]] = {}
     sources: dict[str, dict[str, Any]] = {}
-    ids = set()
-    for row in figures["contracts"]:
+    for row in rows:
         cid = row["contract_id"]
-        ids.add(cid)
         if last.sources.get(cid) is row:
             continue
         sources[cid] = row
         shown = row_of(row)
         if last.rows.get(cid) != shown:
             changed[cid] = shown
-    removed = sorted(cid for cid in last.rows if cid not in ids)
+    removed = list(removed)
     unchanged = summary == last.summary if last.summary is not None else summary["events_applied"] == 0
     if not changed and not removed and unchanged:
         last.sources.update(sources)  # same rows shown: the identity shortcut holds for them too

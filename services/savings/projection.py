@@ -100,13 +100,23 @@ class Projection(EventSetState[Facts]):
         replica, a rebuild, or a process killed before it could publish). Only the contracts
         the recompute touched are compared, unless every one was recomputed."""
         summary = self._summary_now()
+        update = None
         if self.last is not None:
             update = next_update(self.last, self.running, summary, self._compare_all, self._document_of)
-            if update is not None:
-                events = [self._event(data) for data in update.entries()]
-                record(self.last, update, await self.updates.append(events, update))
-        # after the publish: `published_id` and `figures` go together
-        self._summary, self._document, self._compare_all = summary, None, False
+        # the tables are read from the running figures, already new: the summary goes with them.
+        # While the update is being published, `figures` are newer than `published_id`: a
+        # dashboard starting then applies that update again, which changes nothing (never
+        # older: it would miss it)
+        self._summary, self._document = summary, None
+        if update is not None and self.last is not None:
+            events = [self._event(data) for data in update.entries()]
+            try:
+                entry_id = await self.updates.append(events, update)
+            except Exception:
+                self._compare_all = True  # not published: the next recompute compares everything
+                raise
+            record(self.last, update, entry_id)
+        self._compare_all = False
 
     async def _load(self, from_snapshot: bool = True) -> None:
         await super()._load(from_snapshot)

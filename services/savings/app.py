@@ -40,7 +40,7 @@ def build(ctx: Context) -> Service:
     async def savings(reader: Reader | None = anyone) -> Response:
         if reader is not None:
             return savings_response(projection.figures, projection.published_id)
-        if public_totals and (figures := projection.figures):
+        if public_totals and (figures := projection.summary):
             return totals_response(figures)
         return unauthenticated()
 

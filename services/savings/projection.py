@@ -126,6 +126,12 @@ class Projection(EventSetState[Facts]):
         self._compare_all = True
 
     @property
+    def summary(self) -> dict[str, Any]:
+        """The figures as last published but their tables: `as_of`, `portfolio`, `partners`,
+        ... (what the metrics and the public totals show)."""
+        return self._summary
+
+    @property
     def figures(self) -> dict[str, Any]:
         """The whole document as last published (`GET /savings`): its tables are put together
         when first asked for after a recompute, as they stood then."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from shared.ports import Decision, LogTrimmed, Ports, Snapshot, Write
+from shared.ports import Decision, LogTrimmed, OnItsWay, Ports, Snapshot, Write
 from shared.streams import Streams, entry_id
 
 
@@ -198,6 +198,15 @@ class MemoryBacklog:
 
     async def behind(self, streams: Sequence[str]) -> bool:
         return any(v for (s, _), v in (*self.unacked.items(), *self.unread_by.items()) if s in streams)
+
+    async def on_its_way(
+        self, inbound: str, gateways: str, requests: str, owner: str, limit: int
+    ) -> OnItsWay:
+        return OnItsWay(
+            await self.earliest_unhandled(inbound, gateways),
+            await self.unread(requests, owner, limit),
+            await self.earliest_unhandled(requests, owner),
+        )
 
 
 class MemoryVersions:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from shared.ports import Decision, LogTrimmed, Ports, Snapshot, Write
+from shared.ports import Decision, LogTrimmed, OnItsWay, Ports, Snapshot, Write
 from shared.streams import Streams, entry_id
 
 
@@ -194,6 +194,7 @@ class RedisBacklog:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._in_flight = _script(redis, "in_flight.lua")
         #: (stream, group) -> (the group's last delivered id then, the unread entries seen)
         self._unread: dict[
             tuple[str, str], tuple[tuple[int, int], dict[tuple[int, int], tuple[str, str]]]
@@ -235,6 +236,32 @@ class RedisBacklog:
             seen[entry_id(i)] = (_text(i), _text(f.get(b"inbound_id", b"")))
         self._unread[(stream, group)] = (delivered, seen)
         return None if len(seen) > limit else list(seen.values())
+
+    async def on_its_way(
+        self, inbound: str, gateways: str, requests: str, owner: str, limit: int
+    ) -> OnItsWay:
+        before, seen = self._unread.get((requests, owner), ((0, 0), {}))
+        newest = max(seen, default=(0, 0))
+        first, first_inbound, delivered_id, lag, flat, unhandled, unhandled_inbound = await self._in_flight(
+            keys=[inbound, requests], args=[gateways, owner, limit, f"{newest[0]}-{newest[1]}"]
+        )
+        delivered = entry_id(delivered_id)
+        unread: list[tuple[str, str]] | None
+        if lag > limit:  # too many to look at (lag is exact unless entries were deleted)
+            unread = None
+        else:
+            if delivered < before:  # the group was made again: what was seen says nothing now
+                seen = {}
+            seen = {k: v for k, v in seen.items() if k > delivered}
+            for i in range(0, len(flat), 2):
+                seen[entry_id(flat[i])] = (_text(flat[i]), _text(flat[i + 1]))
+            self._unread[(requests, owner)] = (delivered, seen)
+            unread = None if len(seen) > limit else list(seen.values())
+        return OnItsWay(
+            (_text(first), _text(first_inbound)) if first else None,
+            unread,
+            (_text(unhandled), _text(unhandled_inbound)) if unhandled else None,
+        )
 
     async def behind(self, streams: Sequence[str]) -> bool:
         for stream in streams:

@@ -12,7 +12,7 @@ import pytest
 
 from shared.adapters.memory import MemoryBacklog, MemoryStateStore, MemoryStreams, MemoryVersions
 from shared.adapters.redis import RedisBacklog, RedisStateStore, RedisVersions
-from shared.ports import LogTrimmed, Snapshot, StateStore, Versions
+from shared.ports import LogTrimmed, OnItsWay, Snapshot, StateStore, Versions
 from shared.redis_client import connect
 from shared.streams import Streams
 
@@ -54,7 +54,9 @@ class StateStoreContract:
         assert keys == ["b e1"]
         assert run(events.since(position, 10)) == (position, [], 3), "nothing new: the position stays"
 
-    def test_the_log_is_trimmed_and_a_reader_behind_the_trim_is_told(self, store: tuple[StateStore, Any]) -> None:
+    def test_the_log_is_trimmed_and_a_reader_behind_the_trim_is_told(
+        self, store: tuple[StateStore, Any]
+    ) -> None:
         events, apply = store
         run(apply(events.store("a e1", b"1")))
         behind = run(events.position())
@@ -143,8 +145,11 @@ class TestInMemory(StateStoreContract, VersionsContract):
         backlog.unacked[("s", "g")] = [("12-0", ""), ("3-1", "2-0")]
         assert run(backlog.earliest_unhandled("s", "g")) == ("3-1", "2-0") and run(backlog.behind(["s", "t"]))
         assert run(backlog.unread("r", "g", 2)) == [] and not run(backlog.behind(["r"]))
+        assert run(backlog.on_its_way("s", "g", "r", "g", 2)) == OnItsWay(("3-1", "2-0"), [], None)
         backlog.unread_by[("r", "g")] = [("5-0", "9-0"), ("6-0", "")]
-        assert run(backlog.unread("r", "g", 2)) == [("5-0", "9-0"), ("6-0", "")] and run(backlog.behind(["r"]))
+        assert run(backlog.unread("r", "g", 2)) == [("5-0", "9-0"), ("6-0", "")] and run(
+            backlog.behind(["r"])
+        )
         assert run(backlog.unread("r", "g", 1)) is None, "more than the limit"
 
 
@@ -177,7 +182,9 @@ class TestRedis(StateStoreContract, VersionsContract):
             assert await backlog.unread(stream, "g", 10) == [], "no stream yet"
             first = (await client.xadd(stream, {"event": "1", "inbound_id": "7-0"})).decode()
             second = (await client.xadd(stream, {"event": "2"})).decode()
-            assert await backlog.unread(stream, "g", 10) == [(first, "7-0"), (second, "")], "no group: all unread"
+            assert await backlog.unread(stream, "g", 10) == [(first, "7-0"), (second, "")], (
+                "no group: all unread"
+            )
             await client.xgroup_create(stream, "g", id="0")
             assert await backlog.behind([stream]), "unread entries"
             assert await backlog.earliest_unhandled(stream, "g") is None, "nothing read yet"
@@ -191,6 +198,43 @@ class TestRedis(StateStoreContract, VersionsContract):
             pending = await client.xpending(stream, "g")
             await client.xack(stream, "g", pending["min"])
             assert not await backlog.behind([stream])
+            await client.aclose()
+
+        run(scenario())
+
+    def test_what_is_on_its_way_is_the_three_looks_in_one(self, redis_url: str, prefix: str) -> None:
+        client = connect(redis_url)
+        backlog, inbound, requests = RedisBacklog(client), f"{prefix}:inbound", f"{prefix}:requests"
+
+        async def looks() -> OnItsWay:
+            return OnItsWay(
+                await backlog.earliest_unhandled(inbound, "gw"),
+                await backlog.unread(requests, "o", 2),
+                await backlog.earliest_unhandled(requests, "o"),
+            )
+
+        async def scenario() -> None:
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            assert way == OnItsWay(None, [], None), "no streams yet: nothing on its way"
+            first = (await client.xadd(inbound, {"event": "1"})).decode()
+            await client.xgroup_create(inbound, "gw", id="0")
+            await client.xreadgroup("gw", "c", {inbound: ">"})
+            r1 = (await client.xadd(requests, {"event": "1", "inbound_id": first})).decode()
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            assert way == OnItsWay((first, ""), [(r1, first)], None), "no group on the requests: all unread"
+            await client.xgroup_create(requests, "o", id="0")
+            r2 = (await client.xadd(requests, {"event": "2", "inbound_id": "9-0"})).decode()
+            r3 = (await client.xadd(requests, {"event": "3"})).decode()
+            assert (await backlog.on_its_way(inbound, "gw", requests, "o", 2)).unread is None, (
+                "over the limit"
+            )
+            await client.xreadgroup("o", "c", {requests: ">"}, count=1)
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            assert way == OnItsWay((first, ""), [(r2, "9-0"), (r3, "")], (r1, first)) == await looks()
+            await client.xack(inbound, "gw", first)
+            await client.xreadgroup("o", "c", {requests: ">"})
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            assert way == OnItsWay(None, [], (r1, first)) == await looks()
             await client.aclose()
 
         run(scenario())

@@ -1,0 +1,63 @@
+-- What is still on its way to an owner, in one look (shared/authority.py `_in_flight`): the
+-- earliest entry the gateways have read from P:inbound and not acknowledged; the owner's
+-- request stream: what its group has not read yet, and the earliest it has read and not
+-- acknowledged. One script: the three looks see one moment.
+-- KEYS[1] P:inbound, KEYS[2] the owner's request stream.
+-- ARGV[1] the gateways' group, ARGV[2] the owner's group, ARGV[3] at most this many unread
+-- entries, ARGV[4] the newest unread entry the caller already has ('0-0': none).
+-- Returns {inbound first id or '', its inbound_id, delivered id, lag (-1 unknown), unread
+-- entries as id, inbound_id, ... (after max(delivered, ARGV[4])), requests' first unacked id
+-- or '', its inbound_id}; lag over ARGV[3]: the unread part is left empty.
+local function inbound_of(entry)
+  if not entry then return '' end
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'inbound_id' then return fields[i + 1] end
+  end
+  return ''
+end
+
+local function first_unacked(stream, group)
+  local summary = redis.pcall('XPENDING', stream, group)
+  if type(summary) ~= 'table' or summary.err or summary[1] == 0 or not summary[2] then
+    return '', ''
+  end
+  local entry = redis.call('XRANGE', stream, summary[2], summary[2], 'COUNT', 1)
+  return summary[2], inbound_of(entry[1])
+end
+
+local function id_of(text)
+  local ms, seq = string.match(text, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local limit = tonumber(ARGV[3])
+local inbound_first, inbound_id = first_unacked(KEYS[1], ARGV[1])
+
+local delivered, lag = '0-0', -1
+local unread = {}
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[2])
+if type(groups) == 'table' and not groups.err then
+  for _, g in ipairs(groups) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == ARGV[2] then
+      delivered = info['last-delivered-id']
+      if info['lag'] then lag = info['lag'] end
+    end
+  end
+  if lag <= limit then
+    local after = delivered
+    local a_ms, a_seq = id_of(after)
+    local s_ms, s_seq = id_of(ARGV[4])
+    if s_ms > a_ms or (s_ms == a_ms and s_seq > a_seq) then after = ARGV[4] end
+    local entries = redis.call('XRANGE', KEYS[2], '(' .. after, '+', 'COUNT', limit + 1)
+    for _, e in ipairs(entries) do
+      unread[#unread + 1] = e[1]
+      unread[#unread + 1] = inbound_of(e)
+    end
+  end
+end
+
+local requests_first, requests_inbound = first_unacked(KEYS[2], ARGV[2])
+return {inbound_first, inbound_id, delivered, lag, unread, requests_first, requests_inbound}

@@ -37,16 +37,6 @@ Slot = tuple[str, str]  # (partner id, need id)
 _SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
 
 
-def _insert(ordered: list[Any], items: list[Any]) -> None:
-    """Add new items to a sorted list: one by one when few, by sorting when many (a load)."""
-    if len(items) > 64:
-        ordered.extend(items)
-        ordered.sort()
-    else:
-        for item in items:
-            bisect.insort(ordered, item)
-
-
 class Running:
     def __init__(self, policy: SavingsPolicy) -> None:
         self.policy = policy
@@ -111,7 +101,6 @@ class Running:
         factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
         factors = [factor**k for k in range(len(buckets))]
         touched: set[str] = set()
-        _insert(self._ids, [cid for cid in self._dirty if cid in facts.awards and cid not in self._contracts])
         for cid in sorted(self._dirty):
             fact = facts.awards.get(cid)
             if fact is None:
@@ -132,16 +121,19 @@ class Running:
         self._dirty_needs.clear()
         for cid in {d for s in slots for d in self._slot_contracts.get(s, ())}:
             self._warnings[cid] = self._warnings_of(self._contracts[cid])
-        self._place_needs([slot for slot in slots if self._need_row(slot)])
+        for slot in slots:
+            self._need_row(slot)
         return self._view(facts, today, span, buckets, factor)
 
     def tables(self, facts: Facts) -> dict[str, Any]:
         """The document's tables as of the last `summary` (nothing recomputed): every
-        contract's row, the needs table, the warnings."""
+        contract's row, the needs table, the warnings. Put in order here: a recompute keeps
+        no sorted list up to date."""
+        ids = sorted(self._contracts)
         return {
-            "contracts": [self._contracts[cid].row for cid in self._ids],
-            "needs": [self._need_rows[slot] for slot in self._need_slots],
-            "warnings": [w for cid in self._ids for w in self._warnings.get(cid, ())],
+            "contracts": [self._contracts[cid].row for cid in ids],
+            "needs": [self._need_rows[slot] for slot in sorted(self._need_rows)],
+            "warnings": [w for cid in ids for w in self._warnings.get(cid, ())],
             "events_applied": len(facts.applied) if facts.applied is not None else None,
         }
 
@@ -153,7 +145,6 @@ class Running:
         self.facts, self._frame = facts, frame
         self._contracts: dict[str, ContractFigures] = {}
         self._keys: dict[str, Any] = {}
-        self._ids: list[str] = []  # contract ids, sorted
         self._slots: dict[str, list[Slot]] = {}  # a contract's need slots, in its award's order
         self._slot_contracts: defaultdict[Slot, list[str]] = defaultdict(list)  # sorted ids per slot
         self._sums: Counter[str] = Counter()
@@ -165,7 +156,6 @@ class Running:
         self._warnings: dict[str, list[str]] = {}
         self._need_rows: dict[Slot, dict[str, Any]] = {}
         self._need_keys: dict[Slot, Any] = {}
-        self._need_slots: list[Slot] = []  # sorted
         self._dirty = set(facts.awards)
         self._dirty_needs = set(facts.needs)
 
@@ -231,22 +221,15 @@ class Running:
             out.append(f"contract {c.award.contract_id} names needs not yet identified: {missing}")
         return out
 
-    def _need_row(self, slot: Slot) -> bool:
-        """Redo a need's row; True if it is a new row."""
+    def _need_row(self, slot: Slot) -> None:
+        """Redo a need's row."""
         fact = self.facts.needs.get(slot) if self.facts else None
         if fact is None:
-            return False
-        new = slot not in self._need_rows
+            return
         old = {self._need_keys[slot]: self._need_rows[slot]} if slot in self._need_keys else {}
         rows: dict[Any, dict[str, Any]] = {}
         self._need_rows[slot] = model._need_row(old, rows, slot[0], slot[1], fact, self._holder(slot))
         self._need_keys[slot] = next(iter(rows))
-        return new
-
-    def _place_needs(self, new: list[Slot]) -> None:
-        """Add new needs to the table's order (the rows themselves are read when the table is
-        asked for: `tables`)."""
-        _insert(self._need_slots, new)
 
     # -- the document ------------------------------------------------------------------------
 

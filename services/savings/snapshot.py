@@ -163,9 +163,7 @@ def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
         "facts": placed,
         "contracts": {cid: _contract(c) for cid, c in running._contracts.items()},
         "warnings": running._warnings,
-        "needs": [
-            (*slot, running._need_keys[slot], running._need_rows[slot]) for slot in running._need_slots
-        ],
+        "needs": [(*slot, running._need_keys[slot], row) for slot, row in running._need_rows.items()],
         "sums": [
             running._sums,
             running._years,
@@ -228,7 +226,6 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         running._index(cid, fact.payload)
         running._contracts[cid] = _figures(fact.payload, header["contracts"][cid])
         running._keys[cid] = model._key(fact, facts, today, buckets, policy)
-    running._ids = sorted(header["contracts"])
     running._warnings = header["warnings"]
     sums, years, years_disc, partners, refs, steps = header["sums"]
     running._sums.update(sums)
@@ -240,7 +237,6 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     for pid, nid, key, row in header["needs"]:
         running._need_rows[(pid, nid)] = row
         running._need_keys[(pid, nid)] = tuple(key)
-        running._need_slots.append((pid, nid))
     running._dirty.clear()
     running._dirty_needs.clear()
     return facts

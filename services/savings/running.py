@@ -43,6 +43,8 @@ class Running:
         self.facts: Facts | None = None
         self._frame: tuple[Any, ...] | None = None
         self._dirty: set[str] = set()  # contracts whose inputs an event touched
+        #: the contracts the last `summary` recomputed; None: every one
+        self.touched: set[str] | None = None
         self._dirty_needs: set[Slot] = set()
 
     def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
@@ -94,7 +96,7 @@ class Running:
         (None: every one, after the facts or the business date changed)."""
         frame, span = self.frame_of(facts)
         today, buckets = frame[0], list(frame[1])
-        self.touched: set[str] | None = set()
+        self.touched = set()
         if facts is not self.facts or frame != self._frame:
             self._reset(facts, frame)
             self.touched = None

@@ -46,6 +46,11 @@ def deployment(r: redis.Redis, prefix: str, redis_url: str, tmp_path: Path):  # 
                  what="the savings projection caught up")
         wait_for(lambda: httpx.get(f"{proc.url}/savings", headers=READ).json()["portfolio"]["active_contracts"] == 4, 30,
                  what="four contracts")
+        # the opportunities: the needs service matches them again at most once a second while
+        # needs keep coming (seen once in CI: the report read before the carers' was published)
+        wait_for(lambda: any(k[0] == "decision" and k[1] == "tscip-carers-2013" and "lead commissioner" in k[2]
+                             for k in csv_rows(httpx.get(f"{proc.url}/workspace/report.csv", headers=READ).text)),
+                 30, what="the opportunities the needs service derives")
         yield proc, env
     finally:
         proc.stop()

@@ -351,15 +351,14 @@ class Matched:
 
     def refresh(self, reg: Register) -> set[str] | None:
         """Match again what changed in `reg`: the opportunities to look at (those found now
-        and those gone), or None for all (the first time, or after the index was read whole)."""
-        if reg is not self._of:
-            reg.touched = set()
-            self._of, self.opportunities = reg, opportunities(reg, self.policy, self.savings)
-            return None
+        and those gone), or None for all (the first time, or after the index was read whole).
+        The needs service does the same a category at a time (`touched`, `refresh_category`),
+        yielding between."""
+        whole = not self.follows(reg)
         scope: set[str] = set()
         for category in self.touched(reg):
             scope |= self.refresh_category(reg, category)
-        return scope
+        return None if whole else scope
 
     def follows(self, reg: Register) -> bool:
         """Whether the opportunities are those of `reg` (not of an index since read whole)."""

@@ -222,10 +222,7 @@ class RedisBacklog:
         if info is not None and info.get("lag") is not None and info["lag"] > limit:
             return None  # too many to look at (lag is exact unless entries were deleted)
         delivered = (0, 0) if info is None else entry_id(info["last-delivered-id"])
-        before, seen = self._unread.get((stream, group), ((0, 0), {}))
-        if delivered < before:  # the group was made again: what was seen says nothing now
-            seen = {}
-        seen = {k: v for k, v in seen.items() if k > delivered}
+        seen = self._still_unread(stream, group, delivered) or {}
         if len(seen) > limit:
             return None
         last = max(seen, default=delivered)
@@ -237,11 +234,20 @@ class RedisBacklog:
         self._unread[(stream, group)] = (delivered, seen)
         return None if len(seen) > limit else list(seen.values())
 
+    def _still_unread(
+        self, stream: str, group: str, delivered: tuple[int, int]
+    ) -> dict[tuple[int, int], tuple[str, str]] | None:
+        """The unread entries seen before that `group` (delivered up to `delivered`) has still
+        not read; None when the group was made again since: what was seen says nothing now."""
+        before, seen = self._unread.get((stream, group), ((0, 0), {}))
+        if delivered < before:
+            return None
+        return {k: v for k, v in seen.items() if k > delivered}
+
     async def on_its_way(
         self, inbound: str, gateways: str, requests: str, owner: str, limit: int
     ) -> OnItsWay:
-        before, seen = self._unread.get((requests, owner), ((0, 0), {}))
-        newest = max(seen, default=(0, 0))
+        newest = max(self._unread.get((requests, owner), ((0, 0), {}))[1], default=(0, 0))
         first, first_inbound, delivered_id, lag, flat, unhandled, unhandled_inbound = await self._in_flight(
             keys=[inbound, requests], args=[gateways, owner, limit, f"{newest[0]}-{newest[1]}"]
         )
@@ -250,9 +256,11 @@ class RedisBacklog:
         if lag > limit:  # too many to look at (lag is exact unless entries were deleted)
             unread = None
         else:
-            if delivered < before:  # the group was made again: what was seen says nothing now
-                seen = {}
-            seen = {k: v for k, v in seen.items() if k > delivered}
+            kept = self._still_unread(requests, owner, delivered)
+            if kept is None:  # read after what was seen, which says nothing now: look again
+                self._unread.pop((requests, owner), None)
+                return await self.on_its_way(inbound, gateways, requests, owner, limit)
+            seen = kept
             for i in range(0, len(flat), 2):
                 seen[entry_id(flat[i])] = (_text(flat[i]), _text(flat[i + 1]))
             self._unread[(requests, owner)] = (delivered, seen)

@@ -202,6 +202,24 @@ class TestRedis(StateStoreContract, VersionsContract):
 
         run(scenario())
 
+    def test_a_group_made_again_is_looked_at_afresh(self, redis_url: str, prefix: str) -> None:
+        client = connect(redis_url)
+        backlog, inbound, requests = RedisBacklog(client), f"{prefix}:inbound", f"{prefix}:requests"
+
+        async def scenario() -> None:
+            ids = [(await client.xadd(requests, {"event": str(n)})).decode() for n in range(3)]
+            await client.xgroup_create(requests, "o", id="0")
+            await client.xreadgroup("o", "c", {requests: ">"}, count=1)
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 3)
+            assert way.unread == [(ids[1], ""), (ids[2], "")], "seen, and kept for the next look"
+            await client.xgroup_destroy(requests, "o")
+            await client.xgroup_create(requests, "o", id="0")  # nothing read by the new group
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 3)
+            assert way.unread == [(i, "") for i in ids] == await backlog.unread(requests, "o", 3)
+            await client.aclose()
+
+        run(scenario())
+
     def test_what_is_on_its_way_is_the_three_looks_in_one(self, redis_url: str, prefix: str) -> None:
         client = connect(redis_url)
         backlog, inbound, requests = RedisBacklog(client), f"{prefix}:inbound", f"{prefix}:requests"

@@ -15,7 +15,7 @@ since its arrival and the partnership's streams have had no backlog for `QUIET_S
 service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
 decided in the order they came. Nor is a request decided while an earlier one is still on its
 way (read by a gateway and not yet forwarded, forwarded and not yet read, read and not yet
-stored: `_in_flight`). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
+stored: `_way`, seen in the same moment as the state's log). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
 decide a request twice and to let two accepted requests claim the same slot (one return per
 period and partner, one decommissioning per contract...), so replicas deciding at once agree.
 """
@@ -33,7 +33,7 @@ import structlog
 
 from shared.bus import Entry
 from shared.events import CloudEvent, Payload
-from shared.ports import Decision, Ports, Write
+from shared.ports import Decision, OnItsWay, Ports, Way, Write
 from shared.state import EventSetState
 from shared.streams import Streams, entry_id
 
@@ -181,7 +181,7 @@ class OwnerState(EventSetState[I]):
         #: because the partnership's services are behind
         self.inputs: list[str] = []
         self._quiet_since_ms: float | None = None
-        #: the earliest request still on its way somewhere (`_in_flight`): nothing that arrived
+        #: the earliest request still on its way somewhere (`_on_its_way`): nothing that arrived
         #: after it is decided before it
         self._horizon: tuple[int, int] | None = None
         self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
@@ -215,18 +215,25 @@ class OwnerState(EventSetState[I]):
             commands.append(self.decisions.arrival(event.key, entry.id, inbound))
         return commands
 
-    async def _in_flight(self) -> None:
-        """Note the earliest request not yet stored: on `P:inbound`, read by a gateway and not
-        yet forwarded; on the request stream, forwarded and not yet read (gateways forward in
+    def _way(self) -> Way:
+        """What is on its way to this owner: on `P:inbound`, read by a gateway and not yet
+        forwarded; on the request stream, forwarded and not yet read (gateways forward in
         parallel, and one reclaims what a crashed one left: a request can be forwarded after
-        later ones were stored), or read by a replica and not yet stored. The three are looked at
-        in one step (`Backlog.on_its_way`: one moment, one round trip), before the stored
-        requests are folded: a request is seen in one of them or folded with the rest."""
-        earliest: list[tuple[int, int]] = []
-        requests = self.streams.requests(self.service)
-        way = await self.backlog.on_its_way(
-            self.streams.inbound, "gateway", requests, self.service, UNREAD_LOOKED_AT
+        later ones were stored), or read by a replica and not yet stored. Looked at in the same
+        moment as the state's log (`StateStore.follow`): a request is either seen on its way or
+        logged, and folded with the rest."""
+        return Way(
+            self.streams.inbound,
+            "gateway",
+            self.streams.requests(self.service),
+            self.service,
+            UNREAD_LOOKED_AT,
         )
+
+    def _on_its_way(self, way: OnItsWay) -> None:
+        """Note the earliest request not yet stored (`_horizon`): nothing that arrived after it
+        is decided before it."""
+        earliest: list[tuple[int, int]] = []
         if way.inbound is not None:
             earliest.append(entry_id(way.inbound[0]))
         if way.unread is None:  # too many to look at: nothing is decided until they are read
@@ -237,8 +244,12 @@ class OwnerState(EventSetState[I]):
             earliest.append(_arrival(*way.unhandled))
         self._horizon = min(earliest, default=None)
 
+    async def _in_flight(self) -> None:
+        """`_on_its_way` on a look of its own, before the whole state is read (`_load`)."""
+        w = self._way()
+        self._on_its_way(await self.backlog.on_its_way(w.inbound, w.gateways, w.requests, w.owner, w.limit))
+
     async def _refresh(self) -> bool:
-        await self._in_flight()
         changed = await super()._refresh()
         await self._place()
         return changed

@@ -103,6 +103,12 @@ class StateStore(Protocol):
         key up to the log's end, its index holds exactly that many events). Raises `LogTrimmed`
         when entries after `position` may have been trimmed."""
 
+    async def follow(self, position: str, count: int, way: Way | None = None) -> Followed:
+        """In one step (one moment): the generation, and the keys logged after `position` as
+        `since` gives them (`trimmed` instead of raising); with `way` (an owner's question), what
+        is on its way to it as `Backlog.on_its_way` answers. A request is then either on its way
+        or logged: none is missed between two looks."""
+
     async def trim(self, below: str) -> int:
         """Drop the log's entries before position `below` (the set keeps every event); how many."""
 
@@ -114,6 +120,29 @@ class StateStore(Protocol):
 
     async def snapshot(self) -> Snapshot | None:
         """The last snapshot saved, or None."""
+
+
+@dataclass(frozen=True)
+class Way:
+    """An owner's question (`Backlog.on_its_way`): what is on its way to it?"""
+
+    inbound: str  # P:inbound
+    gateways: str  # the gateways' group on it
+    requests: str  # the owner's request stream
+    owner: str  # its group on that
+    limit: int  # at most this many unread requests are looked at
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What `StateStore.follow` saw at one moment."""
+
+    generation: bytes | None
+    position: str  # of the last key (or the position asked about, when there is none)
+    keys: list[str]  # logged after the position asked about, in order (at most the count)
+    size: int  # events in the set
+    trimmed: bool  # entries after the position asked about may have been trimmed (`LogTrimmed`)
+    way: OnItsWay | None = None  # what was on its way, when asked
 
 
 class Backlog(Protocol):

@@ -37,7 +37,7 @@ from shared.bus.consumer import parse_trusted
 from shared.decode import decode
 from shared.events import CloudEvent, Payload, errors_of, to_json
 from shared.outage import OUTAGE
-from shared.ports import LogTrimmed, Ports, Snapshot, Versions, Write
+from shared.ports import Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Versions, Way, Write
 from shared.streams import Streams
 
 log = structlog.get_logger("state")
@@ -55,6 +55,8 @@ RETRY_S = 0.2
 #: input quiet (no stream's last batch was full, none applied for this long): recompute now,
 #: there is no throughput to protect
 QUIET_S = 0.05
+#: the state log is followed this many keys at a time
+FOLLOW_COUNT = 5000
 
 
 def payload_of(event: CloudEvent) -> Payload:
@@ -361,17 +363,27 @@ class EventSetState(Generic[I]):
         this process folded on an assumption that turned out wrong is dropped."""
         self._stale = self._dirty = True
 
+    def _way(self) -> Way | None:
+        """An owner's question for the state's log (`StateStore.follow`): what is on its way to
+        it, seen at the same moment as the log."""
+        return None
+
+    def _on_its_way(self, way: OnItsWay) -> None:
+        """What an owner's `_way` was answered, just before the log's keys are folded."""
+
     async def _refresh(self) -> bool:
-        """Fold what other replicas applied (from the log); reload all after a rebuild."""
-        generation = await self.events.generation()
+        """Fold what other replicas applied (from the log); reload all after a rebuild. One look
+        at the store (`StateStore.follow`): the generation, the log and, for an owner, what is
+        on its way, in one moment."""
+        head = await self.events.follow(self._log_pos, FOLLOW_COUNT, self._way())
         outage = OUTAGE.epoch != self._epoch
-        if generation != self.generation or self._stale or outage:
+        if head.generation != self.generation or self._stale or outage:
             # after an outage Redis may be older than this process's memory (a failover lost the
             # last writes): what it folded or decided on its own is read again from Redis
             log.info(
                 "reloading state",
                 service=self.service,
-                rebuilt=generation != self.generation,
+                rebuilt=head.generation != self.generation,
                 after_outage=outage,
             )
             # what this process folded on its own may be in its last snapshot: not used then
@@ -379,22 +391,25 @@ class EventSetState(Generic[I]):
             self._stale = False
             return True
         try:
-            return bool(await self._follow())
+            if head.trimmed:
+                raise LogTrimmed(f"the state log was trimmed past {self._log_pos}")
+            if head.way is not None:
+                self._on_its_way(head.way)
+            return bool(await self._follow(head))
         except LogTrimmed as e:  # this process fell behind the log's retention
             log.warning("state log trimmed past this process: reading the state whole", error=str(e))
             await self._load()
             return True
 
-    async def _follow(self) -> int:
-        """Fold what the log shows after `_log_pos`; how many events that added."""
+    async def _follow(self, head: Followed | None = None) -> int:
+        """Fold what the log shows after `_log_pos` (starting with `head`, read already); how
+        many events that added."""
         folded = 0
         while True:
-            self._log_pos, keys, size = await self.events.since(self._log_pos, 5000)
-            if not keys:
-                # every key this process folded before this follow was in the log up to here
-                self.size = size
-                self._ahead.clear()
-                return folded
+            if head is None:
+                self._log_pos, keys, size = await self.events.since(self._log_pos, FOLLOW_COUNT)
+            else:
+                self._log_pos, keys, size, head = head.position, head.keys, head.size, None
             missing = [key for key in keys if key not in self._ahead]
             # stored by this process, its batch not folded yet: the payload is already parsed
             ours = [key for key in missing if key in self._payloads]
@@ -406,6 +421,12 @@ class EventSetState(Generic[I]):
                     if raw is not None:
                         self.fold(self.index, key, decode(raw).payload())
             folded += len(missing)
+            if len(keys) < FOLLOW_COUNT:
+                # the log's end at that moment: every key this process folded before this follow
+                # was in the log up to here, and the set held `size` events
+                self.size = size
+                self._ahead.clear()
+                return folded
 
     async def start(self) -> None:
         """Load, then keep fresh in the background (a service's on_startup hook)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from shared.ports import Decision, LogTrimmed, OnItsWay, Ports, Snapshot, Write
+from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
 from shared.streams import Streams, entry_id
 
 
@@ -115,12 +115,16 @@ class MemoryDecisionLog:
 
 class MemoryStateStore:
     """shared.ports.StateStore in a dict and a list. Held requests of an owner live in the same
-    set, so its decision log reads them from here (`decisions`)."""
+    set, so its decision log reads them from here (`decisions`); an owner's `follow` looks at
+    what is on its way through `backlog`."""
 
     def __init__(
-        self, streams: MemoryStreams | None = None, decisions: MemoryDecisionLog | None = None
+        self,
+        streams: MemoryStreams | None = None,
+        decisions: MemoryDecisionLog | None = None,
+        backlog: MemoryBacklog | None = None,
     ) -> None:
-        self.streams = streams or MemoryStreams()
+        self.streams, self.backlog = streams or MemoryStreams(), backlog
         self.events: dict[str, bytes] = decisions.requests if decisions is not None else {}
         self.log: list[tuple[str, str]] = []
         self.current: bytes | None = None
@@ -157,6 +161,18 @@ class MemoryStateStore:
         found = [e for e in self.log if int(e[0].partition("-")[0]) > after][:count]
         return (found[-1][0] if found else position), [k for _, k in found], len(self.events)
 
+    async def follow(self, position: str, count: int, way: Way | None = None) -> Followed:
+        on_its_way = None
+        if way is not None:  # no await between this and the log: one moment
+            if self.backlog is None:
+                raise ValueError("an owner's follow needs the backlog its ports were made with")
+            on_its_way = self.backlog.look(way)
+        try:
+            last, keys, size = await self.since(position, count)
+        except LogTrimmed:
+            return Followed(self.current, position, [], len(self.events), True, on_its_way)
+        return Followed(self.current, last, keys, size, False, on_its_way)
+
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.events.get(k) for k in keys]
 
@@ -189,12 +205,10 @@ class MemoryBacklog:
         self.unread_by: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
-        pending = self.unacked.get((stream, group))
-        return min(pending, key=lambda e: entry_id(e[0])) if pending else None
+        return self.look(Way("", "", stream, group, 0)).unhandled
 
     async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
-        entries = self.unread_by.get((stream, group), [])
-        return None if len(entries) > limit else list(entries)
+        return self.look(Way("", "", stream, group, limit)).unread
 
     async def behind(self, streams: Sequence[str]) -> bool:
         return any(v for (s, _), v in (*self.unacked.items(), *self.unread_by.items()) if s in streams)
@@ -202,10 +216,17 @@ class MemoryBacklog:
     async def on_its_way(
         self, inbound: str, gateways: str, requests: str, owner: str, limit: int
     ) -> OnItsWay:
+        return self.look(Way(inbound, gateways, requests, owner, limit))
+
+    def look(self, way: Way) -> OnItsWay:
+        """`on_its_way` without awaiting (`MemoryStateStore.follow` looks in the same moment)."""
+        unacked = self.unacked.get((way.inbound, way.gateways))
+        mine = self.unacked.get((way.requests, way.owner))
+        unread = self.unread_by.get((way.requests, way.owner), [])
         return OnItsWay(
-            await self.earliest_unhandled(inbound, gateways),
-            await self.unread(requests, owner, limit),
-            await self.earliest_unhandled(requests, owner),
+            min(unacked, key=lambda e: entry_id(e[0])) if unacked else None,
+            None if len(unread) > way.limit else list(unread),
+            min(mine, key=lambda e: entry_id(e[0])) if mine else None,
         )
 
 
@@ -238,10 +259,11 @@ def memory_ports(streams: MemoryStreams | None = None) -> Ports:
     """A service's ports in memory, publishing on `streams`."""
     world = streams or MemoryStreams()
     decisions = MemoryDecisionLog(world)
+    backlog = MemoryBacklog()
     versions: dict[str, MemoryVersions] = {}
     return Ports(
-        state=MemoryStateStore(world, decisions),
+        state=MemoryStateStore(world, decisions, backlog),
         decisions=decisions,
-        backlog=MemoryBacklog(),
+        backlog=backlog,
         versions=lambda name: versions.setdefault(name, MemoryVersions(world)),
     )

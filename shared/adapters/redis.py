@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from shared.ports import Decision, LogTrimmed, OnItsWay, Ports, Snapshot, Write
+from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
 from shared.streams import Streams, entry_id
 
 
@@ -115,10 +115,13 @@ return 1
 class RedisStateStore:
     """A service's applied events (shared.ports.StateStore): the hash `P:state:<service>:events`,
     the stream `:log` of keys in the order stored, the counter `:generation`, and the hash
-    `:snapshot` (the service's index at a position of the log, shared/state.py)."""
+    `:snapshot` (the service's index at a position of the log, shared/state.py). An owner's
+    `follow` looks at what is on its way to it through its `backlog`, in the same script."""
 
-    def __init__(self, redis: Redis, streams: Streams, service: str) -> None:
-        self.redis = redis
+    def __init__(
+        self, redis: Redis, streams: Streams, service: str, backlog: RedisBacklog | None = None
+    ) -> None:
+        self.redis, self.backlog = redis, backlog
         self.events_key = streams.state(service, "events")
         self.log_key = streams.state(service, "log")
         #: where the log was trimmed to: a sorted set whose one member's score only grows
@@ -162,6 +165,28 @@ class RedisStateStore:
         if not entries:
             return position, [], size
         return _text(entries[-1][0]), [f[b"key"].decode() for _, f in entries], size
+
+    async def follow(self, position: str, count: int, way: Way | None = None) -> Followed:
+        if way is not None:
+            if self.backlog is None:
+                raise ValueError("an owner's follow needs the backlog its ports were made with")
+            on_its_way, (generation, trimmed, flat, size) = await self.backlog.look(
+                way, self, position, count
+            )
+            logged = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        else:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.get(self.generation_key)
+                pipe.zscore(self.trimmed_key, "below")
+                pipe.xrange(self.log_key, min="(" + position, max="+", count=count)
+                pipe.hlen(self.events_key)
+                generation, trimmed, entries, size = await pipe.execute()
+            on_its_way, logged = None, [(i, f[b"key"]) for i, f in entries]
+        generation = generation or None
+        if trimmed and entry_id(position) < (int(float(trimmed)), 0):
+            return Followed(generation, position, [], size, True, on_its_way)
+        last = _text(logged[-1][0]) if logged else position
+        return Followed(generation, last, [_text(k) for _, k in logged], size, False, on_its_way)
 
     async def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(await self.redis.hmget(self.events_key, list(keys))) if keys else []
@@ -247,29 +272,42 @@ class RedisBacklog:
     async def on_its_way(
         self, inbound: str, gateways: str, requests: str, owner: str, limit: int
     ) -> OnItsWay:
-        newest = max(self._unread.get((requests, owner), ((0, 0), {}))[1], default=(0, 0))
-        first, first_inbound, delivered_id, lag, flat, unhandled, unhandled_inbound = await self._in_flight(
-            keys=[inbound, requests], args=[gateways, owner, limit, f"{newest[0]}-{newest[1]}"]
-        )
+        return (await self.look(Way(inbound, gateways, requests, owner, limit)))[0]
+
+    async def look(
+        self, way: Way, state: RedisStateStore | None = None, position: str = "0-0", count: int = 0
+    ) -> tuple[OnItsWay, list[Any]]:
+        """`on_its_way`, and with `state`, that state's generation, trim mark, log after
+        `position` (at most `count` entries, flat: id, key, ...) and size at the same moment
+        (in_flight.lua, one script)."""
+        newest = max(self._unread.get((way.requests, way.owner), ((0, 0), {}))[1], default=(0, 0))
+        keys = [way.inbound, way.requests]
+        args: list[Any] = [way.gateways, way.owner, way.limit, f"{newest[0]}-{newest[1]}"]
+        if state is not None:
+            keys += [state.log_key, state.trimmed_key, state.events_key, state.generation_key]
+            args += [position, count]
+        got = await self._in_flight(keys=keys, args=args)
+        first, first_inbound, delivered_id, lag, flat, unhandled, unhandled_inbound = got[:7]
         delivered = entry_id(delivered_id)
         unread: list[tuple[str, str]] | None
-        if lag > limit:  # too many to look at (lag is exact unless entries were deleted)
+        if lag > way.limit:  # too many to look at (lag is exact unless entries were deleted)
             unread = None
         else:
-            kept = self._still_unread(requests, owner, delivered)
+            kept = self._still_unread(way.requests, way.owner, delivered)
             if kept is None:  # read after what was seen, which says nothing now: look again
-                self._unread.pop((requests, owner), None)
-                return await self.on_its_way(inbound, gateways, requests, owner, limit)
+                self._unread.pop((way.requests, way.owner), None)
+                return await self.look(way, state, position, count)
             seen = kept
             for i in range(0, len(flat), 2):
                 seen[entry_id(flat[i])] = (_text(flat[i]), _text(flat[i + 1]))
-            self._unread[(requests, owner)] = (delivered, seen)
-            unread = None if len(seen) > limit else list(seen.values())
-        return OnItsWay(
+            self._unread[(way.requests, way.owner)] = (delivered, seen)
+            unread = None if len(seen) > way.limit else list(seen.values())
+        on_its_way = OnItsWay(
             (_text(first), _text(first_inbound)) if first else None,
             unread,
             (_text(unhandled), _text(unhandled_inbound)) if unhandled else None,
         )
+        return on_its_way, list(got[7:])
 
     async def behind(self, streams: Sequence[str]) -> bool:
         for stream in streams:
@@ -333,9 +371,10 @@ def _dump(version: dict[str, Any] | None) -> str:
 
 def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
     """A service's ports on Redis, under its state keys `P:state:<service>:…`."""
+    backlog = RedisBacklog(redis)
     return Ports(
-        state=RedisStateStore(redis, streams, service),
+        state=RedisStateStore(redis, streams, service, backlog),
         decisions=RedisDecisionLog(redis, streams, service),
-        backlog=RedisBacklog(redis),
+        backlog=backlog,
         versions=lambda name: RedisVersions(redis, streams.state(service, name)),
     )

@@ -8,6 +8,10 @@
 -- Returns {inbound first id or '', its inbound_id, delivered id, lag (-1 unknown), unread
 -- entries as id, inbound_id, ... (after max(delivered, ARGV[4])), requests' first unacked id
 -- or '', its inbound_id}; lag over ARGV[3]: the unread part is left empty.
+-- With KEYS[3..6] (the owner's state log, its trim mark, its set of events, its generation)
+-- and ARGV[5] (a log position), ARGV[6] (a count), the same moment's state as well
+-- (`StateStore.follow`): 7 more values, {generation or '', the trim mark or '', the log's
+-- entries after ARGV[5] as id, key, ... (at most ARGV[6]), the set's size}.
 local function inbound_of(entry)
   if not entry then return '' end
   local fields = entry[2]
@@ -60,4 +64,22 @@ if type(groups) == 'table' and not groups.err then
 end
 
 local requests_first, requests_inbound = first_unacked(KEYS[2], ARGV[2])
-return {inbound_first, inbound_id, delivered, lag, unread, requests_first, requests_inbound}
+if #KEYS < 6 then
+  return {inbound_first, inbound_id, delivered, lag, unread, requests_first, requests_inbound}
+end
+
+local logged = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[3], '(' .. ARGV[5], '+', 'COUNT', tonumber(ARGV[6]))) do
+  local fields = e[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'key' then
+      logged[#logged + 1] = e[1]
+      logged[#logged + 1] = fields[i + 1]
+    end
+  end
+end
+return {
+  inbound_first, inbound_id, delivered, lag, unread, requests_first, requests_inbound,
+  redis.call('GET', KEYS[6]) or '', redis.call('ZSCORE', KEYS[4], 'below') or '', logged,
+  redis.call('HLEN', KEYS[5]),
+}

@@ -4,6 +4,7 @@ adapters: in memory and on a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Iterator
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from shared.adapters.memory import MemoryBacklog, MemoryStateStore, MemoryStreams, MemoryVersions
 from shared.adapters.redis import RedisBacklog, RedisStateStore, RedisVersions
-from shared.ports import LogTrimmed, OnItsWay, Snapshot, StateStore, Versions
+from shared.ports import Followed, LogTrimmed, OnItsWay, Snapshot, StateStore, Versions, Way
 from shared.redis_client import connect
 from shared.streams import Streams
 
@@ -35,6 +36,16 @@ async def stored(store: StateStore) -> dict[str, bytes]:
     return {k: v async for k, v in store.scan()}
 
 
+async def looked_apart(store: StateStore, position: str, count: int) -> Followed:
+    """What `follow` (without an owner's question) sees, looked at with the other methods."""
+    generation = await store.generation()
+    try:
+        last, keys, size = await store.since(position, count)
+    except LogTrimmed:
+        return Followed(generation, position, [], len(await stored(store)), True)
+    return Followed(generation, last, keys, size, False)
+
+
 class StateStoreContract:
     @pytest.fixture
     def store(self) -> Iterator[tuple[StateStore, Any]]:
@@ -53,6 +64,9 @@ class StateStoreContract:
         position, keys, _ = run(events.since(position, 10))
         assert keys == ["b e1"]
         assert run(events.since(position, 10)) == (position, [], 3), "nothing new: the position stays"
+        for at, count in (("0-0", 2), ("0-0", 10), (start, 10), (position, 10)):
+            assert run(events.follow(at, count)) == run(looked_apart(events, at, count)), (at, count)
+        assert run(events.follow(start, 10)).keys == ["b e1"]
 
     def test_the_log_is_trimmed_and_a_reader_behind_the_trim_is_told(
         self, store: tuple[StateStore, Any]
@@ -68,6 +82,10 @@ class StateStoreContract:
         assert run(events.trim(last)) == 2, "entries before the position given are dropped"
         with pytest.raises(LogTrimmed):
             run(events.since(behind, 10))  # a e2 was after it, and is gone
+        assert run(events.follow(behind, 10)) == Followed(run(events.generation()), behind, [], 3, True), (
+            "follow says so rather than raising"
+        )
+        assert run(events.follow(last, 10)) == Followed(run(events.generation()), last, [], 3, False)
         assert run(events.since(last, 10)) == (last, [], 3), "a reader at the trim point misses nothing"
         assert run(stored(events)) == {"a e1": b"1", "a e2": b"2", "a e3": b"3"}, "the set keeps every event"
         run(events.trim(_after(last)))
@@ -152,6 +170,23 @@ class TestInMemory(StateStoreContract, VersionsContract):
         )
         assert run(backlog.unread("r", "g", 1)) is None, "more than the limit"
 
+    def test_an_owners_follow_sees_what_is_on_its_way_with_the_log(self) -> None:
+        backlog = MemoryBacklog()
+        store = MemoryStateStore(MemoryStreams(), backlog=backlog)
+        run(store.apply(store.store("a e1", b"1")))
+        backlog.unacked[("s", "gw")] = [("3-1", "")]
+        backlog.unread_by[("r", "o")] = [("5-0", "4-0")]
+        way = Way("s", "gw", "r", "o", 2)
+        followed = run(store.follow("0-0", 10, way))
+        assert (
+            followed.way
+            == run(backlog.on_its_way("s", "gw", "r", "o", 2))
+            == OnItsWay(("3-1", ""), [("5-0", "4-0")], None)
+        )
+        assert followed.keys == ["a e1"] and followed.size == 1
+        with pytest.raises(ValueError, match="backlog"):
+            run(MemoryStateStore(MemoryStreams()).follow("0-0", 10, way))
+
 
 class TestRedis(StateStoreContract, VersionsContract):
     @pytest.fixture
@@ -223,6 +258,17 @@ class TestRedis(StateStoreContract, VersionsContract):
     def test_what_is_on_its_way_is_the_three_looks_in_one(self, redis_url: str, prefix: str) -> None:
         client = connect(redis_url)
         backlog, inbound, requests = RedisBacklog(client), f"{prefix}:inbound", f"{prefix}:requests"
+        store = RedisStateStore(client, Streams(prefix), "o", backlog)
+        stored_at = "0-0"
+
+        async def on_its_way() -> OnItsWay:
+            """Backlog.on_its_way, checked against the owner's follow: the same look, and the
+            log as `since` gives it."""
+            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            followed = await store.follow(stored_at, 10, Way(inbound, "gw", requests, "o", 2))
+            assert followed.way == way
+            assert dataclasses.replace(followed, way=None) == await looked_apart(store, stored_at, 10)
+            return way
 
         async def looks() -> OnItsWay:
             return OnItsWay(
@@ -232,26 +278,26 @@ class TestRedis(StateStoreContract, VersionsContract):
             )
 
         async def scenario() -> None:
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            way = await on_its_way()
             assert way == OnItsWay(None, [], None), "no streams yet: nothing on its way"
             first = (await client.xadd(inbound, {"event": "1"})).decode()
             await client.xgroup_create(inbound, "gw", id="0")
             await client.xreadgroup("gw", "c", {inbound: ">"})
             r1 = (await client.xadd(requests, {"event": "1", "inbound_id": first})).decode()
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            way = await on_its_way()
             assert way == OnItsWay((first, ""), [(r1, first)], None), "no group on the requests: all unread"
             await client.xgroup_create(requests, "o", id="0")
+            await store.apply(store.store("a e1", b"1") + store.store("a e2", b"2"))
+            await client.set(store.generation_key, "7")
             r2 = (await client.xadd(requests, {"event": "2", "inbound_id": "9-0"})).decode()
             r3 = (await client.xadd(requests, {"event": "3"})).decode()
-            assert (await backlog.on_its_way(inbound, "gw", requests, "o", 2)).unread is None, (
-                "over the limit"
-            )
+            assert (await on_its_way()).unread is None, "over the limit"
             await client.xreadgroup("o", "c", {requests: ">"}, count=1)
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            way = await on_its_way()
             assert way == OnItsWay((first, ""), [(r2, "9-0"), (r3, "")], (r1, first)) == await looks()
             await client.xack(inbound, "gw", first)
             await client.xreadgroup("o", "c", {requests: ">"})
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            way = await on_its_way()
             assert way == OnItsWay(None, [], (r1, first)) == await looks()
             await client.aclose()
 

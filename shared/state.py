@@ -145,7 +145,9 @@ class EventSetState(Generic[I]):
     async def publish(self) -> None:
         """Called after `changed`, once the lock is released: publish what it derived (an
         `Outbox`), so requests are decided meanwhile rather than behind the round trips. Never
-        runs twice at once; what it fails to publish is published by the next call."""
+        runs twice at once; what it fails to publish is published by the next call. What is long
+        to derive may be derived here too, in steps with the loop's other work between (the
+        index may change, or be replaced, at each await: the needs service's opportunities)."""
 
     def urgent(self) -> None:
         """Decide now, without waiting for the next recompute (`decide`)."""

@@ -63,18 +63,25 @@ class NeedsState(OwnerState[Register]):
             lambda: lambda payload, key: check_request(self.index, self.policy, payload)
         )
 
-    async def changed(self, fresh: bool) -> None:
-        whole = not self.matched.follows(self.index)  # read whole: every opportunity looked at
+    async def publish(self) -> None:
+        """Match the categories the register's changes touched, and publish what differs. Run
+        outside the state's lock (`EventSetState.publish`): a category's opportunity lists every
+        need in it (tens of milliseconds at thousands of needs), and batches are folded and
+        requests decided between two categories rather than behind all of them."""
+        reg = self.index
+        whole = not self.matched.follows(reg)  # read whole: every opportunity looked at
         scope: set[str] = set()
-        for category in self.matched.touched(self.index):
-            # a category's opportunity lists every need in it: matched one at a time, so the
-            # process's other work (deciding, the other services) goes on in between
-            scope |= self.matched.refresh_category(self.index, category)
+        for category in self.matched.touched(reg):
+            if self.index is not reg:  # read whole meanwhile: matched again from the new one
+                self._dirty = True
+                return
+            scope |= self.matched.refresh_category(reg, category)
             await asyncio.sleep(0)
+        if self.index is not reg:
+            self._dirty = True
+            return
         current = {oid: _derived(p) for oid, p in self.opportunities.items() if whole or oid in scope}
         self.outbox.put(current, None if whole else scope)
-
-    async def publish(self) -> None:
         for oid in await self.outbox.flush():
             log.info("opportunity published", opportunity_id=oid)
 

@@ -275,12 +275,52 @@ def as_of(facts: Facts) -> date | None:
 def horizon(facts: Facts, policy: SavingsPolicy) -> tuple[date, date] | None:
     """From the programme start (the earliest investment or contract start) for
     `horizon_months` (5.5 years by default)."""
+    return span_from(first_start(facts), policy)
+
+
+def first_start(facts: Facts) -> date | None:
+    """The programme start: the earliest investment or contract start."""
     starts = [f.payload.date for f in facts.investments.values()]
     starts += [f.payload.contract_start for f in facts.awards.values()]
-    if not starts:
-        return None
-    h0 = min(starts)
-    return h0, add_months(h0, policy.horizon_months)
+    return min(starts, default=None)
+
+
+def span_from(h0: date | None, policy: SavingsPolicy) -> tuple[date, date] | None:
+    return None if h0 is None else (h0, add_months(h0, policy.horizon_months))
+
+
+def dates_of(payload: Payload) -> tuple[date | None, date | None]:
+    """What one fact brings to `as_of` and to the programme start: (a date `as_of` is the
+    latest of, a date the programme starts at the earliest of), as those two read them."""
+    match payload:
+        case TenderAwarded():
+            return payload.contract_start, payload.contract_start
+        case MonitoringReturnSubmitted():
+            return payload.period_end, None
+        case ContractDecommissioned():
+            return payload.effective_date, None
+        case ContractMemberExited():
+            return payload.notice_date, None
+        case InvestmentRecorded():
+            return payload.date, payload.date
+    return None, None
+
+
+def facts_in(facts: Facts, payload: Payload) -> int:
+    """How many facts the slots `payload` would go to hold (the same after `evolve`: it
+    replaced one, or changed nothing)."""
+    match payload:
+        case TenderAwarded():
+            return len(facts.awards)
+        case MonitoringReturnSubmitted():
+            return len(facts.returns.get(payload.contract_id, ()))
+        case ContractDecommissioned():
+            return len(facts.decommissions)
+        case ContractMemberExited():
+            return len(facts.exits)
+        case InvestmentRecorded():
+            return len(facts.investments)
+    return 0
 
 
 def _ratio(x: int, y: int) -> str | None:

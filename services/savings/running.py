@@ -46,10 +46,24 @@ class Running:
         #: the contracts the last `summary` recomputed; None: every one
         self.touched: set[str] | None = None
         self._dirty_needs: set[Slot] = set()
+        #: (`model.as_of`, `model.first_start`) of `_ends_of`, kept up to date as events are
+        #: folded, so a recompute does not read every fact for them; None: read them again
+        self._ends: tuple[date | None, date | None] | None = None
+        self._ends_of: Facts | None = None
 
     def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
         """`model.evolve`, noting what the event touches (the `fold` of the projection)."""
+        latest, start = model.dates_of(payload)
+        ends = self._ends if facts is self._ends_of and latest is not None else None
+        held = model.facts_in(facts, payload) if ends is not None else 0
         model.evolve(facts, key, payload)
+        if ends is not None:
+            if model.facts_in(facts, payload) == held:
+                # a slot's fact replaced (or the same folded again): the one it replaced may
+                # have been the latest or the earliest
+                self._ends = None
+            else:
+                self._ends = (_latest(ends[0], latest), _earliest(ends[1], start))
         if facts is not self.facts:
             return facts  # an index being loaded: it is taken whole at the next `figures`
         match payload:
@@ -75,8 +89,9 @@ class Running:
     def frame_of(self, facts: Facts) -> tuple[tuple[Any, ...], tuple[date, date] | None]:
         """((the business date, the horizon's years), the horizon): what every contract's
         time-based figures depend on."""
-        today = model.as_of(facts)
-        span = model.horizon(facts, self.policy)
+        if facts is not self._ends_of or self._ends is None:
+            self._ends_of, self._ends = facts, (model.as_of(facts), model.first_start(facts))
+        today, span = self._ends[0], model.span_from(self._ends[1], self.policy)
         buckets: list[tuple[date, date]] = []
         if span:
             k = 0
@@ -315,3 +330,11 @@ class Running:
                 for pid, row in sorted(partners.items())
             ],
         }
+
+
+def _latest(a: date | None, b: date | None) -> date | None:
+    return b if a is None or (b is not None and b > a) else a
+
+
+def _earliest(a: date | None, b: date | None) -> date | None:
+    return b if a is None or (b is not None and b < a) else a

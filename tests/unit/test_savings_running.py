@@ -5,6 +5,7 @@ investments (tests/eventgen.py makes them)."""
 from __future__ import annotations
 
 import random
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -80,3 +81,29 @@ def test_a_new_index_is_taken_whole() -> None:
     running.figures(portfolio(5))
     other = portfolio(8)
     assert running.figures(other) == project(other, POLICY)
+
+
+def test_the_business_date_and_the_start_follow_a_fact_replaced_in_its_slot() -> None:
+    """`as_of` and the programme start are kept as events are folded, not read from every fact
+    at each recompute: a fact that replaces the one holding the latest date (or the earliest
+    start) moves them back."""
+    facts, running = portfolio(3), Running(POLICY)
+    assert running.figures(facts) == project(facts, POLICY)
+    award = facts.awards["c-00001"].payload
+    for key, start in (
+        ("a-2", "2016-04-01"),
+        ("a-3", "2014-04-01"),
+        ("a-4", "2012-04-01"),
+        ("a-5", "2013-10-01"),
+    ):
+        moved = award.model_copy(update={"contract_start": date.fromisoformat(start)})
+        running.fold(facts, f"/partners/x {key}", moved)  # a larger key: it takes the slot
+        assert facts.awards["c-00001"].payload.contract_start == date.fromisoformat(start)
+        assert running.figures(facts) == project(facts, POLICY), f"contract 1 starting {start}"
+    ended = Facts()
+    decommission(ended, 2)
+    late = ended.decommissions["c-00002"].payload.model_copy(update={"effective_date": date(2019, 1, 1)})
+    running.fold(facts, "/partners/x d-late", late)
+    assert running.figures(facts) == project(facts, POLICY)
+    running.fold(facts, "/partners/x d-2", ended.decommissions["c-00002"].payload)  # the earlier stands
+    assert running.figures(facts) == project(facts, POLICY)

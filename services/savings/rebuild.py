@@ -61,6 +61,19 @@ return redis.call('INCR', KEYS[5])
 """
 
 
+async def _write(redis: Redis, events: str, seen: str, written: dict[str, bytes], now_ms: int) -> None:
+    """Add `written` (key -> the event's bytes) to the rebuilt set and its idempotency marks:
+    one HSET and one ZADD for the lot (a command per event cost a fifth of the rebuild, most of
+    it redis-py putting each command together). Empties `written`."""
+    if not written:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(events, mapping=written)  # type: ignore[arg-type]
+        pipe.zadd(seen, dict.fromkeys(written, now_ms))
+        await pipe.execute()
+    written.clear()
+
+
 async def rebuild(
     redis: Redis,
     streams: Streams,
@@ -87,34 +100,31 @@ async def rebuild(
     for stream in keys.values():
         start = "-"
         # the archive first (what was trimmed from Redis), then the stream from where it ends
-        pipe = redis.pipeline(transaction=False)
+        written: dict[str, bytes] = {}  # a chunk's events, written in two commands
         for entry_id, raw in archive.read(stream) if archive is not None else ():
             start = "(" + entry_id
             event = _parse(raw)
             if event is None:
                 skipped += 1
                 continue
-            pipe.hset(events_tmp, event.key, raw)
-            pipe.zadd(seen_tmp, {event.key: now_ms})
+            written[event.key] = raw
             fold(index, event.key, event.payload())
             archived += 1
-            if len(pipe) >= 2 * CHUNK:
-                await pipe.execute()
-        await pipe.execute()
+            if len(written) >= CHUNK:
+                await _write(redis, events_tmp, seen_tmp, written, now_ms)
+        await _write(redis, events_tmp, seen_tmp, written, now_ms)
         while True:
             chunk = await redis.xrange(stream, min=start, max="+", count=CHUNK)
             if not chunk:
                 break
-            pipe = redis.pipeline(transaction=False)
             for entry_id, fields in chunk:
                 event = _parse(fields.get(b"event"))
                 if event is None:
                     skipped += 1
                     continue
-                pipe.hset(events_tmp, event.key, fields[b"event"])
-                pipe.zadd(seen_tmp, {event.key: now_ms})
+                written[event.key] = fields[b"event"]
                 fold(index, event.key, event.payload())
-            await pipe.execute()
+            await _write(redis, events_tmp, seen_tmp, written, now_ms)
             done += len(chunk)
             progress.update(done)
             last[stream] = chunk[-1][0].decode()

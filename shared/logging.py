@@ -4,10 +4,40 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
 _configured = False
+
+#: the event being handled (id, type, correlation id), added to each line logged meanwhile by
+#: `add_event`: one context variable set an event, where binding the three with structlog
+#: cost 7% of the samples at 8,000 contracts (py-spy) whether a line was logged or not
+_EVENT: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar("handling", default=None)
+
+
+@contextmanager
+def handling(event_id: str, event_type: str | None, correlation_id: str | None) -> Iterator[None]:
+    """Log lines written inside carry the event's `event_id`, `event_type`, `correlation_id`."""
+    token = _EVENT.set((event_id, event_type, correlation_id))
+    try:
+        yield
+    finally:
+        _EVENT.reset(token)
+
+
+def add_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the event being handled (`handling`), unless the line says."""
+    current = _EVENT.get()
+    if current is not None:
+        event_dict.setdefault("event_id", current[0])
+        if current[1] is not None:
+            event_dict.setdefault("event_type", current[1])
+        event_dict.setdefault("correlation_id", current[2])
+    return event_dict
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
@@ -28,6 +58,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_event,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -55,7 +55,6 @@ class Gateway:
         )
         if isinstance(verdict, Accepted):
             event = verdict.event
-            structlog.contextvars.bind_contextvars(event_id=event.id, correlation_id=event.correlation_id)
             return verdict, Effect((self.forward(event.type, verdict.raw, inbound_id),), once_key=event.key)
         return verdict, self.reject(verdict, raw, inbound_id)
 
@@ -91,8 +90,9 @@ class Gateway:
                 inbound_id=entry.id,
                 partner_id=verdict.partner_id,
                 type=verdict.event.type,
+                event_id=verdict.event.id,
+                correlation_id=verdict.event.correlation_id,
             )
-        structlog.contextvars.unbind_contextvars("event_id", "correlation_id")
         return effect
 
     def subscription(self) -> Subscription:
@@ -142,7 +142,6 @@ class Gateway:
                 results.append({"id": verdict.event.id, "status": 202} | ({} if new else {"duplicate": True}))
             else:
                 results.append({"id": item.id, "status": status_of(verdict.code), "reason": verdict.reason()})
-        structlog.contextvars.unbind_contextvars("event_id", "correlation_id")
         log.info(
             "batch posted",
             partner_id=parsed.signer.id,

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 from shared.bus.retention import Retention
 from shared.decode import Decoded, decode
 from shared.events import CloudEvent, errors_of, to_json
+from shared.logging import handling
 from shared.outage import OUTAGE
 from shared.settings import Settings
 from shared.streams import Streams
@@ -126,13 +127,8 @@ def event_subscription(
 
     async def _handle(entry: Entry) -> Effect:
         event = parse(entry)
-        structlog.contextvars.bind_contextvars(
-            event_id=event.id, event_type=event.type, correlation_id=event.correlation_id
-        )
-        try:
+        with handling(event.id, event.type, event.correlation_id):
             commands = await handle(event, entry)
-        finally:
-            structlog.contextvars.unbind_contextvars("event_id", "event_type", "correlation_id")
         return Effect(tuple(commands), once_key=event.key)
 
     return Subscription(group, stream, _handle, after_batch, f"{group}:{stream}", description)

@@ -117,6 +117,10 @@ class EventSetState(Generic[I]):
         #: something waits to be decided (`decide`): done between recomputes, at once
         self._urgent = False
         self._wake = asyncio.Event()
+        #: `publish` is running (in the recompute's task): an urgent decision gets a task of its
+        #: own meanwhile (`_deciding`)
+        self._publishing = False
+        self._deciding: asyncio.Task[None] | None = None
         #: save a snapshot at most this often (0: never; `encode_snapshot` must be implemented)
         self.snapshot_every_s = 0.0
         #: loop time of the last snapshot saved (or restored on load); None: none yet (the loop's
@@ -150,11 +154,19 @@ class EventSetState(Generic[I]):
         index may change, or be replaced, at each await: the needs service's opportunities)."""
 
     def urgent(self) -> None:
-        """Decide now, without waiting for the next recompute (`decide`)."""
+        """Decide now, without waiting for the next recompute (`decide`), nor for what it
+        derived to be published (`publish`)."""
         self._urgent = True
         self._wake.set()
         if self._pending is None or self._pending.done():
             self._pending = asyncio.create_task(self._recompute())
+        elif self._publishing and (self._deciding is None or self._deciding.done()):
+            self._deciding = asyncio.create_task(self._decide_while_publishing())
+
+    async def _decide_while_publishing(self) -> None:
+        while self._urgent and self._publishing:
+            if await self._decide_now():
+                self._dirty = True  # what it decided is derived at the cadence
 
     async def _decide_now(self) -> int:
         self._urgent = False
@@ -252,10 +264,13 @@ class EventSetState(Generic[I]):
                 except Exception as e:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
                     self._dirty, self._fresh, failed = True, self._fresh or fresh, e
             if failed is None:
+                self._publishing = True
                 try:
-                    await self.publish()  # outside the lock: deciding goes on meanwhile
+                    await self.publish()  # outside the lock: deciding goes on meanwhile (`urgent`)
                 except Exception as e:  # noqa: BLE001 - Redis away: the outbox keeps it for the next run
                     self._dirty, failed = True, e
+                finally:
+                    self._publishing = False
             self._took = loop.time() - self._last
             self._busy_until = loop.time()
             if failed is not None:
@@ -443,9 +458,11 @@ class EventSetState(Generic[I]):
             await asyncio.wait([task], timeout=timeout)
         if self._pending is not None and not self._pending.done():
             self._last = 0.0  # publish what is folded now, not after the interval
-            _, stuck = await asyncio.wait([self._pending], timeout=timeout)
+            busy = [t for t in (self._pending, self._deciding) if t is not None and not t.done()]
+            _, stuck = await asyncio.wait(busy, timeout=timeout)
             if stuck:
-                self._pending.cancel()
+                for t in stuck:
+                    t.cancel()
                 log.warning("figures not recomputed before stop: the next start does it")
                 return
         if not self._dirty:

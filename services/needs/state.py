@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from services.needs.model import Matched, NeedsPolicy, Register, check_request, evolve
+from services.needs.model import Matched, NeedsPolicy, Register, category_of, check_request, evolve
 from shared.authority import OwnerState
 from shared.events import OpportunityIdentified
 from shared.policy import SavingsPolicy
@@ -26,6 +26,8 @@ OWNED = frozenset(
 log = structlog.get_logger("needs")
 #: while needs keep arriving, opportunities are matched and published at most this often
 DERIVE_EVERY_S = 1.0
+#: and each category matched is followed by a pause this many times as long as it took
+DERIVE_SHARE = 20.0
 
 
 def _derived(payload: dict[str, Any]) -> Derived:
@@ -53,9 +55,9 @@ class NeedsState(OwnerState[Register]):
         self.published = Published(ports.versions("opportunities"))
         self.outbox = Outbox(self.published, streams, SOURCE, _closed)
         #: an opportunity is matched again and published whole (every need in it): under load,
-        #: at most once a second, and at most a twentieth of the time, rather than after every
-        #: batch (nothing waits on it: deciding runs apart, `EventSetState.decide`)
-        self.min_interval, self.spacing = DERIVE_EVERY_S, 20.0
+        #: a round at most once a second, paced a category at a time (`publish`), rather than
+        #: after every batch (nothing waits on it: deciding runs apart, `EventSetState.decide`)
+        self.min_interval, self.spacing = DERIVE_EVERY_S, 0.0
         self.matched = Matched(policy, savings)
 
     async def decide(self) -> int:
@@ -64,24 +66,37 @@ class NeedsState(OwnerState[Register]):
         )
 
     async def publish(self) -> None:
-        """Match the categories the register's changes touched, and publish what differs. Run
-        outside the state's lock (`EventSetState.publish`): a category's opportunity lists every
-        need in it (tens of milliseconds at thousands of needs), and batches are folded and
-        requests decided between two categories rather than behind all of them."""
+        """Match the categories the register's changes touched and publish what differs, one
+        category at a time, outside the state's lock (`EventSetState.publish`: requests are
+        decided meanwhile). A category's opportunity lists every need in it (tens of
+        milliseconds at thousands of needs): while needs keep arriving, each category is
+        followed by a pause `DERIVE_SHARE` times as long as it took, so this work never holds
+        the process for more than one category at a time and takes at most a twentieth of it."""
+        loop = asyncio.get_running_loop()
         reg = self.index
         whole = not self.matched.follows(reg)  # read whole: every opportunity looked at
-        scope: set[str] = set()
+        published = await self.published.all() if whole else {}
+        visited: set[str] = set()
         for category in self.matched.touched(reg):
             if self.index is not reg:  # read whole meanwhile: matched again from the new one
                 self._dirty = True
                 return
-            scope |= self.matched.refresh_category(reg, category)
-            await asyncio.sleep(0)
-        if self.index is not reg:
-            self._dirty = True
-            return
-        current = {oid: _derived(p) for oid, p in self.opportunities.items() if whole or oid in scope}
-        self.outbox.put(current, None if whole else scope)
+            started = loop.time()
+            scope = self.matched.refresh_category(reg, category)
+            scope |= {oid for oid in published if category_of(oid) == category}
+            visited.add(category)
+            await self._publish(scope)
+            until = loop.time() + DERIVE_SHARE * (loop.time() - started)
+            while (now := loop.time()) < until and not self._quiet(now):
+                await asyncio.sleep(min(until - now, 0.05))
+        # after a whole read: what was published of a category that has no needs any more
+        await self._publish({oid for oid in published if category_of(oid) not in visited})
+
+    async def _publish(self, scope: set[str]) -> None:
+        """Publish the opportunities in `scope` as matched now (closing those gone), and what
+        an earlier publication left in the outbox."""
+        current = {oid: _derived(self.opportunities[oid]) for oid in scope if oid in self.opportunities}
+        self.outbox.put(current, scope)
         for oid in await self.outbox.flush():
             log.info("opportunity published", opportunity_id=oid)
 

@@ -66,6 +66,44 @@ def test_the_needs_owner_decides_and_publishes_with_no_redis() -> None:
     asyncio.run(scenario())
 
 
+def test_requests_are_decided_while_the_opportunities_are_being_published() -> None:
+    """Publishing what an owner derives (the needs service's opportunities: tens of
+    milliseconds a category at thousands of needs, paced while needs keep coming) does not
+    hold up its decisions: a request that comes meanwhile is decided at once."""
+
+    class SlowToPublish(NeedsState):
+        publishing = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def publish(self) -> None:
+            self.publishing.set()
+            await self.go_on.wait()
+            await super().publish()
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        state = SlowToPublish(memory_ports(world), NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        state.go_on.set()
+        await state.start()
+        state.go_on.clear()
+        a = need_data(partner="staffordshire-cc", need_id="a-advocacy", service_category="advocacy")
+        await send(state, world, 1, event(a, partner="staffordshire-cc", id="n1"))
+        await asyncio.wait_for(state.publishing.wait(), 5)  # its opportunities are being published
+        b = need_data(partner="tamworth-bc", need_id="b-advocacy", service_category="advocacy")
+        await send(state, world, 2, event(b, partner="tamworth-bc", id="n2"))
+        for _ in range(200):
+            accepted = [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))]
+            if accepted == ["n1", "n2"]:
+                break
+            await asyncio.sleep(0.01)
+        assert accepted == ["n1", "n2"], "n2 waited for the publication to finish"
+        state.go_on.set()
+        await settled(state)
+        await state.stop()
+
+    asyncio.run(scenario())
+
+
 def test_nothing_is_decided_behind_a_request_still_in_flight() -> None:
     async def scenario() -> None:
         world = MemoryStreams(NAMES)

@@ -10,10 +10,11 @@ rebuild swapped it (the generation) or when it fell behind the log's retention (
 Subclasses say what to do when the index changes (`changed`, under the lock) and publish what
 that derived once the lock is released (`publish`, an `Outbox`), so deciding goes on meanwhile.
 
-Snapshots (a subclass that can encode its index, `encode_snapshot`/`decode_snapshot`, and
+Snapshots (a subclass that can copy and encode its index, `capture_snapshot`/`decode_snapshot`, and
 `snapshot_every_s` > 0): after a recompute, at most every `snapshot_every_s` and never more
 than a twentieth of the time, and when the process stops, the index is saved with the log
-position it was folded to (StateStore.save_snapshot). Loading starts from the snapshot of the
+position it was folded to (StateStore.save_snapshot): copied under the lock, encoded in a worker
+thread and saved while the state moves on. Loading starts from the snapshot of the
 current generation and folds only the log after its position; the whole set is read instead
 when there is none, it cannot be read, or the log was trimmed past it.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -121,16 +122,18 @@ class EventSetState(Generic[I]):
         #: own meanwhile (`_deciding`)
         self._publishing = False
         self._deciding: asyncio.Task[None] | None = None
-        #: save a snapshot at most this often (0: never; `encode_snapshot` must be implemented)
+        #: save a snapshot at most this often (0: never; `capture_snapshot` must be implemented)
         self.snapshot_every_s = 0.0
         #: loop time of the last snapshot saved (or restored on load); None: none yet (the loop's
         #: clock starts near the machine's boot, so 0 would not mean "long ago")
         self._snapshot_at: float | None = None
         self._snapshot_took = 0.0
         self._snapshot_pos: str | None = None  # the log position it was saved at
+        self._snapshotting: asyncio.Task[None] | None = None  # one being encoded and saved
 
-    def encode_snapshot(self) -> bytes | None:
-        """The index, encoded for a snapshot (called under the lock); None: not now."""
+    def capture_snapshot(self) -> Callable[[], bytes] | None:
+        """Called under the lock: the index copied for a snapshot, as a function that encodes
+        the copy (run in a worker thread while the index moves on); None: not now."""
         raise NotImplementedError
 
     def decode_snapshot(self, blob: bytes) -> I:
@@ -253,13 +256,14 @@ class EventSetState(Generic[I]):
                     await asyncio.wait_for(self._wake.wait(), min(due - now, QUIET_S))
             async with self._lock:
                 fresh, self._dirty, self._fresh = self._fresh, False, False
+                snapshot: Callable[[], Awaitable[None]] | None = None
                 self._urgent = False
                 self._last = loop.time()
                 try:
                     await self._refresh()
                     await self.decide()
                     await self.changed(fresh)
-                    await self._snapshot_if_due()
+                    snapshot = self._snapshot_if_due()
                     failed = None
                 except Exception as e:  # noqa: BLE001 - Redis away: the next batch or refresh tries again
                     self._dirty, self._fresh, failed = True, self._fresh or fresh, e
@@ -271,6 +275,8 @@ class EventSetState(Generic[I]):
                     self._dirty, failed = True, e
                 finally:
                     self._publishing = False
+                if snapshot is not None:  # encoded and saved in the background
+                    self._snapshotting = asyncio.create_task(snapshot())
             self._took = loop.time() - self._last
             self._busy_until = loop.time()
             if failed is not None:
@@ -347,33 +353,43 @@ class EventSetState(Generic[I]):
         )
         return True
 
-    async def _snapshot_if_due(self, now: bool = False) -> None:
-        """Save a snapshot (under the lock) when one is due, or `now` if the index moved."""
+    def _snapshot_if_due(self, now: bool = False) -> Callable[[], Awaitable[None]] | None:
+        """Under the lock: when a snapshot is due (or `now`, if the index moved), what it is
+        made of is copied (`capture_snapshot`); the function returned encodes it in a worker
+        thread and saves it, once the lock is released, while the state moves on."""
         if self.snapshot_every_s <= 0 or self._log_pos == self._snapshot_pos:
-            return
+            return None
+        if self._snapshotting is not None and not self._snapshotting.done():
+            return None  # one at a time
         loop = asyncio.get_running_loop()
         since = math.inf if self._snapshot_at is None else loop.time() - self._snapshot_at
         if not now and since < max(self.snapshot_every_s, 20 * self._snapshot_took):
-            return
+            return None
         started = loop.time()
         try:
-            blob = self.encode_snapshot()
+            encode = self.capture_snapshot()
         except NotImplementedError:
             self.snapshot_every_s = 0.0
-            return
-        if blob is None:  # not now: the next recompute tries again
-            return
-        try:
-            await self.events.save_snapshot(Snapshot(blob, self._log_pos, self.generation))
-        except Exception as e:  # noqa: BLE001 - Redis away: tried again after the interval
-            OUTAGE.failed(e, "snapshot")
-            return
-        finally:
-            self._snapshot_at = loop.time()
-        self._snapshot_took, self._snapshot_pos = loop.time() - started, self._log_pos
-        log.info(
-            "snapshot saved", service=self.service, bytes=len(blob), seconds=round(self._snapshot_took, 3)
-        )
+            return None
+        if encode is None:  # not now: the next recompute tries again
+            return None
+        position, generation = self._log_pos, self.generation
+
+        async def save() -> None:
+            try:
+                blob = await asyncio.to_thread(encode)
+                await self.events.save_snapshot(Snapshot(blob, position, generation))
+            except Exception as e:  # noqa: BLE001 - Redis away: tried again after the interval
+                OUTAGE.failed(e, "snapshot")
+                return
+            finally:
+                self._snapshot_at = loop.time()
+            self._snapshot_took, self._snapshot_pos = loop.time() - started, position
+            log.info(
+                "snapshot saved", service=self.service, bytes=len(blob), seconds=round(self._snapshot_took, 3)
+            )
+
+        return save
 
     def reload(self) -> None:
         """Read the whole index again before the next recompute (which is due at once): what
@@ -471,8 +487,12 @@ class EventSetState(Generic[I]):
     async def save_snapshot(self) -> None:
         """Save a snapshot now, if snapshots are on and the index moved since the last."""
         if self.snapshot_every_s > 0:
+            if self._snapshotting is not None and not self._snapshotting.done():
+                await asyncio.wait([self._snapshotting])
             async with self._lock:
-                await self._snapshot_if_due(now=True)
+                save = self._snapshot_if_due(now=True)
+            if save is not None:
+                await save()
 
     async def keep_fresh(self, interval: float = 2.0) -> None:
         """Pick up changes made elsewhere (another replica, a rebuild) even when idle."""

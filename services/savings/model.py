@@ -60,6 +60,16 @@ class Fact:
             self._payload, self._encoded = model.model_validate_json(raw), None
         return self._payload
 
+    def as_json(self) -> tuple[Any, bytes]:
+        """Its payload's model and JSON, an encoded payload as it is (not read). Safe while
+        another thread reads the payload: `_encoded` is looked at once, and `_payload` is set
+        before `_encoded` is dropped."""
+        encoded = self._encoded
+        if encoded is not None:
+            return encoded
+        payload = self._payload
+        return type(payload), type(payload).__pydantic_serializer__.to_json(payload)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Fact):
             return NotImplemented

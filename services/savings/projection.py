@@ -147,10 +147,11 @@ class Projection(EventSetState[Facts]):
     def _document_of(self, summary: dict[str, Any]) -> dict[str, Any]:
         return {**summary, **self.running.tables(self.index), "events_applied": summary["events_applied"]}
 
-    def encode_snapshot(self) -> bytes | None:
+    def capture_snapshot(self) -> Callable[[], bytes] | None:
         if self.running.facts is not self.index or self.running.pending():
             return None  # folded since the figures were computed: the next recompute saves it
-        return snapshot.dump(self.running, self.index, self.policy)
+        captured = snapshot.capture(self.running, self.index, self.policy)
+        return lambda: snapshot.encode(captured)
 
     def decode_snapshot(self, blob: bytes) -> Facts:
         return snapshot.restore(blob, self.running, self.policy)

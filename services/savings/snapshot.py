@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -144,38 +145,82 @@ def _unsteps(steps: list[list[int]]) -> dict[date, Fraction]:
     return {date.fromordinal(d): Fraction(n, q) for d, n, q in steps}
 
 
-def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
-    """The projection as it stands (after `running.figures(facts)`), encoded."""
+@dataclass(frozen=True)
+class Captured:
+    """What a snapshot is made of, copied from the projection (under the state's lock, in
+    tens of milliseconds) so it can be encoded elsewhere (a worker thread: seconds at tens of
+    thousands of contracts) while the projection moves on. The tables are copies; what they
+    hold (facts, each contract's figures, rows, warnings) is replaced, never changed in place,
+    as the projection moves on."""
+
+    facts: Facts
+    policy: dict[str, Any]
+    frame: tuple[Any, ...]
+    contracts: dict[str, ContractFigures]
+    warnings: dict[str, list[str]]
+    need_rows: dict[Any, dict[str, Any]]
+    need_keys: dict[Any, Any]
+    sums: list[Any]
+
+
+def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
+    """The projection as it stands (after `running.figures(facts)`), copied for `encode`."""
     if running.facts is not facts or running.pending():
         raise ValueError("the figures are not up to date with the facts: compute them first")
+    return Captured(
+        facts=Facts(
+            needs=dict(facts.needs),
+            awards=dict(facts.awards),
+            returns={cid: dict(periods) for cid, periods in facts.returns.items()},
+            decommissions=dict(facts.decommissions),
+            exits=dict(facts.exits),
+            investments=dict(facts.investments),
+            applied=None,
+        ),
+        policy=policy.model_dump(mode="json"),
+        frame=running._frame or (None, ()),
+        contracts=dict(running._contracts),
+        warnings=dict(running._warnings),
+        need_rows=dict(running._need_rows),
+        need_keys=dict(running._need_keys),
+        sums=[
+            dict(running._sums),
+            list(running._years),
+            list(running._years_disc),
+            {pid: dict(row) for pid, row in running._partners.items()},
+            dict(running._partner_refs),
+            _steps(running._steps),
+        ],
+    )
+
+
+def encode(captured: Captured) -> bytes:
+    """A snapshot's bytes (`capture`'s copy, encoded: it may run in another thread)."""
     placed, payloads = [], []
-    for table, slot, f in _facts(facts):
-        payload = f.payload
-        raw = type(payload).__pydantic_serializer__.to_json(payload)
-        placed.append((table, _TYPE_OF[type(payload)], f.key, f.revision, len(raw), *slot))
+    for table, slot, f in _facts(captured.facts):
+        model_class, raw = f.as_json()
+        placed.append((table, _TYPE_OF[model_class], f.key, f.revision, len(raw), *slot))
         payloads.append(raw)
-    today, buckets = running._frame or (None, ())
+    today, buckets = captured.frame
     header = {
         "format": FORMAT,
-        "policy": policy.model_dump(mode="json"),
+        "policy": captured.policy,
         "as_of": today.toordinal() if today else None,
         "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
         "facts": placed,
-        "contracts": {cid: _contract(c) for cid, c in running._contracts.items()},
-        "warnings": running._warnings,
-        "needs": [(*slot, running._need_keys[slot], row) for slot, row in running._need_rows.items()],
-        "sums": [
-            running._sums,
-            running._years,
-            running._years_disc,
-            running._partners,
-            running._partner_refs,
-            _steps(running._steps),
-        ],
+        "contracts": {cid: _contract(c) for cid, c in captured.contracts.items()},
+        "warnings": captured.warnings,
+        "needs": [(*slot, captured.need_keys[slot], row) for slot, row in captured.need_rows.items()],
+        "sums": captured.sums,
     }
     body = to_json(header)
     frame = b"".join([MAGIC, str(len(body)).encode(), b"\n", body, *payloads])
     return pack(frame)
+
+
+def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
+    """The projection as it stands (after `running.figures(facts)`), encoded."""
+    return encode(capture(running, facts, policy))
 
 
 def pack(frame: bytes) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 from services.savings.projection import Projection
@@ -39,7 +40,8 @@ async def consume(projection: Projection, evs: list[dict[str, Any]], first: int 
         await projection.after_batch([Applied(entry, True)])
     for _ in range(300):
         await asyncio.sleep(0.01)
-        if projection._pending is None or projection._pending.done():
+        busy = (projection._pending, projection._snapshotting)  # a snapshot is saved in the background
+        if all(task is None or task.done() for task in busy):
             return
     raise AssertionError("figures not recomputed")
 
@@ -151,5 +153,58 @@ def test_reloaded_from_a_snapshot_older_than_what_it_folded_itself_it_folds_the_
         figures = {**projection.running.figures(projection.index), "events_applied": projection.size}
         assert figures == await whole(ports)
         await projection.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_figures_move_on_while_a_snapshot_is_being_encoded() -> None:
+    """A snapshot is copied under the state's lock, then encoded in a worker thread (seconds at
+    tens of thousands of contracts): batches are folded and the figures recomputed meanwhile."""
+    release = threading.Event()
+
+    class SlowToEncode(Projection):
+        def capture_snapshot(self) -> Any:
+            encode = super().capture_snapshot()
+            if encode is None:
+                return None
+
+            def slowly() -> bytes:
+                release.wait(10)
+                return encode()
+
+            return slowly
+
+    async def scenario() -> None:
+        ports = memory_ports(MemoryStreams(NAMES))
+        projection = SlowToEncode(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await projection.load()
+        evs = events(31)
+        for n, ev in enumerate(evs[:30]):
+            fields = {b"event": json.dumps(ev).encode()}
+            entry = Entry(NAMES.accepted(ev["type"]), f"{n}-0", fields)
+            await ports.state.apply(await projection.handle(parse_trusted(entry), entry))  # type: ignore[attr-defined]
+            await projection.after_batch([Applied(entry, True)])
+        for _ in range(300):  # the first recompute starts a snapshot, which waits
+            await asyncio.sleep(0.01)
+            if projection._snapshotting is not None:
+                break
+        assert projection._snapshotting is not None and not projection._snapshotting.done()
+        for n, ev in enumerate(evs[30:], start=30):
+            fields = {b"event": json.dumps(ev).encode()}
+            entry = Entry(NAMES.accepted(ev["type"]), f"{n}-0", fields)
+            await ports.state.apply(await projection.handle(parse_trusted(entry), entry))  # type: ignore[attr-defined]
+            await projection.after_batch([Applied(entry, True)])
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if projection.figures["events_applied"] == len(evs):
+                break
+        assert projection.figures["events_applied"] == len(evs), "the figures waited for the snapshot"
+        assert not projection._snapshotting.done() and await ports.state.snapshot() is None
+        release.set()
+        await asyncio.wait_for(projection._snapshotting, 10)
+        saved = await ports.state.snapshot()
+        assert saved is not None and saved.position == "30-0", "as it was when copied"
+        await projection.stop()
+        assert (await ports.state.snapshot()).position == await ports.state.position(), "saved on stop"
 
     asyncio.run(scenario())

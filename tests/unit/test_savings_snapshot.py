@@ -129,3 +129,23 @@ def test_figures_must_be_up_to_date_to_be_saved() -> None:
     r.fold(facts, *keyed(6)[0])
     with pytest.raises(ValueError, match="compute them first"):
         snapshot.dump(r, facts, POLICY)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), cut=st.floats(0.2, 0.8))
+def test_a_capture_is_encoded_as_it_was_whatever_the_projection_does_after(seed: int, cut: float) -> None:
+    """A snapshot is copied under the state's lock and encoded in a worker thread while the
+    projection moves on: what is folded and recomputed after the copy does not reach it."""
+    events = keyed(seed)
+    head, tail = events[: int(cut * len(events))], events[int(cut * len(events)) :]
+    before, facts = running(head)
+    at_once = snapshot.dump(before, facts, POLICY)
+    captured = snapshot.capture(before, facts, POLICY)
+    for key, payload in tail:  # the projection moves on before the copy is encoded
+        before.fold(facts, key, payload)
+        before.figures(facts)
+    assert snapshot.encode(captured) == at_once
+    restored = Running(POLICY)
+    assert figures(
+        restored.figures(snapshot.restore(snapshot.encode(captured), restored, POLICY))
+    ) == figures(from_scratch(head))

@@ -53,8 +53,10 @@ class Running:
 
     def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
         """`model.evolve`, noting what the event touches (the `fold` of the projection)."""
-        latest, start = model.dates_of(payload)
-        ends = self._ends if facts is self._ends_of and latest is not None else None
+        ends = self._ends if facts is self._ends_of else None  # not while an index is read whole
+        latest, start = model.dates_of(payload) if ends is not None else (None, None)
+        if latest is None:
+            ends = None  # no date: nothing to keep
         held = model.facts_in(facts, payload) if ends is not None else 0
         model.evolve(facts, key, payload)
         if ends is not None:

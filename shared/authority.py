@@ -246,8 +246,7 @@ class OwnerState(EventSetState[I]):
 
     async def _in_flight(self) -> None:
         """`_on_its_way` on a look of its own, before the whole state is read (`_load`)."""
-        w = self._way()
-        self._on_its_way(await self.backlog.on_its_way(w.inbound, w.gateways, w.requests, w.owner, w.limit))
+        self._on_its_way(await self.backlog.on_its_way(self._way()))
 
     async def _refresh(self) -> bool:
         changed = await super()._refresh()

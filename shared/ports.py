@@ -161,12 +161,10 @@ class Backlog(Protocol):
     async def behind(self, streams: Sequence[str]) -> bool:
         """Whether any group on any of `streams` has entries unread or unacknowledged."""
 
-    async def on_its_way(
-        self, inbound: str, gateways: str, requests: str, owner: str, limit: int
-    ) -> OnItsWay:
+    async def on_its_way(self, way: Way) -> OnItsWay:
         """The three looks an owner takes before deciding, in one step (one moment):
-        `earliest_unhandled(inbound, gateways)`, `unread(requests, owner, limit)`,
-        `earliest_unhandled(requests, owner)`."""
+        `earliest_unhandled(way.inbound, way.gateways)`, `unread(way.requests, way.owner,
+        way.limit)`, `earliest_unhandled(way.requests, way.owner)`."""
 
 
 @dataclass(frozen=True)

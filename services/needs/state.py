@@ -89,7 +89,8 @@ class NeedsState(OwnerState[Register]):
             until = loop.time() + DERIVE_SHARE * (loop.time() - started)
             while (now := loop.time()) < until and not self._quiet(now):
                 await asyncio.sleep(min(until - now, 0.05))
-        # after a whole read: what was published of a category that has no needs any more
+        # after a whole read, what was published of a category with no needs any more (and, in
+        # any case, what an earlier publication left in the outbox)
         await self._publish({oid for oid in published if category_of(oid) not in visited})
 
     async def _publish(self, scope: set[str]) -> None:

@@ -205,29 +205,32 @@ class MemoryBacklog:
         self.unread_by: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
-        return self.look(Way("", "", stream, group, 0)).unhandled
+        return self._earliest(stream, group)
 
     async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
-        return self.look(Way("", "", stream, group, limit)).unread
+        return self._unread(stream, group, limit)
 
     async def behind(self, streams: Sequence[str]) -> bool:
         return any(v for (s, _), v in (*self.unacked.items(), *self.unread_by.items()) if s in streams)
 
-    async def on_its_way(
-        self, inbound: str, gateways: str, requests: str, owner: str, limit: int
-    ) -> OnItsWay:
-        return self.look(Way(inbound, gateways, requests, owner, limit))
+    async def on_its_way(self, way: Way) -> OnItsWay:
+        return self.look(way)
 
     def look(self, way: Way) -> OnItsWay:
         """`on_its_way` without awaiting (`MemoryStateStore.follow` looks in the same moment)."""
-        unacked = self.unacked.get((way.inbound, way.gateways))
-        mine = self.unacked.get((way.requests, way.owner))
-        unread = self.unread_by.get((way.requests, way.owner), [])
         return OnItsWay(
-            min(unacked, key=lambda e: entry_id(e[0])) if unacked else None,
-            None if len(unread) > way.limit else list(unread),
-            min(mine, key=lambda e: entry_id(e[0])) if mine else None,
+            self._earliest(way.inbound, way.gateways),
+            self._unread(way.requests, way.owner, way.limit),
+            self._earliest(way.requests, way.owner),
         )
+
+    def _earliest(self, stream: str, group: str) -> tuple[str, str] | None:
+        pending = self.unacked.get((stream, group))
+        return min(pending, key=lambda e: entry_id(e[0])) if pending else None
+
+    def _unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
+        entries = self.unread_by.get((stream, group), [])
+        return None if len(entries) > limit else list(entries)
 
 
 class MemoryVersions:

@@ -154,17 +154,11 @@ class RedisStateStore:
         async for key, raw in _hscan(self.redis, self.events_key):
             yield key.decode(), raw
 
-    async def since(self, position: str, count: int) -> tuple[str, list[str]]:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zscore(self.trimmed_key, "below")
-            pipe.xrange(self.log_key, min="(" + position, max="+", count=count)
-            pipe.hlen(self.events_key)
-            trimmed, entries, size = await pipe.execute()
-        if trimmed and entry_id(position) < (int(trimmed), 0):
-            raise LogTrimmed(f"{self.log_key} was trimmed below {int(trimmed)}-0, past {position}")
-        if not entries:
-            return position, [], size
-        return _text(entries[-1][0]), [f[b"key"].decode() for _, f in entries], size
+    async def since(self, position: str, count: int) -> tuple[str, list[str], int]:
+        followed = await self.follow(position, count)
+        if followed.trimmed:
+            raise LogTrimmed(f"{self.log_key} was trimmed past {position}")
+        return followed.position, followed.keys, followed.size
 
     async def follow(self, position: str, count: int, way: Way | None = None) -> Followed:
         if way is not None:
@@ -269,10 +263,8 @@ class RedisBacklog:
             return None
         return {k: v for k, v in seen.items() if k > delivered}
 
-    async def on_its_way(
-        self, inbound: str, gateways: str, requests: str, owner: str, limit: int
-    ) -> OnItsWay:
-        return (await self.look(Way(inbound, gateways, requests, owner, limit)))[0]
+    async def on_its_way(self, way: Way) -> OnItsWay:
+        return (await self.look(way))[0]
 
     async def look(
         self, way: Way, state: RedisStateStore | None = None, position: str = "0-0", count: int = 0

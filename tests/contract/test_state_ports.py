@@ -163,7 +163,7 @@ class TestInMemory(StateStoreContract, VersionsContract):
         backlog.unacked[("s", "g")] = [("12-0", ""), ("3-1", "2-0")]
         assert run(backlog.earliest_unhandled("s", "g")) == ("3-1", "2-0") and run(backlog.behind(["s", "t"]))
         assert run(backlog.unread("r", "g", 2)) == [] and not run(backlog.behind(["r"]))
-        assert run(backlog.on_its_way("s", "g", "r", "g", 2)) == OnItsWay(("3-1", "2-0"), [], None)
+        assert run(backlog.on_its_way(Way("s", "g", "r", "g", 2))) == OnItsWay(("3-1", "2-0"), [], None)
         backlog.unread_by[("r", "g")] = [("5-0", "9-0"), ("6-0", "")]
         assert run(backlog.unread("r", "g", 2)) == [("5-0", "9-0"), ("6-0", "")] and run(
             backlog.behind(["r"])
@@ -180,7 +180,7 @@ class TestInMemory(StateStoreContract, VersionsContract):
         followed = run(store.follow("0-0", 10, way))
         assert (
             followed.way
-            == run(backlog.on_its_way("s", "gw", "r", "o", 2))
+            == run(backlog.on_its_way(Way("s", "gw", "r", "o", 2)))
             == OnItsWay(("3-1", ""), [("5-0", "4-0")], None)
         )
         assert followed.keys == ["a e1"] and followed.size == 1
@@ -245,11 +245,11 @@ class TestRedis(StateStoreContract, VersionsContract):
             ids = [(await client.xadd(requests, {"event": str(n)})).decode() for n in range(3)]
             await client.xgroup_create(requests, "o", id="0")
             await client.xreadgroup("o", "c", {requests: ">"}, count=1)
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 3)
+            way = await backlog.on_its_way(Way(inbound, "gw", requests, "o", 3))
             assert way.unread == [(ids[1], ""), (ids[2], "")], "seen, and kept for the next look"
             await client.xgroup_destroy(requests, "o")
             await client.xgroup_create(requests, "o", id="0")  # nothing read by the new group
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 3)
+            way = await backlog.on_its_way(Way(inbound, "gw", requests, "o", 3))
             assert way.unread == [(i, "") for i in ids] == await backlog.unread(requests, "o", 3)
             await client.aclose()
 
@@ -264,7 +264,7 @@ class TestRedis(StateStoreContract, VersionsContract):
         async def on_its_way() -> OnItsWay:
             """Backlog.on_its_way, checked against the owner's follow: the same look, and the
             log as `since` gives it."""
-            way = await backlog.on_its_way(inbound, "gw", requests, "o", 2)
+            way = await backlog.on_its_way(Way(inbound, "gw", requests, "o", 2))
             followed = await store.follow(stored_at, 10, Way(inbound, "gw", requests, "o", 2))
             assert followed.way == way
             assert dataclasses.replace(followed, way=None) == await looked_apart(store, stored_at, 10)

@@ -254,11 +254,19 @@ class OwnerState(EventSetState[I]):
         return changed
 
     async def _place(self) -> None:
-        """Read the arrival of requests another replica stored: they are decided in their turn."""
+        """Read the arrival of requests another replica stored: they are decided in their turn.
+        A request whose arrival is gone was decided already (decide.lua drops it with the
+        decision), by a replica that decided everything before it on its object: it is judged
+        first, so later requests are judged with it folded, and the verdict that stands is the
+        one recorded (`DecisionLog.record`). Taking it as arriving now let a later request on
+        the same object be judged before it: a return sent after its contract's
+        decommissioning was accepted."""
         keys = [k for k in self._unplaced if k in self.pending]
         self._unplaced.clear()
-        for key, value in (await self.decisions.arrivals(keys)).items():
-            self.pending[key].arrived = _stored_arrival(value)
+        stored = await self.decisions.arrivals(keys)
+        for key in keys:
+            value = stored.get(key)
+            self.pending[key].arrived = _stored_arrival(value) if value is not None else (0, 0)
 
     async def _load(self, from_snapshot: bool = True) -> None:
         await self._in_flight()

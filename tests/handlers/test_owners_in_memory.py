@@ -403,3 +403,32 @@ def test_a_request_the_log_showed_and_that_was_decided_before_its_batch_folded_i
             state._pending.cancel()
 
     asyncio.run(scenario())
+
+
+def test_a_request_another_replica_decided_is_judged_before_the_later_ones_on_its_object() -> None:
+    """Replica B stores and accepts a need; replica A, which has not seen it yet, is then sent the
+    withdrawal of that need. A meets the need in the state log with its arrival gone (decided
+    already): it is judged first, so the withdrawal is judged with the need folded. Taken as
+    arriving when A met it, the need came after the withdrawal, which was refused
+    `unknown_need` (on Redis: a return sent after its contract's decommissioning was accepted)."""
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        a = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        b = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        await a.start()
+        await b.start()
+        need = need_data(partner="staffordshire-cc", need_id="advice")
+        await send(b, world, 1, event(need, partner="staffordshire-cc", id="n1"))
+        await settled(b)
+        assert [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))] == ["n1"]
+        gone = {"need_id": "advice", "partner_id": "staffordshire-cc", "revision": 1}
+        await send(a, world, 2, event(gone, type="need.withdrawn", partner="staffordshire-cc", id="w1"))
+        await settled(a)
+        await a.stop()
+        await b.stop()
+        assert world.of(NAMES.rejected("staffordshire-cc")) == []
+        assert [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.withdrawn"))] == ["w1"]
+
+    asyncio.run(scenario())

@@ -15,13 +15,14 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from shared.redis_server import RedisServer, free_port
+from shared.redis_server import RedisServer
 
 
 def http_ports(n: int) -> int:
     """The first of `n` consecutive free ports, below the kernel's range of ephemeral ports: a
-    process serving n partnerships binds them while it (and its neighbours) open hundreds of
-    Redis connections, whose local ports come from that range and could take one first."""
+    process serving n partnerships (or a cluster's nodes) binds them while it (and its
+    neighbours) open hundreds of Redis connections, whose local ports come from that range and
+    could take one first."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -54,11 +55,15 @@ class LoopbackCluster:
         """`server`: a `redis-server` or `valkey-server` binary (default: the first on the PATH);
         its `-cli` beside it, else on the PATH, makes the cluster."""
         self.data_dir = data_dir
+        # each node's port and its cluster bus port (not port + 10000, which may be taken or too
+        # high), below the ephemeral range: a port picked from it was once taken by another
+        # process's connection before the node could bind it (CI: "bind: Address already in use")
+        base = http_ports(2 * nodes)
         self.servers = [
-            RedisServer(data_dir / f"node{i}", free_port(), appendfsync=appendfsync, extra_args=[
+            RedisServer(data_dir / f"node{i}", base + 2 * i, appendfsync=appendfsync, extra_args=[
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
-                "--cluster-port", str(free_port()),  # not port + 10000, which may be taken or too high
+                "--cluster-port", str(base + 2 * i + 1),
                 "--repl-diskless-sync-delay", "0",  # a replica in sync at once, not 5s later
                 "--cluster-node-timeout", str(node_timeout_ms),
             ])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,14 +18,21 @@ _configured = False
 _EVENT: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar("handling", default=None)
 
 
-@contextmanager
-def handling(event_id: str, event_type: str | None, correlation_id: str | None) -> Iterator[None]:
-    """Log lines written inside carry the event's `event_id`, `event_type`, `correlation_id`."""
-    token = _EVENT.set((event_id, event_type, correlation_id))
-    try:
-        yield
-    finally:
-        _EVENT.reset(token)
+class handling:  # lower case: used as a function, `with handling(...):`
+    """Log lines written inside carry the event's `event_id`, `event_type`, `correlation_id`.
+    (A class rather than `contextlib.contextmanager`: it is entered for every event, and the
+    generator's machinery cost 3% of the samples at 2,000 contracts.)"""
+
+    __slots__ = ("_event", "_token")
+
+    def __init__(self, event_id: str, event_type: str | None, correlation_id: str | None) -> None:
+        self._event = (event_id, event_type, correlation_id)
+
+    def __enter__(self) -> None:
+        self._token = _EVENT.set(self._event)
+
+    def __exit__(self, *_: object) -> None:
+        _EVENT.reset(self._token)
 
 
 def add_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -27,6 +27,10 @@ class _HiredisPacking:
         elif b" " in args[0]:
             args = (*args[0].split(), *args[1:])
         try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # hiredis packs bytes, str, int and float: copy the other buffers once
+            pass
+        try:
             return [
                 hiredis.pack_command(
                     tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)

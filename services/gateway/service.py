@@ -18,6 +18,7 @@ from shared.authority import OWNERS
 from services.gateway import batch, binary
 from services.gateway.rejections import RejectionPolicy, record
 from shared.bus import Bus, Effect, Entry, Subscription
+from shared.decode import remember
 from shared.inbound import Accepted, Admit, Rejected, check
 from shared.partners import PartnerRegistry
 from shared.ratelimit import RateLimiter
@@ -55,6 +56,7 @@ class Gateway:
         )
         if isinstance(verdict, Accepted):
             event = verdict.event
+            remember(verdict.raw, event, verdict.payload)  # its owner, in this process, reads it next
             return verdict, Effect((self.forward(event.type, verdict.raw, inbound_id),), once_key=event.key)
         return verdict, self.reject(verdict, raw, inbound_id)
 

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from shared import decode as decoding
 from shared.bus import Entry, Poison
 from shared.bus.consumer import parse_trusted
-from shared.decode import decode
+from shared.decode import ValidationError, decode
 from shared.events import CloudEvent
 from shared.tscip import reference_payloads
 from tests.support import event, need_data
@@ -38,3 +39,54 @@ def test_what_is_not_a_contract_event_is_poison_with_its_reason() -> None:
     with pytest.raises(Poison) as caught:
         parse_trusted(Entry("s", "1-0", {}))
     assert caught.value.code == "missing_event"
+
+
+def _fresh(raw: bytes):  # decoded without the recent events kept by shared.decode
+    return decoding._ADAPTER.validate_json(raw)
+
+
+def test_what_the_gateway_validated_is_what_its_readers_decode() -> None:
+    """`remember`: in one process the owner and the canonical stream's readers share what the
+    gateway validated, and it equals what decoding the bytes gives, for every type."""
+    n = 0
+    for correlation in ("c-1", None):
+        for partner, etype, data in reference_payloads():
+            extra = {"correlationid": correlation} if correlation else {}
+            raw = json.dumps(event(data, type=etype, partner=partner, **extra)).encode()
+            validated = CloudEvent.parse(raw)
+            decoding.remember(raw, validated, validated.payload())
+            seen = decode(bytes(bytearray(raw)))  # the bytes as another stream's read gives them
+            fresh = _fresh(raw)
+            assert type(seen) is type(fresh) and seen == fresh
+            got = (seen.key, seen.correlation_id, seen.payload())
+            assert got == (fresh.key, fresh.correlation_id, fresh.payload())
+            assert decode(raw) is seen
+            n += 1
+    assert n > 60
+
+
+def test_a_correlation_id_that_is_not_a_string_is_decoded_as_before() -> None:
+    raw = json.dumps(event(need_data(), correlationid=7)).encode()
+    validated = CloudEvent.parse(raw)
+    decoding.remember(raw, validated, validated.payload())
+    with pytest.raises(ValidationError):
+        decode(raw)
+
+
+def test_the_events_kept_are_bounded_by_count_and_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decoding, "RECENT", 5)
+    monkeypatch.setattr(decoding, "RECENT_BYTES", 3_000)
+    monkeypatch.setattr(decoding, "_recent", {})
+    monkeypatch.setattr(decoding, "_older", {})
+    monkeypatch.setattr(decoding, "_recent_bytes", 0)
+    raws = [json.dumps(event(need_data(need_id=f"n-{i}"), id=f"e-{i}")).encode() for i in range(40)]
+    for raw in raws:
+        decode(raw)
+        kept = len(decoding._recent) + len(decoding._older)
+        held = sum(map(len, decoding._recent)) + sum(map(len, decoding._older))
+        assert kept <= 10 and held <= 6_000
+    assert decode(raws[-1]) is decode(raws[-1])  # the newest are kept
+    big = json.dumps(event(need_data(title="x" * 1_900, outcomes=["y" * 1_900]))).encode()
+    decode(big)
+    assert big not in decoding._recent and big not in decoding._older
+    assert len(decoding._recent) + len(decoding._older) > 0

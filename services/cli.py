@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from shared import collector
+from shared import collector, eventloop
 from shared.logging import configure_logging
 from shared.money import gbp
 from shared.partners import PartnerRegistry, PartnerRegistryError
@@ -51,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail("COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML)")
     try:
         registry = _registries(settings.partners, settings.served)
-        asyncio.run(serve(names, settings, registry))
+        eventloop.run(serve(names, settings, registry))
     except (ConfigurationError, PartnerRegistryError) as e:
         return _fail(str(e))
     return 0
@@ -119,7 +118,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     try:
         registry = PartnerRegistry.load(settings.partners)  # type: ignore[arg-type]
-        asyncio.run(serve(list(SERVICES), settings, registry))
+        eventloop.run(serve(list(SERVICES), settings, registry))
     except (ConfigurationError, PartnerRegistryError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
@@ -155,7 +154,7 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
         finally:
             await redis.aclose()
 
-    return asyncio.run(go())
+    return eventloop.run(go())
 
 
 def cmd_savings_rebuild(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from shared.redis_client import connect
 
 from services.runtime import build_app
 from services.savings.projection import Projection
+from shared import eventloop
 from shared.money import gbp
 from shared.partners import Partner, PartnerRegistry
 from shared.progress import Progress
@@ -154,7 +155,7 @@ def main(settings: Settings, out: TextIO = sys.stdout) -> int:
         settings = settings.model_copy(update={"redis_url": server.url})
         out.write(f"Private Redis for the demo at {server.url} (data in {server.data_dir})\n")
     try:
-        asyncio.run(demo(settings, out))
+        eventloop.run(demo(settings, out))
     finally:
         if server is not None:
             server.stop()

@@ -14,8 +14,9 @@ Workload (bench/workload.py): signed needs from 50 partners and an award over ev
   savings` with `COMMISSIONING_GATEWAY=false`), as the containers are deployed apart.
 Throughput: `--rounds` interleaved rounds per contract count, medians. Latency: a steady
 `--latency-rate` for `--latency-seconds`, from each inbound XADD to the first summary that
-counts it. CPU per event: user + system time of the side's processes from the first XADD to the
-summary counting the last event. Redis bytes per event: `MEMORY USAGE` of every key the run left.
+counts it, with the side's CPU meanwhile (per event, and as a share of one core). CPU per
+event: user + system time of the side's processes from the first XADD to the summary counting
+the last event. Redis bytes per event: `MEMORY USAGE` of every key the run left.
 Update size: the `savings.updated` entry after one contract is decommissioned, and the
 largest entry of the run. Rebuild: `commissioning savings rebuild` over `--rebuild` events.
 The last line: `throughput <serve events/s> baseline <events/s> ratio <r>` (at the first count).
@@ -351,7 +352,16 @@ def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.N
     for name in args.sides:
         side = Side(name, url, registry, tmp)
         try:
-            print(f"  {name}: {_q(latency(side, entries, args.latency_rate))}", flush=True)
+            cpu, t0 = side.cpu_seconds(), time.perf_counter()
+            quantiles = _q(latency(side, entries, args.latency_rate))
+            cpu, wall = side.cpu_seconds() - cpu, time.perf_counter() - t0
+            # at a steady rate the batches are small and each costs its round trips: the CPU an
+            # event here, against the throughput's (full batches), shows what that costs
+            print(
+                f"  {name}: {quantiles}; CPU {cpu * 1000 / n:.2f} ms an event, "
+                f"{100 * cpu / wall:.0f}% of a core",
+                flush=True,
+            )
         finally:
             side.stop()
 

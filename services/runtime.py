@@ -219,6 +219,7 @@ def build_app(
         settings.max_event_bytes,
         None if tolerance < 0 else tolerance,
         **gateway_limits(settings),
+        share_decoded=bool(names),  # a gateway alone has no reader in its process to share with
     )
     runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
     if runs_gateway:

@@ -41,6 +41,9 @@ class Gateway:
     http_limits: RateLimiter = field(default_factory=lambda: RateLimiter(1_000, 10_000))
     #: (partner, code) -> rejections this process recorded (services.metrics)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: hand what it validated to the services of this process that read it next
+    #: (`shared.decode.remember`); False in a process that runs the gateway alone
+    share_decoded: bool = True
 
     def decide(
         self, raw: bytes | None, signature: bytes | str | None, inbound_id: str, admit: Admit | None = None
@@ -56,7 +59,8 @@ class Gateway:
         )
         if isinstance(verdict, Accepted):
             event = verdict.event
-            remember(verdict.raw, event, verdict.payload)  # its owner, in this process, reads it next
+            if self.share_decoded:  # its owner, in this process, reads it next
+                remember(verdict.raw, event, verdict.payload)
             return verdict, Effect((self.forward(event.type, verdict.raw, inbound_id),), once_key=event.key)
         return verdict, self.reject(verdict, raw, inbound_id)
 

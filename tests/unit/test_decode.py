@@ -7,13 +7,17 @@ import json
 
 import pytest
 
+from services.gateway.service import Gateway
 from shared import decode as decoding
 from shared.bus import Entry, Poison
 from shared.bus.consumer import parse_trusted
 from shared.decode import ValidationError, decode
 from shared.events import CloudEvent
+from shared.inbound import Accepted
+from shared.partners import PartnerRegistry
+from shared.streams import Streams
 from shared.tscip import reference_payloads
-from tests.support import event, need_data
+from tests.support import event, need_data, signed
 
 
 def test_every_reference_event_decodes_to_what_full_validation_gives() -> None:
@@ -90,3 +94,16 @@ def test_the_events_kept_are_bounded_by_count_and_by_bytes(monkeypatch: pytest.M
     decode(big)
     assert big not in decoding._recent and big not in decoding._older
     assert len(decoding._recent) + len(decoding._older) > 0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_a_gateway_alone_in_its_process_keeps_nothing_to_share(
+    registry: PartnerRegistry, monkeypatch: pytest.MonkeyPatch, share: bool
+) -> None:
+    monkeypatch.setattr(decoding, "_recent", {})
+    monkeypatch.setattr(decoding, "_older", {})
+    gateway = Gateway(Streams("t"), registry, 65_536, share_decoded=share)
+    fields = signed(event(need_data(need_id="shared-or-not")))
+    verdict, _ = gateway.decide(fields["event"], fields["signature"], "1-0")
+    assert isinstance(verdict, Accepted)
+    assert (fields["event"] in decoding._recent) is share

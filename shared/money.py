@@ -153,6 +153,16 @@ def from_pence(p: int) -> Decimal:
     return (Decimal(p) / 100).quantize(PENNY)
 
 
+def pence_str(p: int) -> str:
+    """Whole pence as the contract writes money ("-12.05"): `money_str(from_pence(p))`, in
+    integers (a savings update writes some 300 of these: 2.7 us each through Decimal, half
+    its time, against 0.3 here)."""
+    if type(p) is not int:  # bool and other numbers: the Decimal path
+        return money_str(from_pence(p))
+    pounds, rest = divmod(-p if p < 0 else p, 100)
+    return f"{'-' if p < 0 else ''}{pounds}.{rest:02d}"
+
+
 def round_money(amount: Fraction | Decimal | int) -> Decimal:
     """Exact (rational) pounds rounded to the penny, half up."""
     return from_pence(pence(amount))

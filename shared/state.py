@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from shared import collector
 from shared.bus import Applied, Entry, Poison
 from shared.bus.consumer import parse_trusted
-from shared.decode import decode
+from shared.decode import decode_once
 from shared.events import CloudEvent, Payload, errors_of, to_json
 from shared.outage import OUTAGE
 from shared.ports import Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Versions, Way, Write
@@ -320,7 +320,7 @@ class EventSetState(Generic[I]):
         position = await self.events.position()  # before the scan: nothing falls between
         size = 0
         async for key, raw in self.events.scan():
-            self.fold(index, key, decode(raw).payload())
+            self.fold(index, key, decode_once(raw).payload())
             size += 1
         self.index, self.generation, self.size = index, generation, size
         self._log_pos = position
@@ -452,7 +452,7 @@ class EventSetState(Generic[I]):
             if others:
                 for key, raw in zip(others, await self.events.get(others), strict=True):
                     if raw is not None:
-                        self.fold(self.index, key, decode(raw).payload())
+                        self.fold(self.index, key, decode_once(raw).payload())
             folded += len(missing)
             if len(keys) < FOLLOW_COUNT:
                 # the log's end at that moment: every key this process folded before this follow

@@ -29,7 +29,7 @@ from shared.events import (
     Payload,
     TenderAwarded,
 )
-from shared.money import from_pence, money_str, pence
+from shared.money import money_str, pence, pence_str
 from shared.policy import SavingsPolicy
 
 # -- the index of facts --------------------------------------------------------------------
@@ -340,7 +340,7 @@ def _ratio(x: int, y: int) -> str | None:
 
 
 def _m(p: int) -> str:
-    return money_str(from_pence(p))
+    return pence_str(p)
 
 
 def _d(x: Decimal | None) -> str | None:

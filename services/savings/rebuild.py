@@ -28,7 +28,7 @@ from shared import collector
 from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
 from shared.bus import Bus, Effect
-from shared.decode import Decoded, decode
+from shared.decode import Decoded, decode_once
 from shared.progress import Progress
 from shared.settings import savings_policy
 from shared.streams import Streams
@@ -41,7 +41,7 @@ def _parse(raw: bytes | None) -> Decoded | None:
     if raw is None:
         return None
     try:
-        return decode(raw)
+        return decode_once(raw)
     except ValidationError:
         return None
 

@@ -25,7 +25,11 @@ def test_every_reference_event_decodes_to_what_full_validation_gives() -> None:
     for partner, etype, data in reference_payloads():
         raw = json.dumps(event(data, type=etype, partner=partner, correlationid="c-1")).encode()
         full, fast = CloudEvent.parse(raw), decode(raw)
-        assert (fast.key, fast.correlation_id, fast.payload()) == (full.key, full.correlation_id, full.payload())
+        assert (fast.key, fast.correlation_id, fast.payload()) == (
+            full.key,
+            full.correlation_id,
+            full.payload(),
+        )
         n += 1
     assert n > 30
 
@@ -33,9 +37,11 @@ def test_every_reference_event_decodes_to_what_full_validation_gives() -> None:
 def test_what_is_not_a_contract_event_is_poison_with_its_reason() -> None:
     good = json.dumps(event(need_data())).encode()
     assert parse_trusted(Entry("s", "1-0", {b"event": good})).payload().need_id
-    for raw, why in ((b"not json", "json_invalid"),
-                     (json.dumps({**json.loads(good), "type": "no.such.type"}).encode(), "union_tag_invalid"),
-                     (json.dumps({**json.loads(good), "data": {"need_id": "x"}}).encode(), "missing")):
+    for raw, why in (
+        (b"not json", "json_invalid"),
+        (json.dumps({**json.loads(good), "type": "no.such.type"}).encode(), "union_tag_invalid"),
+        (json.dumps({**json.loads(good), "data": {"need_id": "x"}}).encode(), "missing"),
+    ):
         with pytest.raises(Poison) as caught:
             parse_trusted(Entry("s", "1-0", {b"event": raw}))
         assert caught.value.code == "invalid_event"
@@ -107,3 +113,18 @@ def test_a_gateway_alone_in_its_process_keeps_nothing_to_share(
     verdict, _ = gateway.decide(fields["event"], fields["signature"], "1-0")
     assert isinstance(verdict, Accepted)
     assert (fields["event"] in decoding._recent) is share
+
+
+def test_decoding_once_gives_what_decode_gives_and_keeps_nothing() -> None:
+    """A state read whole decodes each event once (`decode_once`): the same typed event, and
+    the recent events (what this process's readers share) left as they were."""
+    raw = json.dumps(event(need_data(), correlationid="c-9")).encode()
+    kept = (dict(decoding._recent), dict(decoding._older))
+    once = decoding.decode_once(raw)
+    assert (dict(decoding._recent), dict(decoding._older)) == kept
+    assert once == decode(raw)
+    assert (once.key, once.correlation_id, once.payload()) == (
+        CloudEvent.parse(raw).key,
+        "c-9",
+        CloudEvent.parse(raw).payload(),
+    )

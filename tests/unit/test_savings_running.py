@@ -107,3 +107,21 @@ def test_the_business_date_and_the_start_follow_a_fact_replaced_in_its_slot() ->
     assert running.figures(facts) == project(facts, POLICY)
     running.fold(facts, "/partners/x d-2", ended.decommissions["c-00002"].payload)  # the earlier stands
     assert running.figures(facts) == project(facts, POLICY)
+
+
+def test_a_partners_row_is_written_again_when_its_figures_move_and_a_reader_cannot_change_it() -> None:
+    """Partners' rows are kept as last written (`Running._partner_row`): a row whose figures
+    moved is new, one whose figures did not is the same text, and changing a document a
+    reader was given changes nothing in the next one."""
+    facts, running = portfolio(6), Running(POLICY)
+    first = running.figures(facts)
+    assert first == project(facts, POLICY)
+    for row in first["partners"]:
+        row["annual_saving"] = "tampered"
+    ended = Facts()
+    decommission(ended, 3)
+    running.fold(facts, "/partners/x d-3", ended.decommissions["c-00003"].payload)
+    second = running.figures(facts)
+    assert second == project(facts, POLICY)
+    assert second["partners"] != project(portfolio(6), POLICY)["partners"], "some partner's figures moved"
+    assert all(r["annual_saving"] != "tampered" for r in second["partners"])

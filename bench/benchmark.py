@@ -14,7 +14,9 @@ Workload (bench/workload.py): signed needs from 50 partners and an award over ev
   savings` with `COMMISSIONING_GATEWAY=false`), as the containers are deployed apart.
 Throughput: `--rounds` interleaved rounds per contract count, medians. Latency: a steady
 `--latency-rate` for `--latency-seconds`, from each inbound XADD to the first summary that
-counts it, with the side's CPU meanwhile (per event, and as a share of one core). CPU per
+counts it, with the side's CPU meanwhile (per event, and as a share of one core), and for the
+product each hop of the way (from the ids Redis gave the entries: the gateway's forward on
+`P:requests:<owner>`, the owner's decision on `P:<type>`, then the summary). CPU per
 event: user + system time of the side's processes from the first XADD to the summary counting
 the last event. Redis bytes per event: `MEMORY USAGE` of every key the run left.
 Update size: the `savings.updated` entry after one contract is decommissioned, and the
@@ -195,43 +197,88 @@ def update_sizes(side: Side, n_contracts: int, partners: int, counted: int) -> t
     return len(side.r.xrevrange(side.summary, count=1)[0][1][b"event"]), largest
 
 
-def latency(side: Side, entries: list[dict[str, bytes]], rate: int) -> list[float]:
-    """Seconds from each XADD (at a steady `rate`) to the first summary that counts it."""
+#: where a partner's need and award pass on their way (the product's streams): forwarded by the
+#: gateway to its owner, decided by the owner onto the canonical stream
+REQUESTS = ("requests:needs", "requests:procurement")
+DECIDED = ("need.identified", "tender.awarded")
+
+
+class Latency:
+    """Seconds from each XADD (at a steady rate) to the first summary that counts it, and, for
+    the product's sides, each hop of the way, from the ids Redis gave the entries (its clock,
+    in ms): the gateway's forward to `P:requests:<owner>`, the owner's decision on `P:<type>`,
+    and from there to the summary."""
+
+    def __init__(self) -> None:
+        self.total: list[float] = []
+        self.hops: dict[str, list[float]] = {"gateway": [], "owner": [], "savings": []}
+
+
+def _ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
+
+
+def latency(side: Side, entries: list[dict[str, bytes]], rate: int) -> Latency:
+    """Send `entries` at a steady `rate` and time them (`Latency`)."""
     sent: list[float] = []
-    seen: list[tuple[float, int]] = []
+    seen: list[tuple[float, int, int]] = []  # (when read, events counted, the entry's ms)
+    forwarded: dict[bytes, int] = {}  # inbound entry id -> ms of its request entry
+    decided: dict[str, int] = {}  # event id -> ms of its canonical entry
+    product = side.name != "baseline"
+    streams = [side.summary] + ([f"{side.prefix}:{s}" for s in REQUESTS + DECIDED] if product else [])
     stop = threading.Event()
 
+    # where each stream ends now (not `$` at each read: what came between two reads would be lost)
+    cursors = {s: (side.r.xrevrange(s, count=1) or [(b"0-0", None)])[0][0] for s in streams}
+
     def watch() -> None:
-        w, cursor = redis.Redis.from_url(side.url), "$"
+        w = redis.Redis.from_url(side.url)
         while not stop.is_set():
-            for _, items in w.xread({side.summary: cursor}, block=100, count=100) or []:
+            for stream, items in w.xread(cursors, block=100, count=500) or []:
                 now = time.perf_counter()
+                name = stream.decode()
+                cursors[name] = items[-1][0]
                 for entry_id, f in items:
-                    doc = json.loads(f[b"event"])
-                    seen.append((now, int(doc.get("data", doc)["events_applied"])))
-                    cursor = entry_id
+                    if name == side.summary:
+                        doc = json.loads(f[b"event"])
+                        seen.append((now, int(doc.get("data", doc)["events_applied"]), _ms(entry_id)))
+                    elif b"inbound_id" in f:
+                        forwarded.setdefault(f[b"inbound_id"], _ms(entry_id))
+                    else:
+                        decided.setdefault(json.loads(f[b"event"])["id"], _ms(entry_id))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
+    inbound_ids: list[bytes] = []
     try:
         t0 = time.perf_counter()
         for n, e in enumerate(entries):
             delay = t0 + n / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            side.r.xadd(f"{side.prefix}:inbound", e)
+            inbound_ids.append(side.r.xadd(f"{side.prefix}:inbound", e))
             sent.append(time.perf_counter())
         side.wait_counted(len(entries), timeout=120)
         time.sleep(0.3)
     finally:
         stop.set()
         watcher.join()
-    out, u = [], 0
+    out, u = Latency(), 0
     for n, t in enumerate(sent):
         while u < len(seen) and seen[u][1] < n + 1:
             u += 1
-        if u < len(seen):
-            out.append(seen[u][0] - t)
+        if u == len(seen):
+            continue
+        out.total.append(seen[u][0] - t)
+        if not product:
+            continue
+        inbound = _ms(inbound_ids[n])
+        request = forwarded.get(inbound_ids[n])
+        decision = decided.get(json.loads(entries[n]["event"])["id"])
+        if request is not None and decision is not None:
+            out.hops["gateway"].append((request - inbound) / 1000)
+            out.hops["owner"].append((decision - request) / 1000)
+            out.hops["savings"].append((seen[u][2] - decision) / 1000)
     return out
 
 
@@ -353,15 +400,20 @@ def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.N
         side = Side(name, url, registry, tmp)
         try:
             cpu, t0 = side.cpu_seconds(), time.perf_counter()
-            quantiles = _q(latency(side, entries, args.latency_rate))
+            timed = latency(side, entries, args.latency_rate)
             cpu, wall = side.cpu_seconds() - cpu, time.perf_counter() - t0
             # at a steady rate the batches are small and each costs its round trips: the CPU an
             # event here, against the throughput's (full batches), shows what that costs
             print(
-                f"  {name}: {quantiles}; CPU {cpu * 1000 / n:.2f} ms an event, "
+                f"  {name}: {_q(timed.total)}; CPU {cpu * 1000 / n:.2f} ms an event, "
                 f"{100 * cpu / wall:.0f}% of a core",
                 flush=True,
             )
+            if timed.hops["gateway"]:
+                print(
+                    "    hops: " + "; ".join(f"{hop} {_q(values)}" for hop, values in timed.hops.items()),
+                    flush=True,
+                )
         finally:
             side.stop()
 

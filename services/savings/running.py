@@ -332,11 +332,11 @@ class Running:
             "partners": [self._partner_row(pid, row) for pid, row in sorted(partners.items())],
         }
 
-    def _partner_row(self, pid: str, pence: dict[str, int]) -> dict[str, Any]:
+    def _partner_row(self, pid: str, figures: dict[str, int]) -> dict[str, Any]:
         """A partner's row of the document. Every update lists every partner, and most did
         not change: a row is written out again only when its figures moved (formatting them
         was a third of an update's time at 50 partners)."""
-        key = tuple(pence.get(k, 0) for k in model._PARTNER_FIGURES)
+        key = tuple(figures.get(k, 0) for k in model._PARTNER_FIGURES)  # pence
         kept = self._partner_rows.get(pid)
         if kept is None or kept[0] != key:
             row = {

@@ -1,0 +1,36 @@
+"""`python bench/benchmark.py` (README, Performance) runs as the README gives it and prints its
+figures: throughput against the baseline, the update sizes, and the latency with each hop."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_benchmark_prints_throughput_latency_and_its_hops() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/benchmark.py", "--contracts", "20", "--rounds", "1",
+         "--sides", "baseline", "serve", "--latency-seconds", "2", "--latency-rate", "200"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert re.search(r"round 1/1 serve: [\d,]+ events/s, CPU [\d.]+ ms/event, Redis [\d,]+ bytes/event; "
+                     r"savings.updated after one contract changed [\d,]+ bytes", out), out
+    assert re.search(r"ratio serve/baseline at 20 contracts: [\d.]+", out), out
+    assert re.search(r"  baseline: p50 \d+ ms, p99 \d+ ms; CPU", out), out
+    serve = re.search(r"  serve: p50 (\d+) ms, p99 \d+ ms; CPU [\d.]+ ms an event, \d+% of a core\n"
+                      r"    hops: gateway p50 (\d+) ms, p99 \d+ ms; owner p50 (\d+) ms, p99 \d+ ms; "
+                      r"savings p50 (\d+) ms, p99 \d+ ms", out)
+    assert serve, out
+    total, *hops = (int(x) for x in serve.groups())
+    # each hop is part of the way from the inbound entry to the summary (Redis's clock, in ms)
+    assert all(0 <= hop <= total + 2 for hop in hops), out
+    assert re.search(r"throughput \d+ baseline \d+ ratio [\d.]+\s*$", out), out

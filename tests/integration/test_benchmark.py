@@ -34,3 +34,14 @@ def test_the_benchmark_prints_throughput_latency_and_its_hops() -> None:
     # each hop is part of the way from the inbound entry to the summary (Redis's clock, in ms)
     assert all(0 <= hop <= total + 2 for hop in hops), out
     assert re.search(r"throughput \d+ baseline \d+ ratio [\d.]+\s*$", out), out
+
+
+def test_the_dispatch_benchmark_prints_what_a_batch_costs() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/dispatch.py", "--entries", "200", "--rounds", "1"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for side in ("redis-py", "faststream", "faststream+metrics"):
+        assert re.search(rf"round 1/1 {re.escape(side)}: \d+ us CPU an entry", done.stdout), done.stdout
+    assert re.search(r"dispatch -?\d+ us a batch, metrics -?\d+ us more", done.stdout), done.stdout

@@ -89,6 +89,9 @@ class Facts:
     returns: dict[str, dict[tuple[date, date, str], Fact]] = field(default_factory=dict)
     decommissions: dict[str, Fact] = field(default_factory=dict)
     exits: dict[tuple[str, str], Fact] = field(default_factory=dict)  # by contract, partner
+    #: the same exits by contract, then partner (`exit_into` keeps both): a contract's figures
+    #: look at its own exits, not at every exit of the portfolio for each contract
+    exits_of: dict[str, dict[str, Fact]] = field(default_factory=dict)
     investments: dict[tuple[str, str], Fact] = field(default_factory=dict)
     #: every key folded, to count them (`events_applied`); None in the running projection,
     #: which counts the events in its store instead (its memory then holds no per-event set)
@@ -97,6 +100,12 @@ class Facts:
 
 def _later(old: Fact | None, new: Fact) -> Fact:
     return new if old is None or (new.revision, new.key) > (old.revision, old.key) else old
+
+
+def exit_into(facts: Facts, cid: str, pid: str, fact: Fact) -> None:
+    """Put a member's exit in its slot (the contract, the partner), in both tables."""
+    facts.exits[(cid, pid)] = fact
+    facts.exits_of.setdefault(cid, {})[pid] = fact
 
 
 def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
@@ -118,8 +127,8 @@ def evolve(facts: Facts, key: str, payload: Payload) -> Facts:
             slot = (payload.period_start, payload.period_end, payload.partner_id)
             periods[slot] = _later(periods.get(slot), fact)
         case ContractMemberExited():
-            slot = (payload.contract_id, payload.partner_id)
-            facts.exits[slot] = _later(facts.exits.get(slot), fact)
+            cid, pid = payload.contract_id, payload.partner_id
+            exit_into(facts, cid, pid, _later(facts.exits.get((cid, pid)), fact))
         case ContractDecommissioned():
             old = facts.decommissions.get(payload.contract_id)
             # the earliest decommissioning stands; among equals, the larger key
@@ -367,8 +376,8 @@ def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date
     the number of partners left)."""
     exits = {
         pid: f.payload.effective_date
-        for (cid, pid), f in facts.exits.items()
-        if cid == award.contract_id and pid != award.lead_partner_id
+        for pid, f in facts.exits_of.get(award.contract_id, {}).items()
+        if pid != award.lead_partner_id
     }
     cuts = sorted({award.contract_start, end} | {d for d in exits.values() if award.contract_start < d < end})
     phases = []
@@ -501,7 +510,7 @@ def _key(
     )
     d = facts.decommissions.get(a.contract_id)
     returns = tuple(sorted((period, f.key) for period, f in facts.returns.get(a.contract_id, {}).items()))
-    exits = tuple(sorted((pid, f.key) for (cid, pid), f in facts.exits.items() if cid == a.contract_id))
+    exits = tuple(sorted((pid, f.key) for pid, f in facts.exits_of.get(a.contract_id, {}).items()))
     return (fact.key, needs, d.key if d else None, returns, exits, today, buckets, policy)
 
 

@@ -74,7 +74,7 @@ def _place(facts: Facts, table: str, slot: list[Any], fact: Fact) -> None:
         case "decommissions":
             facts.decommissions[slot[0]] = fact
         case "exits":
-            facts.exits[(slot[0], slot[1])] = fact
+            model.exit_into(facts, slot[0], slot[1], fact)
         case "investments":
             facts.investments[(slot[0], slot[1])] = fact
         case _:
@@ -174,6 +174,7 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
             returns={cid: dict(periods) for cid, periods in facts.returns.items()},
             decommissions=dict(facts.decommissions),
             exits=dict(facts.exits),
+            exits_of={cid: dict(exits) for cid, exits in facts.exits_of.items()},
             investments=dict(facts.investments),
             applied=None,
         ),

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.savings.model import Facts, project
+from services.savings.model import Facts, _key, _phases, evolve, project
 from services.savings.running import Running
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
@@ -125,3 +125,35 @@ def test_a_partners_row_is_written_again_when_its_figures_move_and_a_reader_cann
     assert second == project(facts, POLICY)
     assert second["partners"] != project(portfolio(6), POLICY)["partners"], "some partner's figures moved"
     assert all(r["annual_saving"] != "tampered" for r in second["partners"])
+
+
+class _EveryExit(dict):  # type: ignore[type-arg]
+    """The portfolio's exits, refusing to be walked: a contract's figures read its own only."""
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("every exit of the portfolio walked for one contract")
+
+    values = keys = __iter__ = items
+
+
+def test_a_contracts_figures_read_its_own_exits_not_every_exit() -> None:
+    """Exits are kept by contract as well as by slot (`Facts.exits_of`), in any order of
+    arrival: a contract's key and phases look up its own (walking every exit for each contract
+    made a full recompute quadratic in contracts and exits)."""
+    todo = events([3, 11, 42])
+    assert any(p.type == "contract.member.exited" for _, p in todo)
+    for order in range(3):
+        random.Random(order).shuffle(todo)
+        facts = Facts()
+        for key, payload in todo:
+            evolve(facts, key, payload)
+        by_contract: dict[str, dict[str, Any]] = {}
+        for (cid, pid), fact in facts.exits.items():
+            by_contract.setdefault(cid, {})[pid] = fact
+        assert facts.exits_of == by_contract
+    today, buckets = Running(POLICY).frame_of(facts)[0]
+    expected = {cid: (_key(f, facts, today, buckets, POLICY), _phases(f.payload, facts, POLICY, date(2030, 1, 1)))
+                for cid, f in facts.awards.items()}
+    facts.exits = _EveryExit(facts.exits)
+    for cid, f in facts.awards.items():
+        assert (_key(f, facts, today, buckets, POLICY), _phases(f.payload, facts, POLICY, date(2030, 1, 1))) == expected[cid]

@@ -170,8 +170,11 @@ def check_request(reg: Register, policy: NeedsPolicy, payload: Payload) -> Verdi
                     "unknown_need", f"{payload.partner_id} has identified no need '{payload.need_id}'"
                 )
         case OpportunityJoined() | OpportunityDeclined():
+            # matching is within a category, and an opportunity's id names its own: only that
+            # category's needs are matched (not every need of the partnership for each decision)
+            needs = reg.current(category_of(payload.opportunity_id))
             group = next(
-                (g for g in match(reg.current(), policy) if g.opportunity_id == payload.opportunity_id), None
+                (g for g in match(needs, policy) if g.opportunity_id == payload.opportunity_id), None
             )
             if group is None:
                 raise Refused("unknown_opportunity", f"no opportunity '{payload.opportunity_id}' is open")

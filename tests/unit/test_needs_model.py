@@ -6,12 +6,14 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.needs.model import Matched, NeedsPolicy, Register, evolve, opportunities
 from services.needs.views import own_needs, partner_opportunities, timetable
 from shared.auth import AuthError, authenticate, authorization
+from shared.authority import Refused
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
 from shared.tscip import reference_payloads
@@ -207,3 +209,34 @@ def test_opportunities_matched_a_few_events_at_a_time_equal_matching_everything(
     whole = opportunities(reg, POLICY, SAVINGS)
     assert kept.opportunities == whole
     assert {oid: p for oid, p in seen.items() if p is not None} == whole, "every change was in a batch's scope"
+
+
+def test_a_partners_decision_on_an_opportunity_is_checked_against_its_category_alone(
+    monkeypatch: Any,
+) -> None:
+    """Joining or declining is judged by matching the opportunity's own service category (its
+    id names it), not every need of the partnership for each decision; the verdicts are those
+    of matching everything."""
+    from services.needs import model
+
+    reg = register([need(p, f"{p}-{c}", category=c) for c in ("advocacy", "carers", "advice") for p in "abc"])
+    oid = next(o for o in opportunities(reg, POLICY, SAVINGS) if o.startswith("carers-"))
+    matched: list[set[str]] = []
+    real = model.match
+
+    def spy(needs: list[Any], policy: NeedsPolicy) -> Any:
+        matched.append({n.service_category for n in needs})
+        return real(needs, policy)
+
+    monkeypatch.setattr(model, "match", spy)
+    joined = PAYLOADS["opportunity.joined"].model_validate({"opportunity_id": oid, "partner_id": "b"})
+    assert model.check_request(reg, POLICY, joined) == ()
+    stranger = PAYLOADS["opportunity.joined"].model_validate({"opportunity_id": oid, "partner_id": "z"})
+    with pytest.raises(Refused) as no:
+        model.check_request(reg, POLICY, stranger)
+    assert no.value.code == "not_in_opportunity"
+    gone = PAYLOADS["opportunity.declined"].model_validate({"opportunity_id": "carers-1999-01", "partner_id": "b"})
+    with pytest.raises(Refused) as no:
+        model.check_request(reg, POLICY, gone)
+    assert no.value.code == "unknown_opportunity"
+    assert matched and all(categories <= {"carers"} for categories in matched), matched

@@ -121,6 +121,10 @@ class Register:
     #: (partner, need) -> the opportunities whose latest revision records it declined: an
     #: award's check looks a share up here rather than walking every opportunity
     declines: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: the lifecycle events above (bids, evaluations, confirmations, cancellations) by tender,
+    #: then event key: a tender's state reads its own, not every event of every tender (that
+    #: made working out the tenders quadratic in their number)
+    of_tender: dict[str, dict[str, Payload]] = field(default_factory=dict)
 
 
 def evolve(reg: Register, key: str, payload: Payload) -> Register:
@@ -133,13 +137,13 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
                 requests.append((key, payload))
                 requests.sort(key=lambda kv: kv[0])
         case BidSubmitted():
-            reg.bids[key] = payload
+            reg.bids[key] = reg.of_tender.setdefault(payload.tender_id, {})[key] = payload
         case TenderEvaluationSubmitted():
-            reg.evaluations[key] = payload
+            reg.evaluations[key] = reg.of_tender.setdefault(payload.tender_id, {})[key] = payload
         case TenderAwardConfirmed():
-            reg.confirmations[key] = payload
+            reg.confirmations[key] = reg.of_tender.setdefault(payload.tender_id, {})[key] = payload
         case TenderCancelRequested():
-            reg.cancellations[key] = payload
+            reg.cancellations[key] = reg.of_tender.setdefault(payload.tender_id, {})[key] = payload
         case NeedUpdated() | NeedWithdrawn() | NeedIdentified():
             version = NeedVersion(
                 (revision_of(payload), int(isinstance(payload, NeedWithdrawn)), key), payload
@@ -350,6 +354,10 @@ def evaluate(
     return lots
 
 
+def _kind(events: dict[str, Payload], kind: type[Payload]) -> dict[str, Any]:
+    return {k: p for k, p in events.items() if isinstance(p, kind)}
+
+
 def tenders(
     reg: Register, policy: ProcurementPolicy, lead_kinds: dict[str, str]
 ) -> tuple[dict[str, dict[str, Any]], list[Refusal]]:
@@ -362,6 +370,8 @@ def tenders(
 
     for tid, requests in sorted(reg.requests.items()):
         (_, req), *_ = requests  # one: the service decides requests (`check_tender_request`)
+        own = reg.of_tender.get(tid, {})  # this tender's lifecycle events, by kind
+        own_bids = {k: p for k, p in own.items() if isinstance(p, BidSubmitted)}
         lead = req.partner_id
         name, why, lifetime = route(req, lead_kinds.get(lead, ""), policy)
         standstill = req.standstill_days if req.standstill_days is not None else policy.standstill_days
@@ -379,15 +389,13 @@ def tenders(
                     mine.append((k, p))
             return mine
 
-        cancels = [c for _, c in from_lead(reg.cancellations) if c.date >= req.date]
+        cancels = [c for _, c in from_lead(_kind(own, TenderCancelRequested)) if c.date >= req.date]
         cancelled = min(cancels, key=lambda c: c.date) if cancels else None
         cancelled_on = cancelled.date if cancelled else None
 
         valid_bids: dict[tuple[str, str | None], tuple[str, BidSubmitted]] = {}
         lot_ids = {lt.lot_id for lt in req.lots}
-        for k, b in sorted(reg.bids.items()):
-            if b.tender_id != tid:
-                continue
+        for k, b in sorted(own_bids.items()):
             problem = None
             if cancelled_on and b.submitted_on >= cancelled_on:
                 problem = ("tender_cancelled", f"{tid} was cancelled on {cancelled_on}")
@@ -419,7 +427,9 @@ def tenders(
         bids = sorted(valid_bids.values(), key=lambda kb: kb[1].bid_id)
 
         evaluation = None
-        for k, ev in sorted(from_lead(reg.evaluations), key=lambda kv: (kv[1].revision, kv[0])):
+        for k, ev in sorted(
+            from_lead(_kind(own, TenderEvaluationSubmitted)), key=lambda kv: (kv[1].revision, kv[0])
+        ):
             missing = sorted({b.bid_id for _, b in bids} - {s.bid_id for s in ev.scores})
             if ev.date <= req.closing_date:
                 refuse(
@@ -445,7 +455,7 @@ def tenders(
         standstill_end = evaluation.date + timedelta(days=standstill) if evaluation else None
 
         award = None
-        for k, c in sorted(from_lead(reg.confirmations), key=lambda kv: (kv[1].date, kv[0])):
+        for k, c in sorted(from_lead(_kind(own, TenderAwardConfirmed)), key=lambda kv: (kv[1].date, kv[0])):
             if results is None:
                 refuse(
                     k, lead, tid, "tender_not_evaluated", f"{tid} has no evaluation yet: it cannot be awarded"
@@ -483,7 +493,7 @@ def tenders(
             "award": award,
             "cancelled": cancelled,
             "closed": results is not None
-            or any(b.submitted_on > req.closing_date for b in reg.bids.values() if b.tender_id == tid),
+            or any(b.submitted_on > req.closing_date for b in own_bids.values()),
         }
     for k, p in sorted({**reg.bids, **reg.evaluations, **reg.confirmations, **reg.cancellations}.items()):
         if p.tender_id not in reg.requests:

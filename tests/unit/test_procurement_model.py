@@ -207,3 +207,37 @@ def test_a_tender_or_an_award_names_only_needs_their_partners_share() -> None:
              "contract_end": "2013-03-31", "partners": [{"partner_id": "lead", "need_id": "n1"}]}
     assert _verdict(reg, "tender.awarded", award) == ("award:c",)
     assert _verdict(reg, "tender.awarded", award, frozenset({"c"})) == "already_awarded"
+
+
+class _Counted(dict):  # type: ignore[type-arg]
+    """A register's table, counting how often it is walked whole."""
+
+    walked = 0
+
+    def items(self):  # type: ignore[no-untyped-def]
+        _Counted.walked += 1
+        return super().items()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        _Counted.walked += 1
+        return super().values()
+
+
+def test_each_tender_reads_its_own_lifecycle_not_every_tenders() -> None:
+    """The tenders' states equal what they were with every tender's events walked for each
+    tender; the register's tables of every bid, evaluation, confirmation and cancellation are
+    not walked once a tender (that was quadratic in the number of tenders)."""
+    items = []
+    for t in ("t-a", "t-b", "t-c", "t-d"):
+        items += [(k, {**d, "tender_id": t}) for k, d in [request(), *BIDS, evaluation(), confirm()]]
+        items[-1][1]["contract_id"] = f"{t}-2012"
+    reg = Register()
+    for n, (t, d) in enumerate(items):
+        evolve(reg, f"/partners/{d.get('provider_id') or d['partner_id']} e{n:03d}", PAYLOADS[t].model_validate(d))
+    expected = tenders(reg, POLICY, {})
+    assert [v["status"] for v in expected[0].values()] == ["awarded"] * 4
+    for table in ("bids", "evaluations", "confirmations", "cancellations"):
+        setattr(reg, table, _Counted(getattr(reg, table)))
+    _Counted.walked = 0
+    assert tenders(reg, POLICY, {}) == expected
+    assert _Counted.walked == 0, "a table of every tender's events was walked for a tender"

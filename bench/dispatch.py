@@ -52,6 +52,7 @@ async def _side(side: str, url: str, entries: int) -> float:
     from prometheus_client import CollectorRegistry
     from redis.asyncio import Redis
 
+    from services.runtime import _BatchRouter
     from shared.bus.consumer import _decode_batch, _parse_batch, _StreamSub
 
     r = Redis.from_url(url)
@@ -80,7 +81,7 @@ async def _side(side: str, url: str, entries: int) -> float:
         metrics = [RedisPrometheusMiddleware(registry=CollectorRegistry(), app_name="x")]
         router = RedisFastAPIRouter(url, logger=None, middlewares=metrics if side.endswith("metrics") else [])
         broker = router.broker
-        subscriber = broker.subscriber(
+        _BatchRouter(router).subscriber(  # as services/runtime.py puts the bus's subscribers on it
             stream=_StreamSub(
                 stream,
                 group="g",
@@ -93,12 +94,7 @@ async def _side(side: str, url: str, entries: int) -> float:
             parser=_parse_batch,
             decoder=_decode_batch,
             ack_policy=AckPolicy.MANUAL,
-        )
-
-        async def on_message(message: object) -> None:  # as services/runtime.py's _BatchRouter
-            await handle(message.raw_message)  # type: ignore[attr-defined]
-
-        subscriber(on_message)
+        )(handle)
         await broker.start()
     await asyncio.sleep(0.5)
     feeder = await asyncio.create_subprocess_exec(sys.executable, "-c", FEED, url, stream, str(entries))

@@ -371,7 +371,7 @@ def tenders(
     for tid, requests in sorted(reg.requests.items()):
         (_, req), *_ = requests  # one: the service decides requests (`check_tender_request`)
         own = reg.of_tender.get(tid, {})  # this tender's lifecycle events, by kind
-        own_bids = {k: p for k, p in own.items() if isinstance(p, BidSubmitted)}
+        own_bids: dict[str, BidSubmitted] = _kind(own, BidSubmitted)
         lead = req.partner_id
         name, why, lifetime = route(req, lead_kinds.get(lead, ""), policy)
         standstill = req.standstill_days if req.standstill_days is not None else policy.standstill_days

@@ -282,6 +282,12 @@ class OwnerState(EventSetState[I]):
             value = stored.get(key)
             self.pending[key].arrived = _stored_arrival(value) if value is not None else (0, 0)
 
+    async def load(self) -> int:
+        size = await super().load()
+        if self.pending:  # stored before a stop or a crash, never decided: no batch may bring them
+            self.urgent()
+        return size
+
     async def _load(self, from_snapshot: bool = True) -> None:
         await self._in_flight()
         self.pending.clear()

@@ -244,7 +244,9 @@ class EventSetState(Generic[I]):
         loop = asyncio.get_running_loop()
         while self._dirty or self._urgent:
             if not self._dirty:  # only to decide: what it decides is derived at the cadence
-                self._dirty = bool(await self._decide_now())
+                decided = await self._decide_now()
+                # a batch folded meanwhile (`after_batch`) or a failed pass set it: kept
+                self._dirty = self._dirty or bool(decided)
                 continue
             due = self._last + max(self.min_interval, self.spacing * self._took)
             while (now := loop.time()) < due and not self._quiet(now):

@@ -104,6 +104,27 @@ def test_requests_are_decided_while_the_opportunities_are_being_published() -> N
     asyncio.run(scenario())
 
 
+def test_a_request_stored_and_not_decided_before_a_crash_is_decided_at_restart_with_nothing_else_coming() -> None:
+    """A process killed between storing a request and deciding it: the process that starts
+    next on the same state decides it, though no batch will ever bring it again (its entry
+    was acknowledged with the store)."""
+
+    async def scenario() -> None:
+        world = MemoryStreams(NAMES)
+        ports = memory_ports(world)
+        crashed = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        fields = {b"event": json.dumps(event(need_data(), id="n1")).encode(), b"inbound_id": b"1-0"}
+        entry = Entry(NAMES.requests("needs"), "1-0", fields)
+        await world.apply(await crashed.handle(parse_trusted(entry), entry))  # then SIGKILL
+        restarted = NeedsState(ports, NAMES, NeedsPolicy(), SavingsPolicy(), wait_s=0)
+        await restarted.start()
+        await settled(restarted)
+        await restarted.stop()
+        assert [json.loads(e["event"])["id"] for e in world.of(NAMES.of_type("need.identified"))] == ["n1"]
+
+    asyncio.run(scenario())
+
+
 def test_nothing_is_decided_behind_a_request_still_in_flight() -> None:
     async def scenario() -> None:
         world = MemoryStreams(NAMES)

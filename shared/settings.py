@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     partners: Path | None = None
     batch_size: int = Field(default=500, ge=1, le=10_000)
     block_ms: int = Field(default=1000, ge=10, le=60_000)
+    #: after a batch smaller than `batch_size`, wait this long before reading again (shared.bus)
+    linger_ms: float = Field(default=5, ge=0, le=1_000)
     claim_idle_ms: int = Field(default=30_000, ge=50)
     max_deliveries: int = Field(default=5, ge=1, le=100)
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)

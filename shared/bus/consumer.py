@@ -178,6 +178,10 @@ class Bus:
     streams: Streams
     batch_size: int = 500
     block_ms: int = 1000
+    #: after a batch smaller than `batch_size`, wait this long before the next read, so a
+    #: steady trickle is read in batches of several entries rather than one round of reads,
+    #: scripts and recomputes per entry (0: read again at once)
+    linger_ms: float = 0.0
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
     consumer: str = field(default_factory=consumer_name)
@@ -199,6 +203,7 @@ class Bus:
             Streams(settings.key_prefix),
             batch_size=settings.batch_size,
             block_ms=settings.block_ms,
+            linger_ms=settings.linger_ms,
             claim_idle_ms=settings.claim_idle_ms,
             max_deliveries=settings.max_deliveries,
         )
@@ -239,6 +244,8 @@ class Bus:
                 for i, d in zip(raw["message_ids"], raw["data"], strict=True)
             ]
             await self.process(sub, entries)
+            if self.linger_ms and len(entries) < self.batch_size and not self._stopping:
+                await asyncio.sleep(self.linger_ms / 1000)  # what arrives meanwhile is read as one batch
 
         router.subscriber(
             stream=stream_sub,

@@ -23,7 +23,6 @@ period and partner, one decommissioning per contract...), so replicas deciding a
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from shared.bus import Entry
 from shared.events import CloudEvent, Payload
 from shared.ports import Decision, OnItsWay, Ports, Way, Write
 from shared.state import EventSetState
-from shared.streams import Streams, entry_id
+from shared.streams import Streams, arrival, entry_id
 
 log = structlog.get_logger("authority")
 
@@ -136,18 +135,9 @@ def subject(payload: Payload) -> str:
     return ""
 
 
-_STREAM_ID = re.compile(r"^\d+-\d+$")
-
-
-def _arrival(request_id: str, inbound_id: str) -> tuple[int, int]:
-    """When a request came in: its entry on `P:inbound` (the order partners sent in, even when
-    a gateway that died left it to be forwarded late), else (over HTTP) its request entry."""
-    return entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
-
-
 def _stored_arrival(value: str) -> tuple[int, int]:
     request_id, _, inbound_id = value.partition(" ")
-    return _arrival(request_id, inbound_id)
+    return arrival(request_id, inbound_id)
 
 
 I = TypeVar("I")
@@ -225,7 +215,7 @@ class OwnerState(EventSetState[I]):
         commands = await super().handle(event, entry)
         if event.type in self.owned:
             inbound = entry.fields.get(b"inbound_id", b"").decode()
-            self._arrivals[event.key] = _arrival(entry.id, inbound)
+            self._arrivals[event.key] = arrival(entry.id, inbound)
             commands.append(self.decisions.arrival(event.key, entry.id, inbound))
         return commands
 
@@ -253,9 +243,9 @@ class OwnerState(EventSetState[I]):
         if way.unread is None:  # too many to look at: nothing is decided until they are read
             earliest.append((0, 0))
         else:  # a request's own arrival is its inbound entry
-            earliest += [_arrival(*entry) for entry in way.unread]
+            earliest += [arrival(*entry) for entry in way.unread]
         if way.unhandled is not None:
-            earliest.append(_arrival(*way.unhandled))
+            earliest.append(arrival(*way.unhandled))
         self._horizon = min(earliest, default=None)
 
     async def _in_flight(self) -> None:

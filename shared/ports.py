@@ -150,8 +150,10 @@ class Backlog(Protocol):
     still being handled, and lets a wait run out only when nothing is behind."""
 
     async def earliest_unhandled(self, stream: str, group: str) -> tuple[str, str] | None:
-        """(entry id, its `inbound_id` field or '') of the earliest entry `group` has read from
-        `stream` and not acknowledged; None when there is none (or no such group)."""
+        """(entry id, its `inbound_id` field or '') of the entry `group` has read from `stream`
+        and not acknowledged that arrived first (`shared.streams.arrival`: the least
+        `inbound_id`, its own id where it has none; gateways forward in parallel, so the least
+        id is not always the earliest arrival); None when there is none (or no such group)."""
 
     async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
         """(entry id, its `inbound_id` field or '') of each entry on `stream` that `group` has not
@@ -173,7 +175,9 @@ class OnItsWay:
 
     inbound: tuple[str, str] | None  # read by a gateway, not yet forwarded
     unread: list[tuple[str, str]] | None  # forwarded, not yet read (None: more than the limit)
-    unhandled: tuple[str, str] | None  # read by the owner, not yet stored
+    #: read by the owner, not yet stored: the one that arrived first (`earliest_unhandled`);
+    #: ('0-0', '') when more than the look's limit are: taken as arrived before anything
+    unhandled: tuple[str, str] | None
 
 
 class Versions(Protocol):

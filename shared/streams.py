@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from shared.events import SEALED_TYPES
@@ -12,6 +13,15 @@ def entry_id(value: bytes | str) -> tuple[int, int]:
     text = value.decode() if isinstance(value, bytes) else value
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+
+
+def arrival(request_id: str, inbound_id: str) -> tuple[int, int]:
+    """When a request came in: its entry on `P:inbound` (the order partners sent in, even when
+    a gateway that died left it to be forwarded late), else (over HTTP) its request entry."""
+    return entry_id(inbound_id if _STREAM_ID.match(inbound_id) else request_id)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
-from shared.streams import Streams, entry_id
+from shared.streams import Streams, arrival, entry_id
 
 
 class MemoryStreams:
@@ -221,12 +221,14 @@ class MemoryBacklog:
         return OnItsWay(
             self._earliest(way.inbound, way.gateways),
             self._unread(way.requests, way.owner, way.limit),
-            self._earliest(way.requests, way.owner),
+            ("0-0", "")  # more unacknowledged than it looks at: taken as arrived before anything
+            if len(self.unacked.get((way.requests, way.owner), ())) > way.limit
+            else self._earliest(way.requests, way.owner),
         )
 
     def _earliest(self, stream: str, group: str) -> tuple[str, str] | None:
         pending = self.unacked.get((stream, group))
-        return min(pending, key=lambda e: entry_id(e[0])) if pending else None
+        return min(pending, key=lambda e: (arrival(*e), entry_id(e[0]))) if pending else None
 
     def _unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
         entries = self.unread_by.get((stream, group), [])

@@ -13,7 +13,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
-from shared.streams import Streams, entry_id
+from shared.streams import Streams, arrival, entry_id
 
 
 def _text(value: bytes | str) -> str:
@@ -224,12 +224,20 @@ class RedisBacklog:
             summary = await self.redis.xpending(stream, group)
         except ResponseError:
             return None  # no group yet: nothing read, nothing in flight
-        first = summary.get("min") if summary else None
-        if not first:
+        if not summary or not summary.get("pending"):
             return None
-        first = _text(first)
-        entry = await self.redis.xrange(stream, min=first, max=first, count=1)
-        return first, (entry[0][1].get(b"inbound_id", b"").decode() if entry else "")
+        rows = await self.redis.xpending_range(
+            stream, group, min=summary["min"], max=summary["max"], count=summary["pending"]
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for row in rows:
+                pipe.xrange(stream, min=row["message_id"], max=row["message_id"], count=1)
+            found = await pipe.execute()
+        unacked = [
+            (_text(row["message_id"]), _text(entry[0][1].get(b"inbound_id", b"")) if entry else "")
+            for row, entry in zip(rows, found, strict=True)
+        ]
+        return min(unacked, key=lambda e: (arrival(*e), entry_id(e[0])), default=None)
 
     async def unread(self, stream: str, group: str, limit: int) -> list[tuple[str, str]] | None:
         try:

@@ -1,13 +1,16 @@
 -- What is still on its way to an owner, in one look (shared/authority.py `_in_flight`): the
 -- earliest entry the gateways have read from P:inbound and not acknowledged; the owner's
--- request stream: what its group has not read yet, and the earliest it has read and not
--- acknowledged. One script: the three looks see one moment.
+-- request stream: what its group has not read yet, and of what it has read and not
+-- acknowledged, the entry that arrived first (the least `inbound_id`: gateways forward in
+-- parallel, so the least entry id is not always the earliest arrival). One script: the three
+-- looks see one moment.
 -- KEYS[1] P:inbound, KEYS[2] the owner's request stream.
 -- ARGV[1] the gateways' group, ARGV[2] the owner's group, ARGV[3] at most this many unread
 -- entries, ARGV[4] the newest unread entry the caller already has ('0-0': none).
 -- Returns {inbound first id or '', its inbound_id, delivered id, lag (-1 unknown), unread
--- entries as id, inbound_id, ... (after max(delivered, ARGV[4])), requests' first unacked id
--- or '', its inbound_id}; lag over ARGV[3]: the unread part is left empty.
+-- entries as id, inbound_id, ... (after max(delivered, ARGV[4])), the id of the requests'
+-- unacked entry that arrived first or '', its inbound_id}; lag over ARGV[3]: the unread part
+-- is left empty; more than ARGV[3] unacked requests: '0-0' (taken as arrived first of all).
 -- With KEYS[3..6] (the owner's state log, its trim mark, its set of events, its generation)
 -- and ARGV[5] (a log position), ARGV[6] (a count), the same moment's state as well
 -- (`StateStore.follow`): 7 more values, {generation or '', the trim mark or '', the log's
@@ -33,6 +36,26 @@ end
 local function id_of(text)
   local ms, seq = string.match(text, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
+end
+
+-- Of the entries `group` has read from `stream` and not acknowledged, the one that arrived
+-- first: the least inbound_id (its own id when it has none). More than `limit` of them: '0-0'.
+local function first_arrived_unacked(stream, group, limit)
+  local summary = redis.pcall('XPENDING', stream, group)
+  if type(summary) ~= 'table' or summary.err or summary[1] == 0 or not summary[2] then
+    return '', ''
+  end
+  if summary[1] > limit then return '0-0', '' end
+  local best, best_inbound, best_ms, best_seq = '', '', nil, nil
+  for _, p in ipairs(redis.call('XPENDING', stream, group, summary[2], summary[3], summary[1])) do
+    local inbound = inbound_of(redis.call('XRANGE', stream, p[1], p[1], 'COUNT', 1)[1])
+    local ms, seq = id_of(inbound)
+    if not ms then ms, seq = id_of(p[1]) end
+    if not best_ms or ms < best_ms or (ms == best_ms and seq < best_seq) then
+      best, best_inbound, best_ms, best_seq = p[1], inbound, ms, seq
+    end
+  end
+  return best, best_inbound
 end
 
 local limit = tonumber(ARGV[3])
@@ -63,7 +86,7 @@ if type(groups) == 'table' and not groups.err then
   end
 end
 
-local requests_first, requests_inbound = first_unacked(KEYS[2], ARGV[2])
+local requests_first, requests_inbound = first_arrived_unacked(KEYS[2], ARGV[2], limit)
 if #KEYS < 6 then
   return {inbound_first, inbound_id, delivered, lag, unread, requests_first, requests_inbound}
 end

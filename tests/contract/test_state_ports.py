@@ -170,6 +170,13 @@ class TestInMemory(StateStoreContract, VersionsContract):
         )
         assert run(backlog.unread("r", "g", 1)) is None, "more than the limit"
 
+    def test_the_unhandled_request_is_the_one_that_arrived_first(self) -> None:
+        backlog = MemoryBacklog()
+        backlog.unacked[("r", "o")] = [("3-0", "9-0"), ("4-0", "5-0"), ("6-0", "")]
+        assert run(backlog.earliest_unhandled("r", "o")) == ("4-0", "5-0")
+        assert run(backlog.on_its_way(Way("s", "gw", "r", "o", 3))).unhandled == ("4-0", "5-0")
+        assert run(backlog.on_its_way(Way("s", "gw", "r", "o", 2))).unhandled == ("0-0", ""), "over the limit"
+
     def test_an_owners_follow_sees_what_is_on_its_way_with_the_log(self) -> None:
         backlog = MemoryBacklog()
         store = MemoryStateStore(MemoryStreams(), backlog=backlog)
@@ -237,6 +244,33 @@ class TestRedis(StateStoreContract, VersionsContract):
 
         run(scenario())
 
+    def test_the_unhandled_request_is_the_one_that_arrived_first(self, redis_url: str, prefix: str) -> None:
+        """Gateways forward in parallel: a request forwarded later may have arrived earlier.
+        What holds an owner's later requests is the earliest arrival read and not stored, not
+        the least entry id."""
+        client = connect(redis_url)
+        backlog, inbound, requests = RedisBacklog(client), f"{prefix}:inbound", f"{prefix}:requests"
+        store = RedisStateStore(client, Streams(prefix), "o", backlog)
+
+        async def scenario() -> None:
+            late = (await client.xadd(requests, {"event": "1", "inbound_id": "9-0"})).decode()
+            early = (await client.xadd(requests, {"event": "2", "inbound_id": "5-0"})).decode()
+            await client.xadd(requests, {"event": "3"})  # over HTTP: arrived as its own id
+            await client.xgroup_create(requests, "o", id="0")
+            await client.xreadgroup("o", "c", {requests: ">"})
+            assert await backlog.earliest_unhandled(requests, "o") == (early, "5-0")
+            way = Way(inbound, "gw", requests, "o", 3)
+            assert (await backlog.on_its_way(way)).unhandled == (early, "5-0")
+            assert (await store.follow("0-0", 10, way)).way.unhandled == (early, "5-0")  # type: ignore[union-attr]
+            over = Way(inbound, "gw", requests, "o", 2)
+            assert (await backlog.on_its_way(over)).unhandled == ("0-0", ""), "more than it looks at"
+            await client.xack(requests, "o", early)
+            assert (await backlog.on_its_way(way)).unhandled == (late, "9-0")
+            assert await backlog.earliest_unhandled(requests, "o") == (late, "9-0")
+            await client.aclose()
+
+        run(scenario())
+
     def test_a_group_made_again_is_looked_at_afresh(self, redis_url: str, prefix: str) -> None:
         client = connect(redis_url)
         backlog, inbound, requests = RedisBacklog(client), f"{prefix}:inbound", f"{prefix}:requests"
@@ -297,8 +331,10 @@ class TestRedis(StateStoreContract, VersionsContract):
             assert way == OnItsWay((first, ""), [(r2, "9-0"), (r3, "")], (r1, first)) == await looks()
             await client.xack(inbound, "gw", first)
             await client.xreadgroup("o", "c", {requests: ">"})
+            await client.xack(requests, "o", r3)
             way = await on_its_way()
-            assert way == OnItsWay(None, [], (r1, first)) == await looks()
+            # r2 was forwarded after r1, but its inbound entry is older: it arrived first
+            assert way == OnItsWay(None, [], (r2, "9-0")) == await looks()
             await client.aclose()
 
         run(scenario())

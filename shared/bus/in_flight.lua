@@ -45,16 +45,43 @@ local function first_arrived_unacked(stream, group, limit)
   if type(summary) ~= 'table' or summary.err or summary[1] == 0 or not summary[2] then
     return '', ''
   end
-  if summary[1] > limit then return '0-0', '' end
-  local best, best_inbound, best_ms, best_seq = '', '', nil, nil
-  for _, p in ipairs(redis.call('XPENDING', stream, group, summary[2], summary[3], summary[1])) do
-    local inbound = inbound_of(redis.call('XRANGE', stream, p[1], p[1], 'COUNT', 1)[1])
-    local ms, seq = id_of(inbound)
-    if not ms then ms, seq = id_of(p[1]) end
-    if not best_ms or ms < best_ms or (ms == best_ms and seq < best_seq) then
-      best, best_inbound, best_ms, best_seq = p[1], inbound, ms, seq
+  local n = summary[1]
+  if n > limit then return '0-0', '' end
+  local unacked = {}
+  for _, p in ipairs(redis.call('XPENDING', stream, group, summary[2], summary[3], n)) do
+    unacked[p[1]] = true
+  end
+  -- one read of the span when it is mostly unacknowledged (a batch in flight), else one each
+  local entries = redis.call('XRANGE', stream, summary[2], summary[3], 'COUNT', 2 * n)
+  if #entries >= 2 * n then
+    entries = {}
+    for id in pairs(unacked) do
+      local entry = redis.call('XRANGE', stream, id, id, 'COUNT', 1)[1]
+      entries[#entries + 1] = entry or {id, {}}
     end
   end
+  local best, best_inbound, best_key = '', '', nil
+  local function consider(id, inbound)  -- by arrival, then by id
+    local ms, seq = id_of(inbound)
+    if not ms then ms, seq = id_of(id) end
+    local id_ms, id_seq = id_of(id)
+    local key = {ms, seq, id_ms, id_seq}
+    local better = not best_key
+    for k = 1, 4 do
+      if better or key[k] ~= best_key[k] then
+        better = better or key[k] < best_key[k]
+        break
+      end
+    end
+    if better then best, best_inbound, best_key = id, inbound, key end
+  end
+  for _, e in ipairs(entries) do
+    if unacked[e[1]] then
+      unacked[e[1]] = nil
+      consider(e[1], inbound_of(e))
+    end
+  end
+  for id in pairs(unacked) do consider(id, '') end  -- read, then deleted: arrived as its own id
   return best, best_inbound
 end
 

@@ -255,7 +255,7 @@ class TestRedis(StateStoreContract, VersionsContract):
         async def scenario() -> None:
             late = (await client.xadd(requests, {"event": "1", "inbound_id": "9-0"})).decode()
             early = (await client.xadd(requests, {"event": "2", "inbound_id": "5-0"})).decode()
-            await client.xadd(requests, {"event": "3"})  # over HTTP: arrived as its own id
+            http = (await client.xadd(requests, {"event": "3"})).decode()  # over HTTP: arrives as its id
             await client.xgroup_create(requests, "o", id="0")
             await client.xreadgroup("o", "c", {requests: ">"})
             assert await backlog.earliest_unhandled(requests, "o") == (early, "5-0")
@@ -267,6 +267,13 @@ class TestRedis(StateStoreContract, VersionsContract):
             await client.xack(requests, "o", early)
             assert (await backlog.on_its_way(way)).unhandled == (late, "9-0")
             assert await backlog.earliest_unhandled(requests, "o") == (late, "9-0")
+            # mostly acknowledged between the first and the last unacknowledged: read one by one
+            more = [(await client.xadd(requests, {"event": "m", "inbound_id": f"{8 - n}-0"})).decode()
+                    for n in range(4)]
+            await client.xreadgroup("o", "c", {requests: ">"})
+            await client.xack(requests, "o", http, *more[:3])
+            assert (await backlog.on_its_way(way)).unhandled == (more[3], "5-0")
+            assert await backlog.earliest_unhandled(requests, "o") == (more[3], "5-0")
             await client.aclose()
 
         run(scenario())

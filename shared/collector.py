@@ -25,7 +25,7 @@ def paused() -> Iterator[None]:
     """No collection while a state is read whole (millions of objects that all stay: each full
     collection would scan them all again, for nothing); as it was after, with what was read
     moved out of the collector's sight (`gc.freeze`): else the first allocation after it set
-    off a full collection over all of it (16% of a restore from the snapshot at 200,000
+    off a collection over all of it (21% of a restore from the snapshot at 200,000
     events). Reference counting still frees it when the state is replaced: it makes next to
     no reference cycles (a savings projection restored at 200,000 events, 3.4 million objects,
     left 75 to the collector when dropped, 29 of them an empty projection's own)."""

@@ -92,6 +92,9 @@ class EventSetState(Generic[I]):
         self.min_interval = 0.2
         #: and starts no sooner than this many times as long as the last run took
         self.spacing = float(RECOMPUTE_SPACING)
+        #: the same while no stream has a backlog (the last batches were not full): a steady
+        #: rate, where the wait is latency and there is time to spare (None: `spacing`)
+        self.steady_spacing: float | None = None
         self._dirty = self._fresh = False
         self._last = 0.0
         #: when this process last applied a batch or finished computing (a compute blocks the
@@ -248,7 +251,10 @@ class EventSetState(Generic[I]):
                 # a batch folded meanwhile (`after_batch`) or a failed pass set it: kept
                 self._dirty = self._dirty or bool(decided)
                 continue
-            due = self._last + max(self.min_interval, self.spacing * self._took)
+            spacing = self.spacing
+            if self.steady_spacing is not None and not any(self._backlog.values()):
+                spacing = self.steady_spacing
+            due = self._last + max(self.min_interval, spacing * self._took)
             while (now := loop.time()) < due and not self._quiet(now):
                 self._wake.clear()
                 if self._urgent:

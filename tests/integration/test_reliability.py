@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,12 +51,17 @@ def test_sigkill_mid_batch_loses_nothing_and_counts_nothing_twice(
     pipe.execute()
 
     rng = random.Random(7)
+    mid_batch = []
     for k in range(3):
         proc = counter(tmp_path, env, k)
         target = (k + 1) * n // 4 + rng.randrange(100)
         wait_for(lambda: len(counts(r, prefix)) >= target, 60, what=f"{target} events counted")
+        # counts move when a batch is applied: wait into the next one (about 50 ms long)
+        time.sleep(rng.uniform(0.01, 0.04))
         proc.kill()  # SIGKILL: no chance to finish or ack anything
-        assert pending(r, stream, "counter") > 0 or len(counts(r, prefix)) == n
+        mid_batch.append(pending(r, stream, "counter") > 0)
+    # a kill that landed between two batches proves nothing; at least one landed inside one
+    assert any(mid_batch) or len(counts(r, prefix)) == n, mid_batch
 
     proc = counter(tmp_path, env, 9)
     try:

@@ -79,9 +79,9 @@ class Projection(EventSetState[Facts]):
         #: after each batch, still never spending more than a third of the time on it (a
         #: recompute starts at least twice the last one's duration after it started). Measured
         #: at 1,000 events/s: from 4 to 2, p99 of this hop 243 -> 84 ms, throughput unchanged.
-        #: At a steady rate (no full batches) half of the time: from 2 to 1, p99 of this hop
-        #: 19-20 -> 14 ms (serve), 27-40 -> 18-27 (split); 1 under load too cost 4-15% of the
-        #: throughput at 8,000 contracts
+        #: At a steady rate (no full batches) half of that: 1, p99 of this hop at 1,000
+        #: events/s 24-26 -> 17-18 ms (serve), 32-40 -> 16-18 (split); 1 under a backlog too
+        #: cost 4-15% of the throughput at 8,000 contracts
         self.min_interval, self.spacing, self.steady_spacing = 0.0, 2.0, 1.0
         self.updates = UpdateLog(redis, streams)
         #: what dashboards last received; None in a process that does not publish (a rebuild)

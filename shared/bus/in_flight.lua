@@ -61,19 +61,18 @@ local function first_arrived_unacked(stream, group, limit)
     end
   end
   local best, best_inbound, best_key = '', '', nil
+  local function before(a, b)  -- {arrival ms, seq, id ms, seq}, compared in that order
+    for k = 1, 4 do
+      if a[k] ~= b[k] then return a[k] < b[k] end
+    end
+    return false
+  end
   local function consider(id, inbound)  -- by arrival, then by id
     local ms, seq = id_of(inbound)
     if not ms then ms, seq = id_of(id) end
     local id_ms, id_seq = id_of(id)
     local key = {ms, seq, id_ms, id_seq}
-    local better = not best_key
-    for k = 1, 4 do
-      if better or key[k] ~= best_key[k] then
-        better = better or key[k] < best_key[k]
-        break
-      end
-    end
-    if better then best, best_inbound, best_key = id, inbound, key end
+    if not best_key or before(key, best_key) then best, best_inbound, best_key = id, inbound, key end
   end
   for _, e in ipairs(entries) do
     if unacked[e[1]] then

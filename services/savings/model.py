@@ -342,6 +342,25 @@ def facts_in(facts: Facts, payload: Payload) -> int:
     return 0
 
 
+def standing(facts: Facts, payload: Payload) -> Fact | None:
+    """The fact that stands in the slot `payload` goes to (None: none yet)."""
+    match payload:
+        case NeedIdentified():
+            return facts.needs.get((payload.partner_id, payload.need_id))
+        case TenderAwarded():
+            return facts.awards.get(payload.contract_id)
+        case MonitoringReturnSubmitted():
+            slot = (payload.period_start, payload.period_end, payload.partner_id)
+            return facts.returns.get(payload.contract_id, {}).get(slot)
+        case ContractDecommissioned():
+            return facts.decommissions.get(payload.contract_id)
+        case ContractMemberExited():
+            return facts.exits.get((payload.contract_id, payload.partner_id))
+        case InvestmentRecorded():
+            return facts.investments.get((payload.partner_id, payload.investment_id))
+    return None
+
+
 def _ratio(x: int, y: int) -> str | None:
     if y == 0:
         return None

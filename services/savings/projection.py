@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from services.savings import snapshot
 from services.savings.model import Facts
 from services.savings.running import Running
-from services.savings.updates import LastPublished, Update, UpdateLog, changes, changes_in, record
+from services.savings.updates import LastPublished, Update, UpdateLog, changes_in, record
 from shared.adapters.redis import redis_ports
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
@@ -37,18 +37,17 @@ TYPES = (
 
 
 def next_update(
-    last: LastPublished,
-    running: Running,
-    summary: dict[str, Any],
-    compare_all: bool,
-    document: Callable[[dict[str, Any]], dict[str, Any]],
+    last: LastPublished, running: Running, summary: dict[str, Any], compare_all: bool
 ) -> Update | None:
     """The update after `running.summary` gave `summary`: only the contracts it recomputed are
     compared with what was last published, unless every one was (`touched` None: the facts
-    were read again, the business date moved) or `compare_all`: then the whole `document`."""
+    were read again, the business date moved) or `compare_all`: then every contract (those
+    still as a snapshot held them by their rows' JSON, without reading them)."""
     touched = running.touched
     if touched is None or compare_all:
-        return changes(last, document(summary))
+        held = set(running.contract_ids())
+        removed = sorted(cid for cid in last.rows if cid not in held)
+        return changes_in(last, summary, running.rows_unlike(last.rows), removed)
     return changes_in(last, summary, [running.row(cid) for cid in sorted(touched)])
 
 
@@ -106,7 +105,7 @@ class Projection(EventSetState[Facts]):
         summary = self._summary_now()
         update = None
         if self.last is not None:
-            update = next_update(self.last, self.running, summary, self._compare_all, self._document_of)
+            update = next_update(self.last, self.running, summary, self._compare_all)
         # the tables are read from the running figures, already new: the summary goes with them.
         # While the update is being published, `figures` are newer than `published_id`: a
         # dashboard starting then applies that update again, which changes nothing (never

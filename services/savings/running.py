@@ -16,9 +16,12 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from fractions import Fraction
 from typing import Any
+
+from pydantic_core import from_json
 
 from services.savings import model
 from services.savings.model import ContractFigures, Facts
@@ -37,6 +40,17 @@ Slot = tuple[str, str]  # (partner id, need id)
 _SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
 
 
+class Packed:
+    """A contract's figures as a snapshot holds them, read when first used
+    (services/savings/snapshot.py): `data` its figures' JSON, `shown` its row as an update
+    shows it (`updates.shown_json`), `award` the award they were computed from."""
+
+    __slots__ = ("award", "data", "shown")
+
+    def __init__(self, data: bytes, shown: bytes, award: model.Fact) -> None:
+        self.data, self.shown, self.award = data, shown, award
+
+
 class Running:
     def __init__(self, policy: SavingsPolicy) -> None:
         self.policy = policy
@@ -52,6 +66,8 @@ class Running:
         self._ends_of: Facts | None = None
         #: each partner's row as last written out, with the pence it was written from
         self._partner_rows: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
+        #: reads a `Packed` contract's figures (set by the snapshot restored)
+        self.unpack: Callable[[Packed], ContractFigures] | None = None
 
     def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
         """`model.evolve`, noting what the event touches (the `fold` of the projection)."""
@@ -60,6 +76,7 @@ class Running:
         if latest is None:
             ends = None  # no date: nothing to keep
         held = model.facts_in(facts, payload) if ends is not None else 0
+        before = model.standing(facts, payload)
         model.evolve(facts, key, payload)
         if ends is not None:
             if model.facts_in(facts, payload) == held:
@@ -70,6 +87,8 @@ class Running:
                 self._ends = (_latest(ends[0], latest), _earliest(ends[1], start))
         if facts is not self.facts:
             return facts  # an index being loaded: it is taken whole at the next `figures`
+        if model.standing(facts, payload) is before:
+            return facts  # it did not replace what stands in its slot: no figure moves
         match payload:
             case (
                 TenderAwarded()
@@ -130,7 +149,7 @@ class Running:
             if key == self._keys.get(cid):
                 continue
             self._index(cid, fact.payload)
-            self._add(self._contracts.get(cid), -1)
+            self._add(self._c(cid) if cid in self._contracts else None, -1)
             c = model._figures(fact, facts, self.policy, today, frame[1], factors)
             self._contracts[cid], self._keys[cid] = c, key
             self._add(c, 1)
@@ -141,7 +160,7 @@ class Running:
         slots = self._dirty_needs | {s for cid in touched for s in self._slots.get(cid, ())}
         self._dirty_needs.clear()
         for cid in {d for s in slots for d in self._slot_contracts.get(s, ())}:
-            self._warnings[cid] = self._warnings_of(self._contracts[cid])
+            self._warnings[cid] = self._warnings_of(self._c(cid))
         for slot in slots:
             self._need_row(slot)
         return self._view(facts, today, span, buckets, factor)
@@ -151,8 +170,9 @@ class Running:
         contract's row, the needs table, the warnings. Put in order here: a recompute keeps
         no sorted list up to date."""
         ids = sorted(self._contracts)
+        self._read_need_rows()
         return {
-            "contracts": [self._contracts[cid].row for cid in ids],
+            "contracts": [self._c(cid).row for cid in ids],
             "needs": [self._need_rows[slot] for slot in sorted(self._need_rows)],
             "warnings": [w for cid in ids for w in self._warnings.get(cid, ())],
             "events_applied": len(facts.applied) if facts.applied is not None else None,
@@ -160,11 +180,43 @@ class Running:
 
     def row(self, cid: str) -> dict[str, Any]:
         """One contract's row as of the last `summary`."""
-        return self._contracts[cid].row
+        return self._c(cid).row
 
-    def _reset(self, facts: Facts, frame: tuple[Any, ...]) -> None:
+    def rows_unlike(self, shown: Mapping[str, bytes]) -> Iterator[dict[str, Any]]:
+        """Every contract's row (as of the last `summary`, in id order) but those of contracts
+        still packed as a snapshot holds them that `shown` shows as they are: compared without
+        reading them."""
+        for cid in sorted(self._contracts):
+            c = self._contracts[cid]
+            if type(c) is not Packed or shown.get(cid) != c.shown:
+                yield self._c(cid).row
+
+    def contract_ids(self) -> Iterator[str]:
+        return iter(self._contracts)
+
+    def _c(self, cid: str) -> ContractFigures:
+        """A contract's figures, read now if they are still packed."""
+        c = self._contracts[cid]
+        if type(c) is Packed:
+            assert self.unpack is not None
+            c = self._contracts[cid] = self.unpack(c)
+        return c  # type: ignore[return-value]
+
+    def _read_need_rows(self) -> None:
+        """The needs table a snapshot held, read (`need_pending`), under the rows redone since."""
+        if self.need_pending is None:
+            return
+        pending, self.need_pending = self.need_pending, None
+        for pid, nid, key, row in from_json(pending):
+            if (pid, nid) not in self._need_rows:
+                self._need_rows[(pid, nid)] = row
+                self._need_keys[(pid, nid)] = tuple(key)
+
+    def _reset(self, facts: Facts, frame: tuple[Any, ...], dirty: bool = True) -> None:
+        """Start again from `facts`: every contract and need to compute (`dirty`), unless a
+        snapshot restored sets their figures."""
         self.facts, self._frame = facts, frame
-        self._contracts: dict[str, ContractFigures] = {}
+        self._contracts: dict[str, ContractFigures | Packed] = {}
         self._keys: dict[str, Any] = {}
         self._slots: dict[str, list[Slot]] = {}  # a contract's need slots, in its award's order
         self._slot_contracts: defaultdict[Slot, list[str]] = defaultdict(list)  # sorted ids per slot
@@ -177,8 +229,11 @@ class Running:
         self._warnings: dict[str, list[str]] = {}
         self._need_rows: dict[Slot, dict[str, Any]] = {}
         self._need_keys: dict[Slot, Any] = {}
-        self._dirty = set(facts.awards)
-        self._dirty_needs = set(facts.needs)
+        #: the needs table's rows as a snapshot holds them (JSON), read when the table is asked
+        #: for; a row redone since stands over its
+        self.need_pending: bytes | None = None
+        self._dirty = set(facts.awards) if dirty else set()
+        self._dirty_needs = set(facts.needs) if dirty else set()
 
     def _index(self, cid: str, award: TenderAwarded) -> None:
         """Which needs the contract replaces (its award may be a later revision)."""
@@ -221,7 +276,7 @@ class Running:
         for cid in self._slot_contracts.get(slot, ()):
             if before is not None and cid >= before:
                 break
-            c = self._contracts[cid]
+            c = self._c(cid)
             if held is None or c.status == "active":
                 held = c
         return held

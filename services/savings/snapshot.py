@@ -3,15 +3,19 @@ process reads one value and the log's tail instead of every event, and recompute
 contracts the tail touches (shared/state.py saves and restores it).
 
 The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
-(where each fact goes, each contract's figures, the sums, the needs table), then each fact's
-payload as its own JSON, read by its pydantic model only when first used; zstd-compressed, behind
+(where each fact goes, which needs each contract replaces, the sums), then each fact's payload,
+each contract's figures and the needs table, each as its own JSON, read only when first used
+(a restart reads the header alone: a contract's figures when an event touches it, the needs
+table when it is asked for, a payload by its pydantic model); zstd-compressed, behind
 a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
 used: zstd's own frame checksum misses a flipped bit in the frame's header, the flag that turns
 the checksum on included). Money is
 kept as decimal strings, pence as integers, the daily rates as exact fractions (numerator,
 denominator). A snapshot records its format, the savings policy it was
 computed under and the business date and horizon: any difference, and it is not used (the state
-is read whole instead).
+is read whole instead). Each contract's row as an update shows it is kept too (as JSON), so that
+a restarted process compares what it holds with what dashboards last received without reading
+either.
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ from pydantic_core import from_json, to_json
 
 from services.savings import model
 from services.savings.model import ContractFigures, Fact, Facts
-from services.savings.running import Running
+from services.savings.running import Packed, Running
+from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
 from shared.policy import SavingsPolicy
 
-FORMAT = 2  # 2: behind a digest
+FORMAT = 3  # 2: behind a digest; 3: contracts' figures and the needs table read when used
 #: bytes of the BLAKE2b digest a snapshot starts with
 DIGEST_BYTES = 16
 MAGIC = b"commissioning-savings-snapshot\n"
 
 _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
+#: the facts' tables, in the order a snapshot holds them
+TABLES = ("needs", "awards", "returns", "decommissions", "exits", "investments")
 
 
 class Unusable(ValueError):
@@ -156,10 +163,14 @@ class Captured:
     facts: Facts
     policy: dict[str, Any]
     frame: tuple[Any, ...]
-    contracts: dict[str, ContractFigures]
+    first_start: date | None
+    contracts: dict[str, ContractFigures | Packed]
+    slots: dict[str, list[tuple[str, str]]]
     warnings: dict[str, list[str]]
     need_rows: dict[Any, dict[str, Any]]
     need_keys: dict[Any, Any]
+    #: the needs table as the snapshot restored held it, not read yet: `need_rows` stand over it
+    need_pending: bytes | None
     sums: list[Any]
 
 
@@ -167,6 +178,7 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
     """The projection as it stands (after `running.figures(facts)`), copied for `encode`."""
     if running.facts is not facts or running.pending():
         raise ValueError("the figures are not up to date with the facts: compute them first")
+    span = running.frame_of(facts)[1]  # from the programme's start: kept as facts are folded
     return Captured(
         facts=Facts(
             needs=dict(facts.needs),
@@ -180,10 +192,13 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
         ),
         policy=policy.model_dump(mode="json"),
         frame=running._frame or (None, ()),
+        first_start=span[0] if span else None,
         contracts=dict(running._contracts),
+        slots=dict(running._slots),
         warnings=dict(running._warnings),
         need_rows=dict(running._need_rows),
         need_keys=dict(running._need_keys),
+        need_pending=running.need_pending,
         sums=[
             dict(running._sums),
             list(running._years),
@@ -195,23 +210,49 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
     )
 
 
+def _needs_table(captured: Captured) -> bytes:
+    """The needs table's JSON: the rows redone since a restore over those it held."""
+    if captured.need_pending is not None and not captured.need_rows:
+        return captured.need_pending  # none redone: as it was
+    rows = {}
+    if captured.need_pending is not None:
+        rows = {(pid, nid): (key, row) for pid, nid, key, row in from_json(captured.need_pending)}
+    for slot, row in captured.need_rows.items():
+        rows[slot] = (captured.need_keys[slot], row)
+    return to_json([(*slot, key, row) for slot, (key, row) in rows.items()])
+
+
 def encode(captured: Captured) -> bytes:
     """A snapshot's bytes (`capture`'s copy, encoded: it may run in another thread)."""
-    placed, payloads = [], []
+    placed: dict[str, list[Any]] = {table: [] for table in TABLES}
+    payloads = []
     for table, slot, f in _facts(captured.facts):
         model_class, raw = f.as_json()
-        placed.append((table, _TYPE_OF[model_class], f.key, f.revision, len(raw), *slot))
+        placed[table].append((_TYPE_OF[model_class], f.key, f.revision, len(raw), *slot))
         payloads.append(raw)
+    contracts = []
+    for cid in sorted(captured.contracts):
+        c = captured.contracts[cid]
+        if isinstance(c, Packed):  # as the snapshot restored held it: not read since
+            data, shown = c.data, c.shown
+        else:
+            data, shown = to_json(_contract(c)), shown_json(c.row)
+        flat = [part for slot in captured.slots[cid] for part in slot]
+        contracts.append((cid, len(data), len(shown), flat))
+        payloads += (data, shown)
+    needs = _needs_table(captured)
+    payloads.append(needs)
     today, buckets = captured.frame
     header = {
         "format": FORMAT,
         "policy": captured.policy,
         "as_of": today.toordinal() if today else None,
+        "first_start": captured.first_start.toordinal() if captured.first_start else None,
         "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
         "facts": placed,
-        "contracts": {cid: _contract(c) for cid, c in captured.contracts.items()},
+        "contracts": contracts,
+        "needs": len(needs),
         "warnings": captured.warnings,
-        "needs": [(*slot, captured.need_keys[slot], row) for slot, row in captured.need_rows.items()],
         "sums": captured.sums,
     }
     body = to_json(header)
@@ -234,11 +275,15 @@ def _digest(packed: bytes) -> bytes:
     return hashlib.blake2b(packed, digest_size=DIGEST_BYTES).digest()
 
 
+def _unpack(packed: Packed) -> ContractFigures:
+    return _figures(packed.award.payload, from_json(packed.data))
+
+
 def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     """The facts a snapshot holds, with `running` set to their figures as they were computed:
     folding more events into the facts and asking for the figures recomputes only what those
-    events touch. Each fact's payload is read when first used. Raises `Unusable` when the
-    snapshot cannot be used here."""
+    events touch. Each fact's payload, each contract's figures and the needs table are read
+    when first used. Raises `Unusable` when the snapshot cannot be used here."""
     digest, packed = blob[:DIGEST_BYTES], blob[DIGEST_BYTES:]
     if not packed or digest != _digest(packed):
         raise Unusable("not a snapshot, or a damaged one: its digest does not match")
@@ -256,22 +301,35 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     if header["policy"] != policy.model_dump(mode="json"):
         raise Unusable("the savings policy changed since the snapshot")
     facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
-    for table, etype, key, revision, size, *slot in header["facts"]:
-        _place(facts, table, slot, Fact.encoded(key, revision, PAYLOADS[etype], frame[at : at + size]))
+    encoded, needs = Fact.encoded, facts.needs
+    for etype, key, revision, size, pid, nid in header["facts"]["needs"]:  # most of them: inline
+        needs[(pid, nid)] = encoded(key, revision, PAYLOADS[etype], frame[at : at + size])
         at += size
-    if at != len(frame):
-        raise Unusable("the snapshot's payloads do not add up to its length")
+    for table in TABLES[1:]:
+        for etype, key, revision, size, *slot in header["facts"][table]:
+            _place(facts, table, slot, encoded(key, revision, PAYLOADS[etype], frame[at : at + size]))
+            at += size
 
     today = date.fromordinal(header["as_of"]) if header["as_of"] is not None else None
+    first = date.fromordinal(header["first_start"]) if header["first_start"] is not None else None
     buckets = tuple((date.fromordinal(a), date.fromordinal(b)) for a, b in header["buckets"])
-    if running.frame_of(facts)[0] != (today, buckets):
-        raise Unusable("the snapshot's business date or horizon disagrees with its facts")
-    running._reset(facts, (today, buckets))
-    for cid in sorted(header["contracts"]):
-        fact = facts.awards[cid]
-        running._index(cid, fact.payload)
-        running._contracts[cid] = _figures(fact.payload, header["contracts"][cid])
-        running._keys[cid] = model._key(fact, facts, today, buckets, policy)
+    running._reset(facts, (today, buckets), dirty=False)
+    # the business date and the programme's start as the snapshot computed them from its facts
+    # (reading them again would read every payload)
+    running._ends_of, running._ends = facts, (today, first)
+    running.unpack = _unpack
+    slots_of, contracts_of = running._slots, running._slot_contracts
+    for cid, size, shown, flat in header["contracts"]:  # in id order: each slot's list is sorted
+        data, at = frame[at : at + size], at + size
+        running._contracts[cid] = Packed(data, frame[at : at + shown], facts.awards[cid])
+        at += shown
+        slots_of[cid] = slots = list(zip(flat[::2], flat[1::2], strict=True))
+        for slot in set(slots):
+            contracts_of[slot].append(cid)
+    running.need_pending = frame[at : at + header["needs"]]
+    at += header["needs"]
+    if at != len(frame):
+        raise Unusable("the snapshot's payloads do not add up to its length")
     running._warnings = header["warnings"]
     sums, years, years_disc, partners, refs, steps = header["sums"]
     running._sums.update(sums)
@@ -280,9 +338,4 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         running._partners[pid].update(row)
     running._partner_refs.update(refs)
     running._steps.update(_unsteps(steps))
-    for pid, nid, key, row in header["needs"]:
-        running._need_rows[(pid, nid)] = row
-        running._need_keys[(pid, nid)] = tuple(key)
-    running._dirty.clear()
-    running._dirty_needs.clear()
     return facts

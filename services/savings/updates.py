@@ -42,12 +42,20 @@ def row_of(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ROW_FIELDS}
 
 
+def shown_json(row: dict[str, Any]) -> bytes:
+    """A contract's row as an update shows it, as the JSON `P:state:savings:published` keeps:
+    rows are compared in this form (a restarted process compares a snapshot's rows with what
+    was published without reading either)."""
+    return json.dumps(row_of(row), separators=(",", ":")).encode()
+
+
 @dataclass
 class LastPublished:
-    """What dashboards last received: the summary, each contract's row, the entry id."""
+    """What dashboards last received: the summary, each contract's row (`shown_json`), the
+    entry id."""
 
     summary: dict[str, Any] | None = None
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: dict[str, bytes] = field(default_factory=dict)
     entry_id: str | None = None
     #: the figures' row object each published row was taken from: the model hands back the same
     #: object for a contract whose inputs did not change, so most rows are skipped by identity
@@ -57,7 +65,7 @@ class LastPublished:
 @dataclass(frozen=True)
 class Update:
     data: dict[str, Any]
-    rows: dict[str, dict[str, Any]]  # the changed rows, by contract id
+    rows: dict[str, bytes]  # the changed rows, by contract id (`shown_json`)
     removed: list[str]
     sources: dict[str, dict[str, Any]]
 
@@ -88,14 +96,14 @@ def changes_in(
 ) -> Update | None:
     """`changes` when only `rows` may differ from what was last published (the contracts a
     recompute touched) besides the summary: its cost follows them, not every contract."""
-    changed: dict[str, dict[str, Any]] = {}
+    changed: dict[str, bytes] = {}
     sources: dict[str, dict[str, Any]] = {}
     for row in rows:
         cid = row["contract_id"]
         if last.sources.get(cid) is row:
             continue
         sources[cid] = row
-        shown = row_of(row)
+        shown = shown_json(row)
         if last.rows.get(cid) != shown:
             changed[cid] = shown
     removed = list(removed)
@@ -103,7 +111,7 @@ def changes_in(
     if not changed and not removed and unchanged:
         last.sources.update(sources)  # same rows shown: the identity shortcut holds for them too
         return None
-    data = {**summary, "contracts": [changed[cid] for cid in sorted(changed)]}
+    data = {**summary, "contracts": [row_of(sources[cid]) for cid in sorted(changed)]}
     if removed:
         data["contracts_removed"] = removed
     return Update(data, changed, removed, sources)
@@ -129,7 +137,7 @@ class UpdateLog:
         self.rows_key = streams.state("savings", "published")
 
     async def last(self) -> LastPublished:
-        rows = {k.decode(): json.loads(v) for k, v in (await self.redis.hgetall(self.rows_key)).items()}
+        rows = {k.decode(): v for k, v in (await self.redis.hgetall(self.rows_key)).items()}
         newest = await self.redis.xrevrange(self.key, count=1)
         if not newest:
             return LastPublished(None, rows, None)
@@ -147,10 +155,7 @@ class UpdateLog:
         for event in events:
             tx.xadd(self.key, {"event": event}, maxlen=self.kept, approximate=True)
         if update.rows:
-            tx.hset(
-                self.rows_key,
-                mapping={k: json.dumps(v, separators=(",", ":")) for k, v in update.rows.items()},
-            )
+            tx.hset(self.rows_key, mapping=update.rows)  # type: ignore[arg-type]
         if update.removed:
             tx.hdel(self.rows_key, *update.removed)
         entry_id = (await tx.execute())[len(events) - 1]

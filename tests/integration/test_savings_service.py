@@ -274,7 +274,7 @@ def test_the_update_stream_is_capped_and_the_rows_kept_with_each_update(r: redis
         log = UpdateLog(client, Streams(prefix), kept=100)
         for n in range(450):
             row = {"contract_id": f"c-{n % 300}", "annual_saving": f"{n}.00", "status": "active"}
-            update = Update({}, {row["contract_id"]: row}, [], {})
+            update = Update({}, {row["contract_id"]: json.dumps(row).encode()}, [], {})
             last = await log.append([json.dumps({"n": n}).encode()], update)
         await client.aclose()
         return last

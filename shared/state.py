@@ -131,7 +131,9 @@ class EventSetState(Generic[I]):
         #: clock starts near the machine's boot, so 0 would not mean "long ago")
         self._snapshot_at: float | None = None
         self._snapshot_took = 0.0
-        self._snapshot_pos: str | None = None  # the log position it was saved at
+        #: the log position and generation it was saved at: a rebuild's set swapped in at the
+        #: same position is another index
+        self._snapshot_pos: tuple[str, bytes | None] | None = None
         self._snapshotting: asyncio.Task[None] | None = None  # one being encoded and saved
 
     def capture_snapshot(self) -> Callable[[], bytes] | None:
@@ -351,7 +353,7 @@ class EventSetState(Generic[I]):
         except LogTrimmed as e:
             log.warning("snapshot older than the state log: reading the state whole", error=str(e))
             return False
-        self._snapshot_at, self._snapshot_pos = started, saved.position
+        self._snapshot_at, self._snapshot_pos = started, (saved.position, saved.generation)
         log.info(
             "state loaded from a snapshot",
             service=self.service,
@@ -365,7 +367,7 @@ class EventSetState(Generic[I]):
         """Under the lock: when a snapshot is due (or `now`, if the index moved), what it is
         made of is copied (`capture_snapshot`); the function returned encodes it in a worker
         thread and saves it, once the lock is released, while the state moves on."""
-        if self.snapshot_every_s <= 0 or self._log_pos == self._snapshot_pos:
+        if self.snapshot_every_s <= 0 or (self._log_pos, self.generation) == self._snapshot_pos:
             return None
         if self._snapshotting is not None and not self._snapshotting.done():
             return None  # one at a time
@@ -392,7 +394,7 @@ class EventSetState(Generic[I]):
                 return
             finally:
                 self._snapshot_at = loop.time()
-            self._snapshot_took, self._snapshot_pos = loop.time() - started, position
+            self._snapshot_took, self._snapshot_pos = loop.time() - started, (position, generation)
             log.info(
                 "snapshot saved", service=self.service, bytes=len(blob), seconds=round(self._snapshot_took, 3)
             )

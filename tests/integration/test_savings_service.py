@@ -132,6 +132,13 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
         assert "rebuild: events replayed" in done.stderr, "progress is shown"
         saved = r.hgetall(f"{prefix}:state:savings:snapshot")
         assert saved[b"generation"] == r.get(f"{prefix}:state:savings:generation"), "a snapshot of the rebuilt set"
+        # again: it starts from the snapshot the first saved, at the same log position, and still
+        # saves one for the set it swaps in (it did not: the log had not moved since that one)
+        again = subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], env=env, cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0, again.stderr
+        saved = r.hgetall(f"{prefix}:state:savings:snapshot")
+        assert saved[b"generation"] == r.get(f"{prefix}:state:savings:generation"), "a snapshot of the rebuilt set"
         wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings", headers=READ).json()) == figures_only(expected), 10,
                  what="the running service to pick up the rebuilt projection")
     finally:

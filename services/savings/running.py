@@ -21,6 +21,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
+import zstandard
 from pydantic_core import from_json
 
 from services.savings import model
@@ -207,7 +208,7 @@ class Running:
         if self.need_pending is None:
             return
         pending, self.need_pending = self.need_pending, None
-        for pid, nid, key, row in from_json(pending):
+        for pid, nid, key, row in from_json(zstandard.decompress(pending)):
             if (pid, nid) not in self._need_rows:
                 self._need_rows[(pid, nid)] = row
                 self._need_keys[(pid, nid)] = tuple(key)
@@ -229,8 +230,8 @@ class Running:
         self._warnings: dict[str, list[str]] = {}
         self._need_rows: dict[Slot, dict[str, Any]] = {}
         self._need_keys: dict[Slot, Any] = {}
-        #: the needs table's rows as a snapshot holds them (JSON), read when the table is asked
-        #: for; a row redone since stands over its
+        #: the needs table's rows as a snapshot holds them (JSON, zstd-compressed), read when the
+        #: table is asked for; a row redone since stands over its
         self.need_pending: bytes | None = None
         self._dirty = set(facts.awards) if dirty else set()
         self._dirty_needs = set(facts.needs) if dirty else set()

@@ -46,6 +46,7 @@ MAGIC = b"commissioning-savings-snapshot\n"
 _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
 #: the facts' tables, in the order a snapshot holds them
 TABLES = ("needs", "awards", "returns", "decommissions", "exits", "investments")
+NEED_COLUMNS = ("type", "key", "revision", "size", "partner", "need")
 
 
 class Unusable(ValueError):
@@ -169,7 +170,8 @@ class Captured:
     warnings: dict[str, list[str]]
     need_rows: dict[Any, dict[str, Any]]
     need_keys: dict[Any, Any]
-    #: the needs table as the snapshot restored held it, not read yet: `need_rows` stand over it
+    #: the needs table as the snapshot restored held it (`Running.need_pending`), not read yet:
+    #: `need_rows` stand over it
     need_pending: bytes | None
     sums: list[Any]
 
@@ -211,25 +213,30 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
 
 
 def _needs_table(captured: Captured) -> bytes:
-    """The needs table's JSON: the rows redone since a restore over those it held."""
+    """The needs table's JSON, compressed on its own (a restart does not decompress it): the
+    rows redone since a restore over those it held."""
     if captured.need_pending is not None and not captured.need_rows:
         return captured.need_pending  # none redone: as it was
     rows = {}
     if captured.need_pending is not None:
-        rows = {(pid, nid): (key, row) for pid, nid, key, row in from_json(captured.need_pending)}
+        table = from_json(zstandard.decompress(captured.need_pending))
+        rows = {(pid, nid): (key, row) for pid, nid, key, row in table}
     for slot, row in captured.need_rows.items():
         rows[slot] = (captured.need_keys[slot], row)
-    return to_json([(*slot, key, row) for slot, (key, row) in rows.items()])
+    return zstandard.compress(to_json([(*slot, key, row) for slot, (key, row) in rows.items()]), 1)
 
 
 def encode(captured: Captured) -> bytes:
     """A snapshot's bytes (`capture`'s copy, encoded: it may run in another thread)."""
-    placed: dict[str, list[Any]] = {table: [] for table in TABLES}
+    placed: dict[str, Any] = {table: [] for table in TABLES}
     payloads = []
     for table, slot, f in _facts(captured.facts):
         model_class, raw = f.as_json()
         placed[table].append((_TYPE_OF[model_class], f.key, f.revision, len(raw), *slot))
         payloads.append(raw)
+    # the needs by column (most of the facts: a list each, not one a need, to read)
+    columns = list(zip(*placed["needs"], strict=True)) or [()] * len(NEED_COLUMNS)
+    placed["needs"] = {name: list(column) for name, column in zip(NEED_COLUMNS, columns, strict=True)}
     contracts = []
     for cid in sorted(captured.contracts):
         c = captured.contracts[cid]
@@ -302,7 +309,7 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         raise Unusable("the savings policy changed since the snapshot")
     facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
     encoded, needs = Fact.encoded, facts.needs
-    for etype, key, revision, size, pid, nid in header["facts"]["needs"]:  # most of them: inline
+    for etype, key, revision, size, pid, nid in zip(*map(header["facts"]["needs"].get, NEED_COLUMNS)):
         needs[(pid, nid)] = encoded(key, revision, PAYLOADS[etype], frame[at : at + size])
         at += size
     for table in TABLES[1:]:

@@ -77,18 +77,18 @@ class Running:
         if latest is None:
             ends = None  # no date: nothing to keep
         held = model.facts_in(facts, payload) if ends is not None else 0
-        before = model.standing(facts, payload)
+        live = facts is self.facts  # not an index being loaded: taken whole at the next `figures`
+        before = model.standing(facts, payload) if live or ends is not None else None
         model.evolve(facts, key, payload)
+        replaced = (live or ends is not None) and model.standing(facts, payload) is not before
         if ends is not None:
-            if model.facts_in(facts, payload) == held:
-                # a slot's fact replaced (or the same folded again): the one it replaced may
-                # have been the latest or the earliest
-                self._ends = None
-            else:
+            if model.facts_in(facts, payload) != held:
                 self._ends = (_latest(ends[0], latest), _earliest(ends[1], start))
-        if facts is not self.facts:
-            return facts  # an index being loaded: it is taken whole at the next `figures`
-        if model.standing(facts, payload) is before:
+            elif replaced:
+                # a slot's fact replaced: the one it replaced may have been the latest or the
+                # earliest (the same folded again, or an older one, changes neither)
+                self._ends = None
+        if not live or not replaced:
             return facts  # it did not replace what stands in its slot: no figure moves
         match payload:
             case (

@@ -45,19 +45,21 @@ class Fact:
 
     def __init__(self, key: str, payload: Any, revision: int = 0) -> None:
         self.key, self._payload, self.revision = key, payload, revision
-        self._encoded: tuple[Any, bytes] | None = None
+        #: (the model, the bytes its JSON lies in, where it starts, where it ends)
+        self._encoded: tuple[Any, bytes, int, int] | None = None
 
     @classmethod
-    def encoded(cls, key: str, revision: int, model: Any, raw: bytes) -> Fact:
+    def encoded(cls, key: str, revision: int, model: Any, within: bytes, start: int, end: int) -> Fact:
+        """A fact whose payload is the JSON at `within[start:end]`, read when first used."""
         fact = cls(key, None, revision)
-        fact._encoded = (model, raw)
+        fact._encoded = (model, within, start, end)
         return fact
 
     @property
     def payload(self) -> Any:
         if self._encoded is not None:
-            model, raw = self._encoded
-            self._payload, self._encoded = model.model_validate_json(raw), None
+            model, within, start, end = self._encoded
+            self._payload, self._encoded = model.model_validate_json(within[start:end]), None
         return self._payload
 
     def as_json(self) -> tuple[Any, bytes]:
@@ -66,7 +68,8 @@ class Fact:
         before `_encoded` is dropped."""
         encoded = self._encoded
         if encoded is not None:
-            return encoded
+            model, within, start, end = encoded
+            return model, within[start:end]
         payload = self._payload
         return type(payload), type(payload).__pydantic_serializer__.to_json(payload)
 

@@ -43,13 +43,21 @@ _SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
 
 class Packed:
     """A contract's figures as a snapshot holds them, read when first used
-    (services/savings/snapshot.py): `data` its figures' JSON, `shown` its row as an update
-    shows it (`updates.shown_json`), `award` the award they were computed from."""
+    (services/savings/snapshot.py): in `body` (the snapshot's payloads), its figures' JSON
+    (`data`) then its row as an update shows it (`shown`, `updates.shown_json`); `award` the
+    award they were computed from."""
 
-    __slots__ = ("award", "data", "shown")
+    __slots__ = ("_at", "_body", "_end", "_split", "award")
 
-    def __init__(self, data: bytes, shown: bytes, award: model.Fact) -> None:
-        self.data, self.shown, self.award = data, shown, award
+    def __init__(self, body: bytes, at: int, split: int, end: int, award: model.Fact) -> None:
+        self._body, self._at, self._split, self._end, self.award = body, at, split, end, award
+
+    def data(self) -> bytes:
+        return self._body[self._at : self._split]
+
+    def shown(self) -> bytes:
+        return self._body[self._split : self._end]
+
 
 
 class Running:
@@ -189,7 +197,7 @@ class Running:
         reading them."""
         for cid in sorted(self._contracts):
             c = self._contracts[cid]
-            if type(c) is not Packed or shown.get(cid) != c.shown:
+            if type(c) is not Packed or shown.get(cid) != c.shown():
                 yield self._c(cid).row
 
     def contract_ids(self) -> Iterator[str]:

@@ -21,6 +21,7 @@ either.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -241,7 +242,7 @@ def encode(captured: Captured) -> bytes:
     for cid in sorted(captured.contracts):
         c = captured.contracts[cid]
         if isinstance(c, Packed):  # as the snapshot restored held it: not read since
-            data, shown = c.data, c.shown
+            data, shown = c.data(), c.shown()
         else:
             data, shown = to_json(_contract(c)), shown_json(c.row)
         flat = [part for slot in captured.slots[cid] for part in slot]
@@ -262,9 +263,7 @@ def encode(captured: Captured) -> bytes:
         "warnings": captured.warnings,
         "sums": captured.sums,
     }
-    body = to_json(header)
-    frame = b"".join([MAGIC, str(len(body)).encode(), b"\n", body, *payloads])
-    return pack(frame)
+    return pack(MAGIC + to_json(header), b"".join(payloads))
 
 
 def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
@@ -272,10 +271,27 @@ def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
     return encode(capture(running, facts, policy))
 
 
-def pack(frame: bytes) -> bytes:
-    """A snapshot's bytes: the digest, then `frame` compressed."""
-    packed = zstandard.ZstdCompressor(level=1, write_checksum=True).compress(frame)
+def pack(head: bytes, body: bytes) -> bytes:
+    """A snapshot's bytes: the digest, then the magic line and the header (`head`) and the
+    payloads (`body`), each compressed on its own (a restored projection keeps the body, whose
+    payloads it reads when first used, and not the header), behind the length of the first."""
+    compress = zstandard.ZstdCompressor(level=1, write_checksum=True).compress
+    first = compress(head)
+    packed = struct.pack(">Q", len(first)) + first + compress(body)
     return _digest(packed) + packed
+
+
+def unpack(blob: bytes) -> tuple[bytes, bytes]:
+    """(head, body) of a snapshot's bytes (`pack`); raises `Unusable` when they are not one."""
+    digest, packed = blob[:DIGEST_BYTES], blob[DIGEST_BYTES:]
+    if len(packed) < 8 or digest != _digest(packed):
+        raise Unusable("not a snapshot, or a damaged one: its digest does not match")
+    (size,) = struct.unpack(">Q", packed[:8])
+    try:
+        decompress = zstandard.ZstdDecompressor().decompress
+        return decompress(packed[8 : 8 + size]), decompress(packed[8 + size :])
+    except zstandard.ZstdError as e:
+        raise Unusable(f"not a snapshot: {e}") from e
 
 
 def _digest(packed: bytes) -> bytes:
@@ -283,7 +299,7 @@ def _digest(packed: bytes) -> bytes:
 
 
 def _unpack(packed: Packed) -> ContractFigures:
-    return _figures(packed.award.payload, from_json(packed.data))
+    return _figures(packed.award.payload, from_json(packed.data()))
 
 
 def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
@@ -291,18 +307,12 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     folding more events into the facts and asking for the figures recomputes only what those
     events touch. Each fact's payload, each contract's figures and the needs table are read
     when first used. Raises `Unusable` when the snapshot cannot be used here."""
-    digest, packed = blob[:DIGEST_BYTES], blob[DIGEST_BYTES:]
-    if not packed or digest != _digest(packed):
-        raise Unusable("not a snapshot, or a damaged one: its digest does not match")
-    try:
-        frame = zstandard.ZstdDecompressor().decompress(packed)
-    except zstandard.ZstdError as e:
-        raise Unusable(f"not a snapshot: {e}") from e
-    if not frame.startswith(MAGIC):
+    head, body = unpack(blob)
+    if not head.startswith(MAGIC):
         raise Unusable("not a savings snapshot")
-    eol = frame.index(b"\n", len(MAGIC))
-    at = eol + 1 + int(frame[len(MAGIC) : eol])
-    header = from_json(frame[eol + 1 : at])
+    header = from_json(head[len(MAGIC) :])
+    del head
+    at = 0
     if header.get("format") != FORMAT:
         raise Unusable(f"snapshot format {header.get('format')}, this version reads {FORMAT}")
     if header["policy"] != policy.model_dump(mode="json"):
@@ -310,11 +320,11 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
     encoded, needs = Fact.encoded, facts.needs
     for etype, key, revision, size, pid, nid in zip(*map(header["facts"]["needs"].get, NEED_COLUMNS)):
-        needs[(pid, nid)] = encoded(key, revision, PAYLOADS[etype], frame[at : at + size])
+        needs[(pid, nid)] = encoded(key, revision, PAYLOADS[etype], body, at, at + size)
         at += size
     for table in TABLES[1:]:
         for etype, key, revision, size, *slot in header["facts"][table]:
-            _place(facts, table, slot, encoded(key, revision, PAYLOADS[etype], frame[at : at + size]))
+            _place(facts, table, slot, encoded(key, revision, PAYLOADS[etype], body, at, at + size))
             at += size
 
     today = date.fromordinal(header["as_of"]) if header["as_of"] is not None else None
@@ -327,15 +337,14 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     running.unpack = _unpack
     slots_of, contracts_of = running._slots, running._slot_contracts
     for cid, size, shown, flat in header["contracts"]:  # in id order: each slot's list is sorted
-        data, at = frame[at : at + size], at + size
-        running._contracts[cid] = Packed(data, frame[at : at + shown], facts.awards[cid])
-        at += shown
+        running._contracts[cid] = Packed(body, at, at + size, at + size + shown, facts.awards[cid])
+        at += size + shown
         slots_of[cid] = slots = list(zip(flat[::2], flat[1::2], strict=True))
         for slot in set(slots):
             contracts_of[slot].append(cid)
-    running.need_pending = frame[at : at + header["needs"]]
+    running.need_pending = body[at : at + header["needs"]]
     at += header["needs"]
-    if at != len(frame):
+    if at != len(body):
         raise Unusable("the snapshot's payloads do not add up to its length")
     running._warnings = header["warnings"]
     sums, years, years_disc, partners, refs, steps = header["sums"]

@@ -109,7 +109,7 @@ class Running:
             case NeedIdentified():
                 slot = (payload.partner_id, payload.need_id)
                 self._dirty_needs.add(slot)
-                self._dirty.update(self._slot_contracts.get(slot, ()))
+                self._dirty.update(self._replacing(slot))
         return facts
 
     def pending(self) -> bool:
@@ -166,9 +166,9 @@ class Running:
         if self.touched is not None:
             self.touched = touched
         self._dirty.clear()
-        slots = self._dirty_needs | {s for cid in touched for s in self._slots.get(cid, ())}
+        slots = self._dirty_needs | {s for cid in touched for s in self._slots_of(cid)}
         self._dirty_needs.clear()
-        for cid in {d for s in slots for d in self._slot_contracts.get(s, ())}:
+        for cid in {d for s in slots for d in self._replacing(s)}:
             self._warnings[cid] = self._warnings_of(self._c(cid))
         for slot in slots:
             self._need_row(slot)
@@ -228,7 +228,12 @@ class Running:
         self._contracts: dict[str, ContractFigures | Packed] = {}
         self._keys: dict[str, Any] = {}
         self._slots: dict[str, list[Slot]] = {}  # a contract's need slots, in its award's order
-        self._slot_contracts: defaultdict[Slot, list[str]] = defaultdict(list)  # sorted ids per slot
+        #: the same of a contract as a snapshot held it, until it is indexed again: (partner,
+        #: need, partner, need, ...), as the snapshot has it (no object a slot to make at restore)
+        self._packed_slots: dict[str, list[str]] = {}
+        #: the contracts replacing each need: the id of the one, or their ids in order (most needs
+        #: have one: a list each was a third of a restore's indexing at 909,091 needs)
+        self._slot_contracts: dict[Slot, str | list[str]] = {}
         self._sums: Counter[str] = Counter()
         self._years: list[int] = [0] * len(frame[1])
         self._years_disc: list[int] = [0] * len(frame[1])
@@ -246,12 +251,54 @@ class Running:
 
     def _index(self, cid: str, award: TenderAwarded) -> None:
         """Which needs the contract replaces (its award may be a later revision)."""
-        for slot in set(self._slots.get(cid, ())):
-            self._slot_contracts[slot].remove(cid)
+        for slot in set(self._slots_of(cid)):
+            held = self._slot_contracts[slot]
+            if type(held) is str:
+                del self._slot_contracts[slot]
+            else:
+                held.remove(cid)
+                if len(held) == 1:
+                    self._slot_contracts[slot] = held[0]
             self._dirty_needs.add(slot)
+        self._packed_slots.pop(cid, None)
         self._slots[cid] = [(s.partner_id, s.need_id) for s in award.partners]
         for slot in set(self._slots[cid]):
-            bisect.insort(self._slot_contracts[slot], cid)
+            held = self._slot_contracts.get(slot)
+            if held is None:
+                self._slot_contracts[slot] = cid
+            elif type(held) is str:
+                self._slot_contracts[slot] = sorted((held, cid))
+            else:
+                bisect.insort(held, cid)
+
+    def index_packed(self, cid: str, flat: list[str]) -> None:
+        """Index a contract as a snapshot holds it (`flat`: partner, need, partner, need, ...),
+        contracts in id order (each need's list stays sorted by appending)."""
+        self._packed_slots[cid] = flat
+        replacing = self._slot_contracts
+        for k in range(0, len(flat), 2):
+            slot = (flat[k], flat[k + 1])
+            held = replacing.get(slot)
+            if held is None:
+                replacing[slot] = cid
+            elif type(held) is str:
+                if held != cid:  # a need named twice by one award: once
+                    replacing[slot] = [held, cid]
+            elif held[-1] != cid:
+                held.append(cid)
+
+    def _replacing(self, slot: Slot) -> tuple[str, ...] | list[str]:
+        """The contracts replacing a need, in id order."""
+        held = self._slot_contracts.get(slot, ())
+        return (held,) if type(held) is str else held
+
+    def _slots_of(self, cid: str) -> list[Slot]:
+        """A contract's need slots, in its award's order."""
+        slots = self._slots.get(cid)
+        if slots is None:
+            flat = self._packed_slots.get(cid, ())
+            return list(zip(flat[::2], flat[1::2], strict=True))
+        return slots
 
     def _add(self, c: ContractFigures | None, sign: int) -> None:
         """Add (sign 1) or take away (-1) one contract's part of every total."""
@@ -282,7 +329,7 @@ class Running:
         """The contract shown as replacing a need (as `project` picks it): the last active
         one in id order, else the first; only among ids before `before` when given."""
         held = None
-        for cid in self._slot_contracts.get(slot, ()):
+        for cid in self._replacing(slot):
             if before is not None and cid >= before:
                 break
             c = self._c(cid)

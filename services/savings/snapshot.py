@@ -168,6 +168,7 @@ class Captured:
     first_start: date | None
     contracts: dict[str, ContractFigures | Packed]
     slots: dict[str, list[tuple[str, str]]]
+    packed_slots: dict[str, list[str]]  # those as the snapshot restored held them
     warnings: dict[str, list[str]]
     need_rows: dict[Any, dict[str, Any]]
     need_keys: dict[Any, Any]
@@ -198,6 +199,7 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
         first_start=span[0] if span else None,
         contracts=dict(running._contracts),
         slots=dict(running._slots),
+        packed_slots=dict(running._packed_slots),
         warnings=dict(running._warnings),
         need_rows=dict(running._need_rows),
         need_keys=dict(running._need_keys),
@@ -245,7 +247,8 @@ def encode(captured: Captured) -> bytes:
             data, shown = c.data(), c.shown()
         else:
             data, shown = to_json(_contract(c)), shown_json(c.row)
-        flat = [part for slot in captured.slots[cid] for part in slot]
+        slots = captured.slots.get(cid)
+        flat = captured.packed_slots[cid] if slots is None else [part for slot in slots for part in slot]
         contracts.append((cid, len(data), len(shown), flat))
         payloads += (data, shown)
     needs = _needs_table(captured)
@@ -335,13 +338,10 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     # (reading them again would read every payload)
     running._ends_of, running._ends = facts, (today, first)
     running.unpack = _unpack
-    slots_of, contracts_of = running._slots, running._slot_contracts
-    for cid, size, shown, flat in header["contracts"]:  # in id order: each slot's list is sorted
+    for cid, size, shown, flat in header["contracts"]:  # in id order
         running._contracts[cid] = Packed(body, at, at + size, at + size + shown, facts.awards[cid])
         at += size + shown
-        slots_of[cid] = slots = list(zip(flat[::2], flat[1::2], strict=True))
-        for slot in set(slots):
-            contracts_of[slot].append(cid)
+        running.index_packed(cid, flat)
     running.need_pending = body[at : at + header["needs"]]
     at += header["needs"]
     if at != len(body):

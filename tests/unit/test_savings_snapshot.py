@@ -208,3 +208,51 @@ def test_a_restarted_projection_compares_what_it_holds_with_what_was_published_w
     update = next_update(last, after, summary, True)
     assert update is not None and [c["contract_id"] for c in update.data["contracts"]] == [one]
     assert sum(type(c) is not Packed for c in after._contracts.values()) == 1, "only that one read"
+
+
+POOL = [(pid, f"{pid}-need-{k}") for pid in PARTNERS[:3] for k in range(2)]
+
+
+def _need(pid: str, nid: str) -> tuple[str, Any]:
+    return f"/partners/{pid} {nid}", PAYLOADS["need.identified"].model_validate({
+        "need_id": nid, "partner_id": pid, "service_category": "advice", "title": "Advice",
+        "annual_budget": "90000.00", "current_arrangements": 2, "current_annual_resource_cost": "12000.00",
+        "current_arrangements_end": "2013-03-31", "open_to_sharing": True,
+    })
+
+
+def _award(cid: str, key: str, members: list[tuple[str, str]]) -> tuple[str, Any]:
+    return f"/partners/{members[0][0]} {key}", PAYLOADS["tender.awarded"].model_validate({
+        "tender_id": f"t-{cid}", "contract_id": cid, "lead_partner_id": members[0][0],
+        "commissioning_model": "aligned_budgets", "supplier": {"id": "s", "name": "S"},
+        "annual_value": "30000.00", "contract_start": "2013-04-01", "contract_end": "2016-03-31",
+        "partners": [{"partner_id": p, "need_id": n} for p, n in members],
+    })
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    awards=st.lists(
+        st.tuples(st.integers(1, 3), st.lists(st.sampled_from(POOL), min_size=1, max_size=4, unique=True)),
+        min_size=1,
+        max_size=10,
+    ),
+    order=st.randoms(use_true_random=False),
+    cut=st.floats(0, 1),
+)
+def test_needs_replaced_by_several_contracts_and_awards_restated_over_other_needs_across_a_restore(
+    awards: list[tuple[int, list[tuple[str, str]]]], order: random.Random, cut: float
+) -> None:
+    """Which contracts replace each need (the two-active-contracts warnings and the needs
+    table follow it) as contracts share needs and a later award of a contract names others,
+    before and after a restore: equal to the pure model after every event."""
+    events = [_need(pid, nid) for pid, nid in POOL]
+    events += [_award(f"c-{c}", f"a-{n:02d}", members) for n, (c, members) in enumerate(awards)]
+    order.shuffle(events)
+    at = int(cut * len(events))
+    r, facts = running(events[:at])
+    after = Running(POLICY)
+    restored = snapshot.restore(snapshot.dump(r, facts, POLICY), after, POLICY)
+    for n, (key, payload) in enumerate(events[at:], at + 1):
+        after.fold(restored, key, payload)
+        assert figures(after.figures(restored)) == figures(from_scratch(events[:n])), f"after {n} events"

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+import zstandard
+
 from shared.contract.base import revision_of
 from shared.dates import DAY, add_months
 from shared.events import (
@@ -35,6 +37,23 @@ from shared.policy import SavingsPolicy
 # -- the index of facts --------------------------------------------------------------------
 
 
+class Chunk:
+    """Payloads' JSON as a snapshot holds them (services/savings/snapshot.py): a zstd frame,
+    decompressed when one of them is first read. Safe across threads (the snapshot's encoding
+    reads in a worker): at worst two decompress it at once, to the same bytes."""
+
+    __slots__ = ("_frame", "_raw")
+
+    def __init__(self, frame: bytes) -> None:
+        self._frame, self._raw = frame, None
+
+    def read(self, start: int, end: int) -> bytes:
+        raw = self._raw
+        if raw is None:
+            raw = self._raw = zstandard.decompress(self._frame)
+        return raw[start:end]
+
+
 class Fact:
     """One event's part in the index: its `source id` (`key`: ties between events claiming the same
     thing go to the larger), its payload, and its revision (need.updated: the highest stands).
@@ -45,21 +64,22 @@ class Fact:
 
     def __init__(self, key: str, payload: Any, revision: int = 0) -> None:
         self.key, self._payload, self.revision = key, payload, revision
-        #: (the model, the bytes its JSON lies in, where it starts, where it ends)
-        self._encoded: tuple[Any, bytes, int, int] | None = None
+        #: (the model, the chunk its JSON lies in, where it starts, where it ends)
+        self._encoded: tuple[Any, Chunk, int, int] | None = None
 
     @classmethod
-    def encoded(cls, key: str, revision: int, model: Any, within: bytes, start: int, end: int) -> Fact:
-        """A fact whose payload is the JSON at `within[start:end]`, read when first used."""
-        fact = cls(key, None, revision)
-        fact._encoded = (model, within, start, end)
+    def encoded(cls, key: str, revision: int, encoded: tuple[Any, Chunk, int, int]) -> Fact:
+        """A fact whose payload is the JSON `encoded` places (model, chunk, start, end), read
+        when first used."""
+        fact = cls.__new__(cls)
+        fact.key, fact._payload, fact.revision, fact._encoded = key, None, revision, encoded
         return fact
 
     @property
     def payload(self) -> Any:
         if self._encoded is not None:
-            model, within, start, end = self._encoded
-            self._payload, self._encoded = model.model_validate_json(within[start:end]), None
+            model, chunk, start, end = self._encoded
+            self._payload, self._encoded = model.model_validate_json(chunk.read(start, end)), None
         return self._payload
 
     def as_json(self) -> tuple[Any, bytes]:
@@ -68,8 +88,8 @@ class Fact:
         before `_encoded` is dropped."""
         encoded = self._encoded
         if encoded is not None:
-            model, within, start, end = encoded
-            return model, within[start:end]
+            model, chunk, start, end = encoded
+            return model, chunk.read(start, end)
         payload = self._payload
         return type(payload), type(payload).__pydantic_serializer__.to_json(payload)
 

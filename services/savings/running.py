@@ -43,20 +43,16 @@ _SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
 
 class Packed:
     """A contract's figures as a snapshot holds them, read when first used
-    (services/savings/snapshot.py): in `body` (the snapshot's payloads), its figures' JSON
-    (`data`) then its row as an update shows it (`shown`, `updates.shown_json`); `award` the
-    award they were computed from."""
+    (services/savings/snapshot.py): their JSON in a chunk of the snapshot (`data`), its row as
+    an update shows it (`shown`, `updates.shown_json`), the award they were computed from."""
 
-    __slots__ = ("_at", "_body", "_end", "_split", "award")
+    __slots__ = ("_chunk", "_end", "_start", "award", "shown")
 
-    def __init__(self, body: bytes, at: int, split: int, end: int, award: model.Fact) -> None:
-        self._body, self._at, self._split, self._end, self.award = body, at, split, end, award
+    def __init__(self, chunk: model.Chunk, start: int, end: int, shown: bytes, award: model.Fact) -> None:
+        self._chunk, self._start, self._end, self.shown, self.award = chunk, start, end, shown, award
 
     def data(self) -> bytes:
-        return self._body[self._at : self._split]
-
-    def shown(self) -> bytes:
-        return self._body[self._split : self._end]
+        return self._chunk.read(self._start, self._end)
 
 
 
@@ -197,7 +193,7 @@ class Running:
         reading them."""
         for cid in sorted(self._contracts):
             c = self._contracts[cid]
-            if type(c) is not Packed or shown.get(cid) != c.shown():
+            if type(c) is not Packed or shown.get(cid) != c.shown:
                 yield self._c(cid).row
 
     def contract_ids(self) -> Iterator[str]:

@@ -33,7 +33,7 @@ import zstandard
 from pydantic_core import from_json, to_json
 
 from services.savings import model
-from services.savings.model import ContractFigures, Fact, Facts
+from services.savings.model import Chunk, ContractFigures, Fact, Facts
 from services.savings.running import Packed, Running
 from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
@@ -48,6 +48,9 @@ _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
 #: the facts' tables, in the order a snapshot holds them
 TABLES = ("needs", "awards", "returns", "decommissions", "exits", "investments")
 NEED_COLUMNS = ("type", "key", "revision", "size", "partner", "need")
+#: the payloads are compressed in chunks of about this many bytes, each decompressed when one of
+#: its payloads is first read (a restart decompresses none)
+CHUNK_BYTES = 1 << 20
 
 
 class Unusable(ValueError):
@@ -226,7 +229,7 @@ def _needs_table(captured: Captured) -> bytes:
         rows = {(pid, nid): (key, row) for pid, nid, key, row in table}
     for slot, row in captured.need_rows.items():
         rows[slot] = (captured.need_keys[slot], row)
-    return zstandard.compress(to_json([(*slot, key, row) for slot, (key, row) in rows.items()]), 1)
+    return _compressor().compress(to_json([(*slot, key, row) for slot, (key, row) in rows.items()]))
 
 
 def encode(captured: Captured) -> bytes:
@@ -240,19 +243,19 @@ def encode(captured: Captured) -> bytes:
     # the needs by column (most of the facts: a list each, not one a need, to read)
     columns = list(zip(*placed["needs"], strict=True)) or [()] * len(NEED_COLUMNS)
     placed["needs"] = {name: list(column) for name, column in zip(NEED_COLUMNS, columns, strict=True)}
-    contracts = []
+    contracts, shown_rows = [], []
     for cid in sorted(captured.contracts):
         c = captured.contracts[cid]
         if isinstance(c, Packed):  # as the snapshot restored held it: not read since
-            data, shown = c.data(), c.shown()
+            data, shown = c.data(), c.shown
         else:
             data, shown = to_json(_contract(c)), shown_json(c.row)
         slots = captured.slots.get(cid)
         flat = captured.packed_slots[cid] if slots is None else [part for slot in slots for part in slot]
         contracts.append((cid, len(data), len(shown), flat))
-        payloads += (data, shown)
-    needs = _needs_table(captured)
-    payloads.append(needs)
+        payloads.append(data)
+        shown_rows.append(shown)
+    chunks, sizes = _chunked(payloads)
     today, buckets = captured.frame
     header = {
         "format": FORMAT,
@@ -262,11 +265,13 @@ def encode(captured: Captured) -> bytes:
         "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
         "facts": placed,
         "contracts": contracts,
-        "needs": len(needs),
+        "chunks": sizes,
         "warnings": captured.warnings,
         "sums": captured.sums,
     }
-    return pack(MAGIC + to_json(header), b"".join(payloads))
+    compress = _compressor().compress
+    sections = [compress(MAGIC + to_json(header)), compress(b"".join(shown_rows)), _needs_table(captured)]
+    return pack([*sections, *chunks])
 
 
 def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
@@ -274,34 +279,97 @@ def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
     return encode(capture(running, facts, policy))
 
 
-def pack(head: bytes, body: bytes) -> bytes:
-    """A snapshot's bytes: the digest, then the magic line and the header (`head`) and the
-    payloads (`body`), each compressed on its own (a restored projection keeps the body, whose
-    payloads it reads when first used, and not the header), behind the length of the first."""
-    compress = zstandard.ZstdCompressor(level=1, write_checksum=True).compress
-    first = compress(head)
-    packed = struct.pack(">Q", len(first)) + first + compress(body)
+def _compressor() -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=1, write_checksum=True)
+
+
+def _chunked(pieces: list[bytes]) -> tuple[list[bytes], list[int]]:
+    """`pieces` in order as zstd frames of about `CHUNK_BYTES` (no piece split), and the size of
+    what each frame holds."""
+    compress = _compressor().compress
+    frames: list[bytes] = []
+    sizes: list[int] = []
+    current: list[bytes] = []
+    filled = 0
+    for piece in pieces:
+        current.append(piece)
+        filled += len(piece)
+        if filled >= CHUNK_BYTES:
+            frames.append(compress(b"".join(current)))
+            sizes.append(filled)
+            current, filled = [], 0
+    if current:
+        frames.append(compress(b"".join(current)))
+        sizes.append(filled)
+    return frames, sizes
+
+
+def pack(frames: list[bytes]) -> bytes:
+    """A snapshot's bytes: the digest, then each zstd frame behind its length: the magic line
+    and the header, the contracts' rows as shown, the needs table, then the payloads' chunks
+    (each decompressed when one of its payloads is first read)."""
+    packed = b"".join(struct.pack(">Q", len(frame)) + frame for frame in frames)
     return _digest(packed) + packed
 
 
-def unpack(blob: bytes) -> tuple[bytes, bytes]:
-    """(head, body) of a snapshot's bytes (`pack`); raises `Unusable` when they are not one."""
+def unpack(blob: bytes) -> list[bytes]:
+    """The zstd frames of a snapshot's bytes (`pack`); raises `Unusable` when they are not one."""
     digest, packed = blob[:DIGEST_BYTES], blob[DIGEST_BYTES:]
-    if len(packed) < 8 or digest != _digest(packed):
+    if not packed or digest != _digest(packed):
         raise Unusable("not a snapshot, or a damaged one: its digest does not match")
-    (size,) = struct.unpack(">Q", packed[:8])
+    frames, at = [], 0
+    while at < len(packed):
+        (size,) = struct.unpack(">Q", packed[at : at + 8].ljust(8, b"\0"))
+        if at + 8 + size > len(packed):
+            raise Unusable("not a snapshot: its frames do not add up to its length")
+        frames.append(packed[at + 8 : at + 8 + size])
+        at += 8 + size
+    if len(frames) < 3:
+        raise Unusable("not a snapshot: fewer frames than a snapshot has")
+    return frames
+
+
+def decompress(frame: bytes) -> bytes:
+    """One of a snapshot's frames, decompressed; raises `Unusable` when it is not a zstd frame."""
     try:
-        decompress = zstandard.ZstdDecompressor().decompress
-        return decompress(packed[8 : 8 + size]), decompress(packed[8 + size :])
+        return zstandard.ZstdDecompressor().decompress(frame)
     except zstandard.ZstdError as e:
         raise Unusable(f"not a snapshot: {e}") from e
+
+
+class _Cursor:
+    """Where each payload lies, in order: the chunk, its start and end in it."""
+
+    def __init__(self, frames: list[bytes], sizes: list[int]) -> None:
+        if len(frames) != len(sizes) or any(
+            zstandard.frame_content_size(f) != n for f, n in zip(frames, sizes, strict=False)
+        ):
+            raise Unusable("the snapshot's payloads do not add up to its length")
+        self.chunks, self.sizes = [Chunk(f) for f in frames], sizes
+        self.at, self.local, self.limit = -1, 0, 0
+
+    def take(self, size: int) -> tuple[Chunk, int, int]:
+        if self.local == self.limit:  # the next chunk
+            self.at, self.local = self.at + 1, 0
+            if self.at >= len(self.chunks):
+                raise Unusable("the snapshot's payloads do not add up to its length")
+            self.limit = self.sizes[self.at]
+        start = self.local
+        self.local += size
+        if self.local > self.limit:
+            raise Unusable("the snapshot's payloads do not add up to its length")
+        return self.chunks[self.at], start, self.local
+
+    def done(self) -> None:
+        if self.at != len(self.chunks) - 1 or self.local != self.limit:
+            raise Unusable("the snapshot's payloads do not add up to its length")
 
 
 def _digest(packed: bytes) -> bytes:
     return hashlib.blake2b(packed, digest_size=DIGEST_BYTES).digest()
 
 
-def _unpack(packed: Packed) -> ContractFigures:
+def _read(packed: Packed) -> ContractFigures:
     return _figures(packed.award.payload, from_json(packed.data()))
 
 
@@ -310,25 +378,25 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     folding more events into the facts and asking for the figures recomputes only what those
     events touch. Each fact's payload, each contract's figures and the needs table are read
     when first used. Raises `Unusable` when the snapshot cannot be used here."""
-    head, body = unpack(blob)
+    frames = unpack(blob)
+    head = decompress(frames[0])
     if not head.startswith(MAGIC):
         raise Unusable("not a savings snapshot")
     header = from_json(head[len(MAGIC) :])
     del head
-    at = 0
     if header.get("format") != FORMAT:
         raise Unusable(f"snapshot format {header.get('format')}, this version reads {FORMAT}")
     if header["policy"] != policy.model_dump(mode="json"):
         raise Unusable("the savings policy changed since the snapshot")
     facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
     encoded, needs = Fact.encoded, facts.needs
+    cursor = _Cursor(frames[3:], header["chunks"])
+    take = cursor.take
     for etype, key, revision, size, pid, nid in zip(*map(header["facts"]["needs"].get, NEED_COLUMNS)):
-        needs[(pid, nid)] = encoded(key, revision, PAYLOADS[etype], body, at, at + size)
-        at += size
+        needs[(pid, nid)] = encoded(key, revision, (PAYLOADS[etype], *take(size)))
     for table in TABLES[1:]:
         for etype, key, revision, size, *slot in header["facts"][table]:
-            _place(facts, table, slot, encoded(key, revision, PAYLOADS[etype], body, at, at + size))
-            at += size
+            _place(facts, table, slot, encoded(key, revision, (PAYLOADS[etype], *take(size))))
 
     today = date.fromordinal(header["as_of"]) if header["as_of"] is not None else None
     first = date.fromordinal(header["first_start"]) if header["first_start"] is not None else None
@@ -337,15 +405,16 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     # the business date and the programme's start as the snapshot computed them from its facts
     # (reading them again would read every payload)
     running._ends_of, running._ends = facts, (today, first)
-    running.unpack = _unpack
+    running.unpack = _read
+    rows, at = decompress(frames[1]), 0
     for cid, size, shown, flat in header["contracts"]:  # in id order
-        running._contracts[cid] = Packed(body, at, at + size, at + size + shown, facts.awards[cid])
-        at += size + shown
+        running._contracts[cid] = Packed(*take(size), rows[at : at + shown], facts.awards[cid])
+        at += shown
         running.index_packed(cid, flat)
-    running.need_pending = body[at : at + header["needs"]]
-    at += header["needs"]
-    if at != len(body):
-        raise Unusable("the snapshot's payloads do not add up to its length")
+    cursor.done()
+    if at != len(rows):
+        raise Unusable("the snapshot's rows do not add up to their length")
+    running.need_pending = frames[2]
     running._warnings = header["warnings"]
     sums, years, years_disc, partners, refs, steps = header["sums"]
     running._sums.update(sums)

@@ -8,6 +8,7 @@ import zlib
 from typing import Any
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,12 +109,14 @@ def test_a_snapshot_taken_under_another_policy_or_damaged_is_not_used() -> None:
         snapshot.restore(snapshot._digest(b"{}") + b"{}", Running(POLICY), POLICY)
     with pytest.raises(snapshot.Unusable, match="not a snapshot"):  # a digest, no zstd frames
         snapshot.restore(snapshot._digest(b"\0" * 8 + b"{}") + b"\0" * 8 + b"{}", Running(POLICY), POLICY)
-    head, body = snapshot.unpack(blob)
+    frames = snapshot.unpack(blob)
+    head, compress = snapshot.decompress(frames[0]), zstandard.ZstdCompressor().compress
     with pytest.raises(snapshot.Unusable, match="not a savings snapshot"):
-        snapshot.restore(snapshot.pack(b"x" + head, body), Running(POLICY), POLICY)
+        snapshot.restore(snapshot.pack([compress(b"x" + head), *frames[1:]]), Running(POLICY), POLICY)
     with pytest.raises(snapshot.Unusable, match="format"):
         snapshot.restore(
-            snapshot.pack(head.replace(f'"format":{snapshot.FORMAT}'.encode(), b'"format":9', 1), body),
+            snapshot.pack([compress(head.replace(f'"format":{snapshot.FORMAT}'.encode(), b'"format":9', 1)),
+                           *frames[1:]]),
             Running(POLICY),
             POLICY,
         )
@@ -124,7 +127,7 @@ def test_a_snapshot_taken_under_another_policy_or_damaged_is_not_used() -> None:
             with pytest.raises(snapshot.Unusable, match="digest"):
                 snapshot.restore(bytes(flipped), Running(POLICY), POLICY)
     with pytest.raises(snapshot.Unusable, match="add up"):
-        snapshot.restore(snapshot.pack(head, body + b"{}"), Running(POLICY), POLICY)
+        snapshot.restore(snapshot.pack([*frames, compress(b"{}")]), Running(POLICY), POLICY)
 
 
 def test_figures_must_be_up_to_date_to_be_saved() -> None:
@@ -256,3 +259,25 @@ def test_needs_replaced_by_several_contracts_and_awards_restated_over_other_need
     for n, (key, payload) in enumerate(events[at:], at + 1):
         after.fold(restored, key, payload)
         assert figures(after.figures(restored)) == figures(from_scratch(events[:n])), f"after {n} events"
+
+
+@pytest.mark.parametrize("chunk", [1, 300, 5000])
+def test_payloads_in_many_chunks_are_read_where_they_lie(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """The payloads are compressed in chunks (none split), decompressed when one is first read:
+    with small chunks, restored and restored again, the figures are those of a full replay."""
+    monkeypatch.setattr(snapshot, "CHUNK_BYTES", chunk)
+    events = keyed(21)
+    half = len(events) // 2
+    before, facts = running(events[:half])
+    blob = snapshot.dump(before, facts, POLICY)
+    assert len(snapshot.unpack(blob)) > 3 + (half if chunk == 1 else 1)
+    first = Running(POLICY)
+    restored = snapshot.restore(blob, first, POLICY)
+    for key, payload in events[half : half + 3]:
+        first.fold(restored, key, payload)
+    first.summary(restored)
+    second = Running(POLICY)
+    again = snapshot.restore(snapshot.dump(first, restored, POLICY), second, POLICY)
+    for key, payload in events[half + 3 :]:
+        second.fold(again, key, payload)
+    assert figures(second.figures(again)) == figures(from_scratch(events))

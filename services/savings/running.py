@@ -41,18 +41,33 @@ Slot = tuple[str, str]  # (partner id, need id)
 _SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
 
 
+Place = tuple[model.Chunk, int, int]  # (a chunk of a snapshot, start, end)
+
+
 class Packed:
     """A contract's figures as a snapshot holds them, read when first used
-    (services/savings/snapshot.py): their JSON in a chunk of the snapshot (`data`), its row as
-    an update shows it (`shown`, `updates.shown_json`), the award they were computed from."""
+    (services/savings/snapshot.py): its row and the rest of its figures, each JSON in a chunk of
+    the snapshot; its row as an update shows it (`shown`, `updates.shown_json`); the award they
+    were computed from. A full read of the figures lists every row without reading the rest."""
 
-    __slots__ = ("_chunk", "_end", "_start", "award", "shown")
+    __slots__ = ("_data", "_read", "_row", "award", "shown")
 
-    def __init__(self, chunk: model.Chunk, start: int, end: int, shown: bytes, award: model.Fact) -> None:
-        self._chunk, self._start, self._end, self.shown, self.award = chunk, start, end, shown, award
+    def __init__(self, row: Place, data: Place, shown: bytes, award: model.Fact) -> None:
+        self._row, self._data, self.shown, self.award = row, data, shown, award
+        self._read: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        if self._read is None:
+            self._read = from_json(self.row_json())
+        return self._read
+
+    def row_json(self) -> bytes:
+        chunk, start, end = self._row
+        return chunk.read(start, end)
 
     def data(self) -> bytes:
-        return self._chunk.read(self._start, self._end)
+        chunk, start, end = self._data
+        return chunk.read(start, end)
 
 
 
@@ -177,7 +192,7 @@ class Running:
         ids = sorted(self._contracts)
         self._read_need_rows()
         return {
-            "contracts": [self._c(cid).row for cid in ids],
+            "contracts": [self._row(cid) for cid in ids],
             "needs": [self._need_rows[slot] for slot in sorted(self._need_rows)],
             "warnings": [w for cid in ids for w in self._warnings.get(cid, ())],
             "events_applied": len(facts.applied) if facts.applied is not None else None,
@@ -185,7 +200,7 @@ class Running:
 
     def row(self, cid: str) -> dict[str, Any]:
         """One contract's row as of the last `summary`."""
-        return self._c(cid).row
+        return self._row(cid)
 
     def rows_unlike(self, shown: Mapping[str, bytes]) -> Iterator[dict[str, Any]]:
         """Every contract's row (as of the last `summary`, in id order) but those of contracts
@@ -194,10 +209,15 @@ class Running:
         for cid in sorted(self._contracts):
             c = self._contracts[cid]
             if type(c) is not Packed or shown.get(cid) != c.shown:
-                yield self._c(cid).row
+                yield self._row(cid)
 
     def contract_ids(self) -> Iterator[str]:
         return iter(self._contracts)
+
+    def _row(self, cid: str) -> dict[str, Any]:
+        """A contract's row, read alone if its figures are still packed."""
+        c = self._contracts[cid]
+        return c.row() if type(c) is Packed else c.row  # type: ignore[union-attr, return-value]
 
     def _c(self, cid: str) -> ContractFigures:
         """A contract's figures, read now if they are still packed."""

@@ -94,6 +94,8 @@ def _place(facts: Facts, table: str, slot: list[Any], fact: Fact) -> None:
 
 
 def _contract(c: ContractFigures) -> list[Any]:
+    """A contract's figures but its row (the row is a piece of its own: a full read of the
+    figures lists every row without reading the figures)."""
     return [
         str(c.baseline),
         str(c.budgets),
@@ -106,13 +108,12 @@ def _contract(c: ContractFigures) -> list[Any]:
         c.realised_p,
         c.years_p,
         c.years_disc_p,
-        c.row,
         c.additions,
         _steps(c.changes),
     ]
 
 
-def _figures(award: Any, data: list[Any]) -> ContractFigures:
+def _figures(award: Any, data: list[Any], row: dict[str, Any]) -> ContractFigures:
     (
         baseline,
         budgets,
@@ -125,7 +126,6 @@ def _figures(award: Any, data: list[Any]) -> ContractFigures:
         realised,
         years,
         disc,
-        row,
         adds,
         steps,
     ) = data
@@ -247,13 +247,13 @@ def encode(captured: Captured) -> bytes:
     for cid in sorted(captured.contracts):
         c = captured.contracts[cid]
         if isinstance(c, Packed):  # as the snapshot restored held it: not read since
-            data, shown = c.data(), c.shown
+            row, data, shown = c.row_json(), c.data(), c.shown
         else:
-            data, shown = to_json(_contract(c)), shown_json(c.row)
+            row, data, shown = to_json(c.row), to_json(_contract(c)), shown_json(c.row)
         slots = captured.slots.get(cid)
         flat = captured.packed_slots[cid] if slots is None else [part for slot in slots for part in slot]
-        contracts.append((cid, len(data), len(shown), flat))
-        payloads.append(data)
+        contracts.append((cid, len(row), len(data), len(shown), flat))
+        payloads += (row, data)
         shown_rows.append(shown)
     chunks, sizes = _chunked(payloads)
     today, buckets = captured.frame
@@ -370,7 +370,7 @@ def _digest(packed: bytes) -> bytes:
 
 
 def _read(packed: Packed) -> ContractFigures:
-    return _figures(packed.award.payload, from_json(packed.data()))
+    return _figures(packed.award.payload, from_json(packed.data()), packed.row())
 
 
 def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
@@ -388,6 +388,15 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         raise Unusable(f"snapshot format {header.get('format')}, this version reads {FORMAT}")
     if header["policy"] != policy.model_dump(mode="json"):
         raise Unusable("the savings policy changed since the snapshot")
+    try:
+        return _restore(header, frames, running)
+    except (KeyError, TypeError, ValueError, IndexError) as e:  # Unusable is a ValueError: as it is
+        if isinstance(e, Unusable):
+            raise
+        raise Unusable(f"not a snapshot this version reads: {type(e).__name__}: {e}") from e
+
+
+def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> Facts:
     facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
     encoded, needs = Fact.encoded, facts.needs
     cursor = _Cursor(frames[3:], header["chunks"])
@@ -407,8 +416,8 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
     running._ends_of, running._ends = facts, (today, first)
     running.unpack = _read
     rows, at = decompress(frames[1]), 0
-    for cid, size, shown, flat in header["contracts"]:  # in id order
-        running._contracts[cid] = Packed(*take(size), rows[at : at + shown], facts.awards[cid])
+    for cid, row, size, shown, flat in header["contracts"]:  # in id order
+        running._contracts[cid] = Packed(take(row), take(size), rows[at : at + shown], facts.awards[cid])
         at += shown
         running.index_packed(cid, flat)
     cursor.done()

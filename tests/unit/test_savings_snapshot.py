@@ -128,6 +128,12 @@ def test_a_snapshot_taken_under_another_policy_or_damaged_is_not_used() -> None:
                 snapshot.restore(bytes(flipped), Running(POLICY), POLICY)
     with pytest.raises(snapshot.Unusable, match="add up"):
         snapshot.restore(snapshot.pack([*frames, compress(b"{}")]), Running(POLICY), POLICY)
+    with pytest.raises(snapshot.Unusable, match="this version reads"):  # same format, other shape
+        snapshot.restore(
+            snapshot.pack([compress(head.replace(b'"contracts":[[', b'"contracts":[[0,', 1)), *frames[1:]]),
+            Running(POLICY),
+            POLICY,
+        )
 
 
 def test_figures_must_be_up_to_date_to_be_saved() -> None:
@@ -210,7 +216,8 @@ def test_a_restarted_projection_compares_what_it_holds_with_what_was_published_w
     last.rows[one] = last.rows[one].replace(b'"status":"', b'"status":"x')  # a dashboard behind
     update = next_update(last, after, summary, True)
     assert update is not None and [c["contract_id"] for c in update.data["contracts"]] == [one]
-    assert sum(type(c) is not Packed for c in after._contracts.values()) == 1, "only that one read"
+    assert all(type(c) is Packed for c in after._contracts.values()), "no contract's figures read"
+    assert [cid for cid, c in after._contracts.items() if c._read is not None] == [one], "one row read"
 
 
 POOL = [(pid, f"{pid}-need-{k}") for pid in PARTNERS[:3] for k in range(2)]

@@ -305,7 +305,7 @@ async def main():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     with open("/proc/self/statm") as statm:  # resident now, MiB
         now = int(statm.read().split()[1]) * resource.getpagesize() // 2**20
-    print(took, n, peak, now)
+    print(took, n, peak, now, int(projection._snapshot_pos is not None))  # 1: from the snapshot
 asyncio.run(main())
 """
 
@@ -343,7 +343,10 @@ def rebuild_time(url: str, r: redis.Redis, n: int, partners: int) -> tuple[float
         )
         if loaded.returncode:
             raise SystemExit(f"loading the rebuilt state failed:\n{loaded.stderr}")
-        seconds, _, peak_mib, now_mib = loaded.stdout.strip().splitlines()[-1].split()  # after the logs
+        last = loaded.stdout.strip().splitlines()[-1]  # after the logs
+        seconds, _, peak_mib, now_mib, restored = last.split()
+        if restored != ("1" if every != "0" else "0"):
+            raise SystemExit(f"the start ({what}) did not start as it should: {loaded.stderr}")
         loads.append(float(seconds))
         print(
             f"  start ({what}): {float(seconds):.1f} s, "

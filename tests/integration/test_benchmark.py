@@ -1,5 +1,6 @@
 """`python bench/benchmark.py` (README, Performance) runs as the README gives it and prints its
-figures: throughput against the baseline, the update sizes, and the latency with each hop."""
+figures: throughput against the baseline, the update sizes, the latency with each hop, and the
+rebuild with the starts of a savings process on the state it leaves."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.integration
 def test_the_benchmark_prints_throughput_latency_and_its_hops() -> None:
     done = subprocess.run(
         [sys.executable, "bench/benchmark.py", "--contracts", "20", "--rounds", "1",
-         "--sides", "baseline", "serve", "--latency-seconds", "2", "--latency-rate", "200"],
+         "--sides", "baseline", "serve", "--latency-seconds", "2", "--latency-rate", "200",
+         "--rebuild", "2200"],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -33,6 +35,10 @@ def test_the_benchmark_prints_throughput_latency_and_its_hops() -> None:
     total, *hops = (int(x) for x in serve.groups())
     # each hop is part of the way from the inbound entry to the summary (Redis's clock, in ms)
     assert all(0 <= hop <= total + 2 for hop in hops), out
+    assert re.search(r"rebuild of the projection from 2,200 events: [\d.]+ s\n"
+                     r"  start \(first start\): [\d.]+ s, resident \d+ MiB after it \(peak \d+ MiB\)\n"
+                     r"  start \(from the snapshot\): [\d.]+ s, resident \d+ MiB after it \(peak \d+ MiB\)\n"
+                     r"  start \(every event\): [\d.]+ s", out), out
     assert re.search(r"throughput \d+ baseline \d+ ratio [\d.]+\s*$", out), out
 
 

@@ -253,18 +253,22 @@ def segments(
     points = sorted(cuts)
     out: list[Segment] = []
     yi = ai = 0
+    whole = Fraction(baseline)
+    saved = whole - Fraction(shared_cost)
+    rates: dict[int, Fraction] = {}  # the estimate's daily rate by the year's days: 365 or 366
     for a, b in zip(points, points[1:], strict=False):
         while years[yi][1] <= a:
             yi += 1
         year_days = (years[yi][1] - years[yi][0]).days
         while ai < len(actuals) and actuals[ai][1] <= a:
             ai += 1
-        base = Fraction(baseline) / year_days
         if ai < len(actuals) and actuals[ai][0] <= a:
             p0, p1, cost = actuals[ai]
-            rate = base - Fraction(cost) / (p1 - p0).days
+            rate = whole / year_days - Fraction(cost) / (p1 - p0).days
         else:
-            rate = base - Fraction(shared_cost) / year_days
+            rate = rates.get(year_days)
+            if rate is None:
+                rate = rates[year_days] = saved / year_days
         out.append(Segment(a, b, rate))
     return out
 
@@ -557,13 +561,18 @@ def _key(
 
 
 def _saved(segs: list[Segment], a: date, b: date) -> Fraction:
-    """Exact pounds saved over [a, b)."""
-    total = Fraction(0)
+    """Exact pounds saved over [a, b): summed over one denominator, as integers (a contract's
+    rates have one or two), reduced once."""
+    num, den = 0, 1
     for s in segs:
         days = _overlap(s.start, s.end, a, b)
         if days:
-            total += s.rate * days
-    return total
+            n, d = s.rate.numerator * days, s.rate.denominator
+            if d == den:
+                num += n
+            else:
+                num, den = num * d + n * den, den * d
+    return Fraction(num, den)
 
 
 def _by_phase(c: ContractFigures, total: int, a: date, b: date) -> dict[str, int]:
@@ -614,8 +623,8 @@ def _figures(
     for name in ("realised_saving", "projected_saving"):
         c.additions.extend((pid, name, p) for pid, p in c.shares[name].items())
     for seg in c.segments:
-        c.changes[seg.start] = c.changes.get(seg.start, Fraction(0)) + seg.rate
-        c.changes[seg.end] = c.changes.get(seg.end, Fraction(0)) - seg.rate
+        c.changes[seg.start] = c.changes.get(seg.start, 0) + seg.rate
+        c.changes[seg.end] = c.changes.get(seg.end, 0) - seg.rate
     a = c.award
     c.row = {
         "contract_id": a.contract_id,

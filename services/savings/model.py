@@ -53,6 +53,25 @@ class Chunk:
             raw = self._raw = zstandard.decompress(self._frame)
         return raw[start:end]
 
+    def peek(self) -> bytes:
+        """Its bytes, decompressed for the caller alone if they are not kept yet (a snapshot's
+        encoding reads every piece once: the chunks it reads are not kept for it)."""
+        raw = self._raw
+        return raw if raw is not None else zstandard.decompress(self._frame)
+
+
+class Reading:
+    """Reads pieces of chunks in the order they lie, one chunk's bytes held at a time (`peek`)."""
+
+    def __init__(self) -> None:
+        self._chunk: Chunk | None = None
+        self._raw = b""
+
+    def __call__(self, chunk: Chunk, start: int, end: int) -> bytes:
+        if chunk is not self._chunk:
+            self._chunk, self._raw = chunk, chunk.peek()
+        return self._raw[start:end]
+
 
 class Fact:
     """One event's part in the index: its `source id` (`key`: ties between events claiming the same
@@ -82,14 +101,14 @@ class Fact:
             self._payload, self._encoded = model.model_validate_json(chunk.read(start, end)), None
         return self._payload
 
-    def as_json(self) -> tuple[Any, bytes]:
-        """Its payload's model and JSON, an encoded payload as it is (not read). Safe while
-        another thread reads the payload: `_encoded` is looked at once, and `_payload` is set
-        before `_encoded` is dropped."""
+    def as_json(self, read: Reading | None = None) -> tuple[Any, bytes]:
+        """Its payload's model and JSON, an encoded payload as it is (not read; by `read` when
+        given). Safe while another thread reads the payload: `_encoded` is looked at once, and
+        `_payload` is set before `_encoded` is dropped."""
         encoded = self._encoded
         if encoded is not None:
             model, chunk, start, end = encoded
-            return model, chunk.read(start, end)
+            return model, read(chunk, start, end) if read is not None else chunk.read(start, end)
         payload = self._payload
         return type(payload), type(payload).__pydantic_serializer__.to_json(payload)
 

@@ -61,13 +61,13 @@ class Packed:
             self._read = from_json(self.row_json())
         return self._read
 
-    def row_json(self) -> bytes:
+    def row_json(self, read: model.Reading | None = None) -> bytes:
         chunk, start, end = self._row
-        return chunk.read(start, end)
+        return read(chunk, start, end) if read is not None else chunk.read(start, end)
 
-    def data(self) -> bytes:
+    def data(self, read: model.Reading | None = None) -> bytes:
         chunk, start, end = self._data
-        return chunk.read(start, end)
+        return read(chunk, start, end) if read is not None else chunk.read(start, end)
 
 
 

@@ -33,7 +33,7 @@ import zstandard
 from pydantic_core import from_json, to_json
 
 from services.savings import model
-from services.savings.model import Chunk, ContractFigures, Fact, Facts
+from services.savings.model import Chunk, ContractFigures, Fact, Facts, Reading
 from services.savings.running import Packed, Running
 from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
@@ -235,11 +235,11 @@ def _needs_table(captured: Captured) -> bytes:
 def encode(captured: Captured) -> bytes:
     """A snapshot's bytes (`capture`'s copy, encoded: it may run in another thread)."""
     placed: dict[str, Any] = {table: [] for table in TABLES}
-    payloads = []
+    chunks = _Chunks()
+    read = Reading()  # what was restored and not read since: its chunks are not kept for this
     for table, slot, f in _facts(captured.facts):
-        model_class, raw = f.as_json()
-        placed[table].append((_TYPE_OF[model_class], f.key, f.revision, len(raw), *slot))
-        payloads.append(raw)
+        model_class, raw = f.as_json(read)
+        placed[table].append((_TYPE_OF[model_class], f.key, f.revision, chunks.add(raw), *slot))
     # the needs by column (most of the facts: a list each, not one a need, to read)
     columns = list(zip(*placed["needs"], strict=True)) or [()] * len(NEED_COLUMNS)
     placed["needs"] = {name: list(column) for name, column in zip(NEED_COLUMNS, columns, strict=True)}
@@ -247,15 +247,14 @@ def encode(captured: Captured) -> bytes:
     for cid in sorted(captured.contracts):
         c = captured.contracts[cid]
         if isinstance(c, Packed):  # as the snapshot restored held it: not read since
-            row, data, shown = c.row_json(), c.data(), c.shown
+            row, data, shown = c.row_json(read), c.data(read), c.shown
         else:
             row, data, shown = to_json(c.row), to_json(_contract(c)), shown_json(c.row)
         slots = captured.slots.get(cid)
         flat = captured.packed_slots[cid] if slots is None else [part for slot in slots for part in slot]
-        contracts.append((cid, len(row), len(data), len(shown), flat))
-        payloads += (row, data)
+        contracts.append((cid, chunks.add(row), chunks.add(data), len(shown), flat))
         shown_rows.append(shown)
-    chunks, sizes = _chunked(payloads)
+    chunks.close()
     today, buckets = captured.frame
     header = {
         "format": FORMAT,
@@ -265,13 +264,13 @@ def encode(captured: Captured) -> bytes:
         "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
         "facts": placed,
         "contracts": contracts,
-        "chunks": sizes,
+        "chunks": chunks.sizes,
         "warnings": captured.warnings,
         "sums": captured.sums,
     }
     compress = _compressor().compress
     sections = [compress(MAGIC + to_json(header)), compress(b"".join(shown_rows)), _needs_table(captured)]
-    return pack([*sections, *chunks])
+    return pack([*sections, *chunks.frames])
 
 
 def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
@@ -283,25 +282,31 @@ def _compressor() -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(level=1, write_checksum=True)
 
 
-def _chunked(pieces: list[bytes]) -> tuple[list[bytes], list[int]]:
-    """`pieces` in order as zstd frames of about `CHUNK_BYTES` (no piece split), and the size of
-    what each frame holds."""
-    compress = _compressor().compress
-    frames: list[bytes] = []
-    sizes: list[int] = []
-    current: list[bytes] = []
-    filled = 0
-    for piece in pieces:
-        current.append(piece)
-        filled += len(piece)
-        if filled >= CHUNK_BYTES:
-            frames.append(compress(b"".join(current)))
-            sizes.append(filled)
-            current, filled = [], 0
-    if current:
-        frames.append(compress(b"".join(current)))
-        sizes.append(filled)
-    return frames, sizes
+class _Chunks:
+    """Pieces, in the order they are added, as zstd frames of about `CHUNK_BYTES` (no piece
+    split), each compressed as soon as it is full: an encoding holds one chunk's pieces at a
+    time, not every payload."""
+
+    def __init__(self) -> None:
+        self._compress = _compressor().compress
+        self.frames: list[bytes] = []
+        self.sizes: list[int] = []  # what each frame holds
+        self._current: list[bytes] = []
+        self._filled = 0
+
+    def add(self, piece: bytes) -> int:
+        """Add a piece; its size."""
+        self._current.append(piece)
+        self._filled += len(piece)
+        if self._filled >= CHUNK_BYTES:
+            self.close()
+        return len(piece)
+
+    def close(self) -> None:
+        if self._current:
+            self.frames.append(self._compress(b"".join(self._current)))
+            self.sizes.append(self._filled)
+            self._current, self._filled = [], 0
 
 
 def pack(frames: list[bytes]) -> bytes:

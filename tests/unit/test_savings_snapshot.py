@@ -288,3 +288,21 @@ def test_payloads_in_many_chunks_are_read_where_they_lie(monkeypatch: pytest.Mon
     for key, payload in events[half + 3 :]:
         second.fold(again, key, payload)
     assert figures(second.figures(again)) == figures(from_scratch(events))
+
+
+def test_the_next_snapshot_keeps_no_chunk_it_read_decompressed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored projection's next snapshot reads every payload it did not read itself: it
+    reads their chunks one at a time and keeps none (a restarted process's memory stays what
+    the restart left, snapshot after snapshot)."""
+    monkeypatch.setattr(snapshot, "CHUNK_BYTES", 300)
+    events = keyed(22)
+    before, facts = running(events)
+    after = Running(POLICY)
+    restored = snapshot.restore(snapshot.dump(before, facts, POLICY), after, POLICY)
+    after.summary(restored)
+    blob = snapshot.dump(after, restored, POLICY)
+    chunks = [f._encoded[1] for f in [*restored.needs.values(), *restored.awards.values()] if f._encoded]
+    assert len({id(c) for c in chunks}) > 3
+    assert all(c._raw is None for c in chunks), "no chunk kept decompressed"
+    again = Running(POLICY)
+    assert figures(again.figures(snapshot.restore(blob, again, POLICY))) == figures(from_scratch(events))

@@ -70,7 +70,6 @@ class Packed:
         return read(chunk, start, end) if read is not None else chunk.read(start, end)
 
 
-
 class Running:
     def __init__(self, policy: SavingsPolicy) -> None:
         self.policy = policy

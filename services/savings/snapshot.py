@@ -3,17 +3,20 @@ process reads one value and the log's tail instead of every event, and recompute
 contracts the tail touches (shared/state.py saves and restores it).
 
 The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
-(where each fact goes, which needs each contract replaces, the sums), then each fact's payload,
-each contract's figures and the needs table, each as its own JSON, read only when first used
-(a restart reads the header alone: a contract's figures when an event touches it, the needs
-table when it is asked for, a payload by its pydantic model); zstd-compressed, behind
+(where each fact goes, which needs each contract replaces, the sums), each contract's row as an
+update shows it, the needs table, then each fact's payload and each contract's row and figures,
+each as its own JSON, in chunks of about 1 MB: each a zstd frame, and each read only when first
+used (a restart reads the header and the rows as shown: a contract's figures when an event
+touches it, its row when the figures are listed, the needs table when it is asked for, a
+payload by its pydantic model, a chunk when one of its pieces is first read); behind
 a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
 used: zstd's own frame checksum misses a flipped bit in the frame's header, the flag that turns
 the checksum on included). Money is
 kept as decimal strings, pence as integers, the daily rates as exact fractions (numerator,
-denominator). A snapshot records its format, the savings policy it was
-computed under and the business date and horizon: any difference, and it is not used (the state
-is read whole instead). Each contract's row as an update shows it is kept too (as JSON), so that
+denominator). A snapshot records its format and the savings policy it was computed under:
+another of either, and it is not used (the state is read whole instead); the business date and
+the programme's start it records are its facts' (read again, they would read every payload).
+Each contract's row as an update shows it is kept too (as JSON), so that
 a restarted process compares what it holds with what dashboards last received without reading
 either.
 """
@@ -39,7 +42,7 @@ from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
 from shared.policy import SavingsPolicy
 
-FORMAT = 3  # 2: behind a digest; 3: contracts' figures and the needs table read when used
+FORMAT = 3  # 2: behind a digest; 3: in frames and chunks, each read when first used
 #: bytes of the BLAKE2b digest a snapshot starts with
 DIGEST_BYTES = 16
 MAGIC = b"commissioning-savings-snapshot\n"
@@ -395,7 +398,7 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
         raise Unusable("the savings policy changed since the snapshot")
     try:
         return _restore(header, frames, running)
-    except (KeyError, TypeError, ValueError, IndexError) as e:  # Unusable is a ValueError: as it is
+    except (KeyError, TypeError, ValueError, IndexError, zstandard.ZstdError) as e:  # Unusable: as it is
         if isinstance(e, Unusable):
             raise
         raise Unusable(f"not a snapshot this version reads: {type(e).__name__}: {e}") from e

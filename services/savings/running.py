@@ -70,6 +70,12 @@ class Packed:
         return read(chunk, start, end) if read is not None else chunk.read(start, end)
 
 
+def packed_slots(needs: list[Any], slots: list[Slot]) -> list[Slot]:
+    """A restored contract's need slots, from its needs as the snapshot has them (each one's
+    place in `slots`, or [partner, need])."""
+    return [slots[need] if type(need) is int else (need[0], need[1]) for need in needs]
+
+
 class Running:
     def __init__(self, policy: SavingsPolicy) -> None:
         self.policy = policy
@@ -243,9 +249,11 @@ class Running:
         self._contracts: dict[str, ContractFigures | Packed] = {}
         self._keys: dict[str, Any] = {}
         self._slots: dict[str, list[Slot]] = {}  # a contract's need slots, in its award's order
-        #: the same of a contract as a snapshot held it, until it is indexed again: (partner,
-        #: need, partner, need, ...), as the snapshot has it (no object a slot to make at restore)
-        self._packed_slots: dict[str, list[str]] = {}
+        #: the same of a contract as a snapshot held it, until it is indexed again: each need's
+        #: place in `need_slots` (the snapshot's needs, in its order), or [partner, need] for a
+        #: need not identified yet, as the snapshot has them (no object a slot made at restore)
+        self._packed_slots: dict[str, list[Any]] = {}
+        self.need_slots: list[Slot] = []
         #: the contracts replacing each need: the id of the one, or their ids in order (most needs
         #: have one: a list each was a third of a restore's indexing at 909,091 needs)
         self._slot_contracts: dict[Slot, str | list[str]] = {}
@@ -286,13 +294,18 @@ class Running:
             else:
                 bisect.insort(held, cid)
 
-    def index_packed(self, cid: str, flat: list[str]) -> None:
-        """Index a contract as a snapshot holds it (`flat`: partner, need, partner, need, ...),
+    def index_packed(self, cid: str, needs: list[Any]) -> None:
+        """Index a contract as a snapshot holds it (`needs`: as `_packed_slots` keeps them),
         contracts in id order (each need's list stays sorted by appending)."""
-        self._packed_slots[cid] = flat
-        replacing = self._slot_contracts
-        for k in range(0, len(flat), 2):
-            slot = (flat[k], flat[k + 1])
+        self._packed_slots[cid] = needs
+        replacing, slots = self._slot_contracts, self.need_slots
+        for need in needs:
+            if type(need) is int:
+                slot = slots[need]
+            elif type(need) is list and len(need) == 2:
+                slot = (need[0], need[1])
+            else:  # the snapshot restored is not of this shape: it is not used
+                raise ValueError(f"not a need of a contract: {need!r}")
             held = replacing.get(slot)
             if held is None:
                 replacing[slot] = cid
@@ -311,8 +324,7 @@ class Running:
         """A contract's need slots, in its award's order."""
         slots = self._slots.get(cid)
         if slots is None:
-            flat = self._packed_slots.get(cid, ())
-            return list(zip(flat[::2], flat[1::2], strict=True))
+            return packed_slots(self._packed_slots.get(cid, ()), self.need_slots)
         return slots
 
     def _add(self, c: ContractFigures | None, sign: int) -> None:

@@ -37,7 +37,7 @@ from pydantic_core import from_json, to_json
 
 from services.savings import model
 from services.savings.model import Chunk, ContractFigures, Fact, Facts, Reading
-from services.savings.running import Packed, Running
+from services.savings.running import Packed, Running, packed_slots
 from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
 from shared.policy import SavingsPolicy
@@ -174,7 +174,8 @@ class Captured:
     first_start: date | None
     contracts: dict[str, ContractFigures | Packed]
     slots: dict[str, list[tuple[str, str]]]
-    packed_slots: dict[str, list[str]]  # those as the snapshot restored held them
+    packed_slots: dict[str, list[Any]]  # those as the snapshot restored held them
+    need_slots: list[tuple[str, str]]  # what their places refer to
     warnings: dict[str, list[str]]
     need_rows: dict[Any, dict[str, Any]]
     need_keys: dict[Any, Any]
@@ -206,6 +207,7 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
         contracts=dict(running._contracts),
         slots=dict(running._slots),
         packed_slots=dict(running._packed_slots),
+        need_slots=running.need_slots,  # not changed in place: a restore makes a new one
         warnings=dict(running._warnings),
         need_rows=dict(running._need_rows),
         need_keys=dict(running._need_keys),
@@ -246,6 +248,9 @@ def encode(captured: Captured) -> bytes:
     # the needs by column (most of the facts: a list each, not one a need, to read)
     columns = list(zip(*placed["needs"], strict=True)) or [()] * len(NEED_COLUMNS)
     placed["needs"] = {name: list(column) for name, column in zip(NEED_COLUMNS, columns, strict=True)}
+    # a contract's needs by their place among the needs above (a need not identified yet, by
+    # partner and need): an integer to read at restore rather than two strings
+    place = {slot: k for k, slot in enumerate(captured.facts.needs)}
     contracts, shown_rows = [], []
     for cid in sorted(captured.contracts):
         c = captured.contracts[cid]
@@ -254,8 +259,10 @@ def encode(captured: Captured) -> bytes:
         else:
             row, data, shown = to_json(c.row), to_json(_contract(c)), shown_json(c.row)
         slots = captured.slots.get(cid)
-        flat = captured.packed_slots[cid] if slots is None else [part for slot in slots for part in slot]
-        contracts.append((cid, chunks.add(row), chunks.add(data), len(shown), flat))
+        if slots is None:
+            slots = packed_slots(captured.packed_slots[cid], captured.need_slots)
+        needs = [place.get(slot, slot) for slot in slots]
+        contracts.append((cid, chunks.add(row), chunks.add(data), len(shown), needs))
         shown_rows.append(shown)
     chunks.close()
     today, buckets = captured.frame
@@ -423,11 +430,12 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     # (reading them again would read every payload)
     running._ends_of, running._ends = facts, (today, first)
     running.unpack = _read
+    running.need_slots = list(needs)  # in the header's order: what contracts' needs refer to
     rows, at = decompress(frames[1]), 0
-    for cid, row, size, shown, flat in header["contracts"]:  # in id order
+    for cid, row, size, shown, places in header["contracts"]:  # in id order
         running._contracts[cid] = Packed(take(row), take(size), rows[at : at + shown], facts.awards[cid])
         at += shown
-        running.index_packed(cid, flat)
+        running.index_packed(cid, places)
     cursor.done()
     if at != len(rows):
         raise Unusable("the snapshot's rows do not add up to their length")

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from services.savings import snapshot
 from services.savings.model import Facts
 from services.savings.running import Running
-from services.savings.updates import LastPublished, Update, UpdateLog, changes_in, record
+from services.savings.updates import LastPublished, Update, UpdateLog, changes_among, changes_in, record
 from shared.adapters.redis import redis_ports
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
@@ -45,9 +45,7 @@ def next_update(
     still as a snapshot held them by their rows' JSON, without reading them)."""
     touched = running.touched
     if touched is None or compare_all:
-        held = set(running.contract_ids())
-        removed = sorted(cid for cid in last.rows if cid not in held)
-        return changes_in(last, summary, running.rows_unlike(last.rows), removed)
+        return changes_among(last, summary, running.rows_unlike(last.rows), set(running.contract_ids()))
     return changes_in(last, summary, [running.row(cid) for cid in sorted(touched)])
 
 

@@ -11,7 +11,7 @@ with what dashboards last saw and publish the difference, nothing missed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +83,16 @@ class Update:
 def changes(last: LastPublished, figures: dict[str, Any]) -> Update | None:
     """The update that brings a dashboard from `last` to `figures`, or None when nothing
     differs. With nothing ever published, an empty projection needs no update either."""
-    ids = {row["contract_id"] for row in figures["contracts"]}
-    removed = sorted(cid for cid in last.rows if cid not in ids)
-    return changes_in(last, summary_of(figures), figures["contracts"], removed)
+    rows = figures["contracts"]
+    return changes_among(last, summary_of(figures), rows, {row["contract_id"] for row in rows})
+
+
+def changes_among(
+    last: LastPublished, summary: dict[str, Any], rows: Iterable[dict[str, Any]], held: Container[str]
+) -> Update | None:
+    """`changes` when every contract is `held` and `rows` are those that may differ from what
+    was last published: a published contract not held is removed."""
+    return changes_in(last, summary, rows, sorted(cid for cid in last.rows if cid not in held))
 
 
 def changes_in(

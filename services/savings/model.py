@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -123,9 +124,80 @@ class Fact:
         return f"Fact({self.key!r}, {self.payload!r}, {self.revision})"
 
 
+Slot = tuple[str, str]  # (partner id, need id)
+
+
+class PackedNeeds(MutableMapping[Slot, Fact]):
+    """The needs' facts by slot, as a snapshot restored holds them (services/savings/snapshot.py):
+    its needs by their place (`place`, `slots`: the same needs, in the snapshot's order), each
+    made a `Fact` (`make(place)`) the first time it is asked for, and kept; the facts set
+    since over them. Iterating over it makes each fact not made yet for the iteration alone
+    (a snapshot's encoding reads every need once). What the snapshot holds is never changed:
+    a copy shares it, and reads it in another thread."""
+
+    __slots__ = ("_facts", "_make", "_new", "place", "slots")
+
+    def __init__(self, place: dict[Slot, int], slots: list[Slot], make: Callable[[int], Fact]) -> None:
+        self.place, self.slots, self._make = place, slots, make
+        self._facts: dict[Slot, Fact] = {}
+        self._new = 0  # facts set since in slots the snapshot does not hold
+
+    def get(self, slot: Slot, default: Any = None) -> Any:  # type: ignore[override]
+        fact = self._facts.get(slot)
+        if fact is None:
+            k = self.place.get(slot)
+            if k is None:
+                return default
+            fact = self._facts[slot] = self._make(k)
+        return fact
+
+    def __getitem__(self, slot: Slot) -> Fact:
+        fact = self.get(slot)
+        if fact is None:
+            raise KeyError(slot)
+        return fact
+
+    def __contains__(self, slot: object) -> bool:
+        return slot in self._facts or slot in self.place
+
+    def __setitem__(self, slot: Slot, fact: Fact) -> None:
+        if slot not in self._facts and slot not in self.place:
+            self._new += 1
+        self._facts[slot] = fact
+
+    def __delitem__(self, slot: Slot) -> None:
+        raise TypeError("a need's fact is replaced, never removed")
+
+    def __len__(self) -> int:
+        return len(self.place) + self._new
+
+    def __iter__(self) -> Iterator[Slot]:
+        yield from self.slots
+        if self._new:
+            yield from (slot for slot in self._facts if slot not in self.place)
+
+    def items(self) -> Iterator[tuple[Slot, Fact]]:  # type: ignore[override]
+        facts, make = self._facts, self._make
+        for k, slot in enumerate(self.slots):
+            fact = facts.get(slot)
+            yield slot, fact if fact is not None else make(k)
+        if self._new:
+            yield from ((slot, f) for slot, f in facts.items() if slot not in self.place)
+
+    def values(self) -> Iterator[Fact]:  # type: ignore[override]
+        return (fact for _, fact in self.items())
+
+    def copy(self) -> PackedNeeds:
+        """Another over the same snapshot, with the facts set since copied."""
+        other = PackedNeeds(self.place, self.slots, self._make)
+        other._facts, other._new = dict(self._facts), self._new
+        return other
+
+
 @dataclass
 class Facts:
-    needs: dict[tuple[str, str], Fact] = field(default_factory=dict)
+    #: by (partner, need): a dict, or `PackedNeeds` restored from a snapshot
+    needs: MutableMapping[Slot, Fact] = field(default_factory=dict)
     awards: dict[str, Fact] = field(default_factory=dict)
     #: by contract, then (period start, period end, partner): the lead's, and members' own
     returns: dict[str, dict[tuple[date, date, str], Fact]] = field(default_factory=dict)

@@ -13,7 +13,6 @@ time-based figures: then everything is recomputed, as `project` does. The result
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +24,7 @@ import zstandard
 from pydantic_core import from_json
 
 from services.savings import model
-from services.savings.model import ContractFigures, Facts
+from services.savings.model import ContractFigures, Facts, Slot
 from shared.dates import DAY, add_months
 from shared.events import (
     ContractDecommissioned,
@@ -37,7 +36,6 @@ from shared.events import (
 from shared.money import pence
 from shared.policy import SavingsPolicy
 
-Slot = tuple[str, str]  # (partner id, need id)
 _SUMS = ("baseline", "shared", "price", "active", "projected", "realised", "pv")
 
 
@@ -68,6 +66,27 @@ class Packed:
     def data(self, read: model.Reading | None = None) -> bytes:
         chunk, start, end = self._data
         return read(chunk, start, end) if read is not None else chunk.read(start, end)
+
+
+class PackedReplacing:
+    """Which contracts replace each need, as a snapshot holds it (services/savings/snapshot.py):
+    by the need's place among the snapshot's needs (`place`), a contract's place among `cids`
+    (-1: none; -2: several, listed in `several`). Never changed: `Running` sets what changes
+    over it."""
+
+    __slots__ = ("by", "cids", "place", "several")
+
+    def __init__(
+        self, place: dict[Slot, int], by: Any, cids: list[str], several: dict[int, list[str]]
+    ) -> None:
+        self.place, self.by, self.cids, self.several = place, by, cids, several
+
+    def get(self, slot: Slot) -> str | list[str] | None:
+        k = self.place.get(slot)
+        if k is None:
+            return None
+        c = self.by[k]
+        return self.cids[c] if c >= 0 else self.several[k] if c == -2 else None
 
 
 def packed_slots(needs: list[Any], slots: list[Slot]) -> list[Slot]:
@@ -255,8 +274,10 @@ class Running:
         self._packed_slots: dict[str, list[Any]] = {}
         self.need_slots: list[Slot] = []
         #: the contracts replacing each need: the id of the one, or their ids in order (most needs
-        #: have one: a list each was a third of a restore's indexing at 909,091 needs)
+        #: have one: a list each was a third of a restore's indexing at 909,091 needs), over
+        #: those of a snapshot restored (`replacing_packed`: an empty list stands for none)
         self._slot_contracts: dict[Slot, str | list[str]] = {}
+        self.replacing_packed: PackedReplacing | None = None
         self._sums: Counter[str] = Counter()
         self._years: list[int] = [0] * len(frame[1])
         self._years_disc: list[int] = [0] * len(frame[1])
@@ -273,52 +294,31 @@ class Running:
         self._dirty_needs = set(facts.needs) if dirty else set()
 
     def _index(self, cid: str, award: TenderAwarded) -> None:
-        """Which needs the contract replaces (its award may be a later revision)."""
+        """Which needs the contract replaces (its award may be a later revision). A need's
+        contracts are replaced, not changed in place: those of a snapshot restored are its."""
+        replacing = self._slot_contracts
         for slot in set(self._slots_of(cid)):
-            held = self._slot_contracts[slot]
-            if type(held) is str:
-                del self._slot_contracts[slot]
-            else:
-                held.remove(cid)
-                if len(held) == 1:
-                    self._slot_contracts[slot] = held[0]
+            rest = [held for held in self._replacing(slot) if held != cid]
+            replacing[slot] = rest[0] if len(rest) == 1 else rest  # [] stands over the snapshot's
             self._dirty_needs.add(slot)
         self._packed_slots.pop(cid, None)
         self._slots[cid] = [(s.partner_id, s.need_id) for s in award.partners]
+        packed = self.replacing_packed
         for slot in set(self._slots[cid]):
-            held = self._slot_contracts.get(slot)
-            if held is None:
-                self._slot_contracts[slot] = cid
-            elif type(held) is str:
-                self._slot_contracts[slot] = sorted((held, cid))
-            else:
-                bisect.insort(held, cid)
-
-    def index_packed(self, cid: str, needs: list[Any]) -> None:
-        """Index a contract as a snapshot holds it (`needs`: as `_packed_slots` keeps them),
-        contracts in id order (each need's list stays sorted by appending)."""
-        self._packed_slots[cid] = needs
-        replacing, slots = self._slot_contracts, self.need_slots
-        for need in needs:
-            if type(need) is int:
-                slot = slots[need]
-            elif type(need) is list and len(need) == 2:
-                slot = (need[0], need[1])
-            else:  # the snapshot restored is not of this shape: it is not used
-                raise ValueError(f"not a need of a contract: {need!r}")
             held = replacing.get(slot)
-            if held is None:
+            if held is None and packed is not None:
+                held = packed.get(slot)
+            if not held:
                 replacing[slot] = cid
-            elif type(held) is str:
-                if held != cid:  # a need named twice by one award: once
-                    replacing[slot] = [held, cid]
-            elif held[-1] != cid:
-                held.append(cid)
+            else:
+                replacing[slot] = sorted((held, cid) if type(held) is str else (*held, cid))
 
     def _replacing(self, slot: Slot) -> tuple[str, ...] | list[str]:
         """The contracts replacing a need, in id order."""
-        held = self._slot_contracts.get(slot, ())
-        return (held,) if type(held) is str else held
+        held = self._slot_contracts.get(slot)
+        if held is None and self.replacing_packed is not None:
+            held = self.replacing_packed.get(slot)
+        return () if not held else (held,) if type(held) is str else held
 
     def _slots_of(self, cid: str) -> list[Slot]:
         """A contract's need slots, in its award's order."""

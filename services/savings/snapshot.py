@@ -3,12 +3,14 @@ process reads one value and the log's tail instead of every event, and recompute
 contracts the tail touches (shared/state.py saves and restores it).
 
 The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
-(where each fact goes, which needs each contract replaces, the sums), each contract's row as an
-update shows it, the needs table, then each fact's payload and each contract's row and figures,
+(where each fact but the needs' goes, which needs each contract replaces, the sums), each
+contract's row as an update shows it, the needs table, the needs in columns (`_NeedsWriter`:
+a restart makes each need's slot and nothing else of it; its fact is made when first asked
+for, `model.PackedNeeds`), then each fact's payload and each contract's row and figures,
 each as its own JSON, in chunks of about 1 MB: each a zstd frame, and each read only when first
-used (a restart reads the header and the rows as shown: a contract's figures when an event
-touches it, its row when the figures are listed, the needs table when it is asked for, a
-payload by its pydantic model, a chunk when one of its pieces is first read); behind
+used (a restart reads the header, the rows as shown and the needs' columns: a contract's
+figures when an event touches it, its row when the figures are listed, the needs table when it
+is asked for, a payload by its pydantic model, a chunk when one of its pieces is first read); behind
 a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
 used: zstd's own frame checksum misses a flipped bit in the frame's header, the flag that turns
 the checksum on included). Money is
@@ -23,8 +25,12 @@ either.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import struct
+import sys
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -36,13 +42,15 @@ import zstandard
 from pydantic_core import from_json, to_json
 
 from services.savings import model
-from services.savings.model import Chunk, ContractFigures, Fact, Facts, Reading
-from services.savings.running import Packed, Running, packed_slots
+from services.savings.model import Chunk, ContractFigures, Fact, Facts, PackedNeeds, Reading, Slot
+from services.savings.running import Packed, PackedReplacing, Running, packed_slots
 from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
 from shared.policy import SavingsPolicy
 
-FORMAT = 3  # 2: behind a digest; 3: in frames and chunks, each read when first used
+#: 2: behind a digest; 3: in frames and chunks, each read when first used; 4: the needs in
+#: columns of their own frame, each made a fact when first used
+FORMAT = 4
 #: bytes of the BLAKE2b digest a snapshot starts with
 DIGEST_BYTES = 16
 MAGIC = b"commissioning-savings-snapshot\n"
@@ -50,7 +58,12 @@ MAGIC = b"commissioning-savings-snapshot\n"
 _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
 #: the facts' tables, in the order a snapshot holds them
 TABLES = ("needs", "awards", "returns", "decommissions", "exits", "investments")
-NEED_COLUMNS = ("type", "key", "revision", "size", "partner", "need")
+#: the needs' frame: its columns, in order (what each holds: `_NeedColumns`)
+NEED_COLUMNS = ("partners", "needs", "keys", "key_sizes", "revisions", "types", "sizes", "by")
+#: the array type of each column held as one (the others: text)
+_ARRAYS = {"partners": "I", "key_sizes": "H", "revisions": "q", "types": "B", "sizes": "I", "by": "i"}
+#: where a piece of a column starts is the sum of the sizes before it: kept for every this many
+_BLOCK = 256
 #: the payloads are compressed in chunks of about this many bytes, each decompressed when one of
 #: its payloads is first read (a restart decompresses none)
 CHUNK_BYTES = 1 << 20
@@ -61,9 +74,7 @@ class Unusable(ValueError):
 
 
 def _facts(facts: Facts) -> Iterable[tuple[str, tuple[Any, ...], Fact]]:
-    """Every fact with where it goes: (its table, its slot's parts, the fact)."""
-    for (pid, nid), f in facts.needs.items():
-        yield "needs", (pid, nid), f
+    """Every fact but the needs' with where it goes: (its table, its slot's parts, the fact)."""
     for cid, f in facts.awards.items():
         yield "awards", (cid,), f
     for cid, periods in facts.returns.items():
@@ -79,8 +90,6 @@ def _facts(facts: Facts) -> Iterable[tuple[str, tuple[Any, ...], Fact]]:
 
 def _place(facts: Facts, table: str, slot: list[Any], fact: Fact) -> None:
     match table:
-        case "needs":
-            facts.needs[(slot[0], slot[1])] = fact
         case "awards":
             facts.awards[slot[0]] = fact
         case "returns":
@@ -192,7 +201,7 @@ def capture(running: Running, facts: Facts, policy: SavingsPolicy) -> Captured:
     span = running.frame_of(facts)[1]  # from the programme's start: kept as facts are folded
     return Captured(
         facts=Facts(
-            needs=dict(facts.needs),
+            needs=facts.needs.copy(),  # type: ignore[attr-defined]  # a dict, or PackedNeeds
             awards=dict(facts.awards),
             returns={cid: dict(periods) for cid, periods in facts.returns.items()},
             decommissions=dict(facts.decommissions),
@@ -239,20 +248,15 @@ def _needs_table(captured: Captured) -> bytes:
 
 def encode(captured: Captured) -> bytes:
     """A snapshot's bytes (`capture`'s copy, encoded: it may run in another thread)."""
-    placed: dict[str, Any] = {table: [] for table in TABLES}
     chunks = _Chunks()
     read = Reading()  # what was restored and not read since: its chunks are not kept for this
+    needs = _NeedsWriter(captured.facts.needs, chunks, read)  # their payloads first
+    placed: dict[str, Any] = {table: [] for table in TABLES[1:]}
     for table, slot, f in _facts(captured.facts):
         model_class, raw = f.as_json(read)
         placed[table].append((_TYPE_OF[model_class], f.key, f.revision, chunks.add(raw), *slot))
-    # the needs by column (most of the facts: a list each, not one a need, to read)
-    columns = list(zip(*placed["needs"], strict=True)) or [()] * len(NEED_COLUMNS)
-    placed["needs"] = {name: list(column) for name, column in zip(NEED_COLUMNS, columns, strict=True)}
-    # a contract's needs by their place among the needs above (a need not identified yet, by
-    # partner and need): an integer to read at restore rather than two strings
-    place = {slot: k for k, slot in enumerate(captured.facts.needs)}
     contracts, shown_rows = [], []
-    for cid in sorted(captured.contracts):
+    for k, cid in enumerate(sorted(captured.contracts)):
         c = captured.contracts[cid]
         if isinstance(c, Packed):  # as the snapshot restored held it: not read since
             row, data, shown = c.row_json(read), c.data(read), c.shown
@@ -261,8 +265,7 @@ def encode(captured: Captured) -> bytes:
         slots = captured.slots.get(cid)
         if slots is None:
             slots = packed_slots(captured.packed_slots[cid], captured.need_slots)
-        needs = [place.get(slot, slot) for slot in slots]
-        contracts.append((cid, chunks.add(row), chunks.add(data), len(shown), needs))
+        contracts.append((cid, chunks.add(row), chunks.add(data), len(shown), needs.replaced_by(k, slots)))
         shown_rows.append(shown)
     chunks.close()
     today, buckets = captured.frame
@@ -272,6 +275,7 @@ def encode(captured: Captured) -> bytes:
         "as_of": today.toordinal() if today else None,
         "first_start": captured.first_start.toordinal() if captured.first_start else None,
         "buckets": [(a.toordinal(), b.toordinal()) for a, b in buckets],
+        "needs": needs.header(),
         "facts": placed,
         "contracts": contracts,
         "chunks": chunks.sizes,
@@ -279,8 +283,101 @@ def encode(captured: Captured) -> bytes:
         "sums": captured.sums,
     }
     compress = _compressor().compress
-    sections = [compress(MAGIC + to_json(header)), compress(b"".join(shown_rows)), _needs_table(captured)]
+    sections = [
+        compress(MAGIC + to_json(header)),
+        compress(b"".join(shown_rows)),
+        _needs_table(captured),
+        compress(needs.columns()),
+    ]
     return pack([*sections, *chunks.frames])
+
+
+def _le(column: array[int]) -> bytes:
+    """An array's bytes, little-endian whatever the machine."""
+    if sys.byteorder == "big":
+        column = array(column.typecode, column)
+        column.byteswap()
+    return column.tobytes()
+
+
+def _array(code: str, data: bytes) -> array[int]:
+    """`_le`'s bytes, read back."""
+    column = array(code)
+    if len(data) % column.itemsize:
+        raise Unusable("not a snapshot: a column of the needs is not whole")
+    column.frombytes(data)
+    if sys.byteorder == "big":
+        column.byteswap()
+    return column
+
+
+class _NeedsWriter:
+    """The needs' frame, written: for each need, in one column each (`NEED_COLUMNS`), its
+    partner (a place among the header's `partners`), its id (the ids one text, a line each: an
+    id holds no whitespace), its fact's key (the keys one text, with each one's length),
+    revision, payload type (a place among the header's `types`) and payload's size (the
+    needs' payloads come first, in this order); and which contracts replace it (`by`: a
+    contract's place among the contracts in id order, -1 for none, -2 for several, listed in
+    the header's `several`). A restart makes no object of a need but its slot."""
+
+    def __init__(self, needs: Any, chunks: _Chunks, read: Reading) -> None:
+        self.place: dict[Slot, int] = {}
+        self._partners: dict[str, int] = {}
+        self._types: dict[str, int] = {}
+        self._columns = {name: array(code) for name, code in _ARRAYS.items()}
+        partners, types, sizes = self._columns["partners"], self._columns["types"], self._columns["sizes"]
+        key_sizes, revisions = self._columns["key_sizes"], self._columns["revisions"]
+        self._ids: list[str] = []
+        self._keys: list[str] = []
+        for k, (slot, f) in enumerate(needs.items()):
+            model_class, raw = f.as_json(read)
+            self.place[slot] = k
+            partners.append(self._partners.setdefault(slot[0], len(self._partners)))
+            self._ids.append(slot[1])
+            self._keys.append(f.key)
+            key_sizes.append(len(f.key))
+            revisions.append(f.revision)
+            types.append(self._types.setdefault(_TYPE_OF[model_class], len(self._types)))
+            sizes.append(chunks.add(raw))
+        self._columns["by"] = array("i", [-1]) * len(self.place)
+        self._several: dict[int, list[int]] = {}
+        self._unplaced: dict[Slot, list[int]] = {}
+
+    def replaced_by(self, contract: int, slots: list[Slot]) -> list[Any]:
+        """Note that the contract at this place (in id order) replaces these needs; its needs as
+        the snapshot holds them: each need's place, or [partner, need] for one not identified."""
+        by, place = self._columns["by"], self.place
+        needs = [place.get(slot, slot) for slot in slots]
+        for need in dict.fromkeys(needs):  # a need named twice by one award: once
+            if type(need) is not int:
+                self._unplaced.setdefault(need, []).append(contract)
+            elif by[need] == -1:
+                by[need] = contract
+            elif by[need] >= 0:
+                self._several[need], by[need] = [by[need], contract], -2
+            else:
+                self._several[need].append(contract)
+        return needs
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "count": len(self.place),
+            "partners": list(self._partners),
+            "types": list(self._types),
+            "several": list(self._several.items()),
+            "unplaced": [(*slot, contracts) for slot, contracts in self._unplaced.items()],
+            "sizes": [len(column) for column in self._encoded()],
+        }
+
+    def columns(self) -> bytes:
+        return b"".join(self._encoded())
+
+    def _encoded(self) -> list[bytes]:
+        ids = "\n".join(self._ids)
+        if ids.count("\n") != max(len(self._ids) - 1, 0):
+            raise ValueError("a need id holds a line break")
+        text = {"needs": ids.encode(), "keys": "".join(self._keys).encode()}
+        return [text[name] if name in text else _le(self._columns[name]) for name in NEED_COLUMNS]
 
 
 def dump(running: Running, facts: Facts, policy: SavingsPolicy) -> bytes:
@@ -321,8 +418,8 @@ class _Chunks:
 
 def pack(frames: list[bytes]) -> bytes:
     """A snapshot's bytes: the digest, then each zstd frame behind its length: the magic line
-    and the header, the contracts' rows as shown, the needs table, then the payloads' chunks
-    (each decompressed when one of its payloads is first read)."""
+    and the header, the contracts' rows as shown, the needs table, the needs' columns, then the
+    payloads' chunks (each decompressed when one of its payloads is first read)."""
     packed = b"".join(struct.pack(">Q", len(frame)) + frame for frame in frames)
     return _digest(packed) + packed
 
@@ -339,7 +436,7 @@ def unpack(blob: bytes) -> list[bytes]:
             raise Unusable("not a snapshot: its frames do not add up to its length")
         frames.append(packed[at + 8 : at + 8 + size])
         at += 8 + size
-    if len(frames) < 3:
+    if len(frames) < 4:
         raise Unusable("not a snapshot: fewer frames than a snapshot has")
     return frames
 
@@ -352,31 +449,124 @@ def decompress(frame: bytes) -> bytes:
         raise Unusable(f"not a snapshot: {e}") from e
 
 
+class _Offsets:
+    """Where each piece of a column lies, from their sizes: the sums of each `_BLOCK` sizes are
+    kept, the rest summed when a piece is asked for (no object a piece at restore)."""
+
+    def __init__(self, sizes: array[int]) -> None:
+        self.sizes = sizes
+        block_sums = (sum(sizes[k : k + _BLOCK]) for k in range(0, len(sizes), _BLOCK))
+        self.blocks = list(itertools.accumulate(block_sums, initial=0))
+        self.total = self.blocks[-1]
+
+    def span(self, k: int) -> tuple[int, int]:
+        block = k // _BLOCK
+        start = self.blocks[block] + sum(self.sizes[block * _BLOCK : k])
+        return start, start + self.sizes[k]
+
+    def ends_at(self, at: int) -> bool:
+        """Whether a piece ends at `at` (or `at` is 0)."""
+        block = bisect.bisect_right(self.blocks, at) - 1
+        if block == len(self.blocks) - 1:
+            return at == self.total
+        ends = itertools.accumulate(
+            self.sizes[block * _BLOCK : (block + 1) * _BLOCK], initial=self.blocks[block]
+        )
+        return at in ends
+
+
+def _read_needs(
+    head: dict[str, Any], frame: bytes, cursor: _Cursor, cids: list[str]
+) -> tuple[PackedNeeds, PackedReplacing, dict[Slot, str | list[str]]]:
+    """The needs of a snapshot's frame (`_NeedsWriter`): their facts, each made when first used;
+    which contracts replace each; and which replace the needs not identified yet. The payloads'
+    cursor is left after the needs'."""
+    n, raw, sizes = head["count"], decompress(frame), head["sizes"]
+    if len(sizes) != len(NEED_COLUMNS) or sum(sizes) != len(raw):
+        raise Unusable("not a snapshot: the needs' columns do not add up to their frame")
+    columns: dict[str, Any] = {}
+    at = 0
+    for name, size in zip(NEED_COLUMNS, sizes, strict=True):
+        part, at = raw[at : at + size], at + size
+        columns[name] = _array(_ARRAYS[name], part) if name in _ARRAYS else part.decode()
+    del raw
+    ids = columns["needs"].split("\n") if n else []
+    partners, types = head["partners"], [PAYLOADS[t] for t in head["types"]]
+    keys, revisions, of_type, by = columns["keys"], columns["revisions"], columns["types"], columns["by"]
+    key_at, payload_at = _Offsets(columns["key_sizes"]), _Offsets(columns["sizes"])
+    if (
+        len(ids) != n
+        or any(len(columns[name]) != n for name in _ARRAYS)
+        or (n and (max(columns["partners"]) >= len(partners) or max(of_type) >= len(types)))
+        or key_at.total != len(keys)
+        or (n and (min(by) < -2 or max(by) >= len(cids)))
+    ):
+        raise Unusable("not a snapshot: the needs' columns do not hold what they say")
+    cursor.skip_to(payload_at)
+    locate = cursor.locate
+
+    def make(k: int) -> Fact:
+        start, end = key_at.span(k)
+        return Fact.encoded(keys[start:end], revisions[k], (types[of_type[k]], *locate(*payload_at.span(k))))
+
+    place = dict(zip(zip(map(partners.__getitem__, columns["partners"]), ids), range(n)))
+    several = {k: [cids[c] for c in contracts] for k, contracts in head["several"]}
+    if len(place) != n or by.count(-2) != len(several) or any(by[k] != -2 for k in several):
+        raise Unusable("not a snapshot: the needs' columns do not hold what they say")
+    unplaced = {(pid, nid): [cids[c] for c in contracts] for pid, nid, contracts in head["unplaced"]}
+    return (
+        PackedNeeds(place, list(place), make),
+        PackedReplacing(place, by, cids, several),
+        {slot: held[0] if len(held) == 1 else held for slot, held in unplaced.items()},
+    )
+
+
 class _Cursor:
-    """Where each payload lies, in order: the chunk, its start and end in it."""
+    """Where each payload lies: the chunk, its start and end in it (no piece lies across two
+    chunks); `take` reads them in order."""
 
     def __init__(self, frames: list[bytes], sizes: list[int]) -> None:
         if len(frames) != len(sizes) or any(
-            zstandard.frame_content_size(f) != n for f, n in zip(frames, sizes, strict=False)
+            zstandard.frame_content_size(f) != n or n <= 0 for f, n in zip(frames, sizes, strict=False)
         ):
             raise Unusable("the snapshot's payloads do not add up to its length")
-        self.chunks, self.sizes = [Chunk(f) for f in frames], sizes
-        self.at, self.local, self.limit = -1, 0, 0
+        self.chunks = [Chunk(f) for f in frames]
+        #: where each chunk starts among the payloads, and where the last ends
+        self.starts = list(itertools.accumulate(sizes, initial=0))
+        self.at, self._chunk = 0, 0  # where the next piece starts, and the chunk it may be in
+
+    def locate(self, start: int, end: int) -> tuple[Chunk, int, int]:
+        k = bisect.bisect_right(self.starts, start) - 1
+        if not 0 <= k < len(self.chunks) or not start <= end <= self.starts[k + 1]:
+            raise Unusable("the snapshot's payloads do not add up to its length")
+        return self.chunks[k], start - self.starts[k], end - self.starts[k]
 
     def take(self, size: int) -> tuple[Chunk, int, int]:
-        if self.local == self.limit:  # the next chunk
-            self.at, self.local = self.at + 1, 0
-            if self.at >= len(self.chunks):
-                raise Unusable("the snapshot's payloads do not add up to its length")
-            self.limit = self.sizes[self.at]
-        start = self.local
-        self.local += size
-        if self.local > self.limit:
+        """The next piece, of `size`."""
+        start, end, k = self.at, self.at + size, self._chunk
+        starts = self.starts
+        while start >= starts[k + 1] and k + 1 < len(self.chunks):  # the next chunk
+            k += 1
+        if not starts[k] <= start <= end <= starts[k + 1]:
             raise Unusable("the snapshot's payloads do not add up to its length")
-        return self.chunks[self.at], start, self.local
+        self.at, self._chunk = end, k
+        return self.chunks[k], start - starts[k], end - starts[k]
+
+    def skip_to(self, pieces: _Offsets) -> None:
+        """Go on after `pieces`, read elsewhere (the first of the payloads: none lies across two
+        chunks)."""
+        for start in self.starts[1:]:
+            if start >= pieces.total:
+                break
+            if not pieces.ends_at(start):
+                raise Unusable("the snapshot's payloads do not add up to its length")
+        if pieces.total > self.starts[-1]:
+            raise Unusable("the snapshot's payloads do not add up to its length")
+        self.at = pieces.total
+        self._chunk = max(bisect.bisect_right(self.starts, self.at) - 2, 0)
 
     def done(self) -> None:
-        if self.at != len(self.chunks) - 1 or self.local != self.limit:
+        if self.at != self.starts[-1]:
             raise Unusable("the snapshot's payloads do not add up to its length")
 
 
@@ -412,12 +602,11 @@ def restore(blob: bytes, running: Running, policy: SavingsPolicy) -> Facts:
 
 
 def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> Facts:
-    facts = Facts(applied=None)  # the facts alone: a process counts its events in its store
-    encoded, needs = Fact.encoded, facts.needs
-    cursor = _Cursor(frames[3:], header["chunks"])
-    take = cursor.take
-    for etype, key, revision, size, pid, nid in zip(*map(header["facts"]["needs"].get, NEED_COLUMNS)):
-        needs[(pid, nid)] = encoded(key, revision, (PAYLOADS[etype], *take(size)))
+    cursor = _Cursor(frames[4:], header["chunks"])
+    cids = [c[0] for c in header["contracts"]]  # in id order
+    needs, replacing, unplaced = _read_needs(header["needs"], frames[3], cursor, cids)
+    facts = Facts(needs=needs, applied=None)  # the facts alone: a process counts its events in its store
+    encoded, take = Fact.encoded, cursor.take
     for table in TABLES[1:]:
         for etype, key, revision, size, *slot in header["facts"][table]:
             _place(facts, table, slot, encoded(key, revision, (PAYLOADS[etype], *take(size))))
@@ -430,14 +619,17 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     # (reading them again would read every payload)
     running._ends_of, running._ends = facts, (today, first)
     running.unpack = _read
-    running.need_slots = list(needs)  # in the header's order: what contracts' needs refer to
+    running.need_slots = needs.slots  # in the snapshot's order: what contracts' needs refer to
+    running.replacing_packed = replacing
+    running._slot_contracts.update(unplaced)
     rows, at = decompress(frames[1]), 0
+    contracts, packed = running._contracts, running._packed_slots
     for cid, row, size, shown, places in header["contracts"]:  # in id order
-        running._contracts[cid] = Packed(take(row), take(size), rows[at : at + shown], facts.awards[cid])
+        contracts[cid] = Packed(take(row), take(size), rows[at : at + shown], facts.awards[cid])
+        packed[cid] = places
         at += shown
-        running.index_packed(cid, places)
     cursor.done()
-    if at != len(rows):
+    if at != len(rows) or len(contracts) != len(cids):
         raise Unusable("the snapshot's rows do not add up to their length")
     running.need_pending = frames[2]
     running._warnings = header["warnings"]

@@ -63,7 +63,7 @@ NEED_COLUMNS = ("partners", "needs", "keys", "key_sizes", "revisions", "types", 
 #: the array type of each column held as one (the others: text)
 _ARRAYS = {"partners": "I", "key_sizes": "H", "revisions": "q", "types": "B", "sizes": "I", "by": "i"}
 #: where a piece of a column starts is the sum of the sizes before it: kept for every this many
-_BLOCK = 256
+_BLOCK = 32
 #: the payloads are compressed in chunks of about this many bytes, each decompressed when one of
 #: its payloads is first read (a restart decompresses none)
 CHUNK_BYTES = 1 << 20

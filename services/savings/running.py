@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from fractions import Fraction
 from typing import Any
@@ -76,9 +76,7 @@ class PackedReplacing:
 
     __slots__ = ("by", "cids", "place", "several")
 
-    def __init__(
-        self, place: dict[Slot, int], by: Any, cids: list[str], several: dict[int, list[str]]
-    ) -> None:
+    def __init__(self, place: model.Places, by: Any, cids: list[str], several: dict[int, list[str]]) -> None:
         self.place, self.by, self.cids, self.several = place, by, cids, several
 
     def get(self, slot: Slot) -> str | list[str] | None:
@@ -89,7 +87,7 @@ class PackedReplacing:
         return self.cids[c] if c >= 0 else self.several[k] if c == -2 else None
 
 
-def packed_slots(needs: list[Any], slots: list[Slot]) -> list[Slot]:
+def packed_slots(needs: list[Any], slots: Sequence[Slot]) -> list[Slot]:
     """A restored contract's need slots, from its needs as the snapshot has them (each one's
     place in `slots`, or [partner, need])."""
     return [slots[need] if type(need) is int else (need[0], need[1]) for need in needs]
@@ -272,7 +270,7 @@ class Running:
         #: place in `need_slots` (the snapshot's needs, in its order), or [partner, need] for a
         #: need not identified yet, as the snapshot has them (no object a slot made at restore)
         self._packed_slots: dict[str, list[Any]] = {}
-        self.need_slots: list[Slot] = []
+        self.need_slots: Sequence[Slot] = []
         #: the contracts replacing each need: the id of the one, or their ids in order (most needs
         #: have one: a list each was a third of a restore's indexing at 909,091 needs), over
         #: those of a snapshot restored (`replacing_packed`: an empty list stands for none)

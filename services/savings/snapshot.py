@@ -31,7 +31,7 @@ import itertools
 import struct
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -42,7 +42,7 @@ import zstandard
 from pydantic_core import from_json, to_json
 
 from services.savings import model
-from services.savings.model import Chunk, ContractFigures, Fact, Facts, PackedNeeds, Reading, Slot
+from services.savings.model import Chunk, ContractFigures, Fact, Facts, PackedNeeds, Places, Reading, Slot
 from services.savings.running import Packed, PackedReplacing, Running, packed_slots
 from services.savings.updates import shown_json
 from shared.contract.registry import PAYLOADS
@@ -59,9 +59,17 @@ _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
 #: the facts' tables, in the order a snapshot holds them
 TABLES = ("needs", "awards", "returns", "decommissions", "exits", "investments")
 #: the needs' frame: its columns, in order (what each holds: `_NeedColumns`)
-NEED_COLUMNS = ("partners", "needs", "keys", "key_sizes", "revisions", "types", "sizes", "by")
+NEED_COLUMNS = ("partners", "needs", "keys", "key_sizes", "revisions", "types", "sizes", "by", "table")
 #: the array type of each column held as one (the others: text)
-_ARRAYS = {"partners": "I", "key_sizes": "H", "revisions": "q", "types": "B", "sizes": "I", "by": "i"}
+_ARRAYS = {
+    "partners": "I",
+    "key_sizes": "H",
+    "revisions": "q",
+    "types": "B",
+    "sizes": "I",
+    "by": "i",
+    "table": "i",
+}
 #: where a piece of a column starts is the sum of the sizes before it: kept for every this many
 _BLOCK = 32
 #: the payloads are compressed in chunks of about this many bytes, each decompressed when one of
@@ -184,7 +192,7 @@ class Captured:
     contracts: dict[str, ContractFigures | Packed]
     slots: dict[str, list[tuple[str, str]]]
     packed_slots: dict[str, list[Any]]  # those as the snapshot restored held them
-    need_slots: list[tuple[str, str]]  # what their places refer to
+    need_slots: Sequence[Slot]  # what their places refer to
     warnings: dict[str, list[str]]
     need_rows: dict[Any, dict[str, Any]]
     need_keys: dict[Any, Any]
@@ -318,7 +326,8 @@ class _NeedsWriter:
     revision, payload type (a place among the header's `types`) and payload's size (the
     needs' payloads come first, in this order); and which contracts replace it (`by`: a
     contract's place among the contracts in id order, -1 for none, -2 for several, listed in
-    the header's `several`). A restart makes no object of a need but its slot."""
+    the header's `several`); and the table that finds a need's place from its slot
+    (`model.Places`, keyed by the header's `seed`). A restart makes no object of a need."""
 
     def __init__(self, needs: Any, chunks: _Chunks, read: Reading) -> None:
         self.place: dict[Slot, int] = {}
@@ -340,6 +349,8 @@ class _NeedsWriter:
             types.append(self._types.setdefault(_TYPE_OF[model_class], len(self._types)))
             sizes.append(chunks.add(raw))
         self._columns["by"] = array("i", [-1]) * len(self.place)
+        base = needs.places if isinstance(needs, PackedNeeds) else None  # its needs come first
+        self._seed, self._columns["table"] = Places.table(list(self.place), base)
         self._several: dict[int, list[int]] = {}
         self._unplaced: dict[Slot, list[int]] = {}
 
@@ -362,6 +373,7 @@ class _NeedsWriter:
     def header(self) -> dict[str, Any]:
         return {
             "count": len(self.place),
+            "seed": self._seed.hex(),
             "partners": list(self._partners),
             "types": list(self._types),
             "several": list(self._several.items()),
@@ -493,13 +505,18 @@ def _read_needs(
     ids = columns["needs"].split("\n") if n else []
     partners, types = head["partners"], [PAYLOADS[t] for t in head["types"]]
     keys, revisions, of_type, by = columns["keys"], columns["revisions"], columns["types"], columns["by"]
-    key_at, payload_at = _Offsets(columns["key_sizes"]), _Offsets(columns["sizes"])
+    key_at, payload_at, table = _Offsets(columns["key_sizes"]), _Offsets(columns["sizes"]), columns["table"]
     if (
         len(ids) != n
-        or any(len(columns[name]) != n for name in _ARRAYS)
+        or any(len(columns[name]) != n for name in _ARRAYS if name != "table")
         or (n and (max(columns["partners"]) >= len(partners) or max(of_type) >= len(types)))
         or key_at.total != len(keys)
         or (n and (min(by) < -2 or max(by) >= len(cids)))
+        or len(table) < max(2 * n, 8)
+        or len(table) & (len(table) - 1)
+        or table.count(-1) != len(table) - n
+        or min(table) < -1
+        or max(table) >= n
     ):
         raise Unusable("not a snapshot: the needs' columns do not hold what they say")
     cursor.skip_to(payload_at)
@@ -509,14 +526,14 @@ def _read_needs(
         start, end = key_at.span(k)
         return Fact.encoded(keys[start:end], revisions[k], (types[of_type[k]], *locate(*payload_at.span(k))))
 
-    place = dict(zip(zip(map(partners.__getitem__, columns["partners"]), ids), range(n)))
+    places = Places(partners, columns["partners"], ids, table, bytes.fromhex(head["seed"]))
     several = {k: [cids[c] for c in contracts] for k, contracts in head["several"]}
-    if len(place) != n or by.count(-2) != len(several) or any(by[k] != -2 for k in several):
+    if by.count(-2) != len(several) or any(by[k] != -2 for k in several):
         raise Unusable("not a snapshot: the needs' columns do not hold what they say")
     unplaced = {(pid, nid): [cids[c] for c in contracts] for pid, nid, contracts in head["unplaced"]}
     return (
-        PackedNeeds(place, list(place), make),
-        PackedReplacing(place, by, cids, several),
+        PackedNeeds(places, make),
+        PackedReplacing(places, by, cids, several),
         {slot: held[0] if len(held) == 1 else held for slot, held in unplaced.items()},
     )
 
@@ -619,7 +636,7 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     # (reading them again would read every payload)
     running._ends_of, running._ends = facts, (today, first)
     running.unpack = _read
-    running.need_slots = needs.slots  # in the snapshot's order: what contracts' needs refer to
+    running.need_slots = needs.places  # in the snapshot's order: what contracts' needs refer to
     running.replacing_packed = replacing
     running._slot_contracts.update(unplaced)
     rows, at = decompress(frames[1]), 0

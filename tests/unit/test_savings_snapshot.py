@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
+from array import array
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.savings import snapshot
-from services.savings.model import Fact, Facts, PackedNeeds, evolve, project
+from services.savings.model import Fact, Facts, PackedNeeds, Places, evolve, project
 from services.savings.running import Running
 from shared.events import PAYLOADS
 from shared.policy import SavingsPolicy
@@ -406,9 +407,14 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
     def replaced_by_no_contract(h: dict[str, Any], c: dict[str, Any]) -> None:
         c["by"][0] = len(h["contracts"])
 
-    def two_needs_in_one_slot(h: dict[str, Any], c: dict[str, Any]) -> None:
-        ids = c["needs"].split(b"\n")
-        c["needs"], c["partners"][1] = b"\n".join([ids[0], ids[0], *ids[2:]]), c["partners"][0]
+    def a_need_not_in_the_table(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["table"][c["table"].index(0)] = -1
+
+    def a_need_twice_in_the_table(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["table"][c["table"].index(-1)] = 0
+
+    def a_table_too_small(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["table"] = c["table"][: len(c["table"]) // 2]
 
     for change in (
         one_more,
@@ -416,7 +422,43 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
         key_short,
         across_two_chunks,
         replaced_by_no_contract,
-        two_needs_in_one_slot,
+        a_need_not_in_the_table,
+        a_need_twice_in_the_table,
+        a_table_too_small,
     ):
         with pytest.raises(snapshot.Unusable, match="not a snapshot|add up"):
             snapshot.restore(_with_needs(blob, change), Running(POLICY), POLICY)
+
+
+def test_a_snapshots_table_finds_each_need_by_its_slot_and_a_later_one_adds_only_the_new() -> None:
+    """`model.Places`: every slot found at its place, none that is not there (probing past
+    others that share its start: the table is at most half full), and the next snapshot of a
+    restored projection keeps its seed and table, adding the needs given since."""
+    partners = ["a-cc", "b-dc", "c-pct"]
+    slots = [(partners[k % 3], f"need-{k}") for k in range(1000)]
+
+    def places(slots: list[tuple[str, str]], base: Places | None = None) -> Places:
+        seed, table = Places.table(slots, base)
+        assert len(table) >= 2 * len(slots) and table.count(-1) == len(table) - len(slots)
+        column = array("I", [partners.index(p) for p, _ in slots])
+        return Places(partners, column, [n for _, n in slots], table, seed)
+
+    first = places(slots)
+    assert [first.get(slot) for slot in slots] == list(range(1000))
+    assert list(first) == slots and first[7] == slots[7] and len(first) == 1000
+    starts = [Places.hash(first._seed, slot) & first._mask for slot in slots]
+    assert len(set(starts)) < len(starts), "some share where they start: found by probing"
+    for missing in [("a-cc", "need-1"), ("d-fire", "need-0"), ("a-cc", "need-1000")]:
+        assert first.get(missing) is None and missing not in first
+    assert "a-cc" not in first and ("a-cc",) not in first
+    more = slots + [("d-fire", "need-0"), ("a-cc", "new")]
+    partners.append("d-fire")
+    second = places(more, first)
+    assert [second.get(slot) for slot in more] == list(range(1002))
+    kept = [(i, k) for i, k in enumerate(first._table) if k != -1]
+    assert all(second._table[i] == k for i, k in kept), (
+        "the base's needs where they were: only the new hashed"
+    )
+    third = places([(partners[k % 4], f"n-{k}") for k in range(5000)], first)
+    assert len(third._table) > len(first._table), "no room left: a table of its own"
+    assert third.get(("b-dc", "n-1")) == 1 and third.get(("a-cc", "n-1")) is None

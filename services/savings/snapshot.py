@@ -5,7 +5,7 @@ contracts the tail touches (shared/state.py saves and restores it).
 The encoding is data only (no pickle: a copy of Redis must never run code): a JSON header
 (where each fact but the needs' goes, which needs each contract replaces, the sums), each
 contract's row as an update shows it, the needs table, the needs in columns (`_NeedsWriter`:
-a restart makes each need's slot and nothing else of it; its fact is made when first asked
+a restart makes no object of a need but its id (`model.Places`); its fact is made when first asked
 for, `model.PackedNeeds`), then each fact's payload and each contract's row and figures,
 each as its own JSON, in chunks of about 1 MB: each a zstd frame, and each read only when first
 used (a restart reads the header, the rows as shown and the needs' columns: a contract's

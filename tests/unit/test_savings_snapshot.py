@@ -333,7 +333,7 @@ def test_the_next_snapshot_keeps_no_chunk_it_read_decompressed(monkeypatch: pyte
 def test_restored_needs_are_made_facts_when_first_asked_for_and_hold_what_was_saved(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A restart makes no object of a need but its slot (`PackedNeeds`): each need's fact is
+    """A restart makes no object of a need but its id (`PackedNeeds`): each need's fact is
     made from the snapshot's columns the first time it is asked for, and kept; iterating makes
     none to keep; needs set since stand over them and are listed after them; a copy (what a
     snapshot encodes) does not see what is set after it."""

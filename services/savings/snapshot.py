@@ -58,7 +58,7 @@ MAGIC = b"commissioning-savings-snapshot\n"
 _TYPE_OF = {cls: name for name, cls in PAYLOADS.items()}
 #: the facts' tables, in the order a snapshot holds them
 TABLES = ("needs", "awards", "returns", "decommissions", "exits", "investments")
-#: the needs' frame: its columns, in order (what each holds: `_NeedColumns`)
+#: the needs' frame: its columns, in order (what each holds: `_NeedsWriter`)
 NEED_COLUMNS = ("partners", "needs", "keys", "key_sizes", "revisions", "types", "sizes", "by", "table")
 #: the array type of each column held as one (the others: text)
 _ARRAYS = {

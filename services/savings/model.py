@@ -203,13 +203,16 @@ class PackedNeeds(MutableMapping[Slot, Fact]):
     """The needs' facts by slot, as a snapshot restored holds them (services/savings/snapshot.py):
     its needs by their place (`places`), each made a `Fact` (`make(place)`) the first time it is
     asked for, and kept; the facts set since over them. Iterating over it makes each fact not
-    made yet for the iteration alone (a snapshot's encoding reads every need once). What the
-    snapshot holds is never changed: a copy shares it, and reads it in another thread."""
+    made yet for the iteration alone, in order (`every()`: a snapshot's encoding reads every
+    need once). What the snapshot holds is never changed: a copy shares it, and reads it in
+    another thread."""
 
-    __slots__ = ("_facts", "_make", "_new", "places")
+    __slots__ = ("_every", "_facts", "_make", "_new", "places")
 
-    def __init__(self, places: Places, make: Callable[[int], Fact]) -> None:
-        self.places, self._make = places, make
+    def __init__(
+        self, places: Places, make: Callable[[int], Fact], every: Callable[[], Iterator[Fact]]
+    ) -> None:
+        self.places, self._make, self._every = places, make, every
         self._facts: dict[Slot, Fact] = {}
         self._new = 0  # facts set since in slots the snapshot does not hold
 
@@ -248,10 +251,10 @@ class PackedNeeds(MutableMapping[Slot, Fact]):
             yield from (slot for slot in self._facts if slot not in self.places)
 
     def items(self) -> Iterator[tuple[Slot, Fact]]:  # type: ignore[override]
-        facts, make = self._facts, self._make
-        for k, slot in enumerate(self.places):
+        facts = self._facts
+        for slot, made in zip(self.places, self._every(), strict=True):
             fact = facts.get(slot)
-            yield slot, fact if fact is not None else make(k)
+            yield slot, fact if fact is not None else made
         if self._new:
             yield from ((slot, f) for slot, f in facts.items() if slot not in self.places)
 
@@ -260,7 +263,7 @@ class PackedNeeds(MutableMapping[Slot, Fact]):
 
     def copy(self) -> PackedNeeds:
         """Another over the same snapshot, with the facts set since copied."""
-        other = PackedNeeds(self.places, self._make)
+        other = PackedNeeds(self.places, self._make, self._every)
         other._facts, other._new = dict(self._facts), self._new
         return other
 

@@ -31,7 +31,7 @@ import itertools
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -526,13 +526,24 @@ def _read_needs(
         start, end = key_at.span(k)
         return Fact.encoded(keys[start:end], revisions[k], (types[of_type[k]], *locate(*payload_at.span(k))))
 
+    key_sizes, payload_sizes = columns["key_sizes"], columns["sizes"]
+
+    def every() -> Iterator[Fact]:
+        """Each need's fact in order, the sums kept as it goes (a snapshot's encoding reads all)."""
+        key_start = payload_start = 0
+        for k in range(n):
+            key_end, payload_end = key_start + key_sizes[k], payload_start + payload_sizes[k]
+            place = (types[of_type[k]], *locate(payload_start, payload_end))
+            yield Fact.encoded(keys[key_start:key_end], revisions[k], place)
+            key_start, payload_start = key_end, payload_end
+
     places = Places(partners, columns["partners"], ids, table, bytes.fromhex(head["seed"]))
     several = {k: [cids[c] for c in contracts] for k, contracts in head["several"]}
     if by.count(-2) != len(several) or any(by[k] != -2 for k in several):
         raise Unusable("not a snapshot: the needs' columns do not hold what they say")
     unplaced = {(pid, nid): [cids[c] for c in contracts] for pid, nid, contracts in head["unplaced"]}
     return (
-        PackedNeeds(places, make),
+        PackedNeeds(places, make, every),
         PackedReplacing(places, by, cids, several),
         {slot: held[0] if len(held) == 1 else held for slot, held in unplaced.items()},
     )

@@ -250,14 +250,16 @@ class Running:
         return c  # type: ignore[return-value]
 
     def _read_need_rows(self) -> None:
-        """The needs table a snapshot held, read (`need_pending`), under the rows redone since."""
+        """The needs table a snapshot held, read (`need_pending`: its frames, each over those
+        before it), under the rows redone since."""
         if self.need_pending is None:
             return
         pending, self.need_pending = self.need_pending, None
-        for pid, nid, key, row in from_json(zstandard.decompress(pending)):
-            if (pid, nid) not in self._need_rows:
-                self._need_rows[(pid, nid)] = row
-                self._need_keys[(pid, nid)] = tuple(key)
+        for frame in reversed(pending):  # the latest first: what stands
+            for pid, nid, key, row in from_json(zstandard.decompress(frame)):
+                if (pid, nid) not in self._need_rows:
+                    self._need_rows[(pid, nid)] = row
+                    self._need_keys[(pid, nid)] = tuple(key)
 
     def _reset(self, facts: Facts, frame: tuple[Any, ...], dirty: bool = True) -> None:
         """Start again from `facts`: every contract and need to compute (`dirty`), unless a
@@ -287,7 +289,7 @@ class Running:
         self._need_keys: dict[Slot, Any] = {}
         #: the needs table's rows as a snapshot holds them (JSON, zstd-compressed), read when the
         #: table is asked for; a row redone since stands over its
-        self.need_pending: bytes | None = None
+        self.need_pending: list[bytes] | None = None
         self._dirty = set(facts.awards) if dirty else set()
         self._dirty_needs = set(facts.needs) if dirty else set()
 

@@ -3,6 +3,7 @@ rest of the events, its figures are exactly those of every event folded from scr
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import zlib
@@ -462,3 +463,42 @@ def test_a_snapshots_table_finds_each_need_by_its_slot_and_a_later_one_adds_only
     third = places([(partners[k % 4], f"n-{k}") for k in range(5000)], first)
     assert len(third._table) > len(first._table), "no room left: a table of its own"
     assert third.get(("b-dc", "n-1")) == 1 and third.get(("a-cc", "n-1")) is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False))
+def test_the_needs_table_is_written_again_only_for_the_rows_redone_since_each_restore(
+    seed: int, order: random.Random
+) -> None:
+    """Restart after restart, each with events in between and the tables never asked for: each
+    snapshot keeps the needs-table frames it was restored from as they are and adds the rows
+    redone since in one more (up to `TABLE_FRAMES`, then they are written as one); the table
+    read after any of them, and the figures, are those of a full replay."""
+    limit = 3
+    events = keyed(seed)
+    order.shuffle(events)
+    cuts = [len(events) * k // 6 for k in range(1, 6)]
+    r, facts = running(events[: cuts[0]])
+    blob = snapshot.dump(r, facts, POLICY)
+    counts = []
+    for a, b in itertools.pairwise([*cuts, len(events)]):
+        r = Running(POLICY)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(snapshot, "TABLE_FRAMES", limit)
+            facts = snapshot.restore(blob, r, POLICY)
+            counts.append(len(r.need_pending or ()))
+            for key, payload in events[a:b]:
+                r.fold(facts, key, payload)
+            r.summary(facts)  # the tables not read: the restored frames still pending
+            pending, redone = r.need_pending, bool(r._need_rows)  # None: recomputed whole
+            blob = snapshot.dump(r, facts, POLICY)
+            held = json.loads(snapshot.decompress(snapshot.unpack(blob)[0])[len(snapshot.MAGIC) :])["tables"]
+            if pending is None or (redone and len(pending) == limit):
+                assert held == 1, "written as one"
+            else:
+                assert held == len(pending) + redone, "the restored frames as they are, and the rows redone"
+            again = Running(POLICY)
+            assert figures(again.figures(snapshot.restore(blob, again, POLICY))) == figures(
+                from_scratch(events[:b])
+            )
+    assert max(counts) <= limit

@@ -303,15 +303,9 @@ class Running:
             self._dirty_needs.add(slot)
         self._packed_slots.pop(cid, None)
         self._slots[cid] = [(s.partner_id, s.need_id) for s in award.partners]
-        packed = self.replacing_packed
         for slot in set(self._slots[cid]):
-            held = replacing.get(slot)
-            if held is None and packed is not None:
-                held = packed.get(slot)
-            if not held:
-                replacing[slot] = cid
-            else:
-                replacing[slot] = sorted((held, cid) if type(held) is str else (*held, cid))
+            held = self._replacing(slot)
+            replacing[slot] = sorted((*held, cid)) if held else cid
 
     def _replacing(self, slot: Slot) -> tuple[str, ...] | list[str]:
         """The contracts replacing a need, in id order."""

@@ -144,7 +144,13 @@ def pence(amount: Fraction | Decimal | int) -> int:
         if hundredfold == hundredfold.to_integral_value():
             return int(hundredfold)
     f = amount if isinstance(amount, Fraction) else Fraction(amount)
-    n, d = f.numerator * 100, f.denominator
+    return pence_of(f.numerator, f.denominator)
+
+
+def pence_of(numerator: int, denominator: int) -> int:
+    """`pence` of the pounds numerator / denominator (denominator > 0, not necessarily in
+    lowest terms: no Fraction is made, and none reduced)."""
+    n, d = numerator * 100, denominator
     whole = (2 * abs(n) + d) // (2 * d)  # floor(|f| * 100 + 1/2), in integers
     return whole if n >= 0 else -whole
 

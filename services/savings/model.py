@@ -35,7 +35,7 @@ from shared.events import (
     Payload,
     TenderAwarded,
 )
-from shared.money import money_str, pence, pence_str
+from shared.money import money_str, pence, pence_of, pence_str
 from shared.policy import SavingsPolicy
 
 # -- the index of facts --------------------------------------------------------------------
@@ -459,8 +459,11 @@ def split(total: int, weights: dict[str, Fraction] | dict[str, int]) -> dict[str
     Integer arithmetic on the weights over their common denominator: exact, and fast."""
     if not weights:
         return {}
-    denominator = math.lcm(*(w.denominator for w in weights.values()))
-    scaled = {k: w.numerator * (denominator // w.denominator) for k, w in weights.items()}
+    if all(type(w) is int for w in weights.values()):  # pence (most splits): already integers
+        scaled = weights
+    else:
+        denominator = math.lcm(*(w.denominator for w in weights.values()))
+        scaled = {k: w.numerator * (denominator // w.denominator) for k, w in weights.items()}
     wsum = sum(scaled.values())
     if wsum <= 0:
         scaled, wsum = dict.fromkeys(weights, 1), len(weights)
@@ -564,7 +567,11 @@ def _m(p: int) -> str:
 
 
 def _d(x: Decimal | None) -> str | None:
-    return None if x is None else money_str(x)
+    if x is None:
+        return None
+    # in whole pence through integers (`pence_str`: a fifth of the time), but for a negative
+    # amount or zero (written as Decimal writes it, "-0.00" included)
+    return money_str(x) if x.is_signed() else pence_str(pence(x))
 
 
 @dataclass(frozen=True)
@@ -581,10 +588,25 @@ class Phase:
     caps: dict[str, int]  # each partner's baseline in pence: no partner is credited more
 
 
-def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date) -> list[Phase]:
+def needs_of(award: TenderAwarded, facts: Facts) -> dict[Slot, Fact | None]:
+    """The needs an award names, each looked up once (None: not identified yet): its key, its
+    figures and its row read them from here, not from `facts.needs` again for each (a restored
+    projection finds a need by hashing its slot)."""
+    get = facts.needs.get
+    return {slot: get(slot) for slot in [(s.partner_id, s.need_id) for s in award.partners]}
+
+
+def _phases(
+    award: TenderAwarded,
+    facts: Facts,
+    policy: SavingsPolicy,
+    end: date,
+    found: dict[Slot, Fact | None] | None = None,
+) -> list[Phase]:
     """The contract's phases over [start, end): all its partners, then fewer after each exit
     (the contract no longer replaces an exited partner's needs; an estimated shared cost follows
-    the number of partners left)."""
+    the number of partners left). `found`: the award's needs (`needs_of`), when looked up."""
+    found = needs_of(award, facts) if found is None else found
     exits = {
         pid: f.payload.effective_date
         for pid, f in facts.exits_of.get(award.contract_id, {}).items()
@@ -597,7 +619,7 @@ def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date
         baseline = budgets = Decimal(0)
         caps: dict[str, int] = {}
         for s in shares:
-            need = facts.needs.get((s.partner_id, s.need_id))
+            need = found[(s.partner_id, s.need_id)]
             cost = need.payload.current_annual_resource_cost if need else Decimal(0)
             baseline += cost
             budgets += need.payload.annual_budget if need else Decimal(0)
@@ -612,11 +634,11 @@ def _phases(award: TenderAwarded, facts: Facts, policy: SavingsPolicy, end: date
     return phases
 
 
-def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> ContractFigures:
+def _contract(
+    fact: Fact, facts: Facts, policy: SavingsPolicy, today: date, found: dict[Slot, Fact | None]
+) -> ContractFigures:
     award: TenderAwarded = fact.payload
-    missing = [
-        f"{s.partner_id}/{s.need_id}" for s in award.partners if (s.partner_id, s.need_id) not in facts.needs
-    ]
+    missing = [f"{s.partner_id}/{s.need_id}" for s in award.partners if found[(s.partner_id, s.need_id)] is None]
     estimated = award.annual_management_cost is None
     end = award.contract_end + DAY
     decommission = facts.decommissions.get(award.contract_id)
@@ -631,7 +653,7 @@ def _contract(fact: Fact, facts: Facts, policy: SavingsPolicy, today: date) -> C
     else:
         status = "active"
     actuals = _actuals(facts.returns.get(award.contract_id, {}), award.lead_partner_id)
-    phases = _phases(award, facts, policy, max(end, award.contract_start + DAY))
+    phases = _phases(award, facts, policy, max(end, award.contract_start + DAY), found)
     segs = [
         seg
         for ph in phases
@@ -708,17 +730,13 @@ def _key(
     today: date | None,
     buckets: tuple[tuple[date, date], ...],
     policy: SavingsPolicy,
+    found: dict[Slot, Fact | None] | None = None,
 ) -> tuple[Any, ...]:
-    """Everything a contract's figures depend on: equal keys, equal figures."""
+    """Everything a contract's figures depend on: equal keys, equal figures. `found`: the
+    award's needs (`needs_of`), when already looked up."""
     a = fact.payload
-    needs = tuple(
-        (
-            s.partner_id,
-            s.need_id,
-            facts.needs[(s.partner_id, s.need_id)].key if (s.partner_id, s.need_id) in facts.needs else None,
-        )
-        for s in a.partners
-    )
+    found = needs_of(a, facts) if found is None else found
+    needs = tuple((*slot, f.key if f is not None else None) for slot, f in found.items())
     d = facts.decommissions.get(a.contract_id)
     returns = tuple(sorted((period, f.key) for period, f in facts.returns.get(a.contract_id, {}).items()))
     exits = tuple(sorted((pid, f.key) for pid, f in facts.exits_of.get(a.contract_id, {}).items()))
@@ -726,8 +744,13 @@ def _key(
 
 
 def _saved(segs: list[Segment], a: date, b: date) -> Fraction:
-    """Exact pounds saved over [a, b): summed over one denominator, as integers (a contract's
-    rates have one or two), reduced once."""
+    """Exact pounds saved over [a, b), reduced once."""
+    return Fraction(*_saved_over(segs, a, b))
+
+
+def _saved_over(segs: list[Segment], a: date, b: date) -> tuple[int, int]:
+    """`_saved` as (numerator, denominator > 0), not reduced: summed over one denominator, as
+    integers (a contract's rates have one or two)."""
     num, den = 0, 1
     for s in segs:
         days = _overlap(s.start, s.end, a, b)
@@ -737,20 +760,25 @@ def _saved(segs: list[Segment], a: date, b: date) -> Fraction:
                 num += n
             else:
                 num, den = num * d + n * den, den * d
-    return Fraction(num, den)
+    return num, den
 
 
-def _by_phase(c: ContractFigures, total: int, a: date, b: date) -> dict[str, int]:
+def _annual_shares(ph: Phase) -> dict[str, int]:
+    """A phase's annual saving split between its partners, none credited more than its cap."""
+    return capped_split(pence(ph.baseline - ph.shared_cost), ph.weights, ph.caps)
+
+
+def _by_phase(c: ContractFigures, total: int, a: date, b: date, annual: list[dict[str, int]]) -> dict[str, int]:
     """Split a contract's rounded `total` over [a, b) between its partners: each phase's part
     (the last takes the rounding) by that phase's partners, in proportion to their capped
-    annual shares. With no exits there is one phase and it is a plain split."""
+    annual shares (`annual`: each phase's `_annual_shares`). With no exits there is one phase
+    and it is a plain split."""
     out: dict[str, int] = defaultdict(int)
     left = total
     for i, ph in enumerate(c.phases):
         part = left if i == len(c.phases) - 1 else pence(_saved(c.segments, max(a, ph.start), min(b, ph.end)))
         left -= part
-        annual = pence(ph.baseline - ph.shared_cost)
-        weights = capped_split(annual, ph.weights, ph.caps) if annual > 0 else ph.weights
+        weights = annual[i] if pence(ph.baseline - ph.shared_cost) > 0 else ph.weights
         for pid, p in split(part, weights if sum(weights.values()) > 0 else ph.weights).items():
             out[pid] += p
     return dict(out)
@@ -763,21 +791,24 @@ def _figures(
     today: date | None,
     buckets: tuple[tuple[date, date], ...],
     factors: list[Fraction],
+    found: dict[Slot, Fact | None] | None = None,
 ) -> ContractFigures:
-    c = _contract(fact, facts, policy, today or date.min)
+    found = needs_of(fact.payload, facts) if found is None else found
+    c = _contract(fact, facts, policy, today or date.min, found)
     stop = (today + DAY) if today else date.min
-    c.realised_p = pence(_saved(c.segments, c.award.contract_start, stop))
-    for (b0, b1), discount in zip(buckets, factors, strict=True):
-        exact = _saved(c.segments, b0, b1)
-        c.years_p.append(pence(exact))
-        c.years_disc_p.append(pence(exact * discount))
+    c.realised_p = pence_of(*_saved_over(c.segments, c.award.contract_start, stop))
+    for (b0, b1), discount in zip(buckets, factors, strict=True):  # in integers: no Fraction made
+        num, den = _saved_over(c.segments, b0, b1)
+        c.years_p.append(pence_of(num, den))
+        c.years_disc_p.append(pence_of(num * discount.numerator, den * discount.denominator))
     now = c.current
     assert now is not None
+    annual = [_annual_shares(ph) for ph in c.phases]  # each phase's, split once
     c.shares = {
-        "annual_saving": capped_split(pence(c.annual_saving), now.weights, now.caps),
-        "realised_saving": _by_phase(c, c.realised_p, c.award.contract_start, stop),
+        "annual_saving": next(a for ph, a in zip(c.phases, annual, strict=True) if ph is now),
+        "realised_saving": _by_phase(c, c.realised_p, c.award.contract_start, stop, annual),
         "projected_saving": _by_phase(
-            c, sum(c.years_p), *(buckets[0][0], buckets[-1][1]) if buckets else (date.min, date.min)
+            c, sum(c.years_p), *(buckets[0][0], buckets[-1][1]) if buckets else (date.min, date.min), annual
         ),
     }
     for s in c.award.partners:
@@ -803,9 +834,9 @@ def _figures(
         "saving_until": (c.end - DAY).isoformat(),
         "partners": len({s.partner_id for s in a.partners}),
         "arrangements_replaced": sum(
-            facts.needs[(s.partner_id, s.need_id)].payload.current_arrangements
-            for s in a.partners
-            if (s.partner_id, s.need_id) in facts.needs
+            f.payload.current_arrangements
+            for f in [found[(s.partner_id, s.need_id)] for s in a.partners]
+            if f is not None
         ),
         "baseline_annual_cost": _d(c.baseline),
         "shared_annual_cost": _d(c.shared_cost),
@@ -842,9 +873,10 @@ def project(
     need_rows = cache.pop(_NEED_ROWS, {})
     contracts, used = [], set()
     for _, f in sorted(facts.awards.items()):
-        key = _key(f, facts, today, frozen, policy)
+        found = needs_of(f.payload, facts)
+        key = _key(f, facts, today, frozen, policy, found)
         if key not in cache:
-            cache[key] = _figures(f, facts, policy, today, frozen, factors)
+            cache[key] = _figures(f, facts, policy, today, frozen, factors, found)
         contracts.append(cache[key])
         used.add(key)
     if len(cache) > len(used):
@@ -996,21 +1028,31 @@ def _need_row(
     f: Fact,
     c: ContractFigures | None,
 ) -> dict[str, Any]:
-    key = (f.key, c.award.contract_id if c else None, _need_status(c))
+    key = need_key(f, c)
     row = cached.get(key)
     if row is None:
-        p = f.payload
-        row = {
-            "partner_id": pid,
-            "need_id": nid,
-            "service_category": p.service_category,
-            "baseline_annual_cost": _d(p.current_annual_resource_cost),  # no budget: confidential
-            "current_arrangements": p.current_arrangements,
-            "contract_id": key[1],
-            "status": key[2],
-        }
+        row = need_row(pid, nid, f, key)
     rows[key] = row
     return row
+
+
+def need_key(f: Fact, c: ContractFigures | None) -> tuple[str, str | None, str]:
+    """What a need's row depends on: its fact, and the contract shown as replacing it."""
+    return (f.key, c.award.contract_id if c else None, _need_status(c))
+
+
+def need_row(pid: str, nid: str, f: Fact, key: tuple[str, str | None, str]) -> dict[str, Any]:
+    """A need's row in the needs table (`key`: its `need_key`)."""
+    p = f.payload
+    return {
+        "partner_id": pid,
+        "need_id": nid,
+        "service_category": p.service_category,
+        "baseline_annual_cost": _d(p.current_annual_resource_cost),  # no budget: confidential
+        "current_arrangements": p.current_arrangements,
+        "contract_id": key[1],
+        "status": key[2],
+    }
 
 
 def _need_status(c: ContractFigures | None) -> str:

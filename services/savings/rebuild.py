@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -72,6 +73,13 @@ async def _write(redis: Redis, events: str, seen: str, written: dict[str, bytes]
         pipe.zadd(seen, dict.fromkeys(written, now_ms))
         await pipe.execute()
     written.clear()
+
+
+def same_figures(before: dict[str, Any], summary: dict[str, Any], document: Callable[[], dict[str, Any]]) -> bool:
+    """Whether the whole document `before` equals the one now: its figures but the tables
+    (`summary`) first, then the `document` whole, put together only when those are the same (its
+    tables took 7 s at 1,000,000 events, and a rebuild into a fresh projection never needs them)."""
+    return {k: before.get(k) for k in summary} == summary and before == document()
 
 
 async def rebuild(
@@ -149,7 +157,8 @@ async def rebuild(
     with collector.paused():
         await projection.adopt(index, position)
     await projection.save_snapshot()  # for the new generation: processes that reload start from it
-    after = projection.figures
+    after = projection.summary  # the figures but their tables
+    unchanged = same_figures(before, after, lambda: projection.figures)
     return {
         "entries_read": done,
         "archived_read": archived,
@@ -157,7 +166,7 @@ async def rebuild(
         "skipped": skipped,
         "caught_up": caught_up,
         "seconds": round(elapsed, 3),
-        "unchanged": before == after,
+        "unchanged": unchanged,
         "portfolio": after["portfolio"],
         "before": before["portfolio"],
     }

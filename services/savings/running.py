@@ -187,12 +187,13 @@ class Running:
             fact = facts.awards.get(cid)
             if fact is None:
                 continue
-            key = model._key(fact, facts, today, frame[1], self.policy)
+            found = model.needs_of(fact.payload, facts)
+            key = model._key(fact, facts, today, frame[1], self.policy, found)
             if key == self._keys.get(cid):
                 continue
             self._index(cid, fact.payload)
             self._add(self._c(cid) if cid in self._contracts else None, -1)
-            c = model._figures(fact, facts, self.policy, today, frame[1], factors)
+            c = model._figures(fact, facts, self.policy, today, frame[1], factors, found)
             self._contracts[cid], self._keys[cid] = c, key
             self._add(c, 1)
             touched.add(cid)
@@ -341,10 +342,13 @@ class Running:
             self._partners[pid][name] += sign * p
         for pid in {pid for pid, _, _ in c.additions}:
             self._partner_refs[pid] += sign
+        steps = self._steps
         for day, rate in c.changes.items():
-            self._steps[day] += sign * rate
-            if not self._steps[day]:
-                del self._steps[day]  # no step that day (a cut with no change moves no figure)
+            step = steps[day] + rate if sign > 0 else steps[day] - rate
+            if step:
+                steps[day] = step
+            else:
+                del steps[day]  # no step that day (a cut with no change moves no figure)
 
     def _holder(self, slot: Slot, before: str | None = None) -> ContractFigures | None:
         """The contract shown as replacing a need (as `project` picks it): the last active
@@ -379,10 +383,9 @@ class Running:
         fact = self.facts.needs.get(slot) if self.facts else None
         if fact is None:
             return
-        old = {self._need_keys[slot]: self._need_rows[slot]} if slot in self._need_keys else {}
-        rows: dict[Any, dict[str, Any]] = {}
-        self._need_rows[slot] = model._need_row(old, rows, slot[0], slot[1], fact, self._holder(slot))
-        self._need_keys[slot] = next(iter(rows))
+        key = model.need_key(fact, self._holder(slot))
+        if self._need_keys.get(slot) != key:  # else as it stands
+            self._need_rows[slot], self._need_keys[slot] = model.need_row(*slot, fact, key), key
 
     # -- the document ------------------------------------------------------------------------
 

@@ -137,6 +137,7 @@ def test_rebuild_replays_the_streams_into_the_same_figures(
         again = subprocess.run([sys.executable, "-m", "services.cli", "savings", "rebuild"], env=env, cwd=ROOT,
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 0, again.stderr
+        assert "figures unchanged" in again.stdout, "the same events: the same document, tables and all"
         saved = r.hgetall(f"{prefix}:state:savings:snapshot")
         assert saved[b"generation"] == r.get(f"{prefix}:state:savings:generation"), "a snapshot of the rebuilt set"
         wait_for(lambda: figures_only(httpx.get(f"{proc.url}/savings", headers=READ).json()) == figures_only(expected), 10,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.money import from_pence, money_str, pence_str
+from shared.money import from_pence, money_str, pence, pence_of, pence_str
 
 
 @given(st.integers(-(10**20), 10**20))
@@ -31,3 +32,24 @@ def test_pence_at_the_edges() -> None:
 def test_what_is_not_an_int_takes_the_decimal_path() -> None:
     assert pence_str(Decimal(1205)) == "12.05"  # type: ignore[arg-type]
     assert pence_str(True) == "0.01"  # type: ignore[arg-type]
+
+
+@given(
+    st.integers(-(10**15), 10**15),
+    st.integers(1, 10**9),
+    st.integers(1, 10**6),
+)
+def test_pence_of_a_numerator_and_denominator_is_pence_of_their_fraction(n: int, d: int, k: int) -> None:
+    """`pence_of` rounds n/d without reducing it: scaled by any k, the same as `pence`."""
+    assert pence_of(n * k, d * k) == pence(Fraction(n, d)) == pence_of(n, d)
+
+
+@given(st.decimals(min_value=-(10**9), max_value=10**9, allow_nan=False, places=4))
+def test_a_savings_table_writes_money_as_the_decimal_path_does(amount: Decimal) -> None:
+    """The savings tables write non-negative amounts through whole pence (`model._d`): the
+    same text as `money_str`, negative amounts and zeros ("-0.00") included."""
+    from services.savings.model import _d
+
+    assert _d(amount) == money_str(amount)
+    assert _d(Decimal("-0.00")) == money_str(Decimal("-0.00")) == "-0.00"
+    assert _d(None) is None

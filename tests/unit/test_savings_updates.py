@@ -191,3 +191,23 @@ def test_updates_of_only_the_recomputed_contracts_bring_a_dashboard_to_the_whole
         "events_applied": len(events),
     }
     assert shown == {row["contract_id"]: {k: row[k] for k in ROW_FIELDS} for row in whole["contracts"]}
+
+
+def test_a_rebuild_puts_the_tables_together_only_when_the_rest_is_as_before() -> None:
+    """`rebuild.same_figures`: figures that differ outside the tables are told apart without
+    the tables; the same figures are compared whole (a row may differ with the totals the same)."""
+    from services.savings.rebuild import same_figures
+
+    asked: list[int] = []
+
+    def document(doc: dict[str, Any]) -> Any:
+        return lambda: asked.append(1) or doc
+
+    summary = {"portfolio": {"annual_saving": "10.00"}, "events_applied": 3}
+    whole = {**summary, "contracts": [{"contract_id": "c-1"}]}
+    assert not same_figures({}, summary, document(whole)) and asked == []  # a fresh projection
+    other = {**whole, "portfolio": {"annual_saving": "9.00"}}
+    assert not same_figures(other, summary, document(whole)) and asked == []
+    assert same_figures(whole, summary, document(whole)) and asked == [1]
+    row = {**whole, "contracts": [{"contract_id": "c-2"}]}
+    assert not same_figures(row, summary, document(whole)) and asked == [1, 1]

@@ -638,7 +638,9 @@ def _contract(
     fact: Fact, facts: Facts, policy: SavingsPolicy, today: date, found: dict[Slot, Fact | None]
 ) -> ContractFigures:
     award: TenderAwarded = fact.payload
-    missing = [f"{s.partner_id}/{s.need_id}" for s in award.partners if found[(s.partner_id, s.need_id)] is None]
+    missing = [
+        f"{s.partner_id}/{s.need_id}" for s in award.partners if found[(s.partner_id, s.need_id)] is None
+    ]
     estimated = award.annual_management_cost is None
     end = award.contract_end + DAY
     decommission = facts.decommissions.get(award.contract_id)
@@ -768,7 +770,9 @@ def _annual_shares(ph: Phase) -> dict[str, int]:
     return capped_split(pence(ph.baseline - ph.shared_cost), ph.weights, ph.caps)
 
 
-def _by_phase(c: ContractFigures, total: int, a: date, b: date, annual: list[dict[str, int]]) -> dict[str, int]:
+def _by_phase(
+    c: ContractFigures, total: int, a: date, b: date, annual: list[dict[str, int]]
+) -> dict[str, int]:
     """Split a contract's rounded `total` over [a, b) between its partners: each phase's part
     (the last takes the rounding) by that phase's partners, in proportion to their capped
     annual shares (`annual`: each phase's `_annual_shares`). With no exits there is one phase

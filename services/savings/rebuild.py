@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -62,20 +63,44 @@ return redis.call('INCR', KEYS[5])
 """
 
 
-async def _write(redis: Redis, events: str, seen: str, written: dict[str, bytes], now_ms: int) -> None:
-    """Add `written` (key -> the event's bytes) to the rebuilt set and its idempotency marks:
-    one HSET and one ZADD for the lot (a command per event cost a fifth of the rebuild, most of
-    it redis-py putting each command together). Empties `written`."""
-    if not written:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hset(events, mapping=written)  # type: ignore[arg-type]
-        pipe.zadd(seen, dict.fromkeys(written, now_ms))
-        await pipe.execute()
-    written.clear()
+class _Writes:
+    """The rebuilt set and its idempotency marks, written a chunk at a time: one HSET and one
+    ZADD for the chunk (a command per event cost a fifth of the rebuild, most of it redis-py
+    putting each command together), in flight while the next chunk is read and folded (Redis
+    works on another core meanwhile)."""
+
+    def __init__(self, redis: Redis, events: str, seen: str, now_ms: int) -> None:
+        self.redis, self.events, self.seen, self.now_ms = redis, events, seen, now_ms
+        self._flight: asyncio.Task[None] | None = None
+
+    async def add(self, written: dict[str, bytes]) -> None:
+        """Write `written` (key -> the event's bytes; the caller no longer changes it), once
+        the chunk before it is written."""
+        await self.drain()
+        if written:
+            self._flight = asyncio.create_task(self._write(written))
+
+    async def drain(self) -> None:
+        """Wait for what is in flight (its failure raised here)."""
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            await flight
+
+    def cancel(self) -> None:
+        """Give up what is in flight (the rebuild failed: its keys are written again next time)."""
+        if self._flight is not None:
+            self._flight.cancel()
+
+    async def _write(self, written: dict[str, bytes]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.events, mapping=written)  # type: ignore[arg-type]
+            pipe.zadd(self.seen, dict.fromkeys(written, self.now_ms))
+            await pipe.execute()
 
 
-def same_figures(before: dict[str, Any], summary: dict[str, Any], document: Callable[[], dict[str, Any]]) -> bool:
+def same_figures(
+    before: dict[str, Any], summary: dict[str, Any], document: Callable[[], dict[str, Any]]
+) -> bool:
     """Whether the whole document `before` equals the one now: its figures but the tables
     (`summary`) first, then the `document` whole, put together only when those are the same (its
     tables took 7 s at 1,000,000 events, and a rebuild into a fresh projection never needs them)."""
@@ -105,38 +130,49 @@ async def rebuild(
     done = skipped = archived = 0
     index = projection.new_index()
     fold = projection.fold
-    for stream in keys.values():
-        start = "-"
-        # the archive first (what was trimmed from Redis), then the stream from where it ends
-        written: dict[str, bytes] = {}  # a chunk's events, written in two commands
-        for entry_id, raw in archive.read(stream) if archive is not None else ():
-            start = "(" + entry_id
-            event = _parse(raw)
-            if event is None:
-                skipped += 1
-                continue
-            written[event.key] = raw
-            fold(index, event.key, event.payload())
-            archived += 1
-            if len(written) >= CHUNK:
-                await _write(redis, events_tmp, seen_tmp, written, now_ms)
-        await _write(redis, events_tmp, seen_tmp, written, now_ms)
-        while True:
-            chunk = await redis.xrange(stream, min=start, max="+", count=CHUNK)
-            if not chunk:
-                break
-            for entry_id, fields in chunk:
-                event = _parse(fields.get(b"event"))
+    writes = _Writes(redis, events_tmp, seen_tmp, now_ms)
+    reading: asyncio.Task[Any] | None = None
+    try:
+        for stream in keys.values():
+            start = "-"
+            # the archive first (what was trimmed from Redis), then the stream from where it ends
+            written: dict[str, bytes] = {}  # a chunk's events, written in two commands
+            for entry_id, raw in archive.read(stream) if archive is not None else ():
+                start = "(" + entry_id
+                event = _parse(raw)
                 if event is None:
                     skipped += 1
                     continue
-                written[event.key] = fields[b"event"]
+                written[event.key] = raw
                 fold(index, event.key, event.payload())
-            await _write(redis, events_tmp, seen_tmp, written, now_ms)
-            done += len(chunk)
-            progress.update(done)
-            last[stream] = chunk[-1][0].decode()
-            start = "(" + last[stream]
+                archived += 1
+                if len(written) >= CHUNK:
+                    await writes.add(written)
+                    written = {}
+            await writes.add(written)
+            # the next chunk is read while this one is folded
+            reading = asyncio.create_task(redis.xrange(stream, min=start, max="+", count=CHUNK))
+            while chunk := await reading:
+                last[stream] = chunk[-1][0].decode()
+                reading = asyncio.create_task(
+                    redis.xrange(stream, min="(" + last[stream], max="+", count=CHUNK)
+                )
+                written = {}
+                for _, fields in chunk:
+                    event = _parse(fields.get(b"event"))
+                    if event is None:
+                        skipped += 1
+                        continue
+                    written[event.key] = fields[b"event"]
+                    fold(index, event.key, event.payload())
+                await writes.add(written)
+                done += len(chunk)
+                progress.update(done)
+        await writes.drain()
+    finally:
+        writes.cancel()
+        if reading is not None:
+            reading.cancel()
     elapsed = progress.finish()
 
     swap = redis.register_script(SWAP)

@@ -62,10 +62,12 @@ READS: dict[str, tuple[str, ...]] = {
     "savings": SAVINGS_TYPES,
 }
 
-CONNECT = "+ping +hello +auth +client|setname +client|id +info"  # (CLIENT SETINFO: Redis 7.2+; redis-py ignores its refusal)
+# (CLIENT SETINFO: Redis 7.2+; redis-py ignores its refusal)
+CONNECT = "+ping +hello +auth +client|setname +client|id +info"
 SERVICE_COMMANDS = (
     "+xreadgroup +xack +xclaim +xautoclaim +xpending +xinfo +xgroup|create +xgroup|delconsumer +xadd +xrange "
-    "+xrevrange +xread +xlen +hset +hget +hmget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr +exists +del "
+    "+xrevrange +xread +xlen +hset +hget +hmget +hdel +hgetall +hlen +hscan +sadd +sismember +get +incr "
+    "+exists +del "
     "+zadd +zscore +zrangebyscore +zrem +zremrangebyscore +zremrangebyrank +xtrim +set +getdel "
     "+rename +scan +type +evalsha +eval +script|load +script|exists +multi +exec +discard " + CONNECT
 )

@@ -113,7 +113,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"viewer token {token}\n  (kept in {data_dir / 'viewer-token'}; "
         "`commissioning viewer issue NAME` issues more)\n"
         f"HTTP on http://{settings.http_host}:{settings.http_port} "
-        "(POST /events, GET /savings, /savings/stream, /health/ready, /metrics, /docs/asyncapi); Ctrl-C stops",
+        "(POST /events, GET /savings, /savings/stream, /health/ready, /metrics, /docs/asyncapi); "
+        "Ctrl-C stops",
         flush=True,
     )
     try:
@@ -167,7 +168,10 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     folder = settings.archive_dir
     result = _with_redis(
         lambda r, s: rebuild(
-            r, s, archive=Archive(folder, r, s) if folder else None, snapshot_every_s=settings.snapshot_every_s
+            r,
+            s,
+            archive=Archive(folder, r, s) if folder else None,
+            snapshot_every_s=settings.snapshot_every_s,
         )
     )
     print(
@@ -178,7 +182,8 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     )
     portfolio = result["portfolio"]
     print(
-        f"annual saving {gbp(portfolio['annual_saving'])}, projected {gbp(portfolio['projected_saving'])}, ROI {portfolio['roi']}"
+        f"annual saving {gbp(portfolio['annual_saving'])}, "
+        f"projected {gbp(portfolio['projected_saving'])}, ROI {portfolio['roi']}"
     )
     print("figures unchanged" if result["unchanged"] else f"figures changed; before: {result['before']}")
     return 0
@@ -247,7 +252,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.partners is None:
         return _fail(
-            "COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML), for partners' names"
+            "COMMISSIONING_PARTNERS is not set: give the path of the partner registry (TOML), "
+            "for partners' names"
         )
     try:
         registry = PartnerRegistry.load(settings.partners)
@@ -298,7 +304,8 @@ def cmd_acl(args: argparse.Namespace) -> int:
     creds.chmod(0o600)
     print(f"wrote {out} ({len(passwords)} users; load it with: redis-server --aclfile {out})")
     print(
-        f"wrote {creds} (the passwords, readable by you only): give each partner, service and dashboard its own"
+        f"wrote {creds} (the passwords, readable by you only): "
+        "give each partner, service and dashboard its own"
     )
     return 0
 

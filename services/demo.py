@@ -110,7 +110,8 @@ def report(case: str, f: dict[str, Any], out: TextIO) -> None:
     w = out.write
     w(f"\n{CASES[case]}\n")
     w(
-        f"  as of {f['as_of']}; horizon {f['horizon']['from']} to {f['horizon']['to']} ({f['horizon']['months']} months)\n"
+        f"  as of {f['as_of']}; horizon {f['horizon']['from']} to {f['horizon']['to']} "
+        f"({f['horizon']['months']} months)\n"
     )
     w(f"  baseline staff cost a year   {gbp(p['baseline_annual_cost']):>12}\n")
     w(f"  shared contracts' cost a year{gbp(p['shared_annual_cost']):>12}\n")
@@ -119,17 +120,20 @@ def report(case: str, f: dict[str, Any], out: TextIO) -> None:
     w(f"  projected over the horizon   {gbp(p['projected_saving']):>12}\n")
     w(f"  ROI                          {float(p['roi']):>12.0%}   payback {p['payback_date']}\n")
     w(
-        f"  NPV at {float(d['rate']):.1%}                {gbp(d['npv']):>12}   discounted ROI {float(d['roi']):.0%}, payback {d['payback_date']}\n"
+        f"  NPV at {float(d['rate']):.1%}                {gbp(d['npv']):>12}   "
+        f"discounted ROI {float(d['roi']):.0%}, payback {d['payback_date']}\n"
     )
     w("  contracts:\n")
     for c in f["contracts"]:
         w(
-            f"    {c['contract_id']:<28} {c['partners']:>2} partners  cost {gbp(c['shared_annual_cost']):>8}  saving {gbp(c['annual_saving']):>9} a year\n"
+            f"    {c['contract_id']:<28} {c['partners']:>2} partners  "
+            f"cost {gbp(c['shared_annual_cost']):>8}  saving {gbp(c['annual_saving']):>9} a year\n"
         )
     w("  year by year:\n")
     for y in f["years"]:
         w(
-            f"    year {y['year']}  {y['from']} to {y['to']}  {gbp(y['saving']):>10}  (discounted {gbp(y['discounted_saving'])}, cumulative {gbp(y['cumulative_saving'])})\n"
+            f"    year {y['year']}  {y['from']} to {y['to']}  {gbp(y['saving']):>10}  "
+            f"(discounted {gbp(y['discounted_saving'])}, cumulative {gbp(y['cumulative_saving'])})\n"
         )
 
 

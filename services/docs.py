@@ -64,7 +64,8 @@ def declare(router: RedisRouter, streams: Streams) -> None:
     router.publisher(
         stream=streams.rejected("{partner}"),
         title="rejected:publish",
-        description="Inbound entries not accepted, with a machine-readable reason; one stream per partner, `unknown` when the partner cannot be determined.",
+        description="Inbound entries not accepted, with a machine-readable reason; one stream per partner, "
+        "`unknown` when the partner cannot be determined.",
         schema=Rejection,
     )
     router.publisher(

@@ -33,7 +33,10 @@ from shared.streams import Streams
 log = structlog.get_logger("leases")
 
 # KEYS[1] the lease; ARGV[1] the holder, ARGV[2] ms: renew only a lease we still hold
-RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+RENEW = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+    "return 0"
+)
 # KEYS[1] the lease; ARGV[1] the holder: release only a lease we still hold
 RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
@@ -73,7 +76,8 @@ class Leases:
                 try:
                     await self.round()
                     OUTAGE.ok()
-                except Exception as e:  # noqa: BLE001 - Redis away: the leases run out, the servers are stopped below
+                # Redis away: the leases run out, the servers are stopped below
+                except Exception as e:  # noqa: BLE001
                     OUTAGE.failed(e, "lease round")
                 await asyncio.sleep(self.settings.lease_s / 3)
         finally:

@@ -180,7 +180,8 @@ class _BatchRouter:
 EVENT_API = AsyncAPI(
     title="Shared commissioning event API",
     version="1",
-    description="Redis Streams; every entry carries one CloudEvent (JSON) in the field `event`. See CONTRACT.md.",
+    description="Redis Streams; every entry carries one CloudEvent (JSON) in the field `event`. "
+    "See CONTRACT.md.",
 )
 HTTP_API = {
     "title": "Shared commissioning HTTP API",
@@ -391,7 +392,8 @@ async def serve(
         for i, p in enumerate(served)
     ]
     if len(servers) == 1:
-        await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type] - build_app checked it is set
+        # build_app checked that the URL is set
+        await check_redis(settings.redis_url, cluster=settings.cluster)  # type: ignore[arg-type]
         await servers[0].serve()
         return
     # every port bound before the partnerships' Redis connections take ephemeral ports from

@@ -8,16 +8,17 @@ the original bytes on `P:<type>` (what every other service reads); refused, on
 figure anywhere. The permission table and every reason code are in docs/authority.md.
 
 Deciding (`OwnerState.decide_pending`, in arrival order) happens as soon as a batch brings
-requests (`EventSetState.decide`), not at the cadence of what the owner derives. A
-request whose prerequisite has not been read yet (an award for a return: streams are read on
-their own) waits for it: it is refused with the code the rule gave once `wait_s` have passed
-since its arrival and the partnership's streams have had no backlog for `QUIET_S` (a
-service that is behind never refuses for being behind); later requests on the same object wait behind it, so each object's requests are
-decided in the order they came. Nor is a request decided while an earlier one is still on its
-way (read by a gateway and not yet forwarded, forwarded and not yet read, read and not yet
-stored: `_way`, seen in the same moment as the state's log). Each decision is written by one Lua step (shared/bus/decide.lua) that refuses to
-decide a request twice and to let two accepted requests claim the same slot (one return per
-period and partner, one decommissioning per contract...), so replicas deciding at once agree.
+requests (`EventSetState.decide`), not at the cadence of what the owner derives. A request whose
+prerequisite has not been read yet (an award for a return: streams are read on their own) waits
+for it: it is refused with the code the rule gave once `wait_s` have passed since its arrival
+and the partnership's streams have had no backlog for `QUIET_S` (a service that is behind never
+refuses for being behind); later requests on the same object wait behind it, so each object's
+requests are decided in the order they came. Nor is a request decided while an earlier one is
+still on its way (read by a gateway and not yet forwarded, forwarded and not yet read, read and
+not yet stored: `_way`, seen in the same moment as the state's log). Each decision is written by
+one Lua step (shared/bus/decide.lua) that refuses to decide a request twice and to let two
+accepted requests claim the same slot (one return per period and partner, one decommissioning
+per contract...), so replicas deciding at once agree.
 """
 
 from __future__ import annotations

@@ -39,11 +39,13 @@ class Decoded(BaseModel):
 
 def _model(event_type: str, payload: type[Payload]) -> type[Decoded]:
     name = "Decoded_" + "".join(part.title() for part in event_type.replace(".", "_").split("_"))
-    return create_model(name, __base__=Decoded, type=(Literal[event_type], ...), data=(payload, ...))  # type: ignore[call-overload,no-any-return]
+    fields: dict[str, Any] = {"type": (Literal[event_type], ...), "data": (payload, ...)}
+    return create_model(name, __base__=Decoded, **fields)  # type: ignore[no-any-return]
 
 
 _MODELS = tuple(_model(t, p) for t, p in PAYLOADS.items())
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[Union[_MODELS], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
+_ONE_OF = Union[_MODELS]  # type: ignore[valid-type]  # noqa: UP007 - a union of classes made at run time
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[_ONE_OF, Field(discriminator="type")])
 
 
 _BY_TYPE: dict[str, type[Decoded]] = {t: m for t, m in zip(PAYLOADS, _MODELS, strict=True)}

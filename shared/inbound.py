@@ -218,7 +218,8 @@ def _validate(
             return Rejected(
                 partner.id,
                 "stale_date",
-                f"submitted_on {payload.submitted_on} is more than {bid_date_tolerance_days} days from today ({today})",
+                f"submitted_on {payload.submitted_on} is more than {bid_date_tolerance_days} days "
+                f"from today ({today})",
             )
 
     return Accepted(partner.id, event, payload, raw)

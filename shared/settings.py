@@ -134,8 +134,9 @@ class Settings(BaseSettings):
     def _oidc_complete(self) -> Settings:
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret and self.oidc_allowed):
             raise ValueError(
-                "COMMISSIONING_OIDC_ISSUER needs COMMISSIONING_OIDC_CLIENT_ID, COMMISSIONING_OIDC_CLIENT_SECRET "
-                "and COMMISSIONING_OIDC_ALLOWED (the e-mail addresses or @domains that may read)"
+                "COMMISSIONING_OIDC_ISSUER needs COMMISSIONING_OIDC_CLIENT_ID, "
+                "COMMISSIONING_OIDC_CLIENT_SECRET and COMMISSIONING_OIDC_ALLOWED "
+                "(the e-mail addresses or @domains that may read)"
             )
         return self
 

@@ -250,7 +250,8 @@ def check_request(reg: Register, policy: ContractsPolicy, payload: Payload) -> V
             if not a.contract_start <= payload.proposed_on < payload.effective_date <= a.contract_end + DAY:
                 raise Refused(
                     "outside_term",
-                    f"proposed on {payload.proposed_on}, effective {payload.effective_date}: both must lie in {term}",
+                    f"proposed on {payload.proposed_on}, effective {payload.effective_date}: "
+                    f"both must lie in {term}",
                 )
             return (f"proposal:{cid}",)
     raise TypeError(f"the contracts service does not decide {type(payload).__name__}")

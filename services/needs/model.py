@@ -181,7 +181,8 @@ def check_request(reg: Register, policy: NeedsPolicy, payload: Payload) -> Verdi
             if payload.partner_id not in {n.partner_id for n in group.needs}:
                 raise Refused(
                     "not_in_opportunity",
-                    f"{payload.partner_id} has no need in {payload.opportunity_id}: only its partners decide on it",
+                    f"{payload.partner_id} has no need in {payload.opportunity_id}: "
+                    "only its partners decide on it",
                 )
     return ()
 
@@ -252,7 +253,8 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
             baseline,
             Decimal(0),
             None,
-            f"{arrangements} separate arrangements stay as they are, costing {gbp(baseline)} a year to administer",
+            f"{arrangements} separate arrangements stay as they are, "
+            f"costing {gbp(baseline)} a year to administer",
         ),
     ]
     best = max(options[:2], key=lambda o: Decimal(o["annual_saving"]))

@@ -72,7 +72,10 @@ class ProcurementPolicy(BaseModel):
 def route(req: TenderRequested, lead_kind: str, policy: ProcurementPolicy) -> tuple[str, str, Decimal]:
     """(route, why, lifetime value) for a tender."""
     lifetime = req.estimated_annual_value * req.term_months / 12
-    value = f"£{lifetime:,.2f} lifetime value ({req.term_months} months at £{req.estimated_annual_value:,.2f} a year)"
+    value = (
+        f"£{lifetime:,.2f} lifetime value "
+        f"({req.term_months} months at £{req.estimated_annual_value:,.2f} a year)"
+    )
     if req.service_category in policy.light_touch_categories:
         threshold, regime = policy.light_touch_threshold, "light-touch regime for social and health services"
     elif lead_kind == "nhs":

@@ -942,7 +942,8 @@ def project(
             other = in_contract.get(slot)
             if other is not None and other.status == "active" and c.status == "active":
                 warnings.append(
-                    f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: {other.award.contract_id}, {c.award.contract_id}"
+                    f"need {s.partner_id}/{s.need_id} is replaced by two active contracts: "
+                    f"{other.award.contract_id}, {c.award.contract_id}"
                 )
             if other is None or c.status == "active":
                 in_contract[slot] = c

@@ -463,7 +463,8 @@ def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> l
 def _touched(effects: Sequence[tuple[Entry | None, Effect]]) -> list[str | bytes]:
     """The keys the effects' commands touch, for apply.lua's KEYS: every command an effect
     holds (XADD, HSET, ZADD, ...) has its one key first."""
-    return list(dict.fromkeys(cmd[1] for _, effect in effects for cmd in effect.commands))  # type: ignore[misc]
+    keys = (cmd[1] for _, effect in effects for cmd in effect.commands)
+    return list(dict.fromkeys(keys))  # type: ignore[arg-type]
 
 
 def _s(value: bytes | str) -> str:

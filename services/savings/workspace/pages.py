@@ -134,7 +134,8 @@ class Workspace:
         @page.get("/workspace/audit")
         async def audit(q: str = "", reader: Reader = signed_in) -> Response:
             # who reads: a partner sees the messages of its own refusals
-            return await self.audit(q, reader)  # type: ignore[arg-type] - reads.page answers for a missing one
+            # reads.page answers for a missing one
+            return await self.audit(q, reader)  # type: ignore[arg-type]
 
         files = APIRouter(tags=["workspace"], dependencies=[Depends(reads.api)], responses=UNAUTHENTICATED)
         files.add_api_route(

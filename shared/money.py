@@ -181,5 +181,6 @@ def gbp(amount: Decimal | str, whole: bool = True) -> str:
         value = value.quantize(Decimal(1), rounding=ROUND_HALF_UP)
         text = f"£{abs(value):,.0f}"
     else:
+        value = to_pence(value)  # to the penny, half up: the one rounding rule
         text = f"£{abs(value):,.2f}"
     return f"\u2212{text}" if value < 0 else text

@@ -16,6 +16,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from shared.money import gbp
+
 #: the canonical streams the export reads (P:<type>); bids are on P:sealed:bid.submitted
 TYPES = (
     "need.identified",
@@ -215,7 +217,7 @@ class Builder:
             "description": f"{len(planned)} partners' needs ({arrangements} current arrangements): "
             + "; ".join(
                 f.data["need_id"]
-                + ("" if self.public else f" £{Decimal(f.data['annual_budget']):,.2f} a year")
+                + ("" if self.public else f" {gbp(f.data['annual_budget'], whole=False)} a year")
                 for f in planned
             ),
         }
@@ -291,7 +293,7 @@ class Builder:
             "period": {"startDate": _day(d["contract_start"]), "endDate": _day(d["contract_end"])},
             "value": _amount(_total(d["annual_value"], d["contract_start"], d["contract_end"])),
             "description": f"{d['commissioning_model'].replace('_', ' ')}, "
-            f"£{Decimal(d['annual_value']):,.2f} a year, "
+            f"{gbp(d['annual_value'], whole=False)} a year, "
             f"{len(d['partners'])} partners' needs",
         }
         return self._release(

@@ -37,7 +37,7 @@ from shared.events import (
     TenderEvaluationSubmitted,
     TenderRequested,
 )
-from shared.money import money_str
+from shared.money import gbp, money_str
 
 LIGHT_TOUCH = (
     "advocacy",
@@ -73,8 +73,8 @@ def route(req: TenderRequested, lead_kind: str, policy: ProcurementPolicy) -> tu
     """(route, why, lifetime value) for a tender."""
     lifetime = req.estimated_annual_value * req.term_months / 12
     value = (
-        f"£{lifetime:,.2f} lifetime value "
-        f"({req.term_months} months at £{req.estimated_annual_value:,.2f} a year)"
+        f"{gbp(lifetime, whole=False)} lifetime value "
+        f"({req.term_months} months at {gbp(req.estimated_annual_value, whole=False)} a year)"
     )
     if req.service_category in policy.light_touch_categories:
         threshold, regime = policy.light_touch_threshold, "light-touch regime for social and health services"
@@ -84,18 +84,21 @@ def route(req: TenderRequested, lead_kind: str, policy: ProcurementPolicy) -> tu
         threshold, regime = policy.sub_central_threshold, "sub-central threshold"
     if lifetime >= threshold:
         name = "regulated_light_touch" if "light-touch" in regime else "regulated_open"
-        why = f"{value} is at or above the £{threshold:,.2f} {regime}: the regulated procedure"
+        why = f"{value} is at or above the {gbp(threshold, whole=False)} {regime}: the regulated procedure"
     elif lifetime >= policy.quotation_below:
         name, why = (
             "competitive_tender",
-            f"{value} is at or above £{policy.quotation_below:,.0f} and below the £{threshold:,.2f} {regime}",
+            (
+                f"{value} is at or above {gbp(policy.quotation_below)} "
+                f"and below the {gbp(threshold, whole=False)} {regime}"
+            ),
         )
     elif req.kind == "project" and lifetime < policy.grant_below:
-        name, why = "grant_funding", f"a small project: {value} is below £{policy.grant_below:,.0f}"
+        name, why = "grant_funding", f"a small project: {value} is below {gbp(policy.grant_below)}"
     else:
-        name, why = "request_for_quotations", f"{value} is below £{policy.quotation_below:,.0f}"
+        name, why = "request_for_quotations", f"{value} is below {gbp(policy.quotation_below)}"
     if lifetime >= policy.lots_from and not req.lots:
-        why += f"; a contract this large should be offered in lots (from £{policy.lots_from:,.0f})"
+        why += f"; a contract this large should be offered in lots (from {gbp(policy.lots_from)})"
     return name, why, lifetime
 
 
@@ -240,8 +243,9 @@ def _check_shares(
     if given and (len(given) != len(shares) or sum(given, Decimal(0)) != value):
         raise Refused(
             "contributions_mismatch",
-            f"contributions given must come from every partner and sum to the {what} £{value:,.2f}; "
-            f"they sum to £{sum(given, Decimal(0)):,.2f} from {len(given)} of {len(shares)} partners",
+            f"contributions given must come from every partner and sum to the {what} "
+            f"{gbp(value, whole=False)}; they sum to {gbp(sum(given, Decimal(0)), whole=False)} "
+            f"from {len(given)} of {len(shares)} partners",
         )
     unread = []
     for s in shares:

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.savings.workspace.model import ContractRow, Overview, Pipeline
+from shared.money import money_str
 
 OPTION_NAMES = {
     "aligned_budgets": "lead commissioner (aligned budgets)",
@@ -114,7 +115,7 @@ def build(overview: Overview, rows: tuple[ContractRow, ...], pipe: Pipeline) -> 
 
 
 def _m(x: Decimal | None) -> str:
-    return "" if x is None else f"{x:.2f}"
+    return "" if x is None else money_str(x)
 
 
 def to_csv(report: Report) -> str:

@@ -53,3 +53,14 @@ def test_a_savings_table_writes_money_as_the_decimal_path_does(amount: Decimal) 
     assert _d(amount) == money_str(amount)
     assert _d(Decimal("-0.00")) == money_str(Decimal("-0.00")) == "-0.00"
     assert _d(None) is None
+
+
+def test_money_in_messages_is_rounded_half_up_like_every_figure() -> None:
+    """`gbp(x, whole=False)` writes pounds and pence rounded half up (`pence`'s rule), not by
+    format()'s half even: a tender's lifetime value is an annual value times months over 12."""
+    from shared.money import gbp
+
+    assert gbp(Decimal("1000.005"), whole=False) == "£1,000.01"  # half even: £1,000.00
+    assert gbp(Decimal("2.125"), whole=False) == "£2.13"
+    assert gbp(Decimal("-2.125"), whole=False) == "\u2212£2.13"
+    assert gbp(Decimal("12345.5")) == "£12,346"

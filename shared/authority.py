@@ -189,6 +189,10 @@ class OwnerState(EventSetState[I]):
         #: the earliest request still on its way somewhere (`_on_its_way`): nothing that arrived
         #: after it is decided before it
         self._horizon: tuple[int, int] | None = None
+        #: the arrival of each request the last look found unread (`_on_its_way`): the same
+        #: entries come back look after look until the owner's group reads them, and working
+        #: out each one's arrival again was 5% of `serve`'s samples at 8,000 contracts
+        self._unread_arrivals: dict[tuple[str, str], tuple[int, int]] = {}
         self._unplaced: set[str] = set()  # pending requests whose arrival is still to be read
         #: moves on whenever a fact is folded: a request told to wait is judged again only then
         self._version = 0
@@ -244,7 +248,13 @@ class OwnerState(EventSetState[I]):
         if way.unread is None:  # too many to look at: nothing is decided until they are read
             earliest.append((0, 0))
         else:  # a request's own arrival is its inbound entry
-            earliest += [arrival(*entry) for entry in way.unread]
+            known, arrivals = self._unread_arrivals, {}
+            for entry in way.unread:
+                at = known.get(entry)
+                arrivals[entry] = at if at is not None else arrival(*entry)
+            self._unread_arrivals = arrivals  # those still unread: forgotten once read
+            if arrivals:
+                earliest.append(min(arrivals.values()))
         if way.unhandled is not None:
             earliest.append(arrival(*way.unhandled))
         self._horizon = min(earliest, default=None)

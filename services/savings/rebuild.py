@@ -132,47 +132,50 @@ async def rebuild(
     fold = projection.fold
     writes = _Writes(redis, events_tmp, seen_tmp, now_ms)
     reading: asyncio.Task[Any] | None = None
-    try:
-        for stream in keys.values():
-            start = "-"
-            # the archive first (what was trimmed from Redis), then the stream from where it ends
-            written: dict[str, bytes] = {}  # a chunk's events, written in two commands
-            for entry_id, raw in archive.read(stream) if archive is not None else ():
-                start = "(" + entry_id
-                event = _parse(raw)
-                if event is None:
-                    skipped += 1
-                    continue
-                written[event.key] = raw
-                fold(index, event.key, event.payload())
-                archived += 1
-                if len(written) >= CHUNK:
-                    await writes.add(written)
-                    written = {}
-            await writes.add(written)
-            # the next chunk is read while this one is folded
-            reading = asyncio.create_task(redis.xrange(stream, min=start, max="+", count=CHUNK))
-            while chunk := await reading:
-                last[stream] = chunk[-1][0].decode()
-                reading = asyncio.create_task(
-                    redis.xrange(stream, min="(" + last[stream], max="+", count=CHUNK)
-                )
-                written = {}
-                for _, fields in chunk:
-                    event = _parse(fields.get(b"event"))
+    # no collection while the state is read whole (shared.collector: each would scan again the
+    # millions of objects read so far, all of which stay)
+    with collector.paused():
+        try:
+            for stream in keys.values():
+                start = "-"
+                # the archive first (what was trimmed from Redis), then the stream from where it ends
+                written: dict[str, bytes] = {}  # a chunk's events, written in two commands
+                for entry_id, raw in archive.read(stream) if archive is not None else ():
+                    start = "(" + entry_id
+                    event = _parse(raw)
                     if event is None:
                         skipped += 1
                         continue
-                    written[event.key] = fields[b"event"]
+                    written[event.key] = raw
                     fold(index, event.key, event.payload())
+                    archived += 1
+                    if len(written) >= CHUNK:
+                        await writes.add(written)
+                        written = {}
                 await writes.add(written)
-                done += len(chunk)
-                progress.update(done)
-        await writes.drain()
-    finally:
-        writes.cancel()
-        if reading is not None:
-            reading.cancel()
+                # the next chunk is read while this one is folded
+                reading = asyncio.create_task(redis.xrange(stream, min=start, max="+", count=CHUNK))
+                while chunk := await reading:
+                    last[stream] = chunk[-1][0].decode()
+                    reading = asyncio.create_task(
+                        redis.xrange(stream, min="(" + last[stream], max="+", count=CHUNK)
+                    )
+                    written = {}
+                    for _, fields in chunk:
+                        event = _parse(fields.get(b"event"))
+                        if event is None:
+                            skipped += 1
+                            continue
+                        written[event.key] = fields[b"event"]
+                        fold(index, event.key, event.payload())
+                    await writes.add(written)
+                    done += len(chunk)
+                    progress.update(done)
+            await writes.drain()
+        finally:
+            writes.cancel()
+            if reading is not None:
+                reading.cancel()
     elapsed = progress.finish()
 
     swap = redis.register_script(SWAP)

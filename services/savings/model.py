@@ -567,11 +567,7 @@ def _m(p: int) -> str:
 
 
 def _d(x: Decimal | None) -> str | None:
-    if x is None:
-        return None
-    # in whole pence through integers (`pence_str`: a fifth of the time), but for a negative
-    # amount or zero (written as Decimal writes it, "-0.00" included)
-    return money_str(x) if x.is_signed() else pence_str(pence(x))
+    return None if x is None else money_str(x)
 
 
 @dataclass(frozen=True)

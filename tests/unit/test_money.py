@@ -8,12 +8,12 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.money import from_pence, money_str, pence, pence_of, pence_str
+from shared.money import from_pence, money_str, pence, pence_of, pence_str, to_pence
 
 
 @given(st.integers(-(10**20), 10**20))
 def test_pence_are_written_as_the_decimal_path_writes_them(p: int) -> None:
-    assert pence_str(p) == money_str(from_pence(p))
+    assert pence_str(p) == money_str(from_pence(p)) == f"{to_pence(from_pence(p)):.2f}"
 
 
 def test_pence_at_the_edges() -> None:
@@ -45,12 +45,13 @@ def test_pence_of_a_numerator_and_denominator_is_pence_of_their_fraction(n: int,
 
 
 @given(st.decimals(min_value=-(10**9), max_value=10**9, allow_nan=False, places=4))
-def test_a_savings_table_writes_money_as_the_decimal_path_does(amount: Decimal) -> None:
-    """The savings tables write non-negative amounts through whole pence (`model._d`): the
-    same text as `money_str`, negative amounts and zeros ("-0.00") included."""
+def test_money_is_written_as_the_decimal_path_writes_it(amount: Decimal) -> None:
+    """`money_str` writes non-negative amounts through whole pence: the same text as Decimal's
+    own rounding to the penny, half up, negative amounts and zeros ("-0.00") included; the
+    savings tables write theirs with it (`model._d`)."""
     from services.savings.model import _d
 
-    assert _d(amount) == money_str(amount)
+    assert _d(amount) == money_str(amount) == f"{to_pence(amount):.2f}"
     assert _d(Decimal("-0.00")) == money_str(Decimal("-0.00")) == "-0.00"
     assert _d(None) is None
 

@@ -108,6 +108,10 @@ class Running:
         self._ends_of: Facts | None = None
         #: each partner's row as last written out, with the pence it was written from
         self._partner_rows: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
+        #: partners whose figures a contract moved since their rows were last looked at (None:
+        #: every partner, after a reset or a restore), and those with an investment then
+        self._moved: set[str] | None = None
+        self._invested: set[str] = set()
         #: reads a `Packed` contract's figures (set by the snapshot restored)
         self.unpack: Callable[[Packed], ContractFigures] | None = None
 
@@ -284,6 +288,7 @@ class Running:
         self._years_disc: list[int] = [0] * len(frame[1])
         self._partners: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._partner_refs: Counter[str] = Counter()  # contracts giving a partner a row
+        self._moved = None
         self._steps: defaultdict[date, Fraction] = defaultdict(Fraction)
         self._warnings: dict[str, list[str]] = {}
         self._need_rows: dict[Slot, dict[str, Any]] = {}
@@ -342,6 +347,8 @@ class Running:
             self._partners[pid][name] += sign * p
         for pid in {pid for pid, _, _ in c.additions}:
             self._partner_refs[pid] += sign
+            if self._moved is not None:
+                self._moved.add(pid)
         steps = self._steps
         for day, rate in c.changes.items():
             step = steps[day] + rate if sign > 0 else steps[day] - rate
@@ -419,10 +426,10 @@ class Running:
                     timeline_disc.append((a, min(b, span[1]), rate * factor**k))
         payback = model._payback(timeline, Fraction(invest_p, 100))
         payback_disc = model._payback(timeline_disc, Fraction(invest_disc_p, 100))
-        partners = {pid: dict(self._partners[pid]) for pid, n in self._partner_refs.items() if n > 0}
+        invested: dict[str, int] = {}
         for f in facts.investments.values():
-            row = partners.setdefault(f.payload.partner_id, {})
-            row["investment"] = row.get("investment", 0) + pence(f.payload.amount)
+            pid = f.payload.partner_id
+            invested[pid] = invested.get(pid, 0) + pence(f.payload.amount)
         years, cumulative = [], 0
         for k, (b0, b1) in enumerate(buckets):
             cumulative += self._years[k]
@@ -464,13 +471,32 @@ class Running:
                 "months": self.policy.horizon_months,
             },
             "years": years,
-            "partners": [self._partner_row(pid, row) for pid, row in sorted(partners.items())],
+            "partners": self._partner_table(invested),
         }
 
+    def _partner_table(self, invested: dict[str, int]) -> list[dict[str, Any]]:
+        """Every partner's row, in id order: those with a contract, and those with an
+        investment (pence, by partner). Every update lists every partner, and most did not
+        change: only the rows of partners a contract moved since (`_moved`), or with an
+        investment now or at the last look, are looked at again (at 50 partners, looking at
+        each was a third of an update's time)."""
+        moved, self._moved = self._moved, set()
+        again = None if moved is None else moved | invested.keys() | self._invested
+        self._invested = set(invested)
+        refs, rows = self._partner_refs, []
+        for pid in sorted({pid for pid, n in refs.items() if n > 0} | invested.keys()):
+            kept = self._partner_rows.get(pid)
+            if kept is None or again is None or pid in again:
+                figures: dict[str, int] = dict(self._partners[pid]) if refs.get(pid, 0) > 0 else {}
+                if pid in invested:
+                    figures["investment"] = figures.get("investment", 0) + invested[pid]
+                rows.append(self._partner_row(pid, figures))
+            else:
+                rows.append(dict(kept[1]))  # a copy: the document's reader may change it
+        return rows
+
     def _partner_row(self, pid: str, figures: dict[str, int]) -> dict[str, Any]:
-        """A partner's row of the document. Every update lists every partner, and most did
-        not change: a row is written out again only when its figures moved (formatting them
-        was a third of an update's time at 50 partners)."""
+        """A partner's row of the document, written out again only when its figures moved."""
         key = tuple(figures.get(k, 0) for k in model._PARTNER_FIGURES)  # pence
         kept = self._partner_rows.get(pid)
         if kept is None or kept[0] != key:

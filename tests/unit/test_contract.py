@@ -138,6 +138,29 @@ def test_cloudevent_round_trip_keeps_money_as_strings() -> None:
     assert back.key == "/services/needs e-1"
 
 
+def test_event_bytes_are_compact_utf8_json_with_nulls_in_data_kept() -> None:
+    """`to_json` writes what `json.dumps(..., separators=(",", ":"), ensure_ascii=False)` of the
+    dumped envelope writes, byte for byte: no spaces, text as UTF-8 (controls and quotes
+    escaped), nulls in `data` kept, the envelope's own unset attributes left out, extension
+    attributes after `data`."""
+    data = {
+        "note": 'quote " backslash \\ tab \t nul \x00 line sep \u2028 accents éü emoji \U0001f600',
+        "nothing": None,
+        "nested": {"list": [None, 1, "2", {"deep": None}], "big": 10**30, "empty": {}},
+    }
+    for ev in (
+        CloudEvent(specversion="1.0", id="e-1", source="/s", type="x.y", data=data, correlationid="c-1"),
+        new_event(NeedIdentified.model_validate(need_data()), source="/services/needs", event_id="e-2"),
+    ):
+        expected = json.dumps(
+            ev.model_dump(mode="json", exclude_none=True), separators=(",", ":"), ensure_ascii=False
+        ).encode()
+        assert to_json(ev) == expected
+        assert CloudEvent.parse(to_json(ev)) == ev
+    bare = to_json(CloudEvent(specversion="1.0", id="e", source="/s", type="t", data=data))
+    assert b'"nothing":null' in bare and b'"time"' not in bare
+
+
 def test_cloudevent_envelope_rules() -> None:
     CloudEvent.model_validate(event(need_data(), correlationid="abc"))
     with pytest.raises(ValidationError):

@@ -16,9 +16,11 @@ Pure functions of the set of events; no I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,9 +67,14 @@ class Register:
     #: categories an event changed since the service last matched (`Opportunities`)
     touched: set[str] = field(default_factory=set)
 
-    def current(self, category: str | None = None) -> list[NeedIdentified]:
-        """The current needs (of one category), withdrawn ones left out."""
+    def current(self, category: str | None = None, ordered: bool = True) -> list[NeedIdentified]:
+        """The current needs (of one category), withdrawn ones left out; by partner and need id,
+        or as they come when not `ordered` (matching puts them in an order of its own: sorting
+        them here too was a quarter of matching a category)."""
         slots = self.needs if category is None else self.in_category.get(category, ())
+        if not ordered:
+            needs = self.needs
+            return [p for s in slots if not isinstance(p := needs[s].payload, NeedWithdrawn)]
         return [
             v.payload
             for _, v in sorted((s, self.needs[s]) for s in slots)
@@ -125,24 +132,25 @@ class Group:
     window_end: date
 
 
+_MATCH_ORDER = attrgetter("current_arrangements_end", "partner_id", "need_id")
+
+
 def match(needs: list[NeedIdentified], policy: NeedsPolicy) -> list[Group]:
+    """The groups the needs make, whatever order they come in."""
     by_category: dict[str, list[NeedIdentified]] = {}
     for n in needs:
         if n.open_to_sharing:
             by_category.setdefault(n.service_category, []).append(n)
     groups = []
     for category, candidates in sorted(by_category.items()):
-        candidates.sort(key=lambda n: (n.current_arrangements_end, n.partner_id, n.need_id))
-        i = 0
+        candidates.sort(key=_MATCH_ORDER)  # a total order: slots are unique
+        ends = [n.current_arrangements_end for n in candidates]  # in order
+        floor, i = policy.floor, 0
         while i < len(candidates):
-            start = candidates[i].current_arrangements_end
-            limit = add_months(start, policy.window_months)
-            j = i
-            while j < len(candidates) and candidates[j].current_arrangements_end <= limit:
-                j += 1
+            start = ends[i]
+            j = bisect_right(ends, add_months(start, policy.window_months), i)
             members = tuple(candidates[i:j])
-            anchors = [n for n in members if n.annual_budget >= policy.floor]
-            if anchors and len({n.partner_id for n in members}) >= 2:
+            if any(n.annual_budget >= floor for n in members) and len({n.partner_id for n in members}) >= 2:
                 groups.append(
                     Group(
                         f"{category}-{start:%Y-%m}",
@@ -172,7 +180,7 @@ def check_request(reg: Register, policy: NeedsPolicy, payload: Payload) -> Verdi
         case OpportunityJoined() | OpportunityDeclined():
             # matching is within a category, and an opportunity's id names its own: only that
             # category's needs are matched (not every need of the partnership for each decision)
-            needs = reg.current(category_of(payload.opportunity_id))
+            needs = reg.current(category_of(payload.opportunity_id), ordered=False)
             group = next(
                 (g for g in match(needs, policy) if g.opportunity_id == payload.opportunity_id), None
             )
@@ -190,23 +198,32 @@ def check_request(reg: Register, policy: NeedsPolicy, payload: Payload) -> Verdi
 # -- appraisal ------------------------------------------------------------------------------
 
 
-def _lead(needs: list[NeedIdentified], offers: set[str]) -> str | None:
-    """The largest contributor (annual budget in this opportunity), among those who offered to
-    lead if any did; ties to the partner id that sorts first."""
-    budgets: dict[str, Decimal] = {}
-    for n in needs:
-        budgets[n.partner_id] = budgets.get(n.partner_id, Decimal(0)) + n.annual_budget
+def _lead(budgets: dict[str, Decimal], offers: set[str]) -> str | None:
+    """The largest contributor (annual budget in this opportunity, by partner), among those
+    who offered to lead if any did; ties to the partner id that sorts first."""
     pool = {p: b for p, b in budgets.items() if p in offers} or budgets
     return min(pool, key=lambda p: (-pool[p], p)) if pool else None
 
 
 def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, Any]:
-    """The opportunity's payload (OpportunityIdentified fields but `revision`)."""
+    """The opportunity's payload (OpportunityIdentified fields but `revision`). A category may
+    hold thousands of needs from a few dozen partners: each partner's decision and sums are
+    worked out once, not for each of its needs."""
+    # each partner's arrangements, resource cost and budget in the group, in order of appearance
+    sums: dict[str, list[Any]] = {}
+    for n in group.needs:
+        held = sums.get(n.partner_id)
+        if held is None:
+            sums[n.partner_id] = [n.current_arrangements, n.current_annual_resource_cost, n.annual_budget]
+        else:
+            held[0] += n.current_arrangements
+            held[1] += n.current_annual_resource_cost
+            held[2] += n.annual_budget
     decisions = {}
     offers = set()
-    for n in group.needs:
-        d = reg.decision(group.opportunity_id, n.partner_id)
-        decisions[n.partner_id] = (
+    for pid in sums:
+        d = reg.decision(group.opportunity_id, pid)
+        decisions[pid] = (
             "declined"
             if isinstance(d, OpportunityDeclined)
             else "joined"
@@ -214,21 +231,21 @@ def appraise(group: Group, reg: Register, policy: SavingsPolicy) -> dict[str, An
             else "undecided"
         )
         if isinstance(d, OpportunityJoined) and d.offers_to_lead:
-            offers.add(n.partner_id)
-    joined = [n for n in group.needs if decisions[n.partner_id] == "joined"]
-    active = [n for n in group.needs if decisions[n.partner_id] != "declined"]
-    if len({n.partner_id for n in joined}) >= 2:
+            offers.add(pid)
+    joined = [pid for pid, d in decisions.items() if d == "joined"]
+    active = [pid for pid, d in decisions.items() if d != "declined"]
+    if len(joined) >= 2:
         status, basis = "proposed", joined
-    elif len({n.partner_id for n in active}) >= 2:
+    elif len(active) >= 2:
         status, basis = "open", active
     else:
         status, basis = "not_viable", active
 
-    partners = sorted({n.partner_id for n in basis})
+    partners = sorted(basis)
     count = len(partners)
-    arrangements = sum(n.current_arrangements for n in basis)
-    baseline = sum((n.current_annual_resource_cost for n in basis), Decimal(0))
-    lead = _lead(basis, offers) if count >= 2 else None
+    arrangements = sum(sums[pid][0] for pid in basis)
+    baseline = sum((sums[pid][1] for pid in basis), Decimal(0))
+    lead = _lead({pid: sums[pid][2] for pid in basis}, offers) if count >= 2 else None
     aligned_cost = policy.shared_cost(count)
     stand_alone_cost = policy.shared_cost(1) * count
     options = [
@@ -336,7 +353,10 @@ def opportunities(
     reg: Register, policy: NeedsPolicy, savings: SavingsPolicy, categories: set[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """The opportunities the needs make (of some categories only: matching is per category)."""
-    needs = reg.current() if categories is None else [n for c in sorted(categories) for n in reg.current(c)]
+    if categories is None:
+        needs = reg.current(ordered=False)
+    else:
+        needs = [n for c in sorted(categories) for n in reg.current(c, ordered=False)]
     return {g.opportunity_id: appraise(g, reg, savings) for g in match(needs, policy)}
 
 

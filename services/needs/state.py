@@ -85,6 +85,7 @@ class NeedsState(OwnerState[Register]):
             scope = self.matched.refresh_category(reg, category)
             scope |= {oid for oid in published if category_of(oid) == category}
             visited.add(category)
+            await asyncio.sleep(0)  # what waits meanwhile runs between matching and publishing
             await self._publish(scope)
             until = loop.time() + DERIVE_SHARE * (loop.time() - started)
             while (now := loop.time()) < until and not self._quiet(now):

@@ -107,6 +107,23 @@ def test_only_joined_partners_are_carried_forward() -> None:
     assert offered["lead_partner_id"] == "a", "partners can say otherwise"
 
 
+def test_a_partners_needs_count_together_for_the_lead_and_the_costs() -> None:
+    """Partner a's three small needs outweigh b's one large one (the lead is the largest
+    contributor by its needs' budgets together); the baseline and arrangements sum every need of
+    the partners carried forward, and none of a declined partner's."""
+    items = [need("a", f"a-{k}", budget="40000.00", cost="1000.10") for k in range(3)]
+    items += [need("b", "b-1", budget="100000.00", cost="2000.20"), need("c", "c-1", cost="3000.30")]
+    oid = next(iter(opps(items)))
+    opp = opps(items)[oid]
+    assert opp["lead_partner_id"] == "a", "120,000 over three needs against 100,000 in one"
+    assert opp["options"][2]["annual_cost"] == "8000.80", "a's three needs, b's and c's"
+    assert opp["reasons"][0].startswith("3 partners need advocacy") and "10 arrangements" in opp["reasons"][0]
+    declined = opps([*items, ("opportunity.declined", {"opportunity_id": oid, "partner_id": "a"})])[oid]
+    assert declined["lead_partner_id"] == "b"
+    assert declined["options"][2]["annual_cost"] == "5000.50" and "4 arrangements" in declined["reasons"][0]
+    assert [n["decision"] for n in declined["needs"] if n["partner_id"] == "a"] == ["declined"] * 3
+
+
 def test_when_sharing_costs_more_the_recommendation_is_do_nothing() -> None:
     o = next(iter(opps([need("a", "n1", cost="1000.00"), need("b", "n2", cost="1000.00")]).values()))
     assert o["recommendation"] == "do_nothing"

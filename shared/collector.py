@@ -3,8 +3,17 @@
 Python's default thresholds (700, 10, 10) collect the young generation every 700 allocations
 and the older ones often enough that, with a large partnership's state in memory, collection
 took a third of a savings process's time in the benchmark (README, Performance). Handling
-events makes few reference cycles: collecting less often costs a little memory, not
-correctness.
+events makes few reference cycles, and what a service keeps (its state) stays.
+
+So (`tune`) the young generation is collected every 5,000 allocations, and what survives a
+collection is frozen (`gc.freeze`): never scanned again, where the older generations' collections
+scanned everything kept since the last one (under 1,000 events/s the state grows by tens of
+thousands of objects a second: a collection of the middle generation took 672 ms after a minute,
+and the young one, every 50,000 allocations, 9-27 ms). A cycle is collected when it becomes
+garbage before the collection after it was made, as nearly all of them do (a batch's, a
+request's); one made of objects that outlived a collection is left to reference counting, which
+frees everything but cycles. Measured: after 10 s and after 40 s at 1,000 events/s, unfreezing
+and collecting everything found the same 103 unreachable objects (made at start), none since.
 """
 
 from __future__ import annotations
@@ -13,11 +22,19 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
-THRESHOLDS = (50_000, 50, 100)
+THRESHOLDS = (5_000, 10, 100)
+
+
+def _settled(phase: str, info: dict[str, int]) -> None:
+    """After each collection: what survived it stays out of the collector's sight."""
+    if phase == "stop":
+        gc.freeze()
 
 
 def tune() -> None:
     gc.set_threshold(*THRESHOLDS)
+    if _settled not in gc.callbacks:
+        gc.callbacks.append(_settled)
 
 
 @contextlib.contextmanager

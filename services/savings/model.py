@@ -157,10 +157,13 @@ class Places:
         return int.from_bytes(hashlib.blake2b(key, digest_size=8, key=seed).digest(), "little")
 
     @staticmethod
-    def table(slots: list[Slot], base: Places | None = None) -> tuple[bytes, Any]:
+    def table(
+        slots: list[Slot], base: Places | None = None, pace: Callable[[], None] | None = None
+    ) -> tuple[bytes, Any]:
         """(the seed, the table) of `slots`, by place; `base`'s, with the slots after its own
         added, when they start with its slots and it has room (a restored projection's next
-        snapshot hashes only the needs it was given since)."""
+        snapshot hashes only the needs it was given since). `pace` is called every 512 slots
+        (an encoding in a worker thread: `snapshot.Pace`)."""
         n = len(slots)
         if base is not None and len(base) <= n and len(base._table) >= 2 * n:
             seed, table, start = base._seed, array("i", base._table), len(base)
@@ -171,6 +174,8 @@ class Places:
             seed, table, start = _SEED, array("i", [-1]) * size, 0
         mask = len(table) - 1
         for k in range(start, n):
+            if pace is not None and not k & 511:
+                pace()
             i = Places.hash(seed, slots[k]) & mask
             while table[i] != -1:
                 i = (i + 1) & mask

@@ -68,6 +68,10 @@ class Projection(EventSetState[Facts]):
         )
         self.policy = policy
         self.snapshot_every_s = snapshot_every_s
+        #: a snapshot is encoded in a worker thread beside the event loop, which it lets have
+        #: the interpreter every millisecond (`snapshot.Pace`); not in a rebuild, where nothing
+        #: else runs
+        self.pace_snapshots = True
         #: the figures as last published, but the tables (`figures` adds them when asked)
         self._summary: dict[str, Any] = self._summary_now()
         self._document: dict[str, Any] | None = None
@@ -151,7 +155,9 @@ class Projection(EventSetState[Facts]):
         if self.running.facts is not self.index or self.running.pending():
             return None  # folded since the figures were computed: the next recompute saves it
         captured = snapshot.capture(self.running, self.index, self.policy)
-        return lambda: snapshot.encode(captured)
+        if not self.pace_snapshots:
+            return lambda: snapshot.encode(captured)
+        return lambda: snapshot.encode(captured, snapshot.Pace())
 
     def decode_snapshot(self, blob: bytes) -> Facts:
         return snapshot.restore(blob, self.running, self.policy)

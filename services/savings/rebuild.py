@@ -115,6 +115,7 @@ async def rebuild(
     snapshot_every_s: float = SNAPSHOT_EVERY_S,
 ) -> dict[str, Any]:
     projection = Projection(redis, streams, savings_policy(), snapshot_every_s=snapshot_every_s)
+    projection.pace_snapshots = False  # nothing else runs in this process
     await projection.load()
     before = projection.figures
 

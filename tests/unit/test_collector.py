@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -37,4 +38,35 @@ def test_what_was_read_while_paused_is_not_scanned_by_the_next_collections() -> 
         assert gc.get_count()[0] < 1_000, "the young generation holds none of it"
         assert len(state) == 50_000
     finally:
+        gc.unfreeze()
+
+
+def test_what_survives_a_collection_is_frozen_and_a_young_cycle_is_still_collected() -> None:
+    """`collector.tune`: what survives a collection is frozen, never scanned again (a service's
+    state grows by tens of thousands of objects a second under load, and a collection of the
+    older generations scanned all of them: 672 ms at 1,000 events/s after a minute); a
+    reference cycle dropped before the next collection is still collected."""
+    threshold, callbacks = gc.get_threshold(), list(gc.callbacks)
+    try:
+        collector.tune()
+        collector.tune()
+        assert gc.callbacks.count(collector._settled) == 1, "one callback, however often tuned"
+        assert gc.get_threshold() == collector.THRESHOLDS
+
+        class Node:
+            me: object = None
+
+        dropped = Node()
+        dropped.me = dropped  # a cycle: only the collector frees it
+        gone = weakref.ref(dropped)
+        del dropped
+        kept = [[n] for n in range(1_000)]
+        frozen = gc.get_freeze_count()
+        gc.collect(0)
+        assert gone() is None, "the cycle dropped before the collection was collected"
+        assert gc.get_freeze_count() >= frozen + 1_000, "what survived it is frozen"
+        assert len(kept) == 1_000
+    finally:
+        gc.callbacks[:] = callbacks
+        gc.set_threshold(*threshold)
         gc.unfreeze()

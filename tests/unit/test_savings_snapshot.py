@@ -170,6 +170,25 @@ def test_a_capture_is_encoded_as_it_was_whatever_the_projection_does_after(seed:
     ) == figures(from_scratch(head))
 
 
+def test_an_encoding_that_lets_the_event_loop_run_writes_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beside the event loop a snapshot is encoded with `Pace` (it gives up the interpreter
+    every millisecond of work, the needs table written a slice at a time): the same bytes as
+    an encoding at once, and it does give the interpreter up as it goes."""
+    monkeypatch.setattr(snapshot, "PACED_EVERY", 3)  # slices and looks at the time at every third item
+    monkeypatch.setattr(snapshot, "PACE_S", 0.0)  # a pause at every look
+    paused = []
+    monkeypatch.setattr(snapshot.time, "sleep", lambda s: paused.append(s))
+    before, facts = running(keyed(7) + keyed(8))
+    captured = snapshot.capture(before, facts, POLICY)
+    assert snapshot.encode(captured, snapshot.Pace()) == snapshot.encode(captured)
+    assert len(paused) > 10
+    for n in (0, 1, 2, 3, 4, 7, 9, 10):
+        items = [[k, {"row": k, "none": None, "text": "é"}] for k in range(n)]
+        assert snapshot._json_list(items, snapshot.Pace()) == snapshot.to_json(items)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

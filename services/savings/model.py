@@ -105,6 +105,10 @@ class Fact:
             self._payload, self._encoded = model.model_validate_json(chunk.read(start, end)), None
         return self._payload
 
+    def holds(self, payload: Any) -> bool:
+        """Whether its payload is this very object (not an equal one, not one still encoded)."""
+        return self._payload is payload
+
     def as_json(self, read: Reading | None = None) -> tuple[Any, bytes]:
         """Its payload's model and JSON, an encoded payload as it is (not read; by `read` when
         given). Safe while another thread reads the payload: `_encoded` is looked at once, and

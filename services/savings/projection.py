@@ -72,6 +72,8 @@ class Projection(EventSetState[Facts]):
         #: the interpreter every millisecond (`snapshot.Pace`); not in a rebuild, where nothing
         #: else runs
         self.pace_snapshots = True
+        #: what a rebuild read (`snapshot.Captured.events`): its snapshot writes those bytes
+        self.read_events: dict[str, tuple[Any, bytes]] | None = None
         #: the figures as last published, but the tables (`figures` adds them when asked)
         self._summary: dict[str, Any] = self._summary_now()
         self._document: dict[str, Any] | None = None
@@ -154,7 +156,7 @@ class Projection(EventSetState[Facts]):
     def capture_snapshot(self) -> Callable[[], bytes] | None:
         if self.running.facts is not self.index or self.running.pending():
             return None  # folded since the figures were computed: the next recompute saves it
-        captured = snapshot.capture(self.running, self.index, self.policy)
+        captured = snapshot.capture(self.running, self.index, self.policy, self.read_events)
         if not self.pace_snapshots:
             return lambda: snapshot.encode(captured)
         return lambda: snapshot.encode(captured, snapshot.Pace())

@@ -11,21 +11,35 @@
    service uses, so nothing that arrived meanwhile is lost or counted twice; the index takes
    them from the state's log. Its figures are computed and saved as the new generation's
    snapshot, which the running processes then reload from (the set is not read back).
+
+Each contract's figures depend on the facts alone (`model._figures`), so before step 2 they
+are computed in `workers` processes, each a fork of this one holding the index as it stands,
+each taking every n-th contract and handing back their figures as a snapshot holds them; the
+recompute in step 3 takes them where the catch-up changed nothing they depend on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from pydantic import ValidationError
+from pydantic_core import from_json, to_json
 from redis.asyncio import Redis
 
+from services.savings import snapshot
 from services.savings.app import GROUP
+from services.savings.model import ContractFigures, Facts
 from services.savings.projection import SNAPSHOT_EVERY_S, TYPES, Projection
+from services.savings.running import Running
 from shared import collector
 from shared.adapters.redis import RedisStateStore
 from shared.archive import Archive
@@ -36,6 +50,13 @@ from shared.settings import savings_policy
 from shared.streams import Streams
 
 CHUNK = 2000
+#: fewer contracts than this are computed in this process alone (a fork costs more)
+APART_FROM = 2000
+
+
+def default_workers() -> int:
+    """The processes a rebuild computes figures in: one a core it may run on, at most 4."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4))
 
 
 def _parse(raw: bytes | None) -> Decoded | None:
@@ -98,6 +119,67 @@ class _Writes:
             await pipe.execute()
 
 
+def figures_apart(
+    running: Running, facts: Facts, workers: int, out: TextIO = sys.stderr
+) -> dict[str, ContractFigures]:
+    """Every contract's figures (`Running.precompute`), computed in `workers` processes:
+    forks of this one, each taking every `workers`-th contract and writing their rows and
+    figures as a snapshot holds them (`snapshot._contract`) to a file this process reads once
+    it has computed its own share. A worker that fails leaves its contracts to the recompute."""
+    cids = sorted(facts.awards)
+    if workers < 2 or len(cids) < APART_FROM or not hasattr(os, "fork"):
+        return {}
+    progress = Progress(len(cids), "rebuild: contracts' figures computed", out)
+    running.frame_of(facts)  # the business date and the horizon: read once, before the forks
+    parts = [cids[k::workers] for k in range(workers)]
+    children: list[tuple[int, Any]] = []
+    try:
+        for part in parts[1:]:
+            written = tempfile.TemporaryFile(prefix="commissioning-rebuild-")  # noqa: SIM115 - closed below
+            children.append((os.fork(), written))
+            if children[-1][0] == 0:
+                _worker(running, facts, part, written)  # never returns
+        ahead: dict[str, ContractFigures] = {}
+        for n, (cid, c) in enumerate(running.precompute(facts, parts[0]), 1):
+            ahead[cid] = c
+            if not n % 1000:
+                progress.update(n * workers)  # the workers keep about the same pace
+        for pid, written in children:
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                continue  # left to the recompute
+            written.seek(0)
+            for line in written:
+                cid, row, data = from_json(line)
+                ahead[cid] = snapshot._figures(facts.awards[cid].payload, data, row)
+    except BaseException:
+        for pid, _ in children:  # this process failed (or was interrupted): no worker left behind
+            with contextlib.suppress(ChildProcessError, ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        raise
+    finally:
+        for _, written in children:
+            written.close()
+    progress.finish()
+    return ahead
+
+
+def _worker(running: Running, facts: Facts, cids: list[str], written: Any) -> NoReturn:
+    """A forked worker of `figures_apart`: computes, writes, and leaves without running
+    anything of the process it was forked from (no cleanup, no event loop, no connection)."""
+    code = 1
+    try:
+        for cid, c in running.precompute(facts, cids):
+            written.write(to_json([cid, c.row, snapshot._contract(c)]) + b"\n")
+        written.flush()
+        code = 0
+    except BaseException:  # noqa: BLE001 - whatever it was, the worker only reports it
+        traceback.print_exc()  # its contracts are left to the recompute: say why
+    finally:
+        os._exit(code)
+
+
 def same_figures(
     before: dict[str, Any], summary: dict[str, Any], document: Callable[[], dict[str, Any]]
 ) -> bool:
@@ -113,6 +195,7 @@ async def rebuild(
     out: TextIO = sys.stderr,
     archive: Archive | None = None,
     snapshot_every_s: float = SNAPSHOT_EVERY_S,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     projection = Projection(redis, streams, savings_policy(), snapshot_every_s=snapshot_every_s)
     projection.pace_snapshots = False  # nothing else runs in this process
@@ -131,6 +214,9 @@ async def rebuild(
     done = skipped = archived = 0
     index = projection.new_index()
     fold = projection.fold
+    # each event read, with the payload folded from it: the snapshot writes these bytes rather
+    # than encode each fact's payload again (`snapshot.Captured.events`)
+    read: dict[str, tuple[Any, bytes]] = {}
     writes = _Writes(redis, events_tmp, seen_tmp, now_ms)
     reading: asyncio.Task[Any] | None = None
     # no collection while the state is read whole (shared.collector: each would scan again the
@@ -148,7 +234,9 @@ async def rebuild(
                         skipped += 1
                         continue
                     written[event.key] = raw
-                    fold(index, event.key, event.payload())
+                    payload = event.payload()
+                    read.setdefault(event.key, (payload, raw))
+                    fold(index, event.key, payload)
                     archived += 1
                     if len(written) >= CHUNK:
                         await writes.add(written)
@@ -167,8 +255,10 @@ async def rebuild(
                         if event is None:
                             skipped += 1
                             continue
-                        written[event.key] = fields[b"event"]
-                        fold(index, event.key, event.payload())
+                        written[event.key] = raw = fields[b"event"]
+                        payload = event.payload()
+                        read.setdefault(event.key, (payload, raw))
+                        fold(index, event.key, payload)
                     await writes.add(written)
                     done += len(chunk)
                     progress.update(done)
@@ -178,6 +268,12 @@ async def rebuild(
             if reading is not None:
                 reading.cancel()
     elapsed = progress.finish()
+    with collector.paused():
+        workers = default_workers() if workers is None else workers
+        ahead = figures_apart(projection.running, index, workers, out)
+    # what the catch-up brings is folded into the index after: the figures it touches are
+    # computed again (`Running._fresh`)
+    projection.running.ahead(ahead, index)
 
     swap = redis.register_script(SWAP)
     position = await store.position()  # what is logged after it is folded from the log
@@ -196,7 +292,11 @@ async def rebuild(
 
     with collector.paused():
         await projection.adopt(index, position)
-    await projection.save_snapshot()  # for the new generation: processes that reload start from it
+    projection.read_events = read
+    try:
+        await projection.save_snapshot()  # for the new generation: processes that reload start from it
+    finally:
+        projection.read_events = None
     after = projection.summary  # the figures but their tables
     unchanged = same_figures(before, after, lambda: projection.figures)
     return {

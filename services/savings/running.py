@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from fractions import Fraction
 from typing import Any
@@ -114,9 +114,17 @@ class Running:
         self._invested: set[str] = set()
         #: reads a `Packed` contract's figures (set by the snapshot restored)
         self.unpack: Callable[[Packed], ContractFigures] | None = None
+        #: contracts' figures computed ahead of the next `summary` (`precompute`: a rebuild's
+        #: workers), taken by it unless something they depend on was folded since (`_stale`:
+        #: the contracts and needs it touched) or the frame moved (`_ahead_frame`)
+        self._ahead: dict[str, ContractFigures] = {}
+        self._ahead_frame: tuple[Any, ...] | None = None
+        self._stale: set[str | Slot] = set()
 
     def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
         """`model.evolve`, noting what the event touches (the `fold` of the projection)."""
+        if self._ahead:
+            self._stale.add(_touches(payload))
         ends = self._ends if facts is self._ends_of else None  # not while an index is read whole
         latest, start = model.dates_of(payload) if ends is not None else (None, None)
         if latest is None:
@@ -148,6 +156,35 @@ class Running:
                 self._dirty_needs.add(slot)
                 self._dirty.update(self._replacing(slot))
         return facts
+
+    def precompute(self, facts: Facts, cids: Iterable[str]) -> Iterator[tuple[str, ContractFigures]]:
+        """These contracts' figures as the next `summary` of `facts` computes them (a rebuild
+        computes them in several processes, then hands them over: `ahead`)."""
+        frame, _ = self.frame_of(facts)
+        today, buckets = frame
+        _, factors = self._discounts(len(buckets))
+        for cid in cids:
+            fact = facts.awards[cid]
+            yield cid, model._figures(fact, facts, self.policy, today, buckets, factors)
+
+    def ahead(self, figures: dict[str, ContractFigures], facts: Facts) -> None:
+        """Figures `precompute`d from `facts` as they stand now, for the next `summary` to take
+        where nothing folded after this touches them."""
+        self._ahead, self._ahead_frame, self._stale = figures, self.frame_of(facts)[0], set()
+
+    def _fresh(self, cid: str, award: TenderAwarded) -> bool:
+        """Whether nothing a contract's figures depend on was folded since they were computed
+        ahead (`model._key`'s parts: its award, returns, exits and decommissioning, by its id;
+        its needs, by their slots)."""
+        stale = self._stale
+        return not stale or (
+            cid not in stale and not any((s.partner_id, s.need_id) in stale for s in award.partners)
+        )
+
+    def _discounts(self, years: int) -> tuple[Fraction, list[Fraction]]:
+        """A year's discount factor, and each year's from the horizon's start."""
+        factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
+        return factor, [factor**k for k in range(years)]
 
     def pending(self) -> bool:
         """Whether something was folded since the figures were last computed."""
@@ -184,8 +221,7 @@ class Running:
         if facts is not self.facts or frame != self._frame:
             self._reset(facts, frame)
             self.touched = None
-        factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
-        factors = [factor**k for k in range(len(buckets))]
+        factor, factors = self._discounts(len(buckets))
         touched: set[str] = set()
         for cid in sorted(self._dirty):
             fact = facts.awards.get(cid)
@@ -197,13 +233,18 @@ class Running:
                 continue
             self._index(cid, fact.payload)
             self._add(self._c(cid) if cid in self._contracts else None, -1)
-            c = model._figures(fact, facts, self.policy, today, frame[1], factors, found)
+            ahead = self._ahead.pop(cid, None) if self._ahead else None
+            if ahead is not None and frame == self._ahead_frame and self._fresh(cid, fact.payload):
+                c = ahead
+            else:
+                c = model._figures(fact, facts, self.policy, today, frame[1], factors, found)
             self._contracts[cid], self._keys[cid] = c, key
             self._add(c, 1)
             touched.add(cid)
         if self.touched is not None:
             self.touched = touched
         self._dirty.clear()
+        self._ahead.clear()  # those not taken are out of date
         slots = self._dirty_needs | {s for cid in touched for s in self._slots_of(cid)}
         self._dirty_needs.clear()
         for cid in {d for s in slots for d in self._replacing(s)}:
@@ -506,6 +547,22 @@ class Running:
             }
             self._partner_rows[pid] = kept = (key, row)
         return dict(kept[1])  # a copy: the document's reader may change it
+
+
+def _touches(payload: Any) -> str | Slot | None:
+    """What an event's fact is the fact of, as `Running._fresh` looks for it: a contract's id,
+    a need's slot (an investment: nothing a contract's figures depend on)."""
+    match payload:
+        case NeedIdentified():
+            return (payload.partner_id, payload.need_id)
+        case (
+            TenderAwarded()
+            | MonitoringReturnSubmitted()
+            | ContractDecommissioned()
+            | ContractMemberExited()
+        ):
+            return payload.contract_id  # type: ignore[no-any-return]
+    return None
 
 
 def _latest(a: date | None, b: date | None) -> date | None:

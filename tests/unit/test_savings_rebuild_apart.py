@@ -1,0 +1,90 @@
+"""A rebuild computes the contracts' figures in several processes (`rebuild.figures_apart`: forks
+of the one holding the index) and the recompute takes them (`Running.ahead`) unless something
+they depend on was folded since: the figures are exactly `model.project`'s either way."""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.savings import model, rebuild, snapshot
+from services.savings.model import Facts, project
+from services.savings.running import Running
+from shared.policy import SavingsPolicy
+from tests.unit.test_savings_running import events
+from tests.unit.test_savings_updates import decommission, portfolio
+
+POLICY = SavingsPolicy()
+
+
+@pytest.fixture(autouse=True)
+def _apart_from_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rebuild, "APART_FROM", 0)
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The contracts whose figures this process computes from now on."""
+    computed: list[str] = []
+    original = model._figures
+
+    def counting(fact: Any, *args: Any, **kwargs: Any) -> Any:
+        computed.append(fact.payload.contract_id)
+        return original(fact, *args, **kwargs)
+
+    monkeypatch.setattr(model, "_figures", counting)
+    return computed
+
+
+@settings(max_examples=25, deadline=None)
+@given(seeds=st.lists(st.integers(0, 10_000), min_size=1, max_size=3),
+       order=st.randoms(use_true_random=False), cut=st.floats(0, 1), workers=st.integers(1, 3))
+def test_figures_computed_apart_then_given_the_rest_of_the_events_are_the_projection(
+    seeds: list[int], order: random.Random, cut: float, workers: int
+) -> None:
+    todo = events(seeds)
+    order.shuffle(todo)
+    head, tail = todo[: int(cut * len(todo))], todo[int(cut * len(todo)) :]
+    running, facts = Running(POLICY), Facts(applied=None)
+    for key, payload in head:  # into an index of its own, as a rebuild folds
+        running.fold(facts, key, payload)
+    ahead = rebuild.figures_apart(running, facts, workers, io.StringIO())
+    assert sorted(ahead) == (sorted(facts.awards) if workers > 1 else [])
+    running.ahead(ahead, facts)
+    for key, payload in tail:  # what the catch-up brings
+        running.fold(facts, key, payload)
+    assert running.figures(facts) == project(facts, POLICY)
+
+
+def test_the_recompute_takes_the_figures_computed_apart_but_those_folded_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    facts, running = portfolio(40), Running(POLICY)
+    running.ahead(rebuild.figures_apart(running, facts, 2, io.StringIO()), facts)
+    ended = Facts()
+    decommission(ended, 7)
+    running.fold(facts, "/partners/x d-7", ended.decommissions["c-00007"].payload)
+    computed = _counting(monkeypatch)
+    view = running.figures(facts)
+    assert computed == ["c-00007"]
+    assert view == project(facts, POLICY)
+
+
+def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(monkeypatch: pytest.MonkeyPatch) -> None:
+    facts, running = portfolio(40), Running(POLICY)
+
+    def failing(c: Any) -> Any:  # only the workers write figures out
+        raise RuntimeError("a worker fails")
+
+    monkeypatch.setattr(snapshot, "_contract", failing)
+    ahead = rebuild.figures_apart(running, facts, 2, io.StringIO())
+    assert sorted(ahead) == sorted(facts.awards)[0::2], "this process's share, not the worker's"
+    running.ahead(ahead, facts)
+    computed = _counting(monkeypatch)
+    view = running.figures(facts)
+    assert computed == sorted(facts.awards)[1::2]
+    assert view == project(facts, POLICY)

@@ -10,13 +10,13 @@ from fastapi.responses import Response
 
 from services.readauth import UNAUTHENTICATED, Reader, unauthenticated
 from services.savings.live import Page, RecentEvents, SavingsStream, savings_response, totals_response
-from services.savings.projection import TYPES, Projection
+from services.savings.projection import GROUP, TYPES, Projection
 from services.savings.settings import appraisal_policy
 from services.savings.workspace.pages import Workspace
 from services.service import Context, Service, state_service
 from shared.settings import savings_policy
 
-GROUP = "savings"
+__all__ = ["GROUP", "build"]
 
 
 def build(ctx: Context) -> Service:

@@ -23,6 +23,8 @@ from shared.state import EventSetState
 from shared.streams import Streams
 
 SOURCE = "/services/savings"
+#: the projection's consumer group on the canonical streams
+GROUP = "savings"
 #: how often the projection saves a snapshot (services/savings/snapshot.py, shared/state.py)
 SNAPSHOT_EVERY_S = 60.0
 TYPES = (

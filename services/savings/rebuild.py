@@ -36,9 +36,8 @@ from pydantic_core import from_json, to_json
 from redis.asyncio import Redis
 
 from services.savings import snapshot
-from services.savings.app import GROUP
 from services.savings.model import ContractFigures, Facts
-from services.savings.projection import SNAPSHOT_EVERY_S, TYPES, Projection
+from services.savings.projection import GROUP, SNAPSHOT_EVERY_S, TYPES, Projection
 from services.savings.running import Running
 from shared import collector
 from shared.adapters.redis import RedisStateStore

@@ -52,8 +52,11 @@ def test_figures_computed_apart_then_given_the_rest_of_the_events_are_the_projec
     running, facts = Running(POLICY), Facts(applied=None)
     for key, payload in head:  # into an index of its own, as a rebuild folds
         running.fold(facts, key, payload)
-    ahead = rebuild.figures_apart(running, facts, workers, io.StringIO())
+    shown = io.StringIO()
+    ahead = rebuild.figures_apart(running, facts, workers, shown)
     assert sorted(ahead) == (sorted(facts.awards) if workers > 1 else [])
+    if workers > 1:  # progress, as long work shows it
+        assert f"rebuild: contracts' figures computed: {len(ahead)}/{len(ahead)} (100%" in shown.getvalue()
     running.ahead(ahead, facts)
     for key, payload in tail:  # what the catch-up brings
         running.fold(facts, key, payload)

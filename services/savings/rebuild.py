@@ -296,6 +296,7 @@ async def rebuild(
         await projection.save_snapshot()  # for the new generation: processes that reload start from it
     finally:
         projection.read_events = None
+        read.clear()  # the events' bytes: no longer needed
     after = projection.summary  # the figures but their tables
     unchanged = same_figures(before, after, lambda: projection.figures)
     return {

@@ -158,6 +158,17 @@ def _with_redis(run):  # type: ignore[no-untyped-def]
     return eventloop.run(go())
 
 
+def _at_least_one(text: str) -> int:
+    """A count of processes: a whole number, 1 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: at least 1")
+    return n
+
+
 def cmd_savings_rebuild(args: argparse.Namespace) -> int:
     from services.savings.rebuild import rebuild
 
@@ -172,6 +183,7 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
             s,
             archive=Archive(folder, r, s) if folder else None,
             snapshot_every_s=settings.snapshot_every_s,
+            workers=args.workers,
         )
     )
     print(
@@ -408,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     p = savings.add_parser("rebuild", help="replay the streams into a fresh projection, with progress")
+    p.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=None,
+        help="processes computing the contracts' figures "
+        "(default: one a core it may use, at most 4; 1: none forked)",
+    )
     p.set_defaults(func=cmd_savings_rebuild)
 
     dead = sub.add_parser(

@@ -29,6 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from pydantic import ValidationError
@@ -53,9 +54,22 @@ CHUNK = 2000
 APART_FROM = 2000
 
 
-def default_workers() -> int:
-    """The processes a rebuild computes figures in: one a core it may run on, at most 4."""
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4))
+#: the cgroup v2 CPU limit of the process (a container's `--cpus`), when there is one
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def default_workers(cpu_max: Path = CPU_MAX) -> int:
+    """The processes a rebuild computes figures in: one a core it may use, at most 4. The cores
+    it may run on (its affinity), fewer under a CPU quota (a container's `--cpus 1.5`: 1), so a
+    rebuild in a container limited to one core does not fork workers that only take turns."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit to read: the affinity alone
+    return max(1, min(cores, 4))
 
 
 def _parse(raw: bytes | None) -> Decoded | None:

@@ -4,7 +4,9 @@ they depend on was folded since: the figures are exactly `model.project`'s eithe
 
 from __future__ import annotations
 
+import argparse
 import io
+import os
 import random
 from typing import Any
 
@@ -91,3 +93,26 @@ def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(monkeypatch: 
     view = running.figures(facts)
     assert computed == sorted(facts.awards)[1::2]
     assert view == project(facts, POLICY)
+
+
+def test_the_workers_follow_the_cores_it_may_use_and_a_cpu_quota(tmp_path: Any) -> None:
+    cores = min(len(os.sched_getaffinity(0)), 4)
+    cpu_max = tmp_path / "cpu.max"
+    assert rebuild.default_workers(tmp_path / "none") == cores  # no cgroup v2 limit
+    cpu_max.write_text("max 100000\n")
+    assert rebuild.default_workers(cpu_max) == cores
+    cpu_max.write_text("150000 100000\n")  # --cpus 1.5: one whole core
+    assert rebuild.default_workers(cpu_max) == 1
+    cpu_max.write_text("50000 100000\n")
+    assert rebuild.default_workers(cpu_max) == 1
+    cpu_max.write_text("1600000 100000\n")
+    assert rebuild.default_workers(cpu_max) == cores
+
+
+def test_the_rebuild_command_takes_a_count_of_workers() -> None:
+    from services.cli import _at_least_one
+
+    assert _at_least_one("3") == 3
+    for bad in ("0", "-2", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _at_least_one(bad)

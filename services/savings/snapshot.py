@@ -312,10 +312,12 @@ def _needs_tables(captured: Captured, pace: Callable[[], None] = _unpaced) -> li
     if pending is not None and not captured.need_rows:
         return pending  # none redone: as they were
     redone = [(*slot, captured.need_keys[slot], row) for slot, row in captured.need_rows.items()]
-    if pending is not None and len(pending) < TABLE_FRAMES:
+    if pending is None:  # every row is redone, once (a state read whole, a rebuild): as they are
+        return [_compressor().compress(_json_list(redone, pace))]
+    if len(pending) < TABLE_FRAMES:
         return [*pending, _compressor().compress(_json_list(redone, pace))]
     rows = {}
-    for frame in pending or ():
+    for frame in pending:
         pace()
         for pid, nid, key, row in from_json(zstandard.decompress(frame)):
             rows[(pid, nid)] = (key, row)

@@ -79,7 +79,9 @@ def test_the_recompute_takes_the_figures_computed_apart_but_those_folded_since(
     assert view == project(facts, POLICY)
 
 
-def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     facts, running = portfolio(40), Running(POLICY)
 
     def failing(c: Any) -> Any:  # only the workers write figures out
@@ -88,6 +90,7 @@ def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(monkeypatch: 
     monkeypatch.setattr(snapshot, "_contract", failing)
     ahead = rebuild.figures_apart(running, facts, 2, io.StringIO())
     assert sorted(ahead) == sorted(facts.awards)[0::2], "this process's share, not the worker's"
+    assert "RuntimeError: a worker fails" in capfd.readouterr().err, "the worker says why"
     running.ahead(ahead, facts)
     computed = _counting(monkeypatch)
     view = running.figures(facts)

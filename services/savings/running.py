@@ -143,18 +143,12 @@ class Running:
                 self._ends = None
         if not live or not replaced:
             return facts  # it did not replace what stands in its slot: no figure moves
-        match payload:
-            case (
-                TenderAwarded()
-                | MonitoringReturnSubmitted()
-                | ContractDecommissioned()
-                | ContractMemberExited()
-            ):
-                self._dirty.add(payload.contract_id)
-            case NeedIdentified():
-                slot = (payload.partner_id, payload.need_id)
-                self._dirty_needs.add(slot)
-                self._dirty.update(self._replacing(slot))
+        touched = _touches(payload)
+        if type(touched) is str:  # a contract's
+            self._dirty.add(touched)
+        elif touched is not None:  # a need's slot: it and the contracts that replace it
+            self._dirty_needs.add(touched)
+            self._dirty.update(self._replacing(touched))
         return facts
 
     def precompute(self, facts: Facts, cids: Iterable[str]) -> Iterator[tuple[str, ContractFigures]]:
@@ -550,8 +544,9 @@ class Running:
 
 
 def _touches(payload: Any) -> str | Slot | None:
-    """What an event's fact is the fact of, as `Running._fresh` looks for it: a contract's id,
-    a need's slot (an investment: nothing a contract's figures depend on)."""
+    """What an event's fact is the fact of (what `Running.fold` marks to recompute and
+    `Running._fresh` looks for): a contract's id, a need's slot (an investment: nothing a
+    contract's figures depend on)."""
     match payload:
         case NeedIdentified():
             return (payload.partner_id, payload.need_id)

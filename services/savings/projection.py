@@ -76,6 +76,9 @@ class Projection(EventSetState[Facts]):
         self.pace_snapshots = True
         #: what a rebuild read (`snapshot.Captured.events`): its snapshot writes those bytes
         self.read_events: dict[str, tuple[Any, bytes]] | None = None
+        #: what a rebuild encoded of its facts alone (`snapshot.Captured.part`), and how many
+        #: events the index had folded then (`Running.folds`): used only if none was since
+        self.facts_part: tuple[int, snapshot.FactsPart] | None = None
         #: the figures as last published, but the tables (`figures` adds them when asked)
         self._summary: dict[str, Any] = self._summary_now()
         self._document: dict[str, Any] | None = None
@@ -158,7 +161,9 @@ class Projection(EventSetState[Facts]):
     def capture_snapshot(self) -> Callable[[], bytes] | None:
         if self.running.facts is not self.index or self.running.pending():
             return None  # folded since the figures were computed: the next recompute saves it
-        captured = snapshot.capture(self.running, self.index, self.policy, self.read_events)
+        folds, part = self.facts_part or (None, None)
+        part = part if folds == self.running.folds else None
+        captured = snapshot.capture(self.running, self.index, self.policy, self.read_events, part)
         if not self.pace_snapshots:
             return lambda: snapshot.encode(captured)
         return lambda: snapshot.encode(captured, snapshot.Pace())

@@ -15,13 +15,17 @@
 Each contract's figures depend on the facts alone (`model._figures`), so before step 2 they
 are computed in `workers` processes, each a fork of this one holding the index as it stands,
 each taking every n-th contract and handing back their figures as a snapshot holds them; the
-recompute in step 3 takes them where the catch-up changed nothing they depend on.
+recompute in step 3 takes them where the catch-up changed nothing they depend on. Then, while
+this process recomputes, another fork encodes what the snapshot holds of the facts alone
+(`snapshot.FactsPart`: the needs' columns, every payload), taken unless something was folded
+since (the catch-up) or the fork failed (then this process encodes it: the same bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -30,7 +34,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
@@ -145,52 +149,75 @@ def figures_apart(
     progress = Progress(len(cids), "rebuild: contracts' figures computed", out)
     running.frame_of(facts)  # the business date and the horizon: read once, before the forks
     parts = [cids[k::workers] for k in range(workers)]
-    children: list[tuple[int, Any]] = []
+    children: list[_Forked] = []
     try:
         for part in parts[1:]:
-            written = tempfile.TemporaryFile(prefix="commissioning-rebuild-")  # noqa: SIM115 - closed below
-            children.append((os.fork(), written))
-            if children[-1][0] == 0:
-                _worker(running, facts, part, written)  # never returns
+            children.append(_Forked(functools.partial(_figures_of, running, facts, part)))
         ahead: dict[str, ContractFigures] = {}
         for n, (cid, c) in enumerate(running.precompute(facts, parts[0]), 1):
             ahead[cid] = c
             if not n % 1000:
                 progress.update(n * workers)  # the workers keep about the same pace
-        for pid, written in children:
-            _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                continue  # left to the recompute
-            written.seek(0)
-            for line in written:
+        for child in children:
+            for line in child.joined() or ():  # a failed worker's: left to the recompute
                 cid, row, data = from_json(line)
                 ahead[cid] = snapshot._figures(facts.awards[cid].payload, data, row)
-    except BaseException:
-        for pid, _ in children:  # this process failed (or was interrupted): no worker left behind
-            with contextlib.suppress(ChildProcessError, ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-        raise
     finally:
-        for _, written in children:
-            written.close()
+        for child in children:
+            child.close()  # killed first if still running: this process failed or was interrupted
     progress.finish()
     return ahead
 
 
-def _worker(running: Running, facts: Facts, cids: list[str], written: Any) -> NoReturn:
-    """A forked worker of `figures_apart`: computes, writes, and leaves without running
-    anything of the process it was forked from (no cleanup, no event loop, no connection)."""
-    code = 1
-    try:
-        for cid, c in running.precompute(facts, cids):
-            written.write(to_json([cid, c.row, snapshot._contract(c)]) + b"\n")
-        written.flush()
-        code = 0
-    except BaseException:  # noqa: BLE001 - whatever it was, the worker only reports it
-        traceback.print_exc()  # its contracts are left to the recompute: say why
-    finally:
-        os._exit(code)
+def _figures_of(running: Running, facts: Facts, cids: list[str], written: BinaryIO) -> None:
+    """A worker of `figures_apart`: these contracts' figures, a line each."""
+    written.writelines(
+        to_json([cid, c.row, snapshot._contract(c)]) + b"\n" for cid, c in running.precompute(facts, cids)
+    )
+
+
+class _Forked:
+    """A fork of this process running `work` on a temporary file this one reads once it has
+    exited (`joined`). It leaves without running anything of the process it was forked from (no
+    cleanup, no event loop, no connection), saying why on stderr when `work` fails."""
+
+    def __init__(self, work: Callable[[BinaryIO], None]) -> None:
+        self.file = tempfile.TemporaryFile(prefix="commissioning-rebuild-")  # noqa: SIM115 - `close`
+        self.pid: int | None = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                work(self.file)
+                self.file.flush()
+                code = 0
+            except BaseException:  # noqa: BLE001 - whatever it was, the fork only reports it
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+
+    def joined(self) -> BinaryIO | None:
+        """Its file, from the start, once it has exited; None when it failed."""
+        assert self.pid is not None
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None
+        self.file.seek(0)
+        return self.file
+
+    def close(self) -> None:
+        """Its file closed, and the fork killed if it has not been joined."""
+        if self.pid is not None:
+            with contextlib.suppress(ChildProcessError, ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            self.pid = None
+        self.file.close()
+
+
+def _facts_part(facts: Facts, read: dict[str, tuple[Any, bytes]], written: BinaryIO) -> None:
+    """A fork's work: what the snapshot holds of the facts alone (`snapshot.FactsPart`)."""
+    written.write(snapshot.facts_part(facts, read).to_bytes())
 
 
 def same_figures(
@@ -287,40 +314,51 @@ async def rebuild(
     # what the catch-up brings is folded into the index after: the figures it touches are
     # computed again (`Running._fresh`)
     projection.running.ahead(ahead, index)
-
-    swap = redis.register_script(SWAP)
-    position = await store.position()  # what is logged after it is folded from the log
-    await swap(keys=[events_tmp, seen_tmp, store.events_key, streams.seen(GROUP), store.generation_key])
-
-    bus = Bus(redis, streams)
-    caught_up = 0
-    for stream in keys.values():
-        start = "(" + last[stream] if stream in last else "-"
-        for _, fields in await redis.xrange(stream, min=start, max="+"):
-            event = _parse(fields.get(b"event"))
-            if event is not None and await bus.apply_now(
-                GROUP, Effect(tuple(projection.store(event.key, fields[b"event"])), once_key=event.key)
-            ):
-                caught_up += 1
-
-    with collector.paused():
-        await projection.adopt(index, position)
-    projection.read_events = read
+    # meanwhile, what the snapshot holds of the facts alone is encoded in a fork (what this
+    # process then computes does not change them), taken unless something is folded since
+    encoding, folds = None, projection.running.folds
+    if workers >= 2 and len(index.needs) >= APART_FROM and hasattr(os, "fork"):
+        encoding = _Forked(functools.partial(_facts_part, index, read))
     try:
-        await projection.save_snapshot()  # for the new generation: processes that reload start from it
+        swap = redis.register_script(SWAP)
+        position = await store.position()  # what is logged after it is folded from the log
+        await swap(keys=[events_tmp, seen_tmp, store.events_key, streams.seen(GROUP), store.generation_key])
+
+        bus = Bus(redis, streams)
+        caught_up = 0
+        for stream in keys.values():
+            start = "(" + last[stream] if stream in last else "-"
+            for _, fields in await redis.xrange(stream, min=start, max="+"):
+                event = _parse(fields.get(b"event"))
+                if event is not None and await bus.apply_now(
+                    GROUP, Effect(tuple(projection.store(event.key, fields[b"event"])), once_key=event.key)
+                ):
+                    caught_up += 1
+
+        with collector.paused():
+            await projection.adopt(index, position)
+            joined = encoding.joined() if encoding is not None else None  # None: it failed (why: stderr)
+            if joined is not None:
+                projection.facts_part = (folds, snapshot.FactsPart.from_bytes(joined.read(), index.needs))
+        projection.read_events = read
+        try:
+            await projection.save_snapshot()  # for the new generation: processes that reload start from it
+        finally:
+            projection.read_events = projection.facts_part = None
+            read.clear()  # the events' bytes: no longer needed
+        after = projection.summary  # the figures but their tables
+        unchanged = same_figures(before, after, lambda: projection.figures)
+        return {
+            "entries_read": done,
+            "archived_read": archived,
+            "events": after["events_applied"],
+            "skipped": skipped,
+            "caught_up": caught_up,
+            "seconds": round(elapsed, 3),
+            "unchanged": unchanged,
+            "portfolio": after["portfolio"],
+            "before": before["portfolio"],
+        }
     finally:
-        projection.read_events = None
-        read.clear()  # the events' bytes: no longer needed
-    after = projection.summary  # the figures but their tables
-    unchanged = same_figures(before, after, lambda: projection.figures)
-    return {
-        "entries_read": done,
-        "archived_read": archived,
-        "events": after["events_applied"],
-        "skipped": skipped,
-        "caught_up": caught_up,
-        "seconds": round(elapsed, 3),
-        "unchanged": unchanged,
-        "portfolio": after["portfolio"],
-        "before": before["portfolio"],
-    }
+        if encoding is not None:
+            encoding.close()

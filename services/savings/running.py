@@ -120,9 +120,12 @@ class Running:
         self._ahead: dict[str, ContractFigures] = {}
         self._ahead_frame: tuple[Any, ...] | None = None
         self._stale: set[str | Slot] = set()
+        #: events folded so far, into any index (a rebuild sees whether any came after a point)
+        self.folds = 0
 
     def fold(self, facts: Facts, key: str, payload: Any) -> Facts:
         """`model.evolve`, noting what the event touches (the `fold` of the projection)."""
+        self.folds += 1
         if self._ahead:
             self._stale.add(_touches(payload))
         ends = self._ends if facts is self._ends_of else None  # not while an index is read whole

@@ -255,6 +255,8 @@ class Captured:
     #: fact folded from one of them is written as those bytes (`WholeEvent`), not encoded again
     #: from its payload (a tenth of a rebuild of 1,000,000 events)
     events: Mapping[str, tuple[Any, bytes]] | None = None
+    #: what the snapshot holds of these facts alone, encoded already (a rebuild's: `FactsPart`)
+    part: FactsPart | None = None
 
 
 def capture(
@@ -262,9 +264,10 @@ def capture(
     facts: Facts,
     policy: SavingsPolicy,
     events: Mapping[str, tuple[Any, bytes]] | None = None,
+    part: FactsPart | None = None,
 ) -> Captured:
     """The projection as it stands (after `running.figures(facts)`), copied for `encode`
-    (`events`: what a rebuild read, `Captured.events`)."""
+    (`events`: what a rebuild read, `Captured.events`; `part`: `Captured.part`)."""
     if running.facts is not facts or running.pending():
         raise ValueError("the figures are not up to date with the facts: compute them first")
     span = running.frame_of(facts)[1]  # from the programme's start: kept as facts are folded
@@ -299,6 +302,7 @@ def capture(
             _steps(running._steps),
         ],
         events=events,
+        part=part,
     )
 
 
@@ -342,16 +346,9 @@ def _json_list(items: list[Any], pace: Callable[[], None]) -> bytes:
 def encode(captured: Captured, pace: Callable[[], None] = _unpaced) -> bytes:
     """A snapshot's bytes (`capture`'s copy, encoded: it may run in another thread, and then
     `pace` is called as it goes: `Pace`)."""
-    chunks = _Chunks()
     read = Reading()  # what was restored and not read since: its chunks are not kept for this
-    json_of = _json_of(captured.events, read)
-    needs = _NeedsWriter(captured.facts.needs, chunks, json_of, pace)  # their payloads first
-    placed: dict[str, Any] = {table: [] for table in TABLES[1:]}
-    for n, (table, slot, f) in enumerate(_facts(captured.facts)):
-        if not n % PACED_EVERY:
-            pace()
-        model_class, raw = json_of(f)
-        placed[table].append((_TYPE_OF[model_class], f.key, f.revision, chunks.add(raw), *slot))
+    part = captured.part or facts_part(captured.facts, captured.events, pace, read)
+    chunks, needs, placed = part.chunks, part.needs, part.placed
     contracts, shown_rows = [], []
     for k, cid in enumerate(sorted(captured.contracts)):
         if not k % PACED_EVERY:
@@ -391,6 +388,73 @@ def encode(captured: Captured, pace: Callable[[], None] = _unpaced) -> bytes:
         compress(needs.columns()),
     ]
     return pack([*sections, *chunks.frames, *tables[1:]])
+
+
+class FactsPart:
+    """What a snapshot holds of its facts alone, encoded: the needs' frame but which contracts
+    replace each need (`_NeedsWriter`), where every other fact goes (`placed`), and every fact's
+    payload in the first of the chunks (the contracts' rows and figures follow them). A rebuild
+    encodes it in a process of its own while it computes the figures (services/savings/rebuild.py),
+    and hands it over as bytes (`to_bytes`: data only, like the snapshot)."""
+
+    def __init__(self, needs: _NeedsWriter, placed: dict[str, Any], chunks: _Chunks) -> None:
+        self.needs, self.placed, self.chunks = needs, placed, chunks
+
+    def to_bytes(self) -> bytes:
+        needs, chunks = self.needs, self.chunks
+        columns = [_le(needs._columns[name]) for name in _ARRAYS]
+        meta = {
+            "partners": list(needs._partners),
+            "types": list(needs._types),
+            "seed": needs._seed.hex(),
+            "placed": self.placed,
+            "sizes": chunks.sizes,
+            "frames": len(chunks.frames),
+        }
+        texts = needs.texts()
+        return pack(
+            [to_json(meta), texts["needs"], texts["keys"], *columns, *chunks.frames, *chunks._current]
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, needs: Any) -> FactsPart:
+        """`to_bytes`' part, of these needs (the facts' it was encoded from: each one's place is
+        its place among them)."""
+        head, ids, keys, *blobs = unpack(raw, least=3)
+        meta = from_json(head)
+        writer = _NeedsWriter.__new__(_NeedsWriter)
+        writer.place = {slot: k for k, (slot, _) in enumerate(needs.items())}
+        writer._partners = dict(zip(meta["partners"], itertools.count()))
+        writer._types = dict(zip(meta["types"], itertools.count()))
+        writer._columns = {name: _array(code, blobs[k]) for k, (name, code) in enumerate(_ARRAYS.items())}
+        writer._seed, writer._text = bytes.fromhex(meta["seed"]), {"needs": ids, "keys": keys}
+        writer._ids, writer._keys, writer._several, writer._unplaced = [], [], {}, {}
+        chunks = _Chunks()
+        frames = blobs[len(_ARRAYS) :]
+        chunks.frames, chunks.sizes = frames[: meta["frames"]], meta["sizes"]
+        for piece in frames[meta["frames"] :]:  # the chunk not full yet: the contracts' go on it
+            chunks.add(piece)
+        return cls(writer, meta["placed"], chunks)
+
+
+def facts_part(
+    facts: Facts,
+    events: Mapping[str, tuple[Any, bytes]] | None,
+    pace: Callable[[], None] = _unpaced,
+    read: Reading | None = None,
+) -> FactsPart:
+    """What a snapshot of these facts holds of them alone (`FactsPart`), encoded (`events`:
+    what a rebuild read, `Captured.events`)."""
+    chunks = _Chunks()
+    json_of = _json_of(events, read or Reading())
+    needs = _NeedsWriter(facts.needs, chunks, json_of, pace)  # their payloads first
+    placed: dict[str, Any] = {table: [] for table in TABLES[1:]}
+    for n, (table, slot, f) in enumerate(_facts(facts)):
+        if not n % PACED_EVERY:
+            pace()
+        model_class, raw = json_of(f)
+        placed[table].append((_TYPE_OF[model_class], f.key, f.revision, chunks.add(raw), *slot))
+    return FactsPart(needs, placed, chunks)
 
 
 def _json_of(
@@ -455,6 +519,7 @@ class _NeedsWriter:
         key_sizes, revisions = self._columns["key_sizes"], self._columns["revisions"]
         self._ids: list[str] = []
         self._keys: list[str] = []
+        self._text: dict[str, bytes] | None = None  # `texts`
         for k, (slot, f) in enumerate(needs.items()):
             if not k % PACED_EVERY:
                 pace()
@@ -503,11 +568,17 @@ class _NeedsWriter:
     def columns(self) -> bytes:
         return b"".join(self._encoded())
 
+    def texts(self) -> dict[str, bytes]:
+        """The columns held as text: the needs' ids and their facts' keys."""
+        if self._text is None:
+            ids = "\n".join(self._ids)
+            if ids.count("\n") != max(len(self._ids) - 1, 0):
+                raise ValueError("a need id holds a line break")
+            self._text = {"needs": ids.encode(), "keys": "".join(self._keys).encode()}
+        return self._text
+
     def _encoded(self) -> list[bytes]:
-        ids = "\n".join(self._ids)
-        if ids.count("\n") != max(len(self._ids) - 1, 0):
-            raise ValueError("a need id holds a line break")
-        text = {"needs": ids.encode(), "keys": "".join(self._keys).encode()}
+        text = self.texts()
         return [text[name] if name in text else _le(self._columns[name]) for name in NEED_COLUMNS]
 
 
@@ -556,8 +627,9 @@ def pack(frames: list[bytes]) -> bytes:
     return _digest(packed) + packed
 
 
-def unpack(blob: bytes) -> list[bytes]:
-    """The zstd frames of a snapshot's bytes (`pack`); raises `Unusable` when they are not one."""
+def unpack(blob: bytes, least: int = 4) -> list[bytes]:
+    """The zstd frames of a snapshot's bytes (`pack`); raises `Unusable` when they are not one
+    (of `least` frames at least)."""
     digest, packed = blob[:DIGEST_BYTES], blob[DIGEST_BYTES:]
     if not packed or digest != _digest(packed):
         raise Unusable("not a snapshot, or a damaged one: its digest does not match")
@@ -568,7 +640,7 @@ def unpack(blob: bytes) -> list[bytes]:
             raise Unusable("not a snapshot: its frames do not add up to its length")
         frames.append(packed[at + 8 : at + 8 + size])
         at += 8 + size
-    if len(frames) < 4:
+    if len(frames) < least:
         raise Unusable("not a snapshot: fewer frames than a snapshot has")
     return frames
 

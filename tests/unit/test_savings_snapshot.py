@@ -554,3 +554,23 @@ def test_a_rebuilds_facts_are_written_as_the_events_it_read_and_read_back_the_sa
         assert {k: (f.key, f.revision, f.payload) for k, f in kept.items()} == {
             k: (back[k].key, back[k].revision, back[k].payload) for k in kept
         }
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 2048])
+def test_the_facts_part_encoded_apart_and_handed_over_as_bytes_writes_the_same_snapshot(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A rebuild encodes what a snapshot holds of the facts alone in a fork and hands it over as
+    bytes (`FactsPart`): the snapshot is the one encoded whole, byte for byte, in one chunk or
+    many (the last one not full: the contracts' pieces go on after the facts')."""
+    monkeypatch.setattr(snapshot, "CHUNK_BYTES", chunk)
+    before, facts = running(keyed(5) + keyed(6))
+    whole = snapshot.dump(before, facts, POLICY)
+    part = snapshot.facts_part(facts, None)
+    assert (len(part.chunks.frames) > 2) == (chunk < 4096)
+    handed = snapshot.FactsPart.from_bytes(part.to_bytes(), facts.needs)
+    assert snapshot.encode(snapshot.capture(before, facts, POLICY, part=handed)) == whole
+    with pytest.raises(snapshot.Unusable):  # a damaged file is refused, not half read
+        data = bytearray(part.to_bytes())
+        data[-1] ^= 1
+        snapshot.FactsPart.from_bytes(bytes(data), facts.needs)

@@ -273,10 +273,11 @@ async def rebuild(
                     if event is None:
                         skipped += 1
                         continue
-                    written[event.key] = raw
+                    key = event.key  # made each time it is asked for
+                    written[key] = raw
                     payload = event.payload()
-                    read.setdefault(event.key, (payload, raw))
-                    fold(index, event.key, payload)
+                    read.setdefault(key, (payload, raw))
+                    fold(index, key, payload)
                     archived += 1
                     if len(written) >= CHUNK:
                         await writes.add(written)
@@ -295,10 +296,11 @@ async def rebuild(
                         if event is None:
                             skipped += 1
                             continue
-                        written[event.key] = raw = fields[b"event"]
+                        key = event.key  # made each time it is asked for
+                        written[key] = raw = fields[b"event"]
                         payload = event.payload()
-                        read.setdefault(event.key, (payload, raw))
-                        fold(index, event.key, payload)
+                        read.setdefault(key, (payload, raw))
+                        fold(index, key, payload)
                     await writes.add(written)
                     done += len(chunk)
                     progress.update(done)

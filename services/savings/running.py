@@ -120,6 +120,12 @@ class Running:
         self._ahead: dict[str, ContractFigures] = {}
         self._ahead_frame: tuple[Any, ...] | None = None
         self._stale: set[str | Slot] = set()
+        #: what `_discounts` and `frame_of` worked out last (the latter with the ends it was of)
+        self._discounted: tuple[Fraction, list[Fraction]] | None = None
+        self._framed: tuple[Any, tuple[Any, ...], tuple[date, date] | None] | None = None
+        #: the payback dates as last worked out, with what they depend on but the daily rate's
+        #: steps (None: the steps moved since): `_view`
+        self._paybacks: tuple[Any, date | None, date | None] | None = None
         #: events folded so far, into any index (a rebuild sees whether any came after a point)
         self.folds = 0
 
@@ -179,9 +185,13 @@ class Running:
         )
 
     def _discounts(self, years: int) -> tuple[Fraction, list[Fraction]]:
-        """A year's discount factor, and each year's from the horizon's start."""
-        factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
-        return factor, [factor**k for k in range(years)]
+        """A year's discount factor, and each year's from the horizon's start (kept: the
+        policy does not change, and every recompute asks)."""
+        kept = self._discounted
+        if kept is None or len(kept[1]) != years:
+            factor = Fraction(1) / (1 + Fraction(self.policy.discount_rate))
+            kept = self._discounted = (factor, [factor**k for k in range(years)])
+        return kept
 
     def pending(self) -> bool:
         """Whether something was folded since the figures were last computed."""
@@ -194,6 +204,9 @@ class Running:
         time-based figures depend on."""
         if facts is not self._ends_of or self._ends is None:
             self._ends_of, self._ends = facts, (model.as_of(facts), model.first_start(facts))
+        kept = self._framed
+        if kept is not None and kept[0] == self._ends:  # every recompute asks: mostly the same
+            return kept[1], kept[2]
         today, span = self._ends[0], model.span_from(self._ends[1], self.policy)
         buckets: list[tuple[date, date]] = []
         if span:
@@ -201,6 +214,7 @@ class Running:
             while add_months(span[0], 12 * k) < span[1]:
                 buckets.append((add_months(span[0], 12 * k), min(add_months(span[0], 12 * (k + 1)), span[1])))
                 k += 1
+        self._framed = (self._ends, (today, tuple(buckets)), span)
         return (today, tuple(buckets)), span
 
     def figures(self, facts: Facts) -> dict[str, Any]:
@@ -337,6 +351,7 @@ class Running:
         self._partner_refs: Counter[str] = Counter()  # contracts giving a partner a row
         self._moved = None
         self._steps: defaultdict[date, Fraction] = defaultdict(Fraction)
+        self._paybacks = None
         self._warnings: dict[str, list[str]] = {}
         self._need_rows: dict[Slot, dict[str, Any]] = {}
         self._need_keys: dict[Slot, Any] = {}
@@ -397,6 +412,8 @@ class Running:
             if self._moved is not None:
                 self._moved.add(pid)
         steps = self._steps
+        if c.changes:
+            self._paybacks = None  # the daily rate's steps move
         for day, rate in c.changes.items():
             step = steps[day] + rate if sign > 0 else steps[day] - rate
             if step:
@@ -462,20 +479,12 @@ class Running:
                 k = next((i for i, (b0, b1) in enumerate(buckets) if b0 <= f.payload.date < b1), len(buckets))
                 invest_disc += Fraction(f.payload.amount) * factor**k
         invest_disc_p = pence(invest_disc)
-        timeline: list[tuple[date, date, Fraction]] = []
-        timeline_disc: list[tuple[date, date, Fraction]] = []
-        if span:
-            cuts = sorted(set(self._steps) | {d for b in buckets for d in b})
-            rate, k = Fraction(0), 0
-            for a, b in itertools.pairwise(cuts):
-                rate += self._steps.get(a, 0)
-                while k < len(buckets) - 1 and a >= buckets[k][1]:
-                    k += 1
-                if span[0] <= a < span[1]:
-                    timeline.append((a, min(b, span[1]), rate))
-                    timeline_disc.append((a, min(b, span[1]), rate * factor**k))
-        payback = model._payback(timeline, Fraction(invest_p, 100))
-        payback_disc = model._payback(timeline_disc, Fraction(invest_disc_p, 100))
+        depends = (span, buckets, factor, invest_p, invest_disc_p)
+        if self._paybacks is not None and self._paybacks[0] == depends:
+            payback, payback_disc = self._paybacks[1], self._paybacks[2]
+        else:  # walks every day the daily rate steps: only after a contract moved it
+            payback, payback_disc = self._payback_dates(span, buckets, factor, invest_p, invest_disc_p)
+            self._paybacks = (depends, payback, payback_disc)
         invested: dict[str, int] = {}
         for f in facts.investments.values():
             pid = f.payload.partner_id
@@ -523,6 +532,30 @@ class Running:
             "years": years,
             "partners": self._partner_table(invested),
         }
+
+    def _payback_dates(
+        self,
+        span: tuple[date, date] | None,
+        buckets: list[tuple[date, date]],
+        factor: Fraction,
+        invest_p: int,
+        invest_disc_p: int,
+    ) -> tuple[date | None, date | None]:
+        """When the savings (and the discounted savings) first repay the investment."""
+        timeline: list[tuple[date, date, Fraction]] = []
+        timeline_disc: list[tuple[date, date, Fraction]] = []
+        if span:
+            cuts = sorted(set(self._steps) | {d for b in buckets for d in b})
+            rate, k = Fraction(0), 0
+            for a, b in itertools.pairwise(cuts):
+                rate += self._steps.get(a, 0)
+                while k < len(buckets) - 1 and a >= buckets[k][1]:
+                    k += 1
+                if span[0] <= a < span[1]:
+                    timeline.append((a, min(b, span[1]), rate))
+                    timeline_disc.append((a, min(b, span[1]), rate * factor**k))
+        payback = model._payback(timeline, Fraction(invest_p, 100))
+        return payback, model._payback(timeline_disc, Fraction(invest_disc_p, 100))
 
     def _partner_table(self, invested: dict[str, int]) -> list[dict[str, Any]]:
         """Every partner's row, in id order: those with a contract, and those with an

@@ -162,6 +162,7 @@ class Projection(EventSetState[Facts]):
         if self.running.facts is not self.index or self.running.pending():
             return None  # folded since the figures were computed: the next recompute saves it
         folds, part = self.facts_part or (None, None)
+        self.facts_part = None  # taken once: an encoding adds the contracts' pieces to it
         part = part if folds == self.running.folds else None
         captured = snapshot.capture(self.running, self.index, self.policy, self.read_events, part)
         if not self.pace_snapshots:

@@ -16,7 +16,7 @@ Pure functions of the set of events; no I/O.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -66,6 +66,9 @@ class Register:
     in_category: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     #: categories an event changed since the service last matched (`Opportunities`)
     touched: set[str] = field(default_factory=set)
+    #: the needs an event changed since the service last matched, by category (the one they
+    #: were in and the one they are in): what `Matched` puts in its order again
+    moved: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
     def current(self, category: str | None = None, ordered: bool = True) -> list[NeedIdentified]:
         """The current needs (of one category), withdrawn ones left out; by partner and need id,
@@ -105,6 +108,7 @@ def evolve(reg: Register, key: str, payload: Payload) -> Register:
                 category = getattr(version.payload, "service_category", None) if version is not None else None
                 if category is not None:
                     reg.touched.add(category)
+                    reg.moved.setdefault(category, set()).add(slot)
                     members = reg.in_category.setdefault(category, set())
                     members.add(slot) if now else members.discard(slot)
         case OpportunityJoined() | OpportunityDeclined():
@@ -145,22 +149,31 @@ def match(needs: list[NeedIdentified], policy: NeedsPolicy) -> list[Group]:
     for category, candidates in sorted(by_category.items()):
         candidates.sort(key=_MATCH_ORDER)  # a total order: slots are unique
         ends = [n.current_arrangements_end for n in candidates]  # in order
-        floor, i = policy.floor, 0
-        while i < len(candidates):
-            start = ends[i]
-            j = bisect_right(ends, add_months(start, policy.window_months), i)
-            members = tuple(candidates[i:j])
-            if any(n.annual_budget >= floor for n in members) and len({n.partner_id for n in members}) >= 2:
-                groups.append(
-                    Group(
-                        f"{category}-{start:%Y-%m}",
-                        category,
-                        members,
-                        start,
-                        members[-1].current_arrangements_end,
-                    )
+        groups += _windows(category, candidates, ends, policy)
+    return groups
+
+
+def _windows(
+    category: str, candidates: list[NeedIdentified], ends: list[date], policy: NeedsPolicy
+) -> list[Group]:
+    """The groups one category's candidates make (open to sharing, in `_MATCH_ORDER`; `ends`:
+    their arrangements' ends, in that order)."""
+    groups, floor, i = [], policy.floor, 0
+    while i < len(candidates):
+        start = ends[i]
+        j = bisect_right(ends, add_months(start, policy.window_months), i)
+        members = tuple(candidates[i:j])
+        if any(n.annual_budget >= floor for n in members) and len({n.partner_id for n in members}) >= 2:
+            groups.append(
+                Group(
+                    f"{category}-{start:%Y-%m}",
+                    category,
+                    members,
+                    start,
+                    members[-1].current_arrangements_end,
                 )
-            i = j
+            )
+        i = j
     return groups
 
 
@@ -373,6 +386,12 @@ class Matched:
         self.policy, self.savings = policy, savings
         self.opportunities: dict[str, dict[str, Any]] = {}
         self._of: Register | None = None
+        #: each category's candidates for matching (current, open to sharing) in `_MATCH_ORDER`,
+        #: kept as needs move (`Register.moved`) rather than sorted again each time (at 11,430
+        #: needs in a category, sorting them was a third of matching it), and the entry of each
+        #: (category, need) in it
+        self._order: dict[str, list[tuple[date, str, str, NeedIdentified]]] = {}
+        self._entry: dict[tuple[str, tuple[str, str]], tuple[date, str, str, NeedIdentified]] = {}
 
     def refresh(self, reg: Register) -> set[str] | None:
         """Match again what changed in `reg`: the opportunities to look at (those found now
@@ -392,16 +411,55 @@ class Matched:
     def touched(self, reg: Register) -> list[str]:
         """The categories to match again (taken from `reg`); all of them when `reg` is new."""
         if reg is not self._of:
-            self._of, self.opportunities = reg, {}
-            reg.touched = set(reg.in_category)
+            self._of, self.opportunities, self._order, self._entry = reg, {}, {}, {}
+            reg.touched, reg.moved = set(reg.in_category), {}
         categories, reg.touched = reg.touched, set()
         return sorted(categories)
 
     def refresh_category(self, reg: Register, category: str) -> set[str]:
         """Match one category again: its opportunities to look at (found now, and gone)."""
         before = {oid for oid in self.opportunities if category_of(oid) == category}
-        found = opportunities(reg, self.policy, self.savings, {category})
+        order = self._ordered(reg, category)
+        groups = _windows(category, [e[3] for e in order], [e[0] for e in order], self.policy)
+        found = {g.opportunity_id: appraise(g, reg, self.savings) for g in groups}
         for oid in before - set(found):
             del self.opportunities[oid]
         self.opportunities.update(found)
         return before | set(found)
+
+    def _ordered(self, reg: Register, category: str) -> list[tuple[date, str, str, NeedIdentified]]:
+        """The category's candidates in `_MATCH_ORDER` (`_order`), the needs moved since put in
+        place again."""
+        moved = reg.moved.pop(category, ())
+        order = self._order.get(category)
+        if order is None:
+            order = self._order[category] = sorted(
+                e for slot in reg.in_category.get(category, ()) if (e := self._candidate(reg, category, slot))
+            )
+            return order
+        for slot in moved:
+            old = self._entry.pop((category, slot), None)
+            if old is not None:
+                k = bisect_left(order, old)  # (end, partner, need): the slot's own place
+                assert order[k] is old, "a need's entry is where its order puts it"
+                del order[k]
+            self._candidate(reg, category, slot, order)
+        return order
+
+    def _candidate(
+        self,
+        reg: Register,
+        category: str,
+        slot: tuple[str, str],
+        into: list[tuple[date, str, str, NeedIdentified]] | None = None,
+    ) -> tuple[date, str, str, NeedIdentified] | None:
+        """The need's entry in the category's order, if it is a candidate there now (noted, and
+        put in place in `into`)."""
+        version = reg.needs.get(slot)
+        p = version.payload if version is not None else None
+        if not isinstance(p, NeedIdentified) or p.service_category != category or not p.open_to_sharing:
+            return None
+        entry = self._entry[(category, slot)] = (p.current_arrangements_end, p.partner_id, p.need_id, p)
+        if into is not None:
+            insort(into, entry)
+        return entry

@@ -228,6 +228,43 @@ def test_opportunities_matched_a_few_events_at_a_time_equal_matching_everything(
     assert {oid: p for oid, p in seen.items() if p is not None} == whole, "every change was in a batch's scope"
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from("abcd"),  # partner
+            st.integers(0, 5),  # need
+            st.integers(0, 3),  # revision
+            st.sampled_from(["advocacy", "carers", "advice"]),
+            st.sampled_from(["2013-03-31", "2013-09-30", "2014-06-30", "2015-01-31"]),
+            st.booleans(),  # open to sharing
+            st.booleans(),  # withdrawn instead
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=10),
+)
+def test_each_categorys_order_kept_as_needs_move_matches_as_sorting_everything(
+    changes: list[tuple[str, int, int, str, str, bool, bool]], cuts: list[int]
+) -> None:
+    """`Matched` keeps each category's needs in matching order as they are identified, updated
+    (to another category, end or sharing), withdrawn and identified again, rather than sorting
+    them each time: after every batch, what it holds is what matching everything finds."""
+    reg, kept = Register(), Matched(POLICY, SAVINGS)
+    for n, (pid, k, revision, category, ends, sharing, withdrawn) in enumerate(changes):
+        if withdrawn:
+            item = ("need.withdrawn", {"need_id": f"n{k}", "partner_id": pid, "revision": revision or 1})
+        else:
+            item = need(pid, f"n{k}", category=category, ends=ends, sharing=sharing,
+                        **({"revision": revision} if revision else {}))
+        evolve(reg, f"/partners/{pid} e{n}", PAYLOADS[item[0]].model_validate(item[1]))
+        if n + 1 == cuts[0] or n + 1 == len(changes):
+            cuts = [cuts[0] + (cuts[1:] or [1])[0]] + cuts[2:]
+            kept.refresh(reg)
+            assert kept.opportunities == opportunities(reg, POLICY, SAVINGS)
+
+
 def test_a_partners_decision_on_an_opportunity_is_checked_against_its_category_alone(
     monkeypatch: Any,
 ) -> None:

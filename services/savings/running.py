@@ -350,7 +350,8 @@ class Running:
         self._partners: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._partner_refs: Counter[str] = Counter()  # contracts giving a partner a row
         self._moved = None
-        self._steps: defaultdict[date, Fraction] = defaultdict(Fraction)
+        self._steps: dict[date, Fraction] = {}
+        self._step_sums: dict[date, dict[int, int]] = {}  # added since they were read (`steps`)
         self._paybacks = None
         self._warnings: dict[str, list[str]] = {}
         self._need_rows: dict[Slot, dict[str, Any]] = {}
@@ -405,21 +406,40 @@ class Running:
         for k, (p, d) in enumerate(zip(c.years_p, c.years_disc_p, strict=True)):
             self._years[k] += sign * p
             self._years_disc[k] += sign * d
+        partners = self._partners
         for pid, name, p in c.additions:
-            self._partners[pid][name] += sign * p
-        for pid in {pid for pid, _, _ in c.additions}:
+            partners[pid][name] += sign * p
+        for pid in dict.fromkeys(pid for pid, _, _ in c.additions):  # in order: the same order each run
             self._partner_refs[pid] += sign
             if self._moved is not None:
                 self._moved.add(pid)
-        steps = self._steps
         if c.changes:
             self._paybacks = None  # the daily rate's steps move
+        # each day's step, summed as whole numerators by denominator (a contract's rates have
+        # a few): made Fractions when the steps are read (`steps`), not at every addition
+        summing = self._step_sums
         for day, rate in c.changes.items():
-            step = steps[day] + rate if sign > 0 else steps[day] - rate
-            if step:
-                steps[day] = step
-            else:
-                del steps[day]  # no step that day (a cut with no change moves no figure)
+            by_denominator = summing.get(day)
+            if by_denominator is None:
+                by_denominator = summing[day] = {}
+            q = rate.denominator
+            n = rate.numerator if sign > 0 else -rate.numerator
+            by_denominator[q] = by_denominator.get(q, 0) + n
+
+    def steps(self) -> dict[date, Fraction]:
+        """The portfolio's daily saving rate's steps: each day's sum of every contract's
+        (`ContractFigures.changes`), and no day whose steps cancel out."""
+        summing = self._step_sums
+        if summing:
+            steps = self._steps
+            for day, by_denominator in summing.items():
+                step = steps.get(day, 0) + sum(Fraction(n, q) for q, n in by_denominator.items() if n)
+                if step:
+                    steps[day] = step
+                else:
+                    steps.pop(day, None)  # no step that day (a cut with no change moves no figure)
+            summing.clear()
+        return self._steps
 
     def _holder(self, slot: Slot, before: str | None = None) -> ContractFigures | None:
         """The contract shown as replacing a need (as `project` picks it): the last active
@@ -545,10 +565,11 @@ class Running:
         timeline: list[tuple[date, date, Fraction]] = []
         timeline_disc: list[tuple[date, date, Fraction]] = []
         if span:
-            cuts = sorted(set(self._steps) | {d for b in buckets for d in b})
+            steps = self.steps()
+            cuts = sorted(set(steps) | {d for b in buckets for d in b})
             rate, k = Fraction(0), 0
             for a, b in itertools.pairwise(cuts):
-                rate += self._steps.get(a, 0)
+                rate += steps.get(a, 0)
                 while k < len(buckets) - 1 and a >= buckets[k][1]:
                     k += 1
                 if span[0] <= a < span[1]:

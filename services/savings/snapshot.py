@@ -299,7 +299,7 @@ def capture(
             list(running._years_disc),
             {pid: dict(row) for pid, row in running._partners.items()},
             dict(running._partner_refs),
-            _steps(running._steps),
+            _steps(dict(sorted(running.steps().items()))),  # by day: whatever order they came in
         ],
         events=events,
         part=part,

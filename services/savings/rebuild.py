@@ -138,14 +138,16 @@ class _Writes:
 
 def figures_apart(
     running: Running, facts: Facts, workers: int, out: TextIO = sys.stderr
-) -> dict[str, ContractFigures]:
+) -> tuple[dict[str, ContractFigures], list[list[Any]]]:
     """Every contract's figures (`Running.precompute`), computed in `workers` processes:
     forks of this one, each taking every `workers`-th contract and writing their rows and
     figures as a snapshot holds them (`snapshot._contract`) to a file this process reads once
-    it has computed its own share. A worker that fails leaves its contracts to the recompute."""
+    it has computed its own share, and last what its share adds to every total
+    (`Running.totals_of`). The figures, and each share's totals (`Running.ahead` takes both).
+    A worker that fails leaves its contracts to the recompute."""
     cids = sorted(facts.awards)
     if workers < 2 or len(cids) < APART_FROM or not hasattr(os, "fork"):
-        return {}
+        return {}, []
     progress = Progress(len(cids), "rebuild: contracts' figures computed", out)
     running.frame_of(facts)  # the business date and the horizon: read once, before the forks
     parts = [cids[k::workers] for k in range(workers)]
@@ -158,22 +160,30 @@ def figures_apart(
             ahead[cid] = c
             if not n % 1000:
                 progress.update(n * workers)  # the workers keep about the same pace
+        totals = [running.totals_of(facts, ahead.values())]
         for child in children:
-            for line in child.joined() or ():  # a failed worker's: left to the recompute
+            joined = child.joined()
+            if joined is None:
+                continue  # a failed worker's: left to the recompute
+            *lines, last = joined.readlines()
+            for line in lines:
                 cid, row, data = from_json(line)
                 ahead[cid] = snapshot._figures(facts.awards[cid].payload, data, row)
+            totals.append(from_json(last))
     finally:
         for child in children:
             child.close()  # killed first if still running: this process failed or was interrupted
     progress.finish()
-    return ahead
+    return ahead, totals
 
 
 def _figures_of(running: Running, facts: Facts, cids: list[str], written: BinaryIO) -> None:
-    """A worker of `figures_apart`: these contracts' figures, a line each."""
-    written.writelines(
-        to_json([cid, c.row, snapshot._contract(c)]) + b"\n" for cid, c in running.precompute(facts, cids)
-    )
+    """A worker of `figures_apart`: these contracts' figures, a line each, then their totals."""
+    computed = []
+    for cid, c in running.precompute(facts, cids):
+        written.write(to_json([cid, c.row, snapshot._contract(c)]) + b"\n")
+        computed.append(c)
+    written.write(to_json(running.totals_of(facts, computed)) + b"\n")
 
 
 class _Forked:
@@ -312,10 +322,10 @@ async def rebuild(
     elapsed = progress.finish()
     with collector.paused():
         workers = default_workers() if workers is None else workers
-        ahead = figures_apart(projection.running, index, workers, out)
+        ahead, totals = figures_apart(projection.running, index, workers, out)
     # what the catch-up brings is folded into the index after: the figures it touches are
     # computed again (`Running._fresh`)
-    projection.running.ahead(ahead, index)
+    projection.running.ahead(ahead, index, totals)
     # meanwhile, what the snapshot holds of the facts alone is encoded in a fork (what this
     # process then computes does not change them), taken unless something is folded since
     encoding, folds = None, projection.running.folds

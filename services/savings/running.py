@@ -119,6 +119,9 @@ class Running:
         #: the contracts and needs it touched) or the frame moved (`_ahead_frame`)
         self._ahead: dict[str, ContractFigures] = {}
         self._ahead_frame: tuple[Any, ...] | None = None
+        #: what those contracts add to every total, summed where they were computed (`totals`):
+        #: added at once by a `summary` that starts again from nothing (a rebuild's)
+        self._ahead_totals: list[list[Any]] = []
         self._stale: set[str | Slot] = set()
         #: what `_discounts` and `frame_of` worked out last (the latter with the ends it was of)
         self._discounted: tuple[Fraction, list[Fraction]] | None = None
@@ -170,10 +173,46 @@ class Running:
             fact = facts.awards[cid]
             yield cid, model._figures(fact, facts, self.policy, today, buckets, factors)
 
-    def ahead(self, figures: dict[str, ContractFigures], facts: Facts) -> None:
+    def ahead(
+        self, figures: dict[str, ContractFigures], facts: Facts, totals: Sequence[list[Any]] = ()
+    ) -> None:
         """Figures `precompute`d from `facts` as they stand now, for the next `summary` to take
-        where nothing folded after this touches them."""
+        where nothing folded after this touches them; `totals`: what they add to every total
+        (`totals_of`, each over a part of them: together, over all of them)."""
         self._ahead, self._ahead_frame, self._stale = figures, self.frame_of(facts)[0], set()
+        self._ahead_totals = list(totals)
+
+    def totals_of(self, facts: Facts, figures: Iterable[ContractFigures]) -> list[Any]:
+        """What these contracts add to every total (`_add`), in JSON (a rebuild's worker hands
+        it over), as `_add_totals` takes it."""
+        summed = Running(self.policy)
+        summed._reset(facts, self.frame_of(facts)[0], dirty=False)
+        for c in figures:
+            summed._add(c, 1)
+        return [
+            dict(summed._sums),
+            summed._years,
+            summed._years_disc,
+            {pid: dict(row) for pid, row in summed._partners.items()},
+            dict(summed._partner_refs),
+            [(day.toordinal(), q, n) for day, by in summed._step_sums.items() for q, n in by.items()],
+        ]
+
+    def _add_totals(self, totals: list[Any]) -> None:
+        """Add `totals_of` some contracts to every total, as `_add` of each would."""
+        sums, years, years_disc, partners, refs, steps = totals
+        self._sums.update(sums)
+        self._years = [a + b for a, b in zip(self._years, years, strict=True)]
+        self._years_disc = [a + b for a, b in zip(self._years_disc, years_disc, strict=True)]
+        for pid, row in partners.items():
+            self._partners[pid].update(row)
+        self._partner_refs.update(refs)
+        summing = self._step_sums
+        for ordinal, q, n in steps:
+            by_denominator = summing.setdefault(date.fromordinal(ordinal), {})
+            by_denominator[q] = by_denominator.get(q, 0) + n
+        if steps:
+            self._paybacks = None
 
     def _fresh(self, cid: str, award: TenderAwarded) -> bool:
         """Whether nothing a contract's figures depend on was folded since they were computed
@@ -229,9 +268,17 @@ class Running:
         frame, span = self.frame_of(facts)
         today, buckets = frame[0], list(frame[1])
         self.touched = set()
+        # from nothing, with the figures computed ahead: their totals added at once (each
+        # contract's part taken away again below if its figures are not taken)
+        summed = False
         if facts is not self.facts or frame != self._frame:
             self._reset(facts, frame)
             self.touched = None
+            if self._ahead and self._ahead_totals and frame == self._ahead_frame:
+                for totals in self._ahead_totals:
+                    self._add_totals(totals)
+                summed = True
+        self._ahead_totals = []
         factor, factors = self._discounts(len(buckets))
         touched: set[str] = set()
         for cid in sorted(self._dirty):
@@ -250,9 +297,17 @@ class Running:
             else:
                 c = model._figures(fact, facts, self.policy, today, frame[1], factors, found)
             self._contracts[cid], self._keys[cid] = c, key
-            self._add(c, 1)
+            if ahead is not None and summed:
+                if c is not ahead:  # its part is in the totals added: the new one replaces it
+                    self._add(ahead, -1)
+                    self._add(c, 1)
+            else:
+                self._add(c, 1)
             touched.add(cid)
         self._dirty.clear()
+        if summed:
+            for c in self._ahead.values():  # not looked at (no longer awarded): out of the totals
+                self._add(c, -1)
         self._ahead.clear()  # those not taken are out of date
         if self.touched is None:
             # every contract recomputed: every one's warnings and every need's row redone (the

@@ -293,13 +293,15 @@ def capture(
         need_rows=dict(running._need_rows),
         need_keys=dict(running._need_keys),
         need_pending=running.need_pending,
+        # in order (keys sorted, steps by day): the same bytes whatever order the contracts
+        # were added in (a rebuild adds each worker's totals at once: `Running.ahead`)
         sums=[
-            dict(running._sums),
+            dict(sorted(running._sums.items())),
             list(running._years),
             list(running._years_disc),
-            {pid: dict(row) for pid, row in running._partners.items()},
-            dict(running._partner_refs),
-            _steps(dict(sorted(running.steps().items()))),  # by day: whatever order they came in
+            {pid: dict(sorted(row.items())) for pid, row in sorted(running._partners.items())},
+            dict(sorted(running._partner_refs.items())),
+            _steps(dict(sorted(running.steps().items()))),
         ],
         events=events,
         part=part,

@@ -55,11 +55,12 @@ def test_figures_computed_apart_then_given_the_rest_of_the_events_are_the_projec
     for key, payload in head:  # into an index of its own, as a rebuild folds
         running.fold(facts, key, payload)
     shown = io.StringIO()
-    ahead = rebuild.figures_apart(running, facts, workers, shown)
+    ahead, totals = rebuild.figures_apart(running, facts, workers, shown)
     assert sorted(ahead) == (sorted(facts.awards) if workers > 1 else [])
+    assert len(totals) == (workers if workers > 1 else 0), "each share's totals"
     if workers > 1:  # progress, as long work shows it
         assert f"rebuild: contracts' figures computed: {len(ahead)}/{len(ahead)} (100%" in shown.getvalue()
-    running.ahead(ahead, facts)
+    running.ahead(ahead, facts, totals)
     for key, payload in tail:  # what the catch-up brings
         running.fold(facts, key, payload)
     assert running.figures(facts) == project(facts, POLICY)
@@ -69,7 +70,8 @@ def test_the_recompute_takes_the_figures_computed_apart_but_those_folded_since(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     facts, running = portfolio(40), Running(POLICY)
-    running.ahead(rebuild.figures_apart(running, facts, 2, io.StringIO()), facts)
+    ahead, totals = rebuild.figures_apart(running, facts, 2, io.StringIO())
+    running.ahead(ahead, facts, totals)
     ended = Facts()
     decommission(ended, 7)
     running.fold(facts, "/partners/x d-7", ended.decommissions["c-00007"].payload)
@@ -77,6 +79,23 @@ def test_the_recompute_takes_the_figures_computed_apart_but_those_folded_since(
     view = running.figures(facts)
     assert computed == ["c-00007"]
     assert view == project(facts, POLICY)
+
+
+@pytest.mark.parametrize("folded_since", [False, True])
+def test_each_shares_totals_added_at_once_give_what_adding_each_contract_gives(folded_since: bool) -> None:
+    """The totals of each share (`Running.totals_of`) stand for adding each contract's part:
+    the same figures and the same snapshot, byte for byte, also when a contract's figures are
+    not taken (an event folded since) and its part is taken away again."""
+    facts, alone, apart = portfolio(40), Running(POLICY), Running(POLICY)
+    ahead, totals = rebuild.figures_apart(apart, facts, 3, io.StringIO())
+    assert len(totals) == 3
+    apart.ahead(ahead, facts, totals)
+    if folded_since:
+        ended = Facts()
+        decommission(ended, 7)
+        apart.fold(facts, "/partners/x d-7", ended.decommissions["c-00007"].payload)  # alone reads it whole
+    assert apart.figures(facts) == alone.figures(facts) == project(facts, POLICY)
+    assert snapshot.dump(apart, facts, POLICY) == snapshot.dump(alone, facts, POLICY)
 
 
 def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(
@@ -88,10 +107,11 @@ def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(
         raise RuntimeError("a worker fails")
 
     monkeypatch.setattr(snapshot, "_contract", failing)
-    ahead = rebuild.figures_apart(running, facts, 2, io.StringIO())
+    ahead, totals = rebuild.figures_apart(running, facts, 2, io.StringIO())
     assert sorted(ahead) == sorted(facts.awards)[0::2], "this process's share, not the worker's"
+    assert len(totals) == 1, "this process's share's totals alone"
     assert "RuntimeError: a worker fails" in capfd.readouterr().err, "the worker says why"
-    running.ahead(ahead, facts)
+    running.ahead(ahead, facts, totals)
     computed = _counting(monkeypatch)
     view = running.figures(facts)
     assert computed == sorted(facts.awards)[1::2]

@@ -5,7 +5,7 @@ from what was last published."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -79,6 +79,8 @@ class Projection(EventSetState[Facts]):
         #: what a rebuild encoded of its facts alone (`snapshot.Captured.part`), and how many
         #: events the index had folded then (`Running.folds`): used only if none was since
         self.facts_part: tuple[int, snapshot.FactsPart] | None = None
+        #: the contracts' pieces a rebuild encoded where it computed them (`snapshot.Captured.pieces`)
+        self.contract_pieces: Mapping[str, tuple[Any, bytes, bytes, bytes]] | None = None
         #: the figures as last published, but the tables (`figures` adds them when asked)
         self._summary: dict[str, Any] = self._summary_now()
         self._document: dict[str, Any] | None = None
@@ -164,7 +166,9 @@ class Projection(EventSetState[Facts]):
         folds, part = self.facts_part or (None, None)
         self.facts_part = None  # taken once: an encoding adds the contracts' pieces to it
         part = part if folds == self.running.folds else None
-        captured = snapshot.capture(self.running, self.index, self.policy, self.read_events, part)
+        captured = snapshot.capture(
+            self.running, self.index, self.policy, self.read_events, part, self.contract_pieces
+        )
         if not self.pace_snapshots:
             return lambda: snapshot.encode(captured)
         return lambda: snapshot.encode(captured, snapshot.Pace())

@@ -34,7 +34,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
@@ -136,18 +136,25 @@ class _Writes:
             await pipe.execute()
 
 
-def figures_apart(
-    running: Running, facts: Facts, workers: int, out: TextIO = sys.stderr
-) -> tuple[dict[str, ContractFigures], list[list[Any]]]:
+class Apart(NamedTuple):
+    """What `figures_apart` hands over: each contract's figures, each share's totals
+    (`Running.ahead` takes both), and each contract's pieces as the snapshot writes them, with
+    the figures they are of (`snapshot.Captured.pieces`)."""
+
+    figures: dict[str, ContractFigures]
+    totals: list[list[Any]]
+    pieces: dict[str, tuple[ContractFigures, bytes, bytes, bytes]]
+
+
+def figures_apart(running: Running, facts: Facts, workers: int, out: TextIO = sys.stderr) -> Apart:
     """Every contract's figures (`Running.precompute`), computed in `workers` processes:
-    forks of this one, each taking every `workers`-th contract and writing their rows and
-    figures as a snapshot holds them (`snapshot._contract`) to a file this process reads once
-    it has computed its own share, and last what its share adds to every total
-    (`Running.totals_of`). The figures, and each share's totals (`Running.ahead` takes both).
-    A worker that fails leaves its contracts to the recompute."""
+    forks of this one, each taking every `workers`-th contract and writing their pieces as a
+    snapshot writes them (`snapshot.pieces_of`) to a file this process reads once it has
+    computed (and encoded) its own share, and last what its share adds to every total
+    (`Running.totals_of`). A worker that fails leaves its contracts to the recompute."""
     cids = sorted(facts.awards)
     if workers < 2 or len(cids) < APART_FROM or not hasattr(os, "fork"):
-        return {}, []
+        return Apart({}, [], {})
     progress = Progress(len(cids), "rebuild: contracts' figures computed", out)
     running.frame_of(facts)  # the business date and the horizon: read once, before the forks
     parts = [cids[k::workers] for k in range(workers)]
@@ -156,8 +163,10 @@ def figures_apart(
         for part in parts[1:]:
             children.append(_Forked(functools.partial(_figures_of, running, facts, part)))
         ahead: dict[str, ContractFigures] = {}
+        pieces: dict[str, tuple[ContractFigures, bytes, bytes, bytes]] = {}
         for n, (cid, c) in enumerate(running.precompute(facts, parts[0]), 1):
             ahead[cid] = c
+            pieces[cid] = (c, *snapshot.pieces_of(c))  # here rather than in the snapshot after
             if not n % 1000:
                 progress.update(n * workers)  # the workers keep about the same pace
         totals = [running.totals_of(facts, ahead.values())]
@@ -167,21 +176,25 @@ def figures_apart(
                 continue  # a failed worker's: left to the recompute
             *lines, last = joined.readlines()
             for line in lines:
-                cid, row, data = from_json(line)
-                ahead[cid] = snapshot._figures(facts.awards[cid].payload, data, row)
+                cid_text, row, data, shown = line.rstrip(b"\n").split(b"\t")
+                cid = cid_text.decode()
+                c = ahead[cid] = snapshot._figures(facts.awards[cid].payload, from_json(data), from_json(row))
+                pieces[cid] = (c, row, data, shown)  # the same bytes as its own encoding gives
             totals.append(from_json(last))
     finally:
         for child in children:
             child.close()  # killed first if still running: this process failed or was interrupted
     progress.finish()
-    return ahead, totals
+    return Apart(ahead, totals, pieces)
 
 
 def _figures_of(running: Running, facts: Facts, cids: list[str], written: BinaryIO) -> None:
-    """A worker of `figures_apart`: these contracts' figures, a line each, then their totals."""
+    """A worker of `figures_apart`: these contracts' pieces, a line each (its id, row,
+    figures and row as shown, apart by tabs: neither an id nor JSON holds one), then their
+    totals."""
     computed = []
     for cid, c in running.precompute(facts, cids):
-        written.write(to_json([cid, c.row, snapshot._contract(c)]) + b"\n")
+        written.write(b"\t".join([cid.encode(), *snapshot.pieces_of(c)]) + b"\n")
         computed.append(c)
     written.write(to_json(running.totals_of(facts, computed)) + b"\n")
 
@@ -322,10 +335,10 @@ async def rebuild(
     elapsed = progress.finish()
     with collector.paused():
         workers = default_workers() if workers is None else workers
-        ahead, totals = figures_apart(projection.running, index, workers, out)
+        apart = figures_apart(projection.running, index, workers, out)
     # what the catch-up brings is folded into the index after: the figures it touches are
     # computed again (`Running._fresh`)
-    projection.running.ahead(ahead, index, totals)
+    projection.running.ahead(apart.figures, index, apart.totals)
     # meanwhile, what the snapshot holds of the facts alone is encoded in a fork (what this
     # process then computes does not change them), taken unless something is folded since
     encoding, folds = None, projection.running.folds
@@ -352,11 +365,11 @@ async def rebuild(
             joined = encoding.joined() if encoding is not None else None  # None: it failed (why: stderr)
             if joined is not None:
                 projection.facts_part = (folds, snapshot.FactsPart.from_bytes(joined.read(), index.needs))
-        projection.read_events = read
+        projection.read_events, projection.contract_pieces = read, apart.pieces
         try:
             await projection.save_snapshot()  # for the new generation: processes that reload start from it
         finally:
-            projection.read_events = projection.facts_part = None
+            projection.read_events = projection.facts_part = projection.contract_pieces = None
             read.clear()  # the events' bytes: no longer needed
         after = projection.summary  # the figures but their tables
         unchanged = same_figures(before, after, lambda: projection.figures)

@@ -184,6 +184,12 @@ def _contract(c: ContractFigures) -> list[Any]:
     ]
 
 
+def pieces_of(c: ContractFigures) -> tuple[bytes, bytes, bytes]:
+    """A contract's pieces as a snapshot writes them: its row, its figures (`_contract`) and its
+    row as updates show it (`shown_json`)."""
+    return to_json(c.row), to_json(_contract(c)), shown_json(c.row)
+
+
 def _figures(award: Any, data: list[Any], row: dict[str, Any]) -> ContractFigures:
     (
         baseline,
@@ -257,6 +263,9 @@ class Captured:
     events: Mapping[str, tuple[Any, bytes]] | None = None
     #: what the snapshot holds of these facts alone, encoded already (a rebuild's: `FactsPart`)
     part: FactsPart | None = None
+    #: contracts' pieces encoded already (`pieces_of`), each with the figures it is of: written
+    #: for a contract whose figures are those very ones (a rebuild's, encoded where computed)
+    pieces: Mapping[str, tuple[ContractFigures, bytes, bytes, bytes]] | None = None
 
 
 def capture(
@@ -265,9 +274,11 @@ def capture(
     policy: SavingsPolicy,
     events: Mapping[str, tuple[Any, bytes]] | None = None,
     part: FactsPart | None = None,
+    pieces: Mapping[str, tuple[ContractFigures, bytes, bytes, bytes]] | None = None,
 ) -> Captured:
     """The projection as it stands (after `running.figures(facts)`), copied for `encode`
-    (`events`: what a rebuild read, `Captured.events`; `part`: `Captured.part`)."""
+    (`events`: what a rebuild read, `Captured.events`; `part`: `Captured.part`; `pieces`:
+    `Captured.pieces`)."""
     if running.facts is not facts or running.pending():
         raise ValueError("the figures are not up to date with the facts: compute them first")
     span = running.frame_of(facts)[1]  # from the programme's start: kept as facts are folded
@@ -305,6 +316,7 @@ def capture(
         ],
         events=events,
         part=part,
+        pieces=pieces,
     )
 
 
@@ -351,15 +363,19 @@ def encode(captured: Captured, pace: Callable[[], None] = _unpaced) -> bytes:
     read = Reading()  # what was restored and not read since: its chunks are not kept for this
     part = captured.part or facts_part(captured.facts, captured.events, pace, read)
     chunks, needs, placed = part.chunks, part.needs, part.placed
+    encoded = captured.pieces or {}
     contracts, shown_rows = [], []
     for k, cid in enumerate(sorted(captured.contracts)):
         if not k % PACED_EVERY:
             pace()
         c = captured.contracts[cid]
-        if isinstance(c, Packed):  # as the snapshot restored held it: not read since
+        got = encoded.get(cid)
+        if got is not None and got[0] is c:  # encoded already, from these very figures
+            row, data, shown = got[1:]
+        elif isinstance(c, Packed):  # as the snapshot restored held it: not read since
             row, data, shown = c.row_json(read), c.data(read), c.shown
         else:
-            row, data, shown = to_json(c.row), to_json(_contract(c)), shown_json(c.row)
+            row, data, shown = pieces_of(c)
         slots = captured.slots.get(cid)
         if slots is None:
             slots = packed_slots(captured.packed_slots[cid], captured.need_slots)

@@ -55,9 +55,11 @@ def test_figures_computed_apart_then_given_the_rest_of_the_events_are_the_projec
     for key, payload in head:  # into an index of its own, as a rebuild folds
         running.fold(facts, key, payload)
     shown = io.StringIO()
-    ahead, totals = rebuild.figures_apart(running, facts, workers, shown)
-    assert sorted(ahead) == (sorted(facts.awards) if workers > 1 else [])
+    ahead, totals, pieces = rebuild.figures_apart(running, facts, workers, shown)
+    assert sorted(ahead) == sorted(pieces) == (sorted(facts.awards) if workers > 1 else [])
     assert len(totals) == (workers if workers > 1 else 0), "each share's totals"
+    for cid, (c, *encoded) in pieces.items():  # each contract's pieces, of its very figures
+        assert c is ahead[cid] and tuple(encoded) == snapshot.pieces_of(c)
     if workers > 1:  # progress, as long work shows it
         assert f"rebuild: contracts' figures computed: {len(ahead)}/{len(ahead)} (100%" in shown.getvalue()
     running.ahead(ahead, facts, totals)
@@ -70,7 +72,7 @@ def test_the_recompute_takes_the_figures_computed_apart_but_those_folded_since(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     facts, running = portfolio(40), Running(POLICY)
-    ahead, totals = rebuild.figures_apart(running, facts, 2, io.StringIO())
+    ahead, totals, _ = rebuild.figures_apart(running, facts, 2, io.StringIO())
     running.ahead(ahead, facts, totals)
     ended = Facts()
     decommission(ended, 7)
@@ -87,7 +89,7 @@ def test_each_shares_totals_added_at_once_give_what_adding_each_contract_gives(f
     the same figures and the same snapshot, byte for byte, also when a contract's figures are
     not taken (an event folded since) and its part is taken away again."""
     facts, alone, apart = portfolio(40), Running(POLICY), Running(POLICY)
-    ahead, totals = rebuild.figures_apart(apart, facts, 3, io.StringIO())
+    ahead, totals, pieces = rebuild.figures_apart(apart, facts, 3, io.StringIO())
     assert len(totals) == 3
     apart.ahead(ahead, facts, totals)
     if folded_since:
@@ -95,7 +97,10 @@ def test_each_shares_totals_added_at_once_give_what_adding_each_contract_gives(f
         decommission(ended, 7)
         apart.fold(facts, "/partners/x d-7", ended.decommissions["c-00007"].payload)  # alone reads it whole
     assert apart.figures(facts) == alone.figures(facts) == project(facts, POLICY)
-    assert snapshot.dump(apart, facts, POLICY) == snapshot.dump(alone, facts, POLICY)
+    whole = snapshot.dump(alone, facts, POLICY)
+    assert snapshot.dump(apart, facts, POLICY) == whole
+    captured = snapshot.capture(apart, facts, POLICY, pieces=pieces)  # a decommissioned one's: not used
+    assert snapshot.encode(captured) == whole, "the same bytes, the pieces written as they came"
 
 
 def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(
@@ -103,11 +108,11 @@ def test_a_worker_that_fails_leaves_its_contracts_to_the_recompute(
 ) -> None:
     facts, running = portfolio(40), Running(POLICY)
 
-    def failing(c: Any) -> Any:  # only the workers write figures out
+    def failing(*args: Any) -> None:  # what each worker runs
         raise RuntimeError("a worker fails")
 
-    monkeypatch.setattr(snapshot, "_contract", failing)
-    ahead, totals = rebuild.figures_apart(running, facts, 2, io.StringIO())
+    monkeypatch.setattr(rebuild, "_figures_of", failing)
+    ahead, totals, _ = rebuild.figures_apart(running, facts, 2, io.StringIO())
     assert sorted(ahead) == sorted(facts.awards)[0::2], "this process's share, not the worker's"
     assert len(totals) == 1, "this process's share's totals alone"
     assert "RuntimeError: a worker fails" in capfd.readouterr().err, "the worker says why"

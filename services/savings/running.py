@@ -179,7 +179,7 @@ class Running:
         """Figures `precompute`d from `facts` as they stand now, for the next `summary` to take
         where nothing folded after this touches them; `totals`: what they add to every total
         (`totals_of`, each over a part of them: together, over all of them)."""
-        self._ahead, self._ahead_frame, self._stale = figures, self.frame_of(facts)[0], set()
+        self._ahead, self._ahead_frame, self._stale = dict(figures), self.frame_of(facts)[0], set()
         self._ahead_totals = list(totals)
 
     def totals_of(self, facts: Facts, figures: Iterable[ContractFigures]) -> list[Any]:

@@ -99,7 +99,7 @@ def test_each_shares_totals_added_at_once_give_what_adding_each_contract_gives(f
     assert apart.figures(facts) == alone.figures(facts) == project(facts, POLICY)
     whole = snapshot.dump(alone, facts, POLICY)
     assert snapshot.dump(apart, facts, POLICY) == whole
-    captured = snapshot.capture(apart, facts, POLICY, pieces=pieces)  # a decommissioned one's: not used
+    captured = snapshot.capture(apart, facts, POLICY, pieces=pieces)  # folded since: c-00007 encoded anew
     assert snapshot.encode(captured) == whole, "the same bytes, the pieces written as they came"
 
 

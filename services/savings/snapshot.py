@@ -300,7 +300,7 @@ def capture(
         slots=dict(running._slots),
         packed_slots=dict(running._packed_slots),
         need_slots=running.need_slots,  # not changed in place: a restore makes a new one
-        warnings=dict(running._warnings),
+        warnings=dict(sorted(running._warnings.items())),  # by contract: the same order each run
         need_rows=dict(running._need_rows),
         need_keys=dict(running._need_keys),
         need_pending=running.need_pending,

@@ -300,7 +300,7 @@ def capture(
         slots=dict(running._slots),
         packed_slots=dict(running._packed_slots),
         need_slots=running.need_slots,  # not changed in place: a restore makes a new one
-        warnings=dict(sorted(running._warnings.items())),  # by contract: the same order each run
+        warnings=dict(running._warnings),
         need_rows=dict(running._need_rows),
         need_keys=dict(running._need_keys),
         need_pending=running.need_pending,
@@ -395,7 +395,7 @@ def encode(captured: Captured, pace: Callable[[], None] = _unpaced) -> bytes:
         "contracts": contracts,
         "chunks": chunks.sizes,
         "tables": len(tables),
-        "warnings": captured.warnings,
+        "warnings": dict(sorted(captured.warnings.items())),  # by contract: the same order each run
         "sums": captured.sums,
     }
     compress = _compressor().compress

@@ -362,15 +362,9 @@ def _reasons(
     return reasons
 
 
-def opportunities(
-    reg: Register, policy: NeedsPolicy, savings: SavingsPolicy, categories: set[str] | None = None
-) -> dict[str, dict[str, Any]]:
-    """The opportunities the needs make (of some categories only: matching is per category)."""
-    if categories is None:
-        needs = reg.current(ordered=False)
-    else:
-        needs = [n for c in sorted(categories) for n in reg.current(c, ordered=False)]
-    return {g.opportunity_id: appraise(g, reg, savings) for g in match(needs, policy)}
+def opportunities(reg: Register, policy: NeedsPolicy, savings: SavingsPolicy) -> dict[str, dict[str, Any]]:
+    """The opportunities the needs make (`Matched` keeps the same up to date a category at a time)."""
+    return {g.opportunity_id: appraise(g, reg, savings) for g in match(reg.current(ordered=False), policy)}
 
 
 def category_of(opportunity_id: str) -> str:
@@ -459,7 +453,7 @@ class Matched:
         p = version.payload if version is not None else None
         if not isinstance(p, NeedIdentified) or p.service_category != category or not p.open_to_sharing:
             return None
-        entry = self._entry[(category, slot)] = (p.current_arrangements_end, p.partner_id, p.need_id, p)
+        entry = self._entry[(category, slot)] = (*_MATCH_ORDER(p), p)
         if into is not None:
             insort(into, entry)
         return entry

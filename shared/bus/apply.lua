@@ -6,16 +6,20 @@
 -- entries' commands touch: declared so that on Redis Cluster the script runs where they all
 -- are (one partnership's keys share a hash slot) and a slot migration is seen as such
 -- ARGV[1] group, ARGV[2] entry count, ARGV[3] the time in ms, then per entry: its id, its
--- once-key ('' = always apply), its command count, then per command: its argument count
--- followed by its arguments.
+-- once-key ('' = always apply), '1' when it was delivered before (an error may be recorded
+-- for it: cleared once it is applied; an entry read for the first time has none), its command
+-- count, then per command: its argument count followed by its arguments.
+-- The entries applied are acked together at the end, in one XACK per thousand: the script
+-- runs as one step, so each effect is still never seen without its ack.
 -- Returns, per entry: 1 applied, 0 already applied (a duplicate: acked, nothing done), or the
 -- error of the command that failed (that entry is not acked: it stays pending for a retry).
 local out = {}
+local acks = {}
 local now = ARGV[3]
 local i = 4
 for e = 1, tonumber(ARGV[2]) do
-  local id, once, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+  local id, once, redelivered, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  i = i + 4
   local fresh = 1
   if once ~= '' and redis.call('ZSCORE', KEYS[1], once) then
     fresh = 0
@@ -38,10 +42,15 @@ for e = 1, tonumber(ARGV[2]) do
       redis.call('ZADD', KEYS[1], now, once)
     end
     if id ~= '' then
-      redis.call('XACK', KEYS[2], ARGV[1], id)
-      redis.call('HDEL', KEYS[3], KEYS[2] .. '/' .. id)
+      acks[#acks + 1] = id
+      if redelivered == '1' then
+        redis.call('HDEL', KEYS[3], KEYS[2] .. '/' .. id)
+      end
     end
     out[e] = fresh
   end
+end
+for first = 1, #acks, 1000 do
+  redis.call('XACK', KEYS[2], ARGV[1], unpack(acks, first, math.min(first + 999, #acks)))
 end
 return out

@@ -453,7 +453,14 @@ def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> l
     """apply.lua's arguments for a batch (an entry of `None`: nothing to ack)."""
     args: list[Any] = [group, len(effects), int(time.time() * 1000)]
     for entry, effect in effects:
-        args.extend((entry.id if entry else "", effect.once_key or "", len(effect.commands)))
+        args.extend(
+            (
+                entry.id if entry else "",
+                effect.once_key or "",
+                "1" if entry and entry.deliveries > 1 else "",
+                len(effect.commands),
+            )
+        )
         for cmd in effect.commands:
             args.append(len(cmd))
             args.extend(cmd)

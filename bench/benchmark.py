@@ -88,7 +88,6 @@ class Side:
                     "REDIS_URL": url,
                     "COMMISSIONING_PREFIX": self.prefix,
                     "COMMISSIONING_PARTNERS": str(registry[0]),
-                    "COMMISSIONING_LOG_LEVEL": "WARNING",
                 }
             )
             layout = [[]] if name == "serve" else [["gateway"], *([s] for s in SPLIT)]

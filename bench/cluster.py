@@ -81,7 +81,6 @@ def run(
             "COMMISSIONING_PARTNERS": str(registry),
             "COMMISSIONING_REDIS_MODE": "cluster" if cluster else "single",
             "COMMISSIONING_HTTP_PORT": str(base),
-            "COMMISSIONING_LOG_LEVEL": "WARNING",
         }
         log_paths.append(tmp / f"{prefix}-{i}.log")
         log = open(log_paths[-1], "wb")  # noqa: SIM115 - kept open for the child

@@ -365,7 +365,8 @@ class OwnerState(EventSetState[I]):
             self._listen(self.pending.pop(decision.key), None)
             if decision.key in self._payloads:  # its batch is still to be folded (`after_batch`)
                 self._settled.add(decision.key)
-            log.info(
+            # an acceptance is one line an event (DEBUG); a refusal is worth an operator's look
+            (log.debug if standing == "accepted" else log.info)(
                 "decided", key=decision.key, type=decision.type, verdict=standing, partner_id=decision.partner
             )
         if len(stood) < len(decisions) or (stood and stood[-1] != decisions[len(stood) - 1].verdict):

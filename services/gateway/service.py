@@ -90,8 +90,8 @@ class Gateway:
             log.info(
                 "inbound rejected", inbound_id=entry.id, partner_id=verdict.partner_id, code=verdict.code
             )
-        else:
-            log.info(
+        else:  # one line an event: DEBUG (at INFO it cost 15-25% of the throughput)
+            log.debug(
                 "inbound verified",
                 inbound_id=entry.id,
                 partner_id=verdict.partner_id,

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,12 +84,12 @@ asyncio.run(owner())
 """
 
 
-def _lines(level: str) -> list[dict[str, str]]:
+def _lines(level: str) -> list[dict[str, Any]]:
     out = subprocess.run(
         [sys.executable, "-c", LEVELS, level], cwd=ROOT, capture_output=True, text=True, check=True
     ).stderr
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [{k: str(v) for k, v in line.items()} for line in lines if line["event"] != "opportunity published"]
+    return [line for line in lines if line["event"] != "opportunity published"]
 
 
 def test_an_accepted_event_is_a_debug_line_and_a_refusal_an_info_line() -> None:

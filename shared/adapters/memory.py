@@ -180,7 +180,8 @@ class MemoryStateStore:
         n = int(below.partition("-")[0])
         kept = [e for e in self.log if int(e[0].partition("-")[0]) >= n]
         dropped, self.log = len(self.log) - len(kept), kept
-        self.trimmed = max(self.trimmed, n)
+        if dropped:  # nothing below it: the mark stays (as on Redis)
+            self.trimmed = max(self.trimmed, n)
         return dropped
 
     async def save_snapshot(self, snapshot: Snapshot) -> bool:

@@ -189,6 +189,11 @@ class RedisStateStore:
         # to a whole millisecond, the mark's unit; the mark first: a reader that finds entries
         # gone finds the mark too
         ms = entry_id(below)[0]
+        first = await self.redis.xrange(self.log_key, count=1)
+        if not first or entry_id(_text(first[0][0]))[0] >= ms:
+            # nothing below it (a new log, or one trimmed already): the mark stays, so a reader
+            # at the log's start is not told it fell behind (new entries only come after it)
+            return 0
         await self.redis.zadd(self.trimmed_key, {"below": ms}, gt=True)
         return int(await self.redis.xtrim(self.log_key, minid=f"{ms}-0", approximate=False))
 

@@ -50,11 +50,13 @@ async def handled_below(redis: Redis, stream: str) -> str | None:
         return None
     needed: list[tuple[int, int]] = []
     for g in groups:
-        if g["pending"]:
-            summary = await redis.xpending(stream, g["name"])
+        summary = await redis.xpending(stream, g["name"]) if g["pending"] else None
+        if summary is not None and summary["min"] is not None:
             needed.append(entry_id(summary["min"]))
         else:
-            # the last delivered entry was handled; everything after it is still to come
+            # the last delivered entry was handled (or acked since the group was looked at:
+            # what was delivered after that look is above its last-delivered id); everything
+            # after it is still to come
             last = entry_id(g["last-delivered-id"])
             needed.append((last[0], last[1] + 1))
     ms, seq = min(needed)

@@ -72,6 +72,10 @@ class StateStoreContract:
         self, store: tuple[StateStore, Any]
     ) -> None:
         events, apply = store
+        # a new log trimmed (retention runs from the start): nothing was below, nobody is behind
+        run(events.trim(_after(f"{int(time.time() * 1000)}-0")))
+        assert run(events.position()) == "0-0"
+        assert run(events.follow("0-0", 10)).trimmed is False
         run(apply(events.store("a e1", b"1")))
         behind = run(events.position())
         time.sleep(0.002)  # on Redis an entry's id is its millisecond: the log is trimmed by those

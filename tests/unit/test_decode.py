@@ -83,6 +83,20 @@ def test_a_correlation_id_that_is_not_a_string_is_decoded_as_before() -> None:
         decode(raw)
 
 
+def test_a_reader_16384_events_behind_the_first_meets_what_it_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README (The core): under a backlog the gateway reads far ahead of the canonical streams'
+    readers in its process; each of the last 16,384 events it decoded is still the one shared."""
+    monkeypatch.setattr(decoding, "_recent", {})
+    monkeypatch.setattr(decoding, "_older", {})
+    monkeypatch.setattr(decoding, "_recent_bytes", 0)
+    raws = [json.dumps(event(need_data(need_id=f"n-{i}"), id=f"e-{i}")).encode() for i in range(20_000)]
+    first = [decode(raw) for raw in raws]
+    assert all(decode(raw) is ev for raw, ev in zip(raws[-16_384:], first[-16_384:], strict=True))
+    assert len(decoding._recent) + len(decoding._older) <= 2 * 16_384
+
+
 def test_the_events_kept_are_bounded_by_count_and_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(decoding, "RECENT", 5)
     monkeypatch.setattr(decoding, "RECENT_BYTES", 3_000)

@@ -36,9 +36,14 @@ def to_pence(amount: Decimal) -> Decimal:
 
 
 def money_str(amount: Decimal) -> str:
-    """Pounds to the penny, half up ("12.05"): `f"{to_pence(amount):.2f}"`, in integers through
-    whole pence (`pence_str`: a fifth of the time) but for a negative amount or zero, written as
-    Decimal writes it ("-0.00" included)."""
+    """Pounds to the penny, half up ("12.05"): `f"{to_pence(amount):.2f}"`. An amount of two
+    places, as money from the wire and its sums are, is the text Decimal writes for it (0.24 us
+    against 1.7: a need's row writes one, 909,091 of them in a rebuild at 1,000,000 events); any
+    other in integers through whole pence (`pence_str`: a fifth of the time) but for a negative
+    amount or zero, written as Decimal writes it ("-0.00" included)."""
+    text = str(amount)
+    if text[-3:-2] == ".":  # "41000.50", "-0.00": positional (Decimal's exponent form has none)
+        return text
     if amount.is_signed():
         return f"{to_pence(amount):.2f}"
     return pence_str(pence(amount))
@@ -68,7 +73,18 @@ def _parse_quantity(value: Any) -> Decimal:
     return Decimal(value)
 
 
+#: dates read lately, by their text: a partnership's dates repeat (year ends, contract ends,
+#: periods' ends), and each is read again every time an event holding it is decoded (0.50 us a
+#: date, 0.08 found here). Emptied when full: bounded whatever the dates.
+_DATES: dict[str, date] = {}
+DATES_KEPT = 4096
+
+
 def _parse_date(value: Any) -> date:
+    if type(value) is str:
+        known = _DATES.get(value)
+        if known is not None:
+            return known
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _DATE.fullmatch(value):
@@ -79,6 +95,9 @@ def _parse_date(value: Any) -> date:
         raise ValueError(f'"{value}" is not a calendar date') from e
     if not EARLIEST <= parsed <= LATEST:
         raise ValueError(f'"{value}" is outside {EARLIEST.isoformat()}..{LATEST.isoformat()}')
+    if len(_DATES) >= DATES_KEPT:
+        _DATES.clear()
+    _DATES[value] = parsed
     return parsed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
@@ -65,3 +66,41 @@ def test_money_in_messages_is_rounded_half_up_like_every_figure() -> None:
     assert gbp(Decimal("2.125"), whole=False) == "£2.13"
     assert gbp(Decimal("-2.125"), whole=False) == "\u2212£2.13"
     assert gbp(Decimal("12345.5")) == "£12,346"
+
+
+@given(st.integers(0, 1), st.integers(0, 10**15), st.integers(-6, 4))
+def test_money_of_any_exponent_is_written_as_the_decimal_path_writes_it(
+    sign: int, digits: int, exponent: int
+) -> None:
+    """Amounts of two places (money from the wire and its sums) are written as Decimal writes
+    them, and every other (one place, four, none, Decimal's exponent form "1E+3") as before: the
+    same text as Decimal's own rounding to the penny, half up."""
+    amount = Decimal((sign, tuple(int(c) for c in str(digits)), exponent))
+    assert money_str(amount) == f"{to_pence(amount):.2f}"
+
+
+def test_money_of_two_places_and_of_exponent_form() -> None:
+    cases = {"41000.50": "41000.50", "0.05": "0.05", "-12.05": "-12.05", "-0.00": "-0.00", "100.5": "100.50"}
+    cases |= {"1E+3": "1000.00", "1.00E+3": "1000.00", "5E-7": "0.00", "0.005": "0.01", "12": "12.00"}
+    assert {text: money_str(Decimal(text)) for text in cases} == cases
+
+
+def test_a_date_read_again_is_the_same_and_those_kept_are_bounded() -> None:
+    """Dates are kept by their text once read (`_DATES`): the same date again, each refusal
+    still said every time, and never more than `DATES_KEPT` of them."""
+    import pytest
+
+    from shared import money
+
+    assert money._parse_date("2016-03-31") is money._parse_date("2016-03-31") == date(2016, 3, 31)
+    assert money._parse_date("2016-04-01") == date(2016, 4, 1)
+    refused = {"2016-02-30": "not a calendar date", "1989-12-31": "outside", "20160331": "ISO 8601"}
+    for bad, said in refused.items():
+        for _ in range(2):
+            with pytest.raises(ValueError, match=said):
+                money._parse_date(bad)
+    start = date(2000, 1, 1)
+    for k in range(2 * money.DATES_KEPT + 7):
+        day = date.fromordinal(start.toordinal() + k)
+        assert money._parse_date(day.isoformat()) == day
+        assert len(money._DATES) <= money.DATES_KEPT

@@ -7,26 +7,44 @@ contract defines them."""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from shared.events import PAYLOADS, CloudEvent, Payload
+
+T = TypeVar("T")
+
+
+class _MadeOnce(Generic[T]):
+    """A value made from an event the first time it is asked for and kept on it (in its
+    `__dict__`, which answers from then on): `functools.cached_property` without the lock
+    Python 3.11 takes at each first look (2.73 us the first time against 0.51 to make a key; a
+    rebuild asks once an event). Two threads asking at once both make it: the same value."""
+
+    def __init__(self, make: Callable[[Any], T]) -> None:
+        self.make, self.name, self.__doc__ = make, make.__name__, make.__doc__
+
+    def __get__(self, event: Any, owner: type | None = None) -> T:
+        if event is None:
+            return self  # type: ignore[return-value] - looked up on the class
+        value = event.__dict__[self.name] = self.make(event)
+        return value
 
 
 class Decoded(BaseModel):
     """An event read from the project's own streams: the envelope's identifiers and the
     typed payload (what handlers use of a `CloudEvent`)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, ignored_types=(_MadeOnce,))
 
     id: str
     source: str
     correlationid: str | None = None
     data: Any
 
-    @cached_property
+    @_MadeOnce
     def key(self) -> str:
         """`source id`: made once for the event, which every reader of its process shares and
         asks for several times (its once-key, its place in each state: 0.38 us each time)."""

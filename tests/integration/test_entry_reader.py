@@ -1,0 +1,61 @@
+"""`EntryReader` (shared/adapters/redis.py), as a rebuild reads every event: a stream's entries
+in order, a chunk at a time, each as its id and its fields as Redis sends them, the same as
+redis-py's XRANGE gives them; through redis-py's own reply (a client on the same connections)
+and, as on Redis Cluster, through a client it does not know."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.adapters.redis import EntryReader, event_of
+from shared.redis_client import connect
+
+pytestmark = pytest.mark.integration
+
+
+class _Other:
+    """A client that is not redis-py's `Redis` (as the cluster client is not): XRANGE only."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.xrange = redis.xrange
+
+
+@pytest.mark.parametrize("through", ["redis", "other"])
+def test_every_entry_read_in_order_with_its_event(redis_url: str, prefix: str, through: str) -> None:
+    async def run() -> None:
+        client = connect(redis_url)
+        stream = f"{prefix}:need.identified"
+        rows = [{"event": f'{{"n":{n}}}'.encode()} for n in range(2500)]
+        rows[7] = {"other": b"x", "event": b'{"n":7}'}  # the event not first
+        rows[8] = {"other": b"y"}  # no event at all
+        ids = [(await client.xadd(stream, row)) for row in rows]  # type: ignore[arg-type]
+        reader = EntryReader(client if through == "redis" else _Other(client))  # type: ignore[arg-type]
+        try:
+            read, after = [], "-"
+            while chunk := await reader.read(stream, after, 1000):
+                assert len(chunk) <= 1000
+                read += chunk
+                after = chunk[-1][0].decode()
+            assert [entry_id for entry_id, _ in read] == ids
+            assert [event_of(fields) for _, fields in read] == [row.get("event") for row in rows]
+            expected = await client.xrange(stream)
+            assert [dict(zip(f[::2], f[1::2], strict=True)) for _, f in read] == [f for _, f in expected]
+            # from an id: what follows it, not the entry itself
+            later = await reader.read(stream, ids[2497].decode(), 1000)
+            assert [entry_id for entry_id, _ in later] == ids[2498:]
+            assert await reader.read(stream, ids[-1].decode(), 1000) == []
+        finally:
+            await client.delete(stream)
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_no_event_in_no_fields() -> None:
+    assert event_of([]) is None
+    assert event_of([b"event", b"{}"]) == b"{}"
+    assert event_of([b"a", b"1", b"event", b"{}", b"event", b"[]"]) == b"{}"
+    assert event_of([b"a", b"event"]) is None  # a value named "event" is not the field

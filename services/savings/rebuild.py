@@ -297,7 +297,7 @@ async def rebuild(
                     if event is None:
                         skipped += 1
                         continue
-                    key = event.key  # made each time it is asked for
+                    key = event.key  # made at this first look (`Decoded.key`)
                     written[key] = raw
                     payload = event.payload()
                     read.setdefault(key, (payload, raw))
@@ -319,7 +319,7 @@ async def rebuild(
                         if raw is None or event is None:
                             skipped += 1
                             continue
-                        key = event.key  # made each time it is asked for
+                        key = event.key  # made at this first look (`Decoded.key`)
                         written[key] = raw
                         payload = event.payload()
                         read.setdefault(key, (payload, raw))

@@ -440,6 +440,25 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
     def a_table_too_small(h: dict[str, Any], c: dict[str, Any]) -> None:
         c["table"] = c["table"][: len(c["table"]) // 2]
 
+    def a_type_unknown(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["types"][0] = len(h["needs"]["types"])
+
+    def a_partner_far_out(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["partners"][0] = 2**31 + 1  # its top byte set: not within whatever the rest
+
+    def replaced_by_less_than_none(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["by"][0] = -3
+
+    def replaced_by_several_unsaid(h: dict[str, Any], c: dict[str, Any]) -> None:
+        one = next(k for k, by in enumerate(c["by"]) if by != -2)
+        c["by"][one] = -2  # several contracts, not in the header's `several`
+
+    def a_place_past_the_needs(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["table"][c["table"].index(0)] = h["needs"]["count"]
+
+    def a_place_below_none(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["table"][c["table"].index(0)] = -2
+
     for change in (
         one_more,
         partner_unknown,
@@ -449,9 +468,40 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
         a_need_not_in_the_table,
         a_need_twice_in_the_table,
         a_table_too_small,
+        a_type_unknown,
+        a_partner_far_out,
+        replaced_by_less_than_none,
+        replaced_by_several_unsaid,
+        a_place_past_the_needs,
+        a_place_below_none,
     ):
         with pytest.raises(snapshot.Unusable, match="not a snapshot|add up"):
             snapshot.restore(_with_needs(blob, change), Running(POLICY), POLICY)
+
+
+@given(
+    st.sampled_from([-2, -1, 0]),
+    st.integers(0, 2**24),
+    st.lists(
+        st.one_of(
+            st.integers(-(2**31), 2**31 - 1),
+            st.integers(-3, 3),
+            st.sampled_from([255, 256, 65535, 65536, 2**24 - 1, 2**24, -(2**24), -257, -256]),
+        ),
+        max_size=40,
+    ),
+    st.integers(-2, 2),
+)
+def test_a_columns_bounds_are_those_min_max_and_count_give(
+    low: int, high: int, values: list[int], near: int
+) -> None:
+    """`_counted_within` looks at a column's bytes a byte column at a time: it says what `min`,
+    `max` and `count` over its values say, for any values, ranges and values next to the bounds."""
+    values += [high + near, low + near]
+    values = [v for v in values if -(2**31) <= v < 2**31]
+    within = all(low <= v < high for v in values)
+    expected = (values.count(low) if low < 0 else 0) if within else None
+    assert snapshot._counted_within(snapshot._le(array("i", values)), low, high) == expected
 
 
 def test_a_snapshots_table_finds_each_need_by_its_slot_and_a_later_one_adds_only_the_new() -> None:

@@ -146,7 +146,7 @@ def test_decoding_once_gives_what_decode_gives_and_keeps_nothing() -> None:
 
 def test_an_events_key_is_made_once_and_kept_out_of_its_figures() -> None:
     """`Decoded.key` is made at the first look and kept on the event (`_MadeOnce`): the same
-    string object after; the event compares, dumps and hashes its payload as before."""
+    string object after; the event compares and dumps as before."""
     raw = json.dumps(event(need_data())).encode()
     one, other = decoding.decode_once(raw), decoding.decode_once(raw)
     assert "key" not in one.__dict__

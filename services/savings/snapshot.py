@@ -892,8 +892,10 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     cids = [c[0] for c in header["contracts"]]  # in id order
     needs, replacing, unplaced = _read_needs(header["needs"], frames[3], cursor, cids)
     facts = Facts(needs=needs, applied=None)  # the facts alone: a process counts its events in its store
-    encoded, take = Fact.encoded, cursor.take
-    for table in TABLES[1:]:
+    encoded, take, awards = Fact.encoded, cursor.take, facts.awards
+    for etype, key, revision, size, cid in header["facts"]["awards"]:  # most facts: no `_place`
+        awards[cid] = encoded(key, revision, (_READERS[etype], *take(size)))
+    for table in TABLES[2:]:
         for etype, key, revision, size, *slot in header["facts"][table]:
             _place(facts, table, slot, encoded(key, revision, (_READERS[etype], *take(size))))
 

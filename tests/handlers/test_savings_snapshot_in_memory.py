@@ -9,6 +9,9 @@ import json
 import threading
 from typing import Any
 
+import zstandard
+
+from services.savings import snapshot
 from services.savings.projection import Projection
 from shared.adapters.memory import MemoryStreams, memory_ports
 from shared.bus import Entry
@@ -129,6 +132,26 @@ def test_the_set_is_read_whole_when_the_log_was_trimmed_past_the_snapshot_or_a_r
         await last.load()
         assert scans == [1], "a snapshot that cannot be read is not used"
         assert last.figures == again.figures == await whole(ports)
+
+        await last.stop()  # an upgrade: the snapshot saved is of the format before this one's
+        saved = await ports.state.snapshot()
+        frames = snapshot.unpack(saved.blob)
+        head = snapshot.decompress(frames[0])
+        before = head.replace(
+            f'"format":{snapshot.FORMAT}'.encode(), f'"format":{snapshot.FORMAT - 1}'.encode()
+        )
+        older = snapshot.pack([zstandard.ZstdCompressor().compress(before), *frames[1:]])
+        await ports.state.save_snapshot(Snapshot(older, saved.position, saved.generation))
+        scans.clear()
+        upgraded = Projection(None, NAMES, POLICY, ports)  # type: ignore[arg-type]
+        await upgraded.load()
+        assert scans == [1], "a snapshot of the format before is not used: the set is read whole"
+        assert upgraded.figures == await whole(ports)
+        await upgraded.stop()
+        header = snapshot.decompress(snapshot.unpack((await ports.state.snapshot()).blob)[0])
+        assert json.loads(header[len(snapshot.MAGIC) :])["format"] == snapshot.FORMAT, (
+            "then saved in this one"
+        )
 
     asyncio.run(scenario())
 

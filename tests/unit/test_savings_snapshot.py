@@ -139,9 +139,11 @@ def test_a_snapshot_taken_under_another_policy_or_damaged_is_not_used() -> None:
                 snapshot.restore(bytes(flipped), Running(POLICY), POLICY)
     with pytest.raises(snapshot.Unusable, match="add up"):
         snapshot.restore(snapshot.pack([*frames, compress(b"{}")]), Running(POLICY), POLICY)
+    other = json.loads(head[len(snapshot.MAGIC) :])
+    other["contracts"]["types"] = [7, *other["contracts"]["types"]]  # an award's type that is no name
     with pytest.raises(snapshot.Unusable, match="this version reads"):  # same format, other shape
         snapshot.restore(
-            snapshot.pack([compress(head.replace(b'"contracts":[[', b'"contracts":[[0,', 1)), *frames[1:]]),
+            snapshot.pack([compress(snapshot.MAGIC + json.dumps(other).encode()), *frames[1:]]),
             Running(POLICY),
             POLICY,
         )
@@ -388,20 +390,26 @@ def test_restored_needs_are_made_facts_when_first_asked_for_and_hold_what_was_sa
         needs[nobody]
 
 
-def _with_needs(blob: bytes, change: Any) -> bytes:
-    """The snapshot with its needs' header and columns as `change(header, columns)` leaves them."""
+def _with_columns(blob: bytes, change: Any, of: str = "needs") -> bytes:
+    """The snapshot with the header and columns of its needs' frame (or `of="contracts"`, its
+    contracts') as `change(header, columns)` leaves them."""
+    at_frame, names, arrays = (
+        (3, snapshot.NEED_COLUMNS, snapshot._ARRAYS)
+        if of == "needs"
+        else (4, snapshot.CONTRACT_COLUMNS, snapshot._CONTRACT_ARRAYS)
+    )
     frames = snapshot.unpack(blob)
     head = json.loads(snapshot.decompress(frames[0])[len(snapshot.MAGIC) :])
-    raw, columns, at = snapshot.decompress(frames[3]), {}, 0
-    for name, size in zip(snapshot.NEED_COLUMNS, head["needs"]["sizes"], strict=True):
+    raw, columns, at = snapshot.decompress(frames[at_frame]), {}, 0
+    for name, size in zip(names, head[of]["sizes"], strict=True):
         part, at = raw[at : at + size], at + size
-        columns[name] = snapshot._array(snapshot._ARRAYS[name], part) if name in snapshot._ARRAYS else part
+        columns[name] = snapshot._array(arrays[name], part) if name in arrays else part
     change(head, columns)
     parts = [c if isinstance(c, bytes) else snapshot._le(c) for c in columns.values()]
-    head["needs"]["sizes"] = [len(p) for p in parts]
+    head[of]["sizes"] = [len(p) for p in parts]
     compress = zstandard.ZstdCompressor().compress
     frames[0] = compress(snapshot.MAGIC + json.dumps(head).encode())
-    frames[3] = compress(b"".join(parts))
+    frames[at_frame] = compress(b"".join(parts))
     return snapshot.pack(frames)
 
 
@@ -412,7 +420,7 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
     before, facts = running(keyed(24))
     blob = snapshot.dump(before, facts, POLICY)
     assert (
-        snapshot.restore(_with_needs(blob, lambda h, c: None), Running(POLICY), POLICY).needs == facts.needs
+        snapshot.restore(_with_columns(blob, lambda h, c: None), Running(POLICY), POLICY).needs == facts.needs
     )
 
     def one_more(h: dict[str, Any], c: dict[str, Any]) -> None:
@@ -429,7 +437,7 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
         c["sizes"][1] -= 1
 
     def replaced_by_no_contract(h: dict[str, Any], c: dict[str, Any]) -> None:
-        c["by"][0] = len(h["contracts"])
+        c["by"][0] = h["contracts"]["count"]
 
     def a_need_not_in_the_table(h: dict[str, Any], c: dict[str, Any]) -> None:
         c["table"][c["table"].index(0)] = -1
@@ -476,7 +484,83 @@ def test_needs_columns_that_do_not_hold_what_they_say_are_refused(monkeypatch: p
         a_place_below_none,
     ):
         with pytest.raises(snapshot.Unusable, match="not a snapshot|add up"):
-            snapshot.restore(_with_needs(blob, change), Running(POLICY), POLICY)
+            snapshot.restore(_with_columns(blob, change), Running(POLICY), POLICY)
+
+
+def test_contracts_columns_that_do_not_hold_what_they_say_are_refused() -> None:
+    """The contracts and the awards in columns (format 6): behind a good digest, columns of
+    another shape are refused at restore, never found out when a contract is read. Among the
+    needs an award names, one not identified yet is kept in its place."""
+    events = keyed(24)
+    awarded = next(p for _, p in events if p.type == "tender.awarded")
+    missing = (awarded.partners[-1].partner_id, awarded.partners[-1].need_id)
+    events = [(k, p) for k, p in events if getattr(p, "need_id", None) != missing[1]]  # never identified
+    before, facts = running(events)
+    blob = snapshot.dump(before, facts, POLICY)
+    unchanged = _with_columns(blob, lambda h, c: None, of="contracts")
+    assert json.loads(snapshot.decompress(snapshot.unpack(blob)[0])[len(snapshot.MAGIC) :])["contracts"][
+        "unplaced"
+    ], "the award names a need not identified"
+    after = Running(POLICY)
+    restored = snapshot.restore(unchanged, after, POLICY)
+    assert restored.awards == facts.awards
+    assert figures(after.figures(restored)) == figures(before.figures(facts))
+    assert before.figures(facts)["warnings"], "a contract warns of the need missing; most do not"
+    assert missing in after._slots_of(awarded.contract_id)
+
+    def one_more(h: dict[str, Any], c: dict[str, Any]) -> None:
+        h["contracts"]["count"] += 1
+
+    def an_id_short(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["ids"] = c["ids"].rpartition(b"\n")[0]
+
+    def a_place_past_the_needs(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["places"][0] = h["needs"]["count"]
+
+    def a_place_below_none(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["places"][0] = -2
+
+    def an_unplaced_need_unsaid(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["places"][c["places"].index(0)] = -1
+
+    def an_unplaced_need_elsewhere(h: dict[str, Any], c: dict[str, Any]) -> None:
+        k, position, pid, nid = h["contracts"]["unplaced"][0]
+        h["contracts"]["unplaced"][0] = [k, position - 1 if position else position + 1, pid, nid]
+
+    def a_need_more_than_placed(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["counts"][0] += 1
+
+    def a_key_short(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["award_key_sizes"][0] += 1
+
+    def a_type_unknown(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["award_types"][0] = len(h["contracts"]["types"])
+
+    def a_row_past_the_payloads(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["rows"][0] = 2**40
+
+    def an_award_fewer(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["award_revisions"].pop()
+
+    def a_column_short_of_a_value(h: dict[str, Any], c: dict[str, Any]) -> None:
+        c["shown"] = c["shown"].tobytes()[:-1]  # not a whole value
+
+    for change in (
+        one_more,
+        an_id_short,
+        a_place_past_the_needs,
+        a_place_below_none,
+        an_unplaced_need_unsaid,
+        an_unplaced_need_elsewhere,
+        a_need_more_than_placed,
+        a_key_short,
+        a_type_unknown,
+        a_row_past_the_payloads,
+        an_award_fewer,
+        a_column_short_of_a_value,
+    ):
+        with pytest.raises(snapshot.Unusable, match="not a snapshot|add up"):
+            snapshot.restore(_with_columns(blob, change, of="contracts"), Running(POLICY), POLICY)
 
 
 @given(
@@ -596,6 +680,13 @@ def test_a_rebuilds_facts_are_written_as_the_events_it_read_and_read_back_the_sa
     header = json.loads(zstandard.decompress(snapshot.unpack(blob)[0])[len(snapshot.MAGIC) :])
     assert header["needs"]["types"] == [snapshot.EVENT]
     written = {row[1]: row[0] for rows in header["facts"].values() for row in rows}
+    columns = snapshot._read_contracts(
+        header["contracts"], snapshot.unpack(blob)[4], header["needs"]["count"]
+    )
+    keys, starts = columns["award_keys"], list(itertools.accumulate(columns["award_key_sizes"], initial=0))
+    assert len(columns["award_types"]) == len(facts.awards) > 0
+    for k, of_type in enumerate(columns["award_types"]):  # the awards: in the contracts' frame
+        written[keys[starts[k] : starts[k + 1]]] = header["contracts"]["types"][of_type]
     assert written[stands.key] == type(stands.payload).type
     assert {t for key, t in written.items() if key != stands.key} == {snapshot.EVENT}
     assert len(blob) > len(snapshot.dump(before, facts, POLICY))  # the envelopes: the bytes differ

@@ -936,6 +936,25 @@ class _Cursor:
         self.at, self._chunk = end, k
         return self.chunks[k], start - starts[k], end - starts[k]
 
+    def taken(self, sizes: Iterable[int]) -> Iterator[tuple[Chunk, int, int]]:
+        """`take` of each of `sizes` in turn, in one loop rather than a call each (a restart
+        takes 272,727 pieces at 90,909 contracts); the cursor moves on once all are taken."""
+        chunks, starts, last = self.chunks, self.starts, len(self.chunks) - 1
+        k, start = self._chunk, self.at
+        try:
+            base, limit, chunk = (starts[k], starts[k + 1], chunks[k]) if chunks else (0, 0, None)
+            for size in sizes:
+                end = start + size
+                while start >= limit and k < last:  # the next chunk
+                    k += 1
+                    base, limit, chunk = starts[k], starts[k + 1], chunks[k]
+                if chunk is None or not base <= start <= end <= limit:
+                    raise Unusable("the snapshot's payloads do not add up to its length")
+                yield chunk, start - base, end - base
+                start = end
+        finally:
+            self.at, self._chunk = start, k
+
     def skip_to(self, pieces: _Offsets) -> None:
         """Go on after `pieces`, read elsewhere (the first of the payloads: none lies across two
         chunks)."""
@@ -1033,15 +1052,17 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     facts = Facts(needs=needs, applied=None)  # the facts alone: a process counts its events in its store
     encoded, take, awards = Fact.encoded, cursor.take, facts.awards
     readers, keys, key_at = [_READERS[t] for t in header["contracts"]["types"]], columns["award_keys"], 0
-    for cid, key_size, of_type, revision, size in zip(  # most facts: no `_place`
+    for cid, key_size, of_type, revision, (chunk, start, end) in zip(  # most facts: no `_place`
         columns["award_ids"],
         columns["award_key_sizes"],
         columns["award_types"],
         columns["award_revisions"],
-        columns["award_sizes"],
+        cursor.taken(columns["award_sizes"]),
         strict=True,
     ):
-        awards[cid] = encoded(keys[key_at : key_at + key_size], revision, (readers[of_type], *take(size)))
+        awards[cid] = encoded(
+            keys[key_at : key_at + key_size], revision, (readers[of_type], chunk, start, end)
+        )
         key_at += key_size
     for table in TABLES[2:]:
         for etype, key, revision, size, *slot in header["facts"][table]:
@@ -1060,10 +1081,11 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     running._slot_contracts.update(unplaced)
     rows, at, place_at, places = decompress(frames[1]), 0, 0, columns["places"]
     contracts, packed = running._contracts, running._packed_slots
-    for cid, row, size, shown, count in zip(  # in id order
-        cids, columns["rows"], columns["data"], columns["shown"], columns["counts"], strict=True
+    taken = cursor.taken(itertools.chain.from_iterable(zip(columns["rows"], columns["data"], strict=True)))
+    for cid, (row, data), shown, count in zip(  # in id order
+        cids, zip(taken, taken), columns["shown"], columns["counts"], strict=True
     ):
-        contracts[cid] = Packed(take(row), take(size), rows[at : at + shown], facts.awards[cid])
+        contracts[cid] = Packed(row, data, rows[at : at + shown], facts.awards[cid])
         packed[cid] = places[place_at : place_at + count]  # each need's place (-1: unplaced)
         at += shown
         place_at += count

@@ -11,10 +11,9 @@ object of a need but its id (`model.Places`); its fact is made when first asked 
 one's pieces go, which needs each contract replaces), then each fact's payload and each
 contract's row and figures, each as its own JSON, in chunks of about 1 MB: each a zstd frame,
 and each read only when first used (a restart reads the header, the rows as shown and the
-columns: a contract's
-figures when an event touches it, its row when the figures are listed, the needs table when it
-is asked for, a payload by its pydantic model, a chunk when one of its pieces is first read); behind
-a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
+columns: a contract's figures when an event touches it, its row when the figures are listed,
+the needs table when it is asked for, a payload by its pydantic model, a chunk when one of its
+pieces is first read); behind a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
 used: zstd's own frame checksum misses a flipped bit in the frame's header, the flag that turns
 the checksum on included). Money is
 kept as decimal strings, pence as integers, the daily rates as exact fractions (numerator,

@@ -8,7 +8,7 @@ recorded and published), never Redis commands.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -197,6 +197,25 @@ class Versions(Protocol):
     ) -> bool: ...
 
 
+class UpdateLog(Protocol):
+    """A stream of derived updates (the savings projection's `P:savings.updated`) and, beside
+    it, each item's version as the updates last showed it: appended and recorded together, so
+    a restarted process compares what it holds with what readers last received. Keeps about
+    its `kept` newest entries."""
+
+    async def shown(self) -> tuple[dict[str, bytes], tuple[str, bytes] | None]:
+        """Each item's version as last shown, and the stream's newest entry: its id and its
+        `event` field (None: the stream is empty or its newest entry has none)."""
+        ...
+
+    async def append(
+        self, events: Sequence[bytes], shown: Mapping[str, bytes], removed: Sequence[str]
+    ) -> str:
+        """Append one entry per event (its `event` field), record `shown` and forget `removed`,
+        all together; the last entry's id."""
+        ...
+
+
 @dataclass(frozen=True)
 class Ports:
     """A service's adapters, made by its bootstrap (shared.adapters: `redis_ports`,
@@ -207,3 +226,5 @@ class Ports:
     backlog: Backlog
     #: the versions a service publishes under one name ("opportunities", "published", ...)
     versions: Callable[[str], Versions]
+    #: a stream of updates (its key) with the versions it last showed, keeping about `kept` entries
+    updates: Callable[[str, int], UpdateLog]

@@ -14,7 +14,15 @@ from redis.asyncio import Redis
 from services.savings import snapshot
 from services.savings.model import Facts
 from services.savings.running import Running
-from services.savings.updates import LastPublished, Update, UpdateLog, changes_among, changes_in, record
+from services.savings.updates import (
+    UPDATES_KEPT,
+    LastPublished,
+    Update,
+    UpdateLog,
+    changes_among,
+    changes_in,
+    record,
+)
 from shared.adapters.redis import redis_ports
 from shared.events import CloudEvent, to_json
 from shared.policy import SavingsPolicy
@@ -93,7 +101,7 @@ class Projection(EventSetState[Facts]):
         #: events/s 24-26 -> 17-18 ms (serve), 32-40 -> 16-18 (split); 1 under a backlog too
         #: cost 4-15% of the throughput at 8,000 contracts
         self.min_interval, self.spacing, self.steady_spacing = 0.0, 2.0, 1.0
-        self.updates = UpdateLog(redis, streams)
+        self.updates = UpdateLog(self.ports.updates(streams.savings_updated, UPDATES_KEPT))
         #: what dashboards last received; None in a process that does not publish (a rebuild)
         self.last: LastPublished | None = None
 

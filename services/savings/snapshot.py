@@ -13,16 +13,15 @@ contract's row and figures, each as its own JSON, in chunks of about 1 MB: each 
 and each read only when first used (a restart reads the header, the rows as shown and the
 columns: a contract's figures when an event touches it, its row when the figures are listed,
 the needs table when it is asked for, a payload by its pydantic model, a chunk when one of its
-pieces is first read); behind a BLAKE2b digest of the compressed bytes (a damaged value is refused whole, before any of it is
-used: zstd's own frame checksum misses a flipped bit in the frame's header, the flag that turns
-the checksum on included). Money is
-kept as decimal strings, pence as integers, the daily rates as exact fractions (numerator,
-denominator). A snapshot records its format and the savings policy it was computed under:
-another of either, and it is not used (the state is read whole instead); the business date and
-the programme's start it records are its facts' (read again, they would read every payload).
-Each contract's row as an update shows it is kept too (as JSON), so that
-a restarted process compares what it holds with what dashboards last received without reading
-either.
+pieces is first read); behind a BLAKE2b digest of the compressed bytes (a damaged value is
+refused whole, before any of it is used: zstd's own frame checksum misses a flipped bit in the
+frame's header, the flag that turns the checksum on included). Money is kept as decimal
+strings, pence as integers, the daily rates as exact fractions (numerator, denominator). A
+snapshot records its format and the savings policy it was computed under: another of either,
+and it is not used (the state is read whole instead); the business date and the programme's
+start it records are its facts' (read again, they would read every payload). Each contract's
+row as an update shows it is kept too (as JSON), so that a restarted process compares what it
+holds with what dashboards last received without reading either.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 `portfolio`, `partners`, ...) complete and only the contract rows that changed since the last
 update, so its size does not grow with the number of contracts.
 
-`changes` is pure: it compares the figures with what was last published. `UpdateLog` is the
-Redis side: the stream, and `P:state:savings:published` (contract id -> the row as last
-published), written together in one MULTI so that a restarted process can compare its figures
-with what dashboards last saw and publish the difference, nothing missed.
+`changes` is pure: it compares the figures with what was last published. `UpdateLog` reads and
+writes them through the `UpdateLog` port (shared.ports; on Redis the stream and
+`P:state:savings:published`, contract id -> the row as last published, written together in one
+MULTI) so that a restarted process can compare its figures with what dashboards last saw and
+publish the difference, nothing missed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
-from shared.streams import Streams
+from shared.ports import UpdateLog as UpdateLogPort
 
 #: what an update carries besides contracts; always complete
 SUMMARY_KEYS = ("as_of", "portfolio", "discounted", "horizon", "years", "partners", "events_applied")
@@ -136,34 +135,25 @@ def record(last: LastPublished, update: Update, entry_id: str) -> None:
 
 
 class UpdateLog:
-    """`P:savings.updated` and the rows it last carried (every Redis command of publishing)."""
+    """`P:savings.updated` and the rows it last carried, through the `UpdateLog` port
+    (shared.ports): what dashboards last received, read back; an update's entries appended
+    with its rows, together."""
 
-    def __init__(self, redis: Redis, streams: Streams, kept: int = UPDATES_KEPT) -> None:
-        self.redis, self.kept = redis, kept
-        self.key = streams.savings_updated
-        self.rows_key = streams.state("savings", "published")
+    def __init__(self, port: UpdateLogPort) -> None:
+        self.port = port
 
     async def last(self) -> LastPublished:
-        rows = {k.decode(): v for k, v in (await self.redis.hgetall(self.rows_key)).items()}
-        newest = await self.redis.xrevrange(self.key, count=1)
-        if not newest:
+        rows, newest = await self.port.shown()
+        if newest is None:
             return LastPublished(None, rows, None)
-        entry_id, fields = newest[0]
+        entry_id, event = newest
         try:
-            data = json.loads(fields[b"event"])["data"]
+            data = json.loads(event)["data"]
             summary = {k: data[k] for k in SUMMARY_KEYS}
         except (KeyError, TypeError, ValueError):  # not ours to read: publish everything again
             summary = None
-        return LastPublished(summary, rows, entry_id.decode())
+        return LastPublished(summary, rows, entry_id)
 
     async def append(self, events: list[bytes], update: Update) -> str:
         """Append the update's entries and record its rows, together; the last entry's id."""
-        tx = self.redis.pipeline(transaction=True)
-        for event in events:
-            tx.xadd(self.key, {"event": event}, maxlen=self.kept, approximate=True)
-        if update.rows:
-            tx.hset(self.rows_key, mapping=update.rows)  # type: ignore[arg-type]
-        if update.removed:
-            tx.hdel(self.rows_key, *update.removed)
-        entry_id = (await tx.execute())[len(events) - 1]
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return await self.port.append(events, update.rows, update.removed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
@@ -261,15 +261,45 @@ class MemoryVersions:
         return True
 
 
+class MemoryUpdateLog:
+    """shared.ports.UpdateLog: the stream on `streams` (its `kept` newest entries), and a dict
+    of each item's version as last shown."""
+
+    def __init__(self, streams: MemoryStreams, key: str, kept: int) -> None:
+        self.streams, self.key, self.kept = streams, key, kept
+        self.versions: dict[str, bytes] = {}
+
+    async def shown(self) -> tuple[dict[str, bytes], tuple[str, bytes] | None]:
+        entries = self.streams.entries.get(self.key)
+        if not entries or not isinstance(entries[-1][1].get("event"), bytes):
+            return dict(self.versions), None
+        entry_id, fields = entries[-1]
+        return dict(self.versions), (entry_id, fields["event"])  # type: ignore[return-value]
+
+    async def append(
+        self, events: Sequence[bytes], shown: Mapping[str, bytes], removed: Sequence[str]
+    ) -> str:
+        if not events:
+            raise ValueError("an update appends at least one entry")
+        ids = [self.streams.add(self.key, {"event": event}) for event in events]
+        del self.streams.entries[self.key][: -self.kept]
+        self.versions.update(shown)
+        for item in removed:
+            self.versions.pop(item, None)
+        return ids[-1]
+
+
 def memory_ports(streams: MemoryStreams | None = None) -> Ports:
     """A service's ports in memory, publishing on `streams`."""
     world = streams or MemoryStreams()
     decisions = MemoryDecisionLog(world)
     backlog = MemoryBacklog()
     versions: dict[str, MemoryVersions] = {}
+    updates: dict[str, MemoryUpdateLog] = {}
     return Ports(
         state=MemoryStateStore(world, decisions, backlog),
         decisions=decisions,
         backlog=backlog,
         versions=lambda name: versions.setdefault(name, MemoryVersions(world)),
+        updates=lambda key, kept: updates.setdefault(key, MemoryUpdateLog(world, key, kept)),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -413,6 +413,36 @@ def _dump(version: dict[str, Any] | None) -> str:
     return "" if version is None else json.dumps(version, sort_keys=True, separators=(",", ":"))
 
 
+class RedisUpdateLog:
+    """shared.ports.UpdateLog: the stream (entries capped at about `kept`, MAXLEN ~) and a hash
+    of each item's version as last shown, written in one MULTI."""
+
+    def __init__(self, redis: Redis, key: str, shown_key: str, kept: int) -> None:
+        self.redis, self.key, self.shown_key, self.kept = redis, key, shown_key, kept
+
+    async def shown(self) -> tuple[dict[str, bytes], tuple[str, bytes] | None]:
+        shown = {_text(k): v for k, v in (await self.redis.hgetall(self.shown_key)).items()}
+        newest = await self.redis.xrevrange(self.key, count=1)
+        if not newest or b"event" not in newest[0][1]:
+            return shown, None
+        entry_id, fields = newest[0]
+        return shown, (_text(entry_id), fields[b"event"])
+
+    async def append(
+        self, events: Sequence[bytes], shown: Mapping[str, bytes], removed: Sequence[str]
+    ) -> str:
+        if not events:
+            raise ValueError("an update appends at least one entry")
+        tx = self.redis.pipeline(transaction=True)
+        for event in events:
+            tx.xadd(self.key, {"event": event}, maxlen=self.kept, approximate=True)
+        if shown:
+            tx.hset(self.shown_key, mapping=dict(shown))  # type: ignore[arg-type]
+        if removed:
+            tx.hdel(self.shown_key, *removed)
+        return _text((await tx.execute())[len(events) - 1])
+
+
 def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
     """A service's ports on Redis, under its state keys `P:state:<service>:…`."""
     backlog = RedisBacklog(redis)
@@ -421,4 +451,5 @@ def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
         decisions=RedisDecisionLog(redis, streams, service),
         backlog=backlog,
         versions=lambda name: RedisVersions(redis, streams.state(service, name)),
+        updates=lambda key, kept: RedisUpdateLog(redis, key, streams.state(service, "published"), kept),
     )

@@ -276,11 +276,13 @@ def test_the_update_stream_is_capped_and_the_rows_kept_with_each_update(r: redis
     from redis.asyncio import Redis as AsyncRedis
 
     from services.savings.updates import Update, UpdateLog
+    from shared.adapters.redis import redis_ports
     from shared.streams import Streams
 
     async def run() -> str:
         client = AsyncRedis.from_url(redis_url)
-        log = UpdateLog(client, Streams(prefix), kept=100)
+        streams = Streams(prefix)
+        log = UpdateLog(redis_ports(client, streams, "savings").updates(streams.savings_updated, 100))
         for n in range(450):
             row = {"contract_id": f"c-{n % 300}", "annual_saving": f"{n}.00", "status": "active"}
             update = Update({}, {row["contract_id"]: json.dumps(row).encode()}, [], {})

@@ -905,7 +905,7 @@ def _read_needs(
 
 class _Cursor:
     """Where each payload lies: the chunk, its start and end in it (no piece lies across two
-    chunks); `take` reads them in order."""
+    chunks); `taken` reads them in order."""
 
     def __init__(self, frames: list[bytes], sizes: list[int]) -> None:
         if len(frames) != len(sizes) or any(
@@ -923,20 +923,10 @@ class _Cursor:
             raise Unusable("the snapshot's payloads do not add up to its length")
         return self.chunks[k], start - self.starts[k], end - self.starts[k]
 
-    def take(self, size: int) -> tuple[Chunk, int, int]:
-        """The next piece, of `size`."""
-        start, end, k = self.at, self.at + size, self._chunk
-        starts = self.starts
-        while start >= starts[k + 1] and k + 1 < len(self.chunks):  # the next chunk
-            k += 1
-        if not starts[k] <= start <= end <= starts[k + 1]:
-            raise Unusable("the snapshot's payloads do not add up to its length")
-        self.at, self._chunk = end, k
-        return self.chunks[k], start - starts[k], end - starts[k]
-
     def taken(self, sizes: Iterable[int]) -> Iterator[tuple[Chunk, int, int]]:
-        """`take` of each of `sizes` in turn, in one loop rather than a call each (a restart
-        takes 272,727 pieces at 90,909 contracts); the cursor moves on once all are taken."""
+        """The next pieces, one of each of `sizes` in turn, in one loop rather than a call each (a
+        restart takes 272,727 pieces at 90,909 contracts); the cursor moves on once all are
+        taken."""
         chunks, starts, last = self.chunks, self.starts, len(self.chunks) - 1
         k, start = self._chunk, self.at
         try:
@@ -1048,7 +1038,7 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
     cids = columns["ids"]  # in id order
     needs, replacing, unplaced = _read_needs(header["needs"], frames[3], cursor, cids)
     facts = Facts(needs=needs, applied=None)  # the facts alone: a process counts its events in its store
-    encoded, take, awards = Fact.encoded, cursor.take, facts.awards
+    encoded, awards = Fact.encoded, facts.awards
     readers, keys, key_at = [_READERS[t] for t in header["contracts"]["types"]], columns["award_keys"], 0
     for cid, key_size, of_type, revision, (chunk, start, end) in zip(  # most facts: no `_place`
         columns["award_ids"],
@@ -1063,8 +1053,10 @@ def _restore(header: dict[str, Any], frames: list[bytes], running: Running) -> F
         )
         key_at += key_size
     for table in TABLES[2:]:
-        for etype, key, revision, size, *slot in header["facts"][table]:
-            _place(facts, table, slot, encoded(key, revision, (_READERS[etype], *take(size))))
+        placed = header["facts"][table]
+        pieces = cursor.taken(size for _, _, _, size, *_ in placed)
+        for (etype, key, revision, _, *slot), piece in zip(placed, pieces, strict=True):
+            _place(facts, table, slot, encoded(key, revision, (_READERS[etype], *piece)))
 
     today = date.fromordinal(header["as_of"]) if header["as_of"] is not None else None
     first = date.fromordinal(header["first_start"]) if header["first_start"] is not None else None

@@ -6,6 +6,7 @@ their writes with `MemoryStreams.apply`, as the bus applies the Redis adapters' 
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -158,7 +159,9 @@ class MemoryStateStore:
         after = int(position.partition("-")[0])
         if after < self.trimmed:
             raise LogTrimmed(f"the log was trimmed below {self.trimmed}-0, past {position}")
-        found = [e for e in self.log if int(e[0].partition("-")[0]) > after][:count]
+        # the log is in the order of its ids: the first after `position` found by halving
+        first = bisect.bisect_right(self.log, after, key=lambda e: int(e[0].partition("-")[0]))
+        found = self.log[first : first + count]
         return (found[-1][0] if found else position), [k for _, k in found], len(self.events)
 
     async def follow(self, position: str, count: int, way: Way | None = None) -> Followed:

@@ -118,6 +118,11 @@ def test_a_partners_row_is_written_again_when_its_figures_move_and_a_reader_cann
     assert first == project(facts, POLICY)
     for row in first["partners"]:
         row["annual_saving"] = "tampered"
+    for _ in range(2):  # nothing folded since: the document as last put together, twice
+        again = running.figures(facts)
+        assert again == project(facts, POLICY), "a reader's changes are not in the next document"
+        again["portfolio"]["annual_saving"] = again["years"][0]["saving"] = "tampered"
+        again["partners"][0]["annual_saving"] = "tampered"
     ended = Facts()
     decommission(ended, 3)
     running.fold(facts, "/partners/x d-3", ended.decommissions["c-00003"].payload)

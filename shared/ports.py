@@ -217,6 +217,100 @@ class UpdateLog(Protocol):
 
 
 @dataclass(frozen=True)
+class Settling:
+    """One entry's effect, for `Delivery.settle`: its writes, applied once per `once_key` (the
+    event's `source id`; None: every time), with the entry's acknowledgement."""
+
+    entry_id: str | None  # None: nothing to acknowledge (an act with no entry behind it)
+    writes: Sequence[Write]
+    once_key: str | None = None
+    redelivered: bool = False  # read before: an error may be kept for it, cleared once settled
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An entry a reader of the group holds and has not acknowledged."""
+
+    entry_id: str
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A reader of a group (a process's consumer name), what it holds, and since when it is idle."""
+
+    name: str
+    pending: int
+    idle_ms: int
+
+
+class Delivery(Protocol):
+    """A consumer group's entries once read (the bus reads them through FastStream): each
+    entry's writes applied together with its acknowledgement, once per event; a failure kept
+    with the entry, which stays pending; what a reader left pending taken over; what can never
+    succeed moved to the dead-letter stream (`Streams.dead_letter`) with its reason."""
+
+    async def create_group(self, stream: str, group: str) -> None:
+        """The group, reading `stream` from its first entry; an existing group is kept."""
+        ...
+
+    async def settle(self, group: str, stream: str | None, batch: Sequence[Settling]) -> list[bool | str]:
+        """Per entry, in order, each as one step: True, its writes applied and the entry
+        acknowledged; False, acknowledged alone (its `once_key` was settled before: a duplicate);
+        or the error of the write that failed (the writes before it stand, the entry stays
+        pending). `stream` None: entries with nothing to acknowledge."""
+        ...
+
+    async def set_aside(
+        self,
+        group: str,
+        stream: str,
+        consumer: str,
+        poisoned: Mapping[str, tuple[int, str]],
+        failed: Mapping[str, str],
+    ) -> None:
+        """Together: entries this consumer holds that can never succeed moved to the dead-letter
+        stream (entry id -> deliveries and the reason's JSON), and the errors of entries left
+        pending for a retry kept (entry id -> the error's JSON)."""
+        ...
+
+    async def error(self, group: str, stream: str, entry_id: str) -> str | None:
+        """The error kept for a pending entry (its JSON), if any."""
+        ...
+
+    async def dead_letter(
+        self,
+        group: str,
+        stream: str,
+        entry_id: str,
+        consumer: str,
+        idle_ms: int,
+        deliveries: int,
+        reason: str,
+    ) -> bool:
+        """Move one pending entry to the dead-letter stream with its fields and `reason`
+        (JSON), acknowledged, its error forgotten; only if it is still idle `idle_ms` (it is
+        taken over first, so of two sweepers one moves it). Whether it moved it."""
+        ...
+
+    async def pending(self, stream: str, group: str, after: str, count: int, idle_ms: int) -> list[Pending]:
+        """Up to `count` pending entries idle at least `idle_ms`, after id `after` ("-": from
+        the first), in id order."""
+        ...
+
+    async def claim(
+        self, stream: str, group: str, consumer: str, idle_ms: int, ids: Sequence[str]
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Take over the entries still idle `idle_ms` (each delivered once more) for `consumer`:
+        their ids and fields (an entry trimmed from the stream meanwhile is left out)."""
+        ...
+
+    async def readers(self, stream: str, group: str) -> list[Reader]: ...
+
+    async def remove_reader(self, stream: str, group: str, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
 class Ports:
     """A service's adapters, made by its bootstrap (shared.adapters: `redis_ports`,
     `memory_ports`) and handed to its state."""

@@ -9,10 +9,23 @@ from __future__ import annotations
 import bisect
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
+from shared.ports import (
+    Decision,
+    Followed,
+    LogTrimmed,
+    OnItsWay,
+    Pending,
+    Ports,
+    Reader,
+    Settling,
+    Snapshot,
+    Way,
+    Write,
+)
 from shared.streams import Streams, arrival, entry_id
 
 
@@ -24,13 +37,19 @@ class MemoryStreams:
         self.names = names or Streams()
         self.entries: dict[str, list[tuple[str, dict[str, bytes | str]]]] = {}
         self._next = 0
-        self._appliers: dict[str, Any] = {}
+        self._appliers: dict[str, Any] = {"XADD": self._xadd}
 
     def add(self, stream: str, fields: dict[str, bytes | str]) -> str:
         self._next += 1
         entry_id = f"{self._next}-0"
         self.entries.setdefault(stream, []).append((entry_id, fields))
         return entry_id
+
+    def _xadd(self, stream: str, at: str, *pairs: bytes | str) -> str:
+        """An entry's plain publication (`XADD <stream> * k v ...`, as `Effect.publish` writes it)."""
+        if at != "*":
+            raise ValueError(f"ERR an entry's id is given by the stream here, not '{at}'")
+        return self.add(stream, dict(zip(pairs[::2], pairs[1::2], strict=True)))  # type: ignore[arg-type]
 
     def of(self, stream: str) -> list[dict[str, bytes | str]]:
         return [fields for _, fields in self.entries.get(stream, [])]
@@ -306,3 +325,173 @@ def memory_ports(streams: MemoryStreams | None = None) -> Ports:
         versions=lambda name: versions.setdefault(name, MemoryVersions(world)),
         updates=lambda key, kept: updates.setdefault(key, MemoryUpdateLog(world, key, kept)),
     )
+
+
+def _n(eid: str) -> int:
+    return int(eid.partition("-")[0])
+
+
+def _wire(fields: Mapping[Any, Any]) -> dict[bytes, bytes]:
+    """An entry's fields as a Redis client gives them: bytes."""
+    return {
+        (k if isinstance(k, bytes) else str(k).encode()): (v if isinstance(v, bytes) else str(v).encode())
+        for k, v in fields.items()
+    }
+
+
+@dataclass
+class _Group:
+    read_to: int = 0  # the last entry id's number delivered to the group
+    #: entry id -> [reader, deliveries, when last delivered (ms)]
+    pending: dict[str, list[Any]] = field(default_factory=dict)
+    readers: dict[str, float] = field(default_factory=dict)  # reader -> when last seen (ms)
+
+
+class MemoryDelivery:
+    """shared.ports.Delivery on `MemoryStreams`: each group's read position, its pending entries
+    (reader, deliveries, when last delivered), its once-keys and kept errors. A settled entry's
+    writes are applied with `MemoryStreams.apply`; a write that raises fails its entry, the writes
+    before it standing, as on Redis. `read` delivers new entries, as XREADGROUP does for the bus
+    on Redis (FastStream reads there)."""
+
+    def __init__(self, world: MemoryStreams, clock: Callable[[], float] = time.monotonic) -> None:
+        self.world, self._clock = world, clock
+        self.groups: dict[tuple[str, str], _Group] = {}
+        self.seen: dict[str, dict[str, float]] = {}  # group -> once-key -> when (ms)
+        self.errors: dict[str, dict[str, str]] = {}  # group -> "<stream>/<entry id>" -> JSON
+
+    def _now(self) -> float:
+        return self._clock() * 1000
+
+    def _group(self, stream: str, group: str) -> _Group:
+        found = self.groups.get((stream, group))
+        if found is None:
+            raise LookupError(f"NOGROUP no group '{group}' on '{stream}'")
+        return found
+
+    def _fields(self, stream: str, eid: str) -> dict[bytes, bytes] | None:
+        return next((_wire(f) for i, f in self.world.entries.get(stream, []) if i == eid), None)
+
+    async def create_group(self, stream: str, group: str) -> None:
+        self.world.entries.setdefault(stream, [])
+        self.groups.setdefault((stream, group), _Group())
+
+    async def read(
+        self, stream: str, group: str, reader: str, count: int
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Up to `count` entries the group has not been given yet, now pending for `reader`."""
+        g, now = self._group(stream, group), self._now()
+        out = []
+        for eid, fields in self.world.entries.get(stream, []):
+            if _n(eid) > g.read_to and len(out) < count:
+                g.read_to = _n(eid)
+                g.pending[eid] = [reader, 1, now]
+                out.append((eid, _wire(fields)))
+        if out or reader in g.readers:  # a read that finds nothing makes no reader (as on Redis)
+            g.readers[reader] = now
+        return out
+
+    async def settle(self, group: str, stream: str | None, batch: Sequence[Settling]) -> list[bool | str]:
+        seen, errors = self.seen.setdefault(group, {}), self.errors.setdefault(group, {})
+        out: list[bool | str] = []
+        for s in batch:
+            fresh = not (s.once_key and s.once_key in seen)
+            failed = None
+            for write in s.writes if fresh else ():
+                try:
+                    await self.world.apply([write])
+                except Exception as e:  # noqa: BLE001 - as Redis answers a command that fails: its error
+                    failed = str(e) or type(e).__name__
+                    break
+            if failed is not None:
+                out.append(failed)
+                continue
+            if fresh and s.once_key:
+                seen[s.once_key] = self._now()
+            if s.entry_id is not None and stream is not None:
+                self._group(stream, group).pending.pop(s.entry_id, None)
+                if s.redelivered:
+                    errors.pop(f"{stream}/{s.entry_id}", None)
+            out.append(fresh)
+        return out
+
+    def _move(self, group: str, stream: str, eid: str, deliveries: int, reason: str) -> None:
+        fields = self._fields(stream, eid) or {}
+        about = {"stream": stream, "entry_id": eid, "group": group, "deliveries": deliveries, "error": reason}
+        fields.update(_wire(about))
+        self.world.add(self.world.names.dead_letter, fields)  # type: ignore[arg-type]
+        self._group(stream, group).pending.pop(eid, None)
+        self.errors.setdefault(group, {}).pop(f"{stream}/{eid}", None)
+
+    async def set_aside(
+        self,
+        group: str,
+        stream: str,
+        consumer: str,
+        poisoned: Mapping[str, tuple[int, str]],
+        failed: Mapping[str, str],
+    ) -> None:
+        for eid, (deliveries, reason) in poisoned.items():
+            self._move(group, stream, eid, deliveries, reason)
+        for eid, error in failed.items():
+            self.errors.setdefault(group, {})[f"{stream}/{eid}"] = error
+
+    async def error(self, group: str, stream: str, entry_id: str) -> str | None:
+        return self.errors.get(group, {}).get(f"{stream}/{entry_id}")
+
+    async def dead_letter(
+        self,
+        group: str,
+        stream: str,
+        entry_id: str,
+        consumer: str,
+        idle_ms: int,
+        deliveries: int,
+        reason: str,
+    ) -> bool:
+        if idle_ms > 0:  # taken over first, as XCLAIM: only an entry still idle that long
+            held = self._group(stream, group).pending.get(entry_id)
+            if held is None or self._now() - held[2] < idle_ms:
+                return False
+            held[0], held[2] = consumer, self._now()
+        self._move(group, stream, entry_id, deliveries, reason)
+        return True
+
+    async def pending(self, stream: str, group: str, after: str, count: int, idle_ms: int) -> list[Pending]:
+        g, now = self._group(stream, group), self._now()
+        start = -1 if after == "-" else _n(after)
+        rows = sorted(
+            (_n(i), i, held) for i, held in g.pending.items() if _n(i) > start and now - held[2] >= idle_ms
+        )
+        return [Pending(i, held[1]) for _, i, held in rows[:count]]
+
+    async def claim(
+        self, stream: str, group: str, consumer: str, idle_ms: int, ids: Sequence[str]
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        g, now = self._group(stream, group), self._now()
+        g.readers[consumer] = now
+        out = []
+        for eid in ids:
+            held = g.pending.get(eid)
+            if held is None or now - held[2] < idle_ms:
+                continue
+            fields = self._fields(stream, eid)
+            if fields is None:  # trimmed from the stream meanwhile: dropped, as Redis 7 does
+                del g.pending[eid]
+                continue
+            held[0], held[1], held[2] = consumer, held[1] + 1, now
+            out.append((eid, fields))
+        return out
+
+    async def readers(self, stream: str, group: str) -> list[Reader]:
+        g, now = self._group(stream, group), self._now()
+        return [
+            Reader(name, sum(1 for held in g.pending.values() if held[0] == name), int(now - seen))
+            for name, seen in g.readers.items()
+        ]
+
+    async def remove_reader(self, stream: str, group: str, name: str) -> None:
+        g = self._group(stream, group)
+        g.readers.pop(name, None)
+        for eid in [i for i, held in g.pending.items() if held[0] == name]:
+            del g.pending[eid]  # what it held is dropped with it, as XGROUP DELCONSUMER does

@@ -12,7 +12,19 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from shared.ports import Decision, Followed, LogTrimmed, OnItsWay, Ports, Snapshot, Way, Write
+from shared.ports import (
+    Decision,
+    Followed,
+    LogTrimmed,
+    OnItsWay,
+    Pending,
+    Ports,
+    Reader,
+    Settling,
+    Snapshot,
+    Way,
+    Write,
+)
 from shared.streams import Streams, arrival, entry_id
 
 
@@ -441,6 +453,105 @@ class RedisUpdateLog:
         if removed:
             tx.hdel(self.shown_key, *removed)
         return _text((await tx.execute())[len(events) - 1])
+
+
+class RedisDelivery:
+    """shared.ports.Delivery on Redis Streams' consumer groups: a batch's writes and acks in one
+    call of shared/bus/apply.lua (one round trip), once-keys in `P:group:<group>:seen` (a sorted
+    set scored by when: retention trims it to a window), errors in `P:group:<group>:errors`
+    (`<stream>/<entry id>` -> JSON), moves to `P:dead-letter` by shared/bus/dead_letter.lua."""
+
+    def __init__(self, redis: Redis, streams: Streams) -> None:
+        self.redis, self.streams = redis, streams
+        self._apply = _script(redis, "apply.lua")
+        self._dead_letter = _script(redis, "dead_letter.lua")
+
+    async def create_group(self, stream: str, group: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    async def settle(self, group: str, stream: str | None, batch: Sequence[Settling]) -> list[bool | str]:
+        if not batch:
+            return []
+        errors = self.streams.errors(group)
+        # every key the writes touch is declared (each write has its one key first): on Redis
+        # Cluster the script runs where they all are (a partnership's keys share a slot)
+        touched = dict.fromkeys(w[1] for s in batch for w in s.writes)
+        keys = [self.streams.seen(group), stream or errors, errors, *touched]
+        args: list[Any] = [group, len(batch), int(time.time() * 1000)]
+        for s in batch:
+            args.extend((s.entry_id or "", s.once_key or "", "1" if s.redelivered else "", len(s.writes)))
+            for w in s.writes:
+                args.append(len(w))
+                args.extend(w)
+        results = await self._apply(keys=keys, args=args)
+        return [_text(r) if isinstance(r, bytes | str) else bool(r) for r in results]
+
+    async def set_aside(
+        self,
+        group: str,
+        stream: str,
+        consumer: str,
+        poisoned: Mapping[str, tuple[int, str]],
+        failed: Mapping[str, str],
+    ) -> None:
+        if not poisoned and not failed:
+            return
+        errors = self.streams.errors(group)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id, (deliveries, reason) in poisoned.items():
+                await self._dead_letter(
+                    keys=[stream, self.streams.dead_letter, errors],
+                    args=[group, entry_id, consumer, 0, deliveries, reason],
+                    client=pipe,
+                )
+            if failed:
+                pipe.hset(errors, mapping={f"{stream}/{i}": e for i, e in failed.items()})
+            await pipe.execute()
+
+    async def error(self, group: str, stream: str, entry_id: str) -> str | None:
+        found = await self.redis.hget(self.streams.errors(group), f"{stream}/{entry_id}")
+        return None if found is None else _text(found)
+
+    async def dead_letter(
+        self,
+        group: str,
+        stream: str,
+        entry_id: str,
+        consumer: str,
+        idle_ms: int,
+        deliveries: int,
+        reason: str,
+    ) -> bool:
+        return bool(
+            await self._dead_letter(
+                keys=[stream, self.streams.dead_letter, self.streams.errors(group)],
+                args=[group, entry_id, consumer, idle_ms, deliveries, reason],
+            )
+        )
+
+    async def pending(self, stream: str, group: str, after: str, count: int, idle_ms: int) -> list[Pending]:
+        start = after if after == "-" else "(" + after
+        rows = await self.redis.xpending_range(stream, group, min=start, max="+", count=count, idle=idle_ms)
+        return [Pending(_text(r["message_id"]), int(r["times_delivered"])) for r in rows]
+
+    async def claim(
+        self, stream: str, group: str, consumer: str, idle_ms: int, ids: Sequence[str]
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        if not ids:
+            return []
+        claimed = await self.redis.xclaim(stream, group, consumer, idle_ms, list(ids))
+        return [(_text(i), dict(fields)) for i, fields in claimed if fields is not None]
+
+    async def readers(self, stream: str, group: str) -> list[Reader]:
+        found = await self.redis.xinfo_consumers(stream, group)
+        return [Reader(_text(c["name"]), int(c["pending"]), int(c["idle"])) for c in found]
+
+    async def remove_reader(self, stream: str, group: str, name: str) -> None:
+        await self.redis.xgroup_delconsumer(stream, group, name)
 
 
 def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:

@@ -3,9 +3,9 @@
 - a consumer group per service per stream, created from id `0` (MKSTREAM) before any read;
 - new entries read by FastStream batch subscribers (bounded by `batch_size`), parsed by our
   own parser (the contract's `event` field, not FastStream's envelope), acked manually;
-- each entry's effect is a list of Redis commands applied by a Lua script together with
-  the idempotency mark (`source id`) and the XACK: stored and acked atomically, once; one
-  script call applies a whole batch (one round trip), entry by entry;
+- each entry's effect (its writes) is applied together with the idempotency mark (`source
+  id`) and the acknowledgement: stored and acked atomically, once, a whole batch in one step
+  (the `Delivery` port, shared.ports: on Redis one Lua script call, one round trip);
 - a failing entry stays pending with its error recorded; a sweeper reclaims entries idle
   longer than `claim_idle_ms` (from this or a dead consumer) and retries them; after
   `max_deliveries` deliveries the entry moves to `P:dead-letter` with its error;
@@ -22,7 +22,6 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Self
 
 import structlog
@@ -31,13 +30,14 @@ from faststream.redis import RedisRouter, StreamSub
 from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
 
+from shared.adapters.redis import RedisDelivery
 from shared.bus.retention import Retention
 from shared.decode import Decoded, decode
 from shared.events import CloudEvent, errors_of, to_json
 from shared.logging import handling
 from shared.outage import OUTAGE
+from shared.ports import Delivery, Settling
 from shared.settings import Settings
 from shared.streams import Streams
 
@@ -78,6 +78,10 @@ class Effect:
     def publish(stream: str, event: CloudEvent | bytes) -> Command:
         body = event if isinstance(event, bytes) else to_json(event)
         return ("XADD", stream, "*", "event", body)
+
+
+class WriteFailed(Exception):
+    """A write of an entry's effect failed (the entry stays pending for a retry)."""
 
 
 class Poison(Exception):
@@ -166,15 +170,13 @@ class _StreamSub(StreamSub):
         return self if not prefix else super().add_prefix(prefix)
 
 
-def _load_script(name: str) -> str:
-    return resources.files("shared.bus").joinpath(name).read_text(encoding="utf-8")
-
-
 @dataclass
 class Bus:
-    """Runs subscriptions for one process. One `Bus` per process; one consumer name."""
+    """Runs subscriptions for one process. One `Bus` per process; one consumer name. FastStream
+    reads the entries (on `redis`); what is done with them once read goes through `delivery`
+    (shared.ports.Delivery: on `redis` unless another adapter is given, e.g. in memory)."""
 
-    redis: Redis
+    redis: Redis | None
     streams: Streams
     batch_size: int = 500
     block_ms: int = 1000
@@ -187,10 +189,13 @@ class Bus:
     consumer: str = field(default_factory=consumer_name)
     subscriptions: list[Subscription] = field(default_factory=list)
     retention: Retention | None = None
+    delivery: Delivery = None  # type: ignore[assignment] - made from `redis` when not given
 
     def __post_init__(self) -> None:
-        self._apply = self.redis.register_script(_load_script("apply.lua"))
-        self._dead_letter = self.redis.register_script(_load_script("dead_letter.lua"))
+        if self.delivery is None:
+            if self.redis is None:
+                raise ValueError("a Bus needs a Redis client or a Delivery adapter")
+            self.delivery = RedisDelivery(self.redis, self.streams)
         self._sweepers: list[asyncio.Task[None]] = []
         self._stopping = False
         self.processed = 0  # entries applied or dead-lettered by this process
@@ -216,11 +221,7 @@ class Bus:
     async def ensure_groups(self) -> None:
         """Create every group from id 0 (so nothing published earlier is missed)."""
         for sub in self.subscriptions:
-            try:
-                await self.redis.xgroup_create(sub.stream, sub.group, id="0", mkstream=True)
-            except ResponseError as e:
-                if "BUSYGROUP" not in str(e):
-                    raise
+            await self.delivery.create_group(sub.stream, sub.group)
 
     def register(self, router: RedisRouter) -> None:
         """Attach one FastStream batch subscriber per subscription to `router`."""
@@ -259,7 +260,7 @@ class Bus:
     # -- processing ----------------------------------------------------------------------
 
     async def process(self, sub: Subscription, entries: list[Entry]) -> list[Applied]:
-        """Handle a batch: effects + acks in one script call; failures left pending."""
+        """Handle a batch: effects + acks in one step; failures left pending."""
         effects: list[tuple[Entry, Effect]] = []
         poisoned: list[tuple[Entry, Poison]] = []
         failed: list[tuple[Entry, BaseException]] = []
@@ -271,32 +272,26 @@ class Bus:
             except Exception as e:  # noqa: BLE001 - any failure leaves the entry pending
                 failed.append((entry, e))
 
-        seen, errors = self.streams.seen(sub.group), self.streams.errors(sub.group)
-        results: list[Any] = []
-        if effects:  # every effect and ack in one script call: one round trip for the batch
-            results = await self._apply(
-                keys=[seen, sub.stream, errors, *_touched(effects)], args=_apply_args(sub.group, effects)
-            )
+        results: list[bool | str] = []
+        if effects:  # every effect and ack in one step: one round trip for the batch
+            results = await self.delivery.settle(sub.group, sub.stream, _settling(effects))
         if poisoned or failed:
-            pipe = self.redis.pipeline(transaction=False)
-            for entry, p in poisoned:
-                await self._dead_letter(
-                    keys=[sub.stream, self.streams.dead_letter, errors],
-                    args=[sub.group, entry.id, self.consumer, 0, entry.deliveries, json.dumps(p.reason())],
-                    client=pipe,
-                )
-            for entry, e in failed:
-                pipe.hset(errors, f"{sub.stream}/{entry.id}", _error_json(e))
-            await pipe.execute()
+            await self.delivery.set_aside(
+                sub.group,
+                sub.stream,
+                self.consumer,
+                {entry.id: (entry.deliveries, json.dumps(p.reason())) for entry, p in poisoned},
+                {entry.id: _error_json(e) for entry, e in failed},
+            )
 
         applied: list[Applied] = []
         for (entry, _), result in zip(effects, results, strict=True):
-            if isinstance(result, bytes | str):  # a command of its effect failed: left pending
-                error = ResponseError(_s(result))
+            if isinstance(result, str):  # a write of its effect failed: left pending
+                error = WriteFailed(result)
                 failed.append((entry, error))
                 await self._record_error(sub, entry, error)
             else:
-                applied.append(Applied(entry, bool(result)))
+                applied.append(Applied(entry, result))
         for entry, p in poisoned:
             log.warning("dead-lettered", stream=sub.stream, entry_id=entry.id, code=p.code, error=str(p))
         for entry, e in failed:
@@ -316,18 +311,18 @@ class Bus:
     async def apply_now(self, group: str, effect: Effect) -> bool:
         """Apply an effect that has no stream entry behind it (e.g. `POST /events`).
         Returns False when its `once_key` had already been applied."""
-        errors = self.streams.errors(group)
-        keys = [self.streams.seen(group), errors, errors, *_touched([(None, effect)])]
-        [result] = await self._apply(keys=keys, args=_apply_args(group, [(None, effect)]))
-        if isinstance(result, bytes | str):
-            raise ResponseError(_s(result))
-        return bool(result)
+        [result] = await self.delivery.settle(group, None, _settling([(None, effect)]))
+        if isinstance(result, str):
+            raise WriteFailed(result)
+        return result
 
     async def _record_error(self, sub: Subscription, entry: Entry, e: BaseException) -> None:
         try:
-            await self.redis.hset(self.streams.errors(sub.group), f"{sub.stream}/{entry.id}", _error_json(e))
-        except RedisError as e:
-            OUTAGE.failed(e, "recording an entry's error")
+            await self.delivery.set_aside(
+                sub.group, sub.stream, self.consumer, {}, {entry.id: _error_json(e)}
+            )
+        except Exception as failure:  # noqa: BLE001 - Redis away: the entry stays pending all the same
+            OUTAGE.failed(failure, "recording an entry's error")
 
     # -- reclaiming and dead-lettering ---------------------------------------------------
 
@@ -337,43 +332,36 @@ class Bus:
         moved = 0
         start = "-"
         while True:
-            rows = await self.redis.xpending_range(
-                sub.stream, sub.group, min=start, max="+", count=self.batch_size, idle=self.claim_idle_ms
+            rows = await self.delivery.pending(
+                sub.stream, sub.group, start, self.batch_size, self.claim_idle_ms
             )
             if not rows:
                 return moved
             retry: dict[str, int] = {}
             for row in rows:
-                entry_id = _s(row["message_id"])
-                if row["times_delivered"] >= self.max_deliveries:
-                    moved += await self._move_to_dead_letter(sub, entry_id, row["times_delivered"])
+                if row.deliveries >= self.max_deliveries:
+                    moved += await self._move_to_dead_letter(sub, row.entry_id, row.deliveries)
                 else:
-                    retry[entry_id] = row["times_delivered"] + 1
+                    retry[row.entry_id] = row.deliveries + 1
             if retry:
-                claimed = await self.redis.xclaim(
+                claimed = await self.delivery.claim(
                     sub.stream, sub.group, self.consumer, self.claim_idle_ms, list(retry)
                 )
-                entries = [
-                    Entry(sub.stream, _s(i), dict(d), deliveries=retry[_s(i)])
-                    for i, d in claimed
-                    if d is not None
-                ]
+                entries = [Entry(sub.stream, i, fields, deliveries=retry[i]) for i, fields in claimed]
                 if entries:
                     log.info("reclaimed pending entries", stream=sub.stream, count=len(entries))
                     await self.process(sub, entries)
                     moved += len(entries)
             if len(rows) < self.batch_size:
                 return moved
-            start = "(" + _s(rows[-1]["message_id"])
+            start = rows[-1].entry_id
 
     async def _move_to_dead_letter(self, sub: Subscription, entry_id: str, deliveries: int) -> int:
-        errors = self.streams.errors(sub.group)
-        error = await self.redis.hget(errors, f"{sub.stream}/{entry_id}")
+        error = await self.delivery.error(sub.group, sub.stream, entry_id)
         reason = json.loads(error) if error else {"code": "failed", "message": "no error recorded"}
         reason = {**reason, "code": reason.get("code", "failed"), "deliveries": deliveries}
-        moved = await self._dead_letter(
-            keys=[sub.stream, self.streams.dead_letter, errors],
-            args=[sub.group, entry_id, self.consumer, self.claim_idle_ms, deliveries, json.dumps(reason)],
+        moved = await self.delivery.dead_letter(
+            sub.group, sub.stream, entry_id, self.consumer, self.claim_idle_ms, deliveries, json.dumps(reason)
         )
         if moved:
             log.warning(
@@ -391,11 +379,10 @@ class Bus:
         `idle_ms` (processes that stopped): restarts would otherwise pile them up. A consumer
         with pending entries is never removed; its entries are reclaimed first."""
         gone = []
-        for c in await self.redis.xinfo_consumers(sub.stream, sub.group):
-            name = _s(c["name"])
-            if name != self.consumer and c["pending"] == 0 and c["idle"] >= idle_ms:
-                await self.redis.xgroup_delconsumer(sub.stream, sub.group, name)
-                gone.append(name)
+        for reader in await self.delivery.readers(sub.stream, sub.group):
+            if reader.name != self.consumer and reader.pending == 0 and reader.idle_ms >= idle_ms:
+                await self.delivery.remove_reader(sub.stream, sub.group, reader.name)
+                gone.append(reader.name)
         if gone:
             log.info("removed departed consumers", stream=sub.stream, consumers=gone)
         return gone
@@ -449,29 +436,17 @@ class Bus:
         self._sweepers = []
 
 
-def _apply_args(group: str, effects: Sequence[tuple[Entry | None, Effect]]) -> list[Any]:
-    """apply.lua's arguments for a batch (an entry of `None`: nothing to ack)."""
-    args: list[Any] = [group, len(effects), int(time.time() * 1000)]
-    for entry, effect in effects:
-        args.extend(
-            (
-                entry.id if entry else "",
-                effect.once_key or "",
-                "1" if entry and entry.deliveries > 1 else "",
-                len(effect.commands),
-            )
+def _settling(effects: Sequence[tuple[Entry | None, Effect]]) -> list[Settling]:
+    """A batch's effects as `Delivery.settle` takes them (an entry of `None`: nothing to ack)."""
+    return [
+        Settling(
+            entry.id if entry else None,
+            effect.commands,
+            effect.once_key,
+            bool(entry and entry.deliveries > 1),
         )
-        for cmd in effect.commands:
-            args.append(len(cmd))
-            args.extend(cmd)
-    return args
-
-
-def _touched(effects: Sequence[tuple[Entry | None, Effect]]) -> list[str | bytes]:
-    """The keys the effects' commands touch, for apply.lua's KEYS: every command an effect
-    holds (XADD, HSET, ZADD, ...) has its one key first."""
-    keys = (cmd[1] for _, effect in effects for cmd in effect.commands)
-    return list(dict.fromkeys(keys))  # type: ignore[arg-type]
+        for entry, effect in effects
+    ]
 
 
 def _s(value: bytes | str) -> str:

@@ -329,12 +329,12 @@ def retention(
     folder = settings.archive_dir
     archive = Archive(folder, bus.redis, streams, bus.consumer) if folder else None
     return Retention(
-        bus.redis,
+        bus.delivery,
         handled=([streams.inbound] if gateway else []) + [streams.requests(o) for o in owners],
         archived=sorted({streams.accepted(t) for t in PAYLOADS}) if archive else [],
         archive=archive,
         capped=capped,
-        once_keys=sorted({streams.seen(s.group) for s in bus.subscriptions}),
+        groups=sorted({s.group for s in bus.subscriptions}),
         window_s=settings.idempotency_window_s,
         max_ids=settings.idempotency_max_ids,
         interval_s=settings.trim_interval_s,

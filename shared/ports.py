@@ -309,6 +309,26 @@ class Delivery(Protocol):
 
     async def remove_reader(self, stream: str, group: str, name: str) -> None: ...
 
+    # what the bus keeps (shared.bus.retention)
+
+    async def handled_below(self, stream: str) -> str | None:
+        """The smallest id some group of `stream` still needs (pending, or not delivered to it
+        yet): every entry below it was handled by every group. None when it has no group."""
+        ...
+
+    async def trim_below(self, stream: str, below: str) -> int:
+        """Remove the entries below id `below`; how many."""
+        ...
+
+    async def cap(self, stream: str, most: int) -> int:
+        """Keep about the newest `most` entries (at least that many); how many were removed."""
+        ...
+
+    async def forget_settled(self, group: str, before_ms: int, most: int) -> int:
+        """Forget the group's once-keys settled before `before_ms`, and all but its newest
+        `most`: an event sent again after that is applied again. How many were forgotten."""
+        ...
+
 
 @dataclass(frozen=True)
 class Ports:

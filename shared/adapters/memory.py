@@ -354,7 +354,7 @@ class MemoryDelivery:
     before it standing, as on Redis. `read` delivers new entries, as XREADGROUP does for the bus
     on Redis (FastStream reads there)."""
 
-    def __init__(self, world: MemoryStreams, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, world: MemoryStreams, clock: Callable[[], float] = time.time) -> None:
         self.world, self._clock = world, clock
         self.groups: dict[tuple[str, str], _Group] = {}
         self.seen: dict[str, dict[str, float]] = {}  # group -> once-key -> when (ms)
@@ -495,3 +495,33 @@ class MemoryDelivery:
         g.readers.pop(name, None)
         for eid in [i for i, held in g.pending.items() if held[0] == name]:
             del g.pending[eid]  # what it held is dropped with it, as XGROUP DELCONSUMER does
+
+    async def handled_below(self, stream: str) -> str | None:
+        needed = [
+            min((entry_id(i) for i in g.pending), default=(g.read_to, 1))
+            for (s, _), g in self.groups.items()
+            if s == stream
+        ]
+        if not needed:
+            return None
+        ms, seq = min(needed)
+        return f"{ms}-{seq}"
+
+    async def trim_below(self, stream: str, below: str) -> int:
+        entries = self.world.entries.get(stream, [])
+        kept = [e for e in entries if entry_id(e[0]) >= entry_id(below)]
+        self.world.entries[stream] = kept
+        return len(entries) - len(kept)
+
+    async def cap(self, stream: str, most: int) -> int:
+        entries = self.world.entries.get(stream, [])
+        removed = max(0, len(entries) - most)
+        self.world.entries[stream] = entries[removed:]
+        return removed
+
+    async def forget_settled(self, group: str, before_ms: int, most: int) -> int:
+        seen = self.seen.get(group, {})
+        kept = sorted(((at, key) for key, at in seen.items() if at >= before_ms), reverse=True)[:most]
+        forgotten = len(seen) - len(kept)
+        self.seen[group] = {key: at for at, key in sorted(kept)}
+        return forgotten

@@ -553,6 +553,40 @@ class RedisDelivery:
     async def remove_reader(self, stream: str, group: str, name: str) -> None:
         await self.redis.xgroup_delconsumer(stream, group, name)
 
+    async def handled_below(self, stream: str) -> str | None:
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:  # no such stream
+            return None
+        if not groups:
+            return None
+        needed: list[tuple[int, int]] = []
+        for g in groups:
+            summary = await self.redis.xpending(stream, g["name"]) if g["pending"] else None
+            if summary is not None and summary["min"] is not None:
+                needed.append(entry_id(summary["min"]))
+            else:
+                # the last delivered entry was handled (or acked since the group was looked at:
+                # what was delivered after that look is above its last-delivered id); everything
+                # after it is still to come
+                last = entry_id(g["last-delivered-id"])
+                needed.append((last[0], last[1] + 1))
+        ms, seq = min(needed)
+        return f"{ms}-{seq}"
+
+    async def trim_below(self, stream: str, below: str) -> int:
+        return int(await self.redis.xtrim(stream, minid=below, approximate=False))
+
+    async def cap(self, stream: str, most: int) -> int:
+        return int(await self.redis.xtrim(stream, maxlen=most, approximate=True))  # whole nodes: cheap
+
+    async def forget_settled(self, group: str, before_ms: int, most: int) -> int:
+        key = self.streams.seen(group)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(key, "-inf", f"({before_ms}")
+            pipe.zremrangebyrank(key, 0, -most - 1)
+            return sum(int(n) for n in await pipe.execute())
+
 
 def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
     """A service's ports on Redis, under its state keys `P:state:<service>:…`."""

@@ -17,7 +17,8 @@
   states are keyed by `source id`, so no figure counts it twice.
 
 Every process runs it every `interval_s` (the commands are idempotent, so several processes
-doing it at once do no harm).
+doing it at once do no harm). It speaks the ports (shared.ports: `Delivery` for the streams and
+the idempotency records, `StateStore` and `DecisionLog` for the rest), not Redis.
 """
 
 from __future__ import annotations
@@ -27,11 +28,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
-from shared.ports import DecisionLog, StateStore
-from shared.streams import entry_id
+from shared.ports import DecisionLog, Delivery, StateStore
 
 log = structlog.get_logger("bus")
 
@@ -39,41 +37,17 @@ log = structlog.get_logger("bus")
 Archive = Callable[[str, str], Awaitable[str]]
 
 
-async def handled_below(redis: Redis, stream: str) -> str | None:
-    """The smallest id some group still needs (pending, or not yet delivered); every entry
-    below it has been handled by every group. None when the stream has no group."""
-    try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError:  # no such stream
-        return None
-    if not groups:
-        return None
-    needed: list[tuple[int, int]] = []
-    for g in groups:
-        summary = await redis.xpending(stream, g["name"]) if g["pending"] else None
-        if summary is not None and summary["min"] is not None:
-            needed.append(entry_id(summary["min"]))
-        else:
-            # the last delivered entry was handled (or acked since the group was looked at:
-            # what was delivered after that look is above its last-delivered id); everything
-            # after it is still to come
-            last = entry_id(g["last-delivered-id"])
-            needed.append((last[0], last[1] + 1))
-    ms, seq = min(needed)
-    return f"{ms}-{seq}"
-
-
 @dataclass
 class Retention:
-    redis: Redis
+    delivery: Delivery
     #: streams trimmed to what every group has handled
     handled: list[str] = field(default_factory=list)
     #: streams whose handled entries are archived before they are trimmed
     archived: list[str] = field(default_factory=list)
     #: stream -> most entries kept
     capped: dict[str, int] = field(default_factory=dict)
-    #: idempotency records to keep to the window
-    once_keys: list[str] = field(default_factory=list)
+    #: the consumer groups whose idempotency records are kept to the window
+    groups: list[str] = field(default_factory=list)
     window_s: int = 7 * 86_400
     max_ids: int = 200_000
     interval_s: float = 1.0
@@ -87,9 +61,9 @@ class Retention:
     async def trim_handled(self, streams: Iterable[str]) -> int:
         removed = 0
         for stream in streams:
-            below = await handled_below(self.redis, stream)
+            below = await self.delivery.handled_below(stream)
             if below is not None and below != "0-1":
-                removed += await self.redis.xtrim(stream, minid=below, approximate=False)
+                removed += await self.delivery.trim_below(stream, below)
         return removed
 
     async def run_once(self) -> dict[str, int]:
@@ -104,19 +78,18 @@ class Retention:
         }
         if self.archive is not None:
             for stream in self.archived:
-                below = await handled_below(self.redis, stream)
+                below = await self.delivery.handled_below(stream)
                 if below is not None and below != "0-1":
                     safe = await self.archive(stream, below)  # written and synced before we trim
-                    done["archived"] += await self.redis.xtrim(stream, minid=safe, approximate=False)
+                    done["archived"] += await self.delivery.trim_below(stream, safe)
         for stream, maxlen in self.capped.items():
-            done["capped"] += await self.redis.xtrim(stream, maxlen=maxlen, approximate=True)
+            done["capped"] += await self.delivery.cap(stream, maxlen)
         below = f"{int((time.time() - self.state_log_keep_s) * 1000)}-0"
         for store in self.state_logs:
             done["log"] += await store.trim(below)
         cutoff = int((time.time() - self.window_s) * 1000)
         for decisions in self.decision_logs:
             done["refusals"] += await decisions.forget_refused(cutoff)
-        for key in self.once_keys:
-            done["ids"] += await self.redis.zremrangebyscore(key, "-inf", f"({cutoff}")
-            done["ids"] += await self.redis.zremrangebyrank(key, 0, -self.max_ids - 1)
+        for group in self.groups:
+            done["ids"] += await self.delivery.forget_settled(group, cutoff, self.max_ids)
         return done

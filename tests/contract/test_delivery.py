@@ -40,7 +40,9 @@ class DeliveryContract:
     def add(self, stream: str, fields: dict[str, str]) -> str:
         raise NotImplementedError
 
-    def read(self, delivery: Delivery, reader: str, count: int = 100) -> list[tuple[str, dict[bytes, bytes]]]:
+    def read(
+        self, delivery: Delivery, reader: str, count: int = 100, group: str = GROUP
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
         raise NotImplementedError
 
     def entries(self, stream: str) -> list[dict[bytes, bytes]]:
@@ -181,6 +183,51 @@ class DeliveryContract:
         assert [(r.name, r.pending) for r in run(delivery.readers(self.work, GROUP))] == [("b", 1)]
         assert run(delivery.pending(self.work, GROUP, "-", 10, 0)) == [Pending(kept, 1)]
 
+    def test_entries_are_trimmed_below_what_every_group_handled_never_past_it(
+        self, delivery: Delivery
+    ) -> None:
+        ids = [self.add(self.work, {"n": str(n)}) for n in range(6)]
+        assert run(delivery.handled_below(self.work)) is None, "a stream with no group is left alone"
+        for group in ("g", "h"):
+            run(delivery.create_group(self.work, group))
+        run(
+            delivery.settle("g", self.work, [Settling(i, []) for i, _ in self.read(delivery, "a", group="g")])
+        )
+        got = [i for i, _ in self.read(delivery, "a", 4, group="h")]
+        run(delivery.settle("h", self.work, [Settling(i, []) for i in got[:2]]))
+        assert run(delivery.handled_below(self.work)) == ids[2], "h's oldest pending entry"
+        assert run(delivery.trim_below(self.work, ids[2])) == 2
+        run(delivery.settle("h", self.work, [Settling(i, []) for i in got[2:]]))
+        ms, seq = ids[3].split("-")
+        assert run(delivery.handled_below(self.work)) == f"{ms}-{int(seq) + 1}", "after h's last delivered"
+        assert run(delivery.trim_below(self.work, f"{ms}-{int(seq) + 1}")) == 2
+        assert [e[b"n"] for e in self.entries(self.work)] == [b"4", b"5"], "what h was not given stays"
+
+    def test_a_stream_is_capped_to_about_its_newest_entries(self, delivery: Delivery) -> None:
+        for n in range(1_000):
+            self.add(self.out, {"n": str(n)})
+        removed = run(delivery.cap(self.out, 200))
+        kept = self.entries(self.out)
+        assert 200 <= len(kept) < 300 and removed == 1_000 - len(kept)
+        assert kept[-1][b"n"] == b"999", "the newest kept"
+
+    def test_once_keys_are_forgotten_after_their_window_and_beyond_the_newest_kept(
+        self, delivery: Delivery
+    ) -> None:
+        def settle(keys: list[str]) -> list[bool | str]:
+            out = []
+            for key in keys:  # a millisecond apart: each its own time
+                out += run(delivery.settle(GROUP, None, [Settling(None, [], key)]))
+                time.sleep(0.002)
+            return out
+
+        old = [f"old-{n}" for n in range(3)]
+        assert settle(old) == [True] * 3
+        assert run(delivery.forget_settled(GROUP, int(time.time() * 1000) + 1_000, 100)) == 3
+        assert settle(old) == [True] * 3, "forgotten: applied again"
+        assert run(delivery.forget_settled(GROUP, 0, 2)) == 1, "all but the newest two"
+        assert settle(old) == [True, False, False]
+
 
 class TestInMemory(DeliveryContract):
     streams = Streams("mem")
@@ -194,8 +241,10 @@ class TestInMemory(DeliveryContract):
     def add(self, stream: str, fields: dict[str, str]) -> str:
         return self.world.add(stream, dict(fields))
 
-    def read(self, delivery: Delivery, reader: str, count: int = 100) -> list[tuple[str, dict[bytes, bytes]]]:
-        return run(self.memory.read(self.work, GROUP, reader, count))  # type: ignore[no-any-return]
+    def read(
+        self, delivery: Delivery, reader: str, count: int = 100, group: str = GROUP
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        return run(self.memory.read(self.work, group, reader, count))  # type: ignore[no-any-return]
 
     def entries(self, stream: str) -> list[dict[bytes, bytes]]:
         return [
@@ -218,8 +267,10 @@ class TestRedis(DeliveryContract):
     def add(self, stream: str, fields: dict[str, str]) -> str:
         return str(run(self.client.xadd(stream, fields)).decode())
 
-    def read(self, delivery: Delivery, reader: str, count: int = 100) -> list[tuple[str, dict[bytes, bytes]]]:
-        got = run(self.client.xreadgroup(GROUP, reader, {self.work: ">"}, count=count))
+    def read(
+        self, delivery: Delivery, reader: str, count: int = 100, group: str = GROUP
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        got = run(self.client.xreadgroup(group, reader, {self.work: ">"}, count=count))
         return [(i.decode(), dict(f)) for _, entries in got for i, f in entries]
 
     def entries(self, stream: str) -> list[dict[bytes, bytes]]:

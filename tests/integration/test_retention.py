@@ -13,8 +13,9 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from shared.adapters.redis import RedisDelivery
 from shared.bus import Retention
-from shared.bus.retention import handled_below
+from shared.streams import Streams
 from tests.support import event, need_data, serve, service_env, signed, wait_for
 
 pytestmark = pytest.mark.integration
@@ -35,8 +36,9 @@ def test_entries_are_trimmed_only_once_every_group_handled_them(
     async def go(below: str) -> int:
         client = Redis.from_url(redis_url)
         try:
-            assert await handled_below(client, stream) == below
-            return await Retention(client).trim_handled([stream])
+            delivery = RedisDelivery(client, Streams(prefix))
+            assert await delivery.handled_below(stream) == below
+            return await Retention(delivery).trim_handled([stream])
         finally:
             await client.aclose()
 
@@ -68,7 +70,7 @@ def test_a_group_whose_pending_entries_are_acked_while_it_is_looked_at_is_trimme
     async def go() -> str | None:
         client = AckingMeanwhile.from_url(redis_url)
         try:
-            return await handled_below(client, stream)
+            return await RedisDelivery(client, Streams(prefix)).handled_below(stream)
         finally:
             await client.aclose()
 
@@ -80,7 +82,7 @@ def test_a_group_whose_pending_entries_are_acked_while_it_is_looked_at_is_trimme
 def test_derived_streams_are_capped_and_ids_kept_for_their_window(
     r: redis.Redis, prefix: str, redis_url: str
 ) -> None:
-    derived, once = f"{prefix}:savings.updated", f"{prefix}:group:g:once"
+    derived, once = f"{prefix}:savings.updated", Streams(prefix).seen("g")
     pipe = r.pipeline()
     for n in range(1_000):
         pipe.xadd(derived, {"event": b"{}"})
@@ -93,7 +95,11 @@ def test_derived_streams_are_capped_and_ids_kept_for_their_window(
         client = Redis.from_url(redis_url)
         try:
             return await Retention(
-                client, capped={derived: 200}, once_keys=[once], window_s=60, max_ids=1_000
+                RedisDelivery(client, Streams(prefix)),
+                capped={derived: 200},
+                groups=["g"],
+                window_s=60,
+                max_ids=1_000,
             ).run_once()
         finally:
             await client.aclose()
@@ -201,7 +207,9 @@ def test_an_owners_refusals_are_forgotten_after_the_window_its_acceptances_kept(
             # two of the refusals were recorded two hours ago
             r.zadd(decisions.refused_key, {"a r0": time.time() * 1000 - 7_200_000}, xx=True)
             r.zadd(decisions.refused_key, {"a r1": time.time() * 1000 - 7_200_000}, xx=True)
-            done = await Retention(client, window_s=3600, decision_logs=[decisions]).run_once()
+            done = await Retention(
+                RedisDelivery(client, Streams(prefix)), window_s=3600, decision_logs=[decisions]
+            ).run_once()
             return stood, done, await decisions.verdicts()
         finally:
             await client.aclose()

@@ -215,6 +215,20 @@ class UpdateLog(Protocol):
         all together; the last entry's id."""
         ...
 
+    async def newest(self) -> tuple[str, bytes] | None:
+        """The newest entry: its id and its `event` field (None: the stream is empty)."""
+        ...
+
+    async def after(self, entry_id: str, wait_ms: int, count: int) -> list[tuple[str, bytes]]:
+        """Up to `count` entries after `entry_id`, in order (each id and `event` field); when
+        there is none yet, the first to come within `wait_ms` (none: an empty list)."""
+        ...
+
+    async def lost_after(self, entry_id: str) -> bool:
+        """Whether entries after `entry_id` were trimmed away: it is older than the oldest entry
+        kept, and an entry was removed."""
+        ...
+
 
 @dataclass(frozen=True)
 class Settling:

@@ -23,7 +23,7 @@ def build(ctx: Context) -> Service:
     projection = Projection(
         ctx.redis, ctx.streams, savings_policy(), snapshot_every_s=ctx.settings.snapshot_every_s
     )
-    stream, recent = SavingsStream(ctx.redis, ctx.streams), RecentEvents(ctx.redis, ctx.streams)
+    stream, recent = SavingsStream(projection.updates.port), RecentEvents(ctx.redis, ctx.streams)
     reads, public_totals = ctx.reads, ctx.settings.public_totals
     anyone = Depends(reads.optional)  # a default, not Annotated: a local name
     router = APIRouter()

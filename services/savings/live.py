@@ -16,8 +16,8 @@ from fastapi.responses import Response
 from redis.asyncio import Redis
 
 from services.http import answer
+from shared.ports import UpdateLog
 from shared.streams import Streams
-from shared.streams import entry_id as id_order
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -36,7 +36,7 @@ RECENT_TYPES = (
 )
 SUBJECT_FIELDS = ("contract_id", "tender_id", "opportunity_id", "need_id", "investment_id")
 KEEPALIVE_S = 15
-ENTRY_ID = re.compile(rb"\d{1,20}-\d{1,20}")
+ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}", re.ASCII)
 
 
 class Page:
@@ -57,8 +57,9 @@ class Page:
         return answer(self.body, self.content_type, headers={"Cache-Control": "no-cache"})
 
 
-def _sse(entry_id: bytes, event: bytes) -> bytes:
-    return b"id: " + entry_id + b"\nevent: savings.updated\ndata: " + event.replace(b"\n", b"") + b"\n\n"
+def _sse(entry_id: str, event: bytes) -> bytes:
+    head = b"id: " + entry_id.encode() + b"\nevent: savings.updated\ndata: "
+    return head + event.replace(b"\n", b"") + b"\n\n"
 
 
 class SavingsStream:
@@ -68,14 +69,14 @@ class SavingsStream:
     it missed. With neither, the latest update at once, then each new one. When what a client
     asks for was trimmed away (`UPDATES_KEPT`), it is sent `event: reset`: reload the figures."""
 
-    def __init__(self, redis: Redis, streams: Streams) -> None:
-        self.redis, self.key = redis, streams.savings_updated
+    def __init__(self, updates: UpdateLog) -> None:
+        self.updates = updates  # the projection's (shared.ports): `P:savings.updated`
 
     def response(self, last_event_id: str | None, after: str | None) -> Response:
-        candidates = (x.encode("latin-1") for x in (last_event_id, after) if x)
+        candidates = (x for x in (last_event_id, after) if x)
         return _EventStream(self, next((x for x in candidates if ENTRY_ID.fullmatch(x)), None))
 
-    async def serve(self, last: bytes | None, receive: Receive, send: Send) -> None:
+    async def serve(self, last: str | None, receive: Receive, send: Send) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -96,19 +97,13 @@ class SavingsStream:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
 
-    async def _pump(self, send: Send, last: bytes | None) -> None:
+    async def _pump(self, send: Send, last: str | None) -> None:
         if last is None:
-            newest = await self.redis.xrevrange(self.key, count=1)
-            for entry_id, fields in newest:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": _sse(entry_id, fields[b"event"]),
-                        "more_body": True,
-                    }
-                )
-            cursor = newest[0][0] if newest else b"0-0"
-        elif await self._trimmed_after(last):
+            newest = await self.updates.newest()
+            if newest is not None:
+                await send({"type": "http.response.body", "body": _sse(*newest), "more_body": True})
+            cursor = newest[0] if newest else "0-0"
+        elif await self.updates.lost_after(last):
             await send(
                 {"type": "http.response.body", "body": b"event: reset\ndata: {}\n\n", "more_body": True}
             )
@@ -117,33 +112,17 @@ class SavingsStream:
             cursor = last
         while True:
             # in pages: a client far behind is sent what it missed a hundred entries at a time
-            found = await self.redis.xread({self.key: cursor}, block=KEEPALIVE_S * 1000, count=100)
+            found = await self.updates.after(cursor, KEEPALIVE_S * 1000, 100)
             if not found:
                 await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
                 continue
-            for entry_id, fields in found[0][1]:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": _sse(entry_id, fields[b"event"]),
-                        "more_body": True,
-                    }
-                )
+            for entry_id, event in found:
+                await send({"type": "http.response.body", "body": _sse(entry_id, event), "more_body": True})
                 cursor = entry_id
-
-    async def _trimmed_after(self, last: bytes) -> bool:
-        """Were entries after `last` trimmed away? Only if it is older than the oldest entry
-        kept and any entry was ever removed (Redis 7 counts them; before it, assume so)."""
-        if id_order(last) == (0, 0) or not await self.redis.exists(self.key):  # 0-0: all that is kept
-            return False
-        info = await self.redis.xinfo_stream(self.key)
-        first = info.get("first-entry")
-        removed = info.get("entries-added", info["length"] + 1) > info["length"]
-        return bool(first) and removed and id_order(last) < id_order(first[0])
 
 
 class _EventStream(Response):
-    def __init__(self, stream: SavingsStream, last: bytes | None) -> None:
+    def __init__(self, stream: SavingsStream, last: str | None) -> None:
         super().__init__(media_type="text/event-stream")
         self.stream, self.last = stream, last
 

@@ -6,7 +6,9 @@ their writes with `MemoryStreams.apply`, as the bus applies the Redis adapters' 
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -27,6 +29,7 @@ from shared.ports import (
     Write,
 )
 from shared.streams import Streams, arrival, entry_id
+from shared.streams import entry_id as stream_id
 
 
 class MemoryStreams:
@@ -290,6 +293,8 @@ class MemoryUpdateLog:
     def __init__(self, streams: MemoryStreams, key: str, kept: int) -> None:
         self.streams, self.key, self.kept = streams, key, kept
         self.versions: dict[str, bytes] = {}
+        self.removed = 0  # entries trimmed away so far
+        self._appended = asyncio.Event()  # set by each append: a waiting reader looks again
 
     async def shown(self) -> tuple[dict[str, bytes], tuple[str, bytes] | None]:
         entries = self.streams.entries.get(self.key)
@@ -304,11 +309,39 @@ class MemoryUpdateLog:
         if not events:
             raise ValueError("an update appends at least one entry")
         ids = [self.streams.add(self.key, {"event": event}) for event in events]
-        del self.streams.entries[self.key][: -self.kept]
+        entries = self.streams.entries[self.key]
+        self.removed += max(0, len(entries) - self.kept)
+        del entries[: -self.kept]
         self.versions.update(shown)
         for item in removed:
             self.versions.pop(item, None)
+        self._appended.set()
         return ids[-1]
+
+    def _entries(self) -> list[tuple[str, bytes]]:
+        entries = self.streams.entries.get(self.key, [])
+        return [(i, f.get("event", b"")) for i, f in entries]  # type: ignore[misc]
+
+    async def newest(self) -> tuple[str, bytes] | None:
+        entries = self._entries()
+        return entries[-1] if entries else None
+
+    async def after(self, entry_id: str, wait_ms: int, count: int) -> list[tuple[str, bytes]]:
+        for _ in range(2):  # now, then once more when an append comes within `wait_ms`
+            self._appended.clear()  # before the look: an append after it is waited for
+            found = [(i, e) for i, e in self._entries() if stream_id(i) > stream_id(entry_id)][:count]
+            if found or wait_ms <= 0:
+                return found
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait(), wait_ms / 1000)
+            wait_ms = 0
+        return []
+
+    async def lost_after(self, entry_id: str) -> bool:
+        entries = self._entries()
+        if stream_id(entry_id) == (0, 0) or not entries or not self.removed:
+            return False
+        return stream_id(entry_id) < stream_id(entries[0][0])
 
 
 def memory_ports(streams: MemoryStreams | None = None) -> Ports:

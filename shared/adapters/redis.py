@@ -26,6 +26,7 @@ from shared.ports import (
     Write,
 )
 from shared.streams import Streams, arrival, entry_id
+from shared.streams import entry_id as stream_id
 
 
 def _text(value: bytes | str) -> str:
@@ -453,6 +454,24 @@ class RedisUpdateLog:
         if removed:
             tx.hdel(self.shown_key, *removed)
         return _text((await tx.execute())[len(events) - 1])
+
+    async def newest(self) -> tuple[str, bytes] | None:
+        found = await self.redis.xrevrange(self.key, count=1)
+        return (_text(found[0][0]), found[0][1].get(b"event", b"")) if found else None
+
+    async def after(self, entry_id: str, wait_ms: int, count: int) -> list[tuple[str, bytes]]:
+        block = wait_ms if wait_ms > 0 else None  # BLOCK 0 would wait for ever
+        found = await self.redis.xread({self.key: entry_id}, block=block, count=count)
+        return [(_text(i), fields.get(b"event", b"")) for _, entries in found or [] for i, fields in entries]
+
+    async def lost_after(self, entry_id: str) -> bool:
+        if stream_id(entry_id) == (0, 0) or not await self.redis.exists(self.key):  # 0-0: all kept
+            return False
+        info = await self.redis.xinfo_stream(self.key)
+        first = info.get("first-entry")
+        # Redis 7 counts every entry ever added; before it, assume some were removed
+        removed = info.get("entries-added", info["length"] + 1) > info["length"]
+        return bool(first) and removed and stream_id(entry_id) < stream_id(first[0])
 
 
 class RedisDelivery:

@@ -5,6 +5,7 @@ as the updates last showed it, appended and recorded together."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -57,6 +58,40 @@ class UpdateLogContract:
         assert newest == (last, f'{{"n":{4 * self.kept + 49}}}'.encode())
         assert len(shown) == 300 and shown["c-0"] == b"300"
         assert self.kept <= self.entries() <= 2 * self.kept
+
+    def test_the_newest_entry_and_those_after_one(self, log: UpdateLog) -> None:
+        assert run(log.newest()) is None
+        ids = [run(log.append([f'{{"n":{n}}}'.encode()], {}, [])) for n in range(3)]
+        assert run(log.newest()) == (ids[2], b'{"n":2}')
+        assert run(log.after(ids[0], 0, 10)) == [(ids[1], b'{"n":1}'), (ids[2], b'{"n":2}')]
+        assert run(log.after(ids[0], 0, 1)) == [(ids[1], b'{"n":1}')]
+        assert run(log.after("0-0", 0, 10))[0] == (ids[0], b'{"n":0}')
+        assert run(log.after(ids[2], 0, 10)) == []
+
+    def test_a_reader_waiting_after_the_newest_gets_the_next_as_it_is_appended(self, log: UpdateLog) -> None:
+        last = run(log.append([b'{"n":0}'], {}, []))
+
+        async def later() -> str:
+            await asyncio.sleep(0.1)
+            return await log.append([b'{"n":1}'], {}, [])
+
+        started = time.monotonic()
+        async def both() -> list[Any]:
+            return list(await asyncio.gather(log.after(last, 5_000, 10), later()))
+
+        got, appended = run(both())
+        assert got == [(appended, b'{"n":1}')] and time.monotonic() - started < 2
+        started = time.monotonic()
+        assert run(log.after(appended, 150, 10)) == [], "nothing came"
+        assert time.monotonic() - started >= 0.1, "it waited"
+
+    def test_entries_trimmed_away_after_an_id_are_told(self, log: UpdateLog) -> None:
+        first = run(log.append([b'{"n":0}'], {}, []))
+        assert not run(log.lost_after(first)) and not run(log.lost_after("0-0"))
+        for n in range(4 * self.kept):
+            last = run(log.append([f'{{"n":{n}}}'.encode()], {}, []))
+        assert run(log.lost_after(first)), "what came after it was trimmed"
+        assert not run(log.lost_after(last)) and not run(log.lost_after("0-0"))
 
     def entries(self) -> int:
         raise NotImplementedError

@@ -259,6 +259,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from services.savings.settings import appraisal_policy
     from services.savings.workspace.pages import Workspace
     from services.savings.workspace.report import to_csv
+    from shared.adapters.redis import RedisEntries
     from shared.settings import savings_policy
 
     settings = _settings()
@@ -274,7 +275,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     fmt = args.format or ("pdf" if str(args.out).endswith(".pdf") else "csv")
 
     async def run(redis, streams):  # type: ignore[no-untyped-def]
-        pages = Workspace(redis, streams, registry, savings_policy(), appraisal_policy())
+        pages = Workspace(RedisEntries(redis), streams, registry, savings_policy(), appraisal_policy())
         report = await pages.report()
         return report, (to_csv(report).encode() if fmt == "csv" else pages.report_pdf(report))
 

@@ -230,6 +230,46 @@ class UpdateLog(Protocol):
         ...
 
 
+class Entries(Protocol):
+    """The project's streams read in the order they were written, outside any consumer group:
+    a rebuild replaying every accepted event, the workspace reading what was accepted and
+    refused, the dashboard's newest events. Entry ids are the streams' own (`<ms>-<seq>`)."""
+
+    async def length(self, stream: str) -> int:
+        """How many entries the stream holds now (0: it does not exist)."""
+        ...
+
+    async def events(self, stream: str, after: str, count: int) -> list[tuple[str, bytes | None]]:
+        """Up to `count` entries after id `after` ("-": from the first), oldest first: each
+        id and its `event` field (None: the entry has none)."""
+        ...
+
+    async def newest(self, stream: str, before: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Up to `count` entries before id `before` ("+": from the newest), newest first: each
+        id and all its fields."""
+        ...
+
+
+class Rebuilt(Protocol):
+    """A service's set of applied events written again beside the live one (a rebuild), with
+    its group's once-keys, then put in place of both in one step: processes reading the set
+    see the generation move on and read it again."""
+
+    async def clear(self) -> None:
+        """Forget what an earlier rebuild left written and not put in place."""
+        ...
+
+    async def add(self, events: Mapping[str, bytes], at_ms: int) -> None:
+        """Write each event (key -> its bytes) into the new set, with its once-key settled at
+        `at_ms` (its window of retention starts then)."""
+        ...
+
+    async def put_in_place(self) -> int:
+        """The new set and once-keys in place of the live ones (none written: both emptied),
+        and the generation moved on, in one step; the new generation."""
+        ...
+
+
 @dataclass(frozen=True)
 class Settling:
     """One entry's effect, for `Delivery.settle`: its writes, applied once per `once_key` (the
@@ -356,3 +396,7 @@ class Ports:
     versions: Callable[[str], Versions]
     #: a stream of updates (its key) with the versions it last showed, keeping about `kept` entries
     updates: Callable[[str, int], UpdateLog]
+    #: the project's streams read in order
+    entries: Entries
+    #: a rebuild's new set of the service's applied events, with the once-keys of a group
+    rebuilt: Callable[[str], Rebuilt]

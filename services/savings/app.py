@@ -23,7 +23,8 @@ def build(ctx: Context) -> Service:
     projection = Projection(
         ctx.redis, ctx.streams, savings_policy(), snapshot_every_s=ctx.settings.snapshot_every_s
     )
-    stream, recent = SavingsStream(projection.updates.port), RecentEvents(ctx.redis, ctx.streams)
+    stream = SavingsStream(projection.updates.port)
+    recent = RecentEvents(projection.ports.entries, ctx.streams)
     reads, public_totals = ctx.reads, ctx.settings.public_totals
     anyone = Depends(reads.optional)  # a default, not Annotated: a local name
     router = APIRouter()
@@ -84,6 +85,8 @@ def build(ctx: Context) -> Service:
         pages.add_api_route(path, Page(name).response, methods=["GET"])
     router.include_router(pages)
 
-    workspace = Workspace(ctx.redis, ctx.streams, ctx.registry, savings_policy(), appraisal_policy())
+    workspace = Workspace(
+        projection.ports.entries, ctx.streams, ctx.registry, savings_policy(), appraisal_policy()
+    )
     router.include_router(workspace.routes(reads))
     return state_service(GROUP, ctx, projection, TYPES, router, "the running ROI projection")

@@ -13,10 +13,9 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from fastapi.responses import Response
-from redis.asyncio import Redis
 
 from services.http import answer
-from shared.ports import UpdateLog
+from shared.ports import Entries, UpdateLog
 from shared.streams import Streams
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -149,19 +148,17 @@ class RecentEvents:
     """`GET /events/recent?limit=N`: the newest accepted events, newest first: type, source, id,
     time and what they are about (no money, no partner detail)."""
 
-    def __init__(self, redis: Redis, streams: Streams) -> None:
-        self.redis, self.streams = redis, streams
+    def __init__(self, entries: Entries, streams: Streams) -> None:
+        self.entries, self.streams = entries, streams
 
     async def response(self, asked: str | None) -> Response:
         try:
             limit = max(1, min(int(asked or "20"), 100))
         except ValueError:
             limit = 20
-        pipe = self.redis.pipeline(transaction=False)
-        for t in RECENT_TYPES:
-            pipe.xrevrange(self.streams.of_type(t), count=limit)
+        newest = [self.entries.newest(self.streams.of_type(t), "+", limit) for t in RECENT_TYPES]
         rows = []
-        for entries in await pipe.execute():
+        for entries in await asyncio.gather(*newest):
             for entry_id, fields in entries:
                 try:
                     ev = json.loads(fields[b"event"])
@@ -171,7 +168,7 @@ class RecentEvents:
                 subject = next((str(data[f]) for f in SUBJECT_FIELDS if f in data), None)
                 rows.append(
                     {
-                        "entry_id": entry_id.decode(),
+                        "entry_id": entry_id,
                         "type": ev.get("type"),
                         "source": ev.get("source"),
                         "id": ev.get("id"),

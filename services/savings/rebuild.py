@@ -1,16 +1,21 @@
 """`commissioning savings rebuild`: replay the streams into a fresh projection.
 
 1. Read every accepted event of the types it uses from the archive (COMMISSIONING_ARCHIVE_DIR:
-   what was trimmed from Redis, shared.archive) and then from its stream (XRANGE, in chunks,
-   from where the archive ends) into new keys, showing progress, folding each into a fresh
-   index as it goes; events the model cannot use are counted and left out, as the service
-   would have dead-lettered them.
-2. Swap the new keys in atomically (MULTI: RENAME both, bump the generation) so running
-   savings processes reload.
+   what was trimmed from Redis, shared.archive) and then from its stream (the `Entries` port,
+   in chunks, from where the archive ends) into a new set beside the live one (the `Rebuilt`
+   port), showing progress, folding each into a fresh index as it goes; events the model
+   cannot use are counted and left out, as the service would have dead-lettered them.
+2. Put the new set in place, with its once-keys, and move the generation on, in one step
+   (`Rebuilt.put_in_place`; on Redis one script renaming both keys), so running savings
+   processes reload.
 3. Catch up: events appended while step 1 ran are applied through the same once-only step the
-   service uses, so nothing that arrived meanwhile is lost or counted twice; the index takes
-   them from the state's log. Its figures are computed and saved as the new generation's
-   snapshot, which the running processes then reload from (the set is not read back).
+   service uses (`Bus.apply_now`), so nothing that arrived meanwhile is lost or counted twice;
+   the index takes them from the state's log. Its figures are computed and saved as the new
+   generation's snapshot, which the running processes then reload from (the set is not read
+   back).
+
+The rebuild speaks ports alone (shared.ports): on Redis (`redis_ports`, the bus's
+`RedisDelivery`) as `commissioning savings rebuild` runs it, or on the in-memory adapters.
 
 Each contract's figures depend on the facts alone (`model._figures`), so before step 2 they
 are computed in `workers` processes, each a fork of this one holding the index as it stands,
@@ -45,10 +50,11 @@ from services.savings.model import ContractFigures, Facts
 from services.savings.projection import GROUP, SNAPSHOT_EVERY_S, TYPES, Projection
 from services.savings.running import Running
 from shared import collector
-from shared.adapters.redis import EntryReader, RedisStateStore, event_of
+from shared.adapters.redis import redis_ports
 from shared.archive import Archive
 from shared.bus import Bus, Effect
 from shared.decode import Decoded, decode_once
+from shared.ports import Delivery, Ports, Rebuilt
 from shared.progress import Progress
 from shared.settings import savings_policy
 from shared.streams import Streams
@@ -86,29 +92,13 @@ def _parse(raw: bytes | None) -> Decoded | None:
         return None
 
 
-# The rebuilt set and ids in place of the old, and the generation moved on, in one step (a
-# script with every key declared: on Redis Cluster, where a partnership's keys share a slot,
-# the cluster client refuses RENAME in a transaction).
-# KEYS[1] rebuilt events, KEYS[2] rebuilt ids, KEYS[3] events, KEYS[4] ids, KEYS[5] generation
-SWAP = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('RENAME', KEYS[1], KEYS[3])
-  redis.call('RENAME', KEYS[2], KEYS[4])
-else
-  redis.call('DEL', KEYS[3], KEYS[4])
-end
-return redis.call('INCR', KEYS[5])
-"""
-
-
 class _Writes:
-    """The rebuilt set and its idempotency marks, written a chunk at a time: one HSET and one
-    ZADD for the chunk (a command per event cost a fifth of the rebuild, most of it redis-py
-    putting each command together), in flight while the next chunk is read and folded (Redis
-    works on another core meanwhile)."""
+    """The rebuilt set written a chunk at a time (`Rebuilt.add`: on Redis one HSET and one ZADD
+    a chunk), in flight while the next chunk is read and folded (Redis works on another core
+    meanwhile)."""
 
-    def __init__(self, redis: Redis, events: str, seen: str, now_ms: int) -> None:
-        self.redis, self.events, self.seen, self.now_ms = redis, events, seen, now_ms
+    def __init__(self, rebuilt: Rebuilt, now_ms: int) -> None:
+        self.rebuilt, self.now_ms = rebuilt, now_ms
         self._flight: asyncio.Task[None] | None = None
 
     async def add(self, written: dict[str, bytes]) -> None:
@@ -116,7 +106,7 @@ class _Writes:
         the chunk before it is written."""
         await self.drain()
         if written:
-            self._flight = asyncio.create_task(self._write(written))
+            self._flight = asyncio.create_task(self.rebuilt.add(written, self.now_ms))
 
     async def drain(self) -> None:
         """Wait for what is in flight (its failure raised here)."""
@@ -128,12 +118,6 @@ class _Writes:
         """Give up what is in flight (the rebuild failed: its keys are written again next time)."""
         if self._flight is not None:
             self._flight.cancel()
-
-    async def _write(self, written: dict[str, bytes]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.events, mapping=written)  # type: ignore[arg-type]
-            pipe.zadd(self.seen, dict.fromkeys(written, self.now_ms))
-            await pipe.execute()
 
 
 class Apart(NamedTuple):
@@ -253,25 +237,31 @@ def same_figures(
 
 
 async def rebuild(
-    redis: Redis,
+    redis: Redis | None,
     streams: Streams,
     out: TextIO = sys.stderr,
     archive: Archive | None = None,
     snapshot_every_s: float = SNAPSHOT_EVERY_S,
     workers: int | None = None,
+    ports: Ports | None = None,
+    delivery: Delivery | None = None,
 ) -> dict[str, Any]:
-    projection = Projection(redis, streams, savings_policy(), snapshot_every_s=snapshot_every_s)
+    """Rebuild the savings projection on `redis`, or on the adapters given (`ports` for its
+    state and the streams, `delivery` for the once-only step of the catch-up)."""
+    if ports is None:
+        if redis is None:
+            raise ValueError("a rebuild needs a Redis client or the ports to rebuild on")
+        ports = redis_ports(redis, streams, "savings")
+    projection = Projection(redis, streams, savings_policy(), ports, snapshot_every_s=snapshot_every_s)
     projection.pace_snapshots = False  # nothing else runs in this process
     await projection.load()
     before = projection.figures
 
-    store = RedisStateStore(redis, streams, "savings")
-    events_tmp = store.events_key + ":rebuild"
-    seen_tmp = streams.seen(GROUP) + ":rebuild"
-    await redis.delete(events_tmp, seen_tmp)
+    log, rebuilt = ports.entries, ports.rebuilt(GROUP)
+    await rebuilt.clear()
     now_ms = int(time.time() * 1000)  # the idempotency window of the rebuilt events starts now
     keys = {t: streams.of_type(t) for t in TYPES}
-    total = sum([await redis.xlen(k) for k in keys.values()])
+    total = sum([await log.length(k) for k in keys.values()])
     progress = Progress(total, "rebuild: events replayed", out)
     last: dict[str, str] = {}
     done = skipped = archived = 0
@@ -280,8 +270,7 @@ async def rebuild(
     # each event read, with the payload folded from it: the snapshot writes these bytes rather
     # than encode each fact's payload again (`snapshot.Captured.events`)
     read: dict[str, tuple[Any, bytes]] = {}
-    writes = _Writes(redis, events_tmp, seen_tmp, now_ms)
-    entries = EntryReader(redis)
+    writes = _Writes(rebuilt, now_ms)
     reading: asyncio.Task[Any] | None = None
     # no collection while the state is read whole (shared.collector: each would scan again the
     # millions of objects read so far, all of which stay)
@@ -308,13 +297,12 @@ async def rebuild(
                         written = {}
                 await writes.add(written)
                 # the next chunk is read while this one is folded
-                reading = asyncio.create_task(entries.read(stream, start, CHUNK))
+                reading = asyncio.create_task(log.events(stream, start, CHUNK))
                 while chunk := await reading:
-                    last[stream] = chunk[-1][0].decode()
-                    reading = asyncio.create_task(entries.read(stream, last[stream], CHUNK))
+                    last[stream] = chunk[-1][0]
+                    reading = asyncio.create_task(log.events(stream, last[stream], CHUNK))
                     written = {}
-                    for _, fields in chunk:
-                        raw = event_of(fields)
+                    for _, raw in chunk:
                         event = _parse(raw)
                         if raw is None or event is None:
                             skipped += 1
@@ -345,20 +333,23 @@ async def rebuild(
     if workers >= 2 and len(index.needs) >= APART_FROM and hasattr(os, "fork"):
         encoding = _Forked(functools.partial(_facts_part, index, read))
     try:
-        swap = redis.register_script(SWAP)
-        position = await store.position()  # what is logged after it is folded from the log
-        await swap(keys=[events_tmp, seen_tmp, store.events_key, streams.seen(GROUP), store.generation_key])
+        position = await projection.events.position()  # what is logged after it is folded from the log
+        await rebuilt.put_in_place()
 
-        bus = Bus(redis, streams)
+        # what was accepted while the streams were read: applied once, as the service does
+        bus = Bus(redis, streams, delivery=delivery)
         caught_up = 0
         for stream in keys.values():
-            start = "(" + last[stream] if stream in last else "-"
-            for _, fields in await redis.xrange(stream, min=start, max="+"):
-                event = _parse(fields.get(b"event"))
-                if event is not None and await bus.apply_now(
-                    GROUP, Effect(tuple(projection.store(event.key, fields[b"event"])), once_key=event.key)
-                ):
-                    caught_up += 1
+            after = last.get(stream, "-")
+            while tail := await log.events(stream, after, CHUNK):
+                after = tail[-1][0]
+                for _, raw in tail:
+                    event = _parse(raw)
+                    if raw is None or event is None:
+                        continue
+                    effect = Effect(tuple(projection.store(event.key, raw)), once_key=event.key)
+                    if await bus.apply_now(GROUP, effect):
+                        caught_up += 1
 
         with collector.paused():
             await projection.adopt(index, position)

@@ -39,6 +39,9 @@ class MemoryStreams:
     def __init__(self, names: Streams | None = None) -> None:
         self.names = names or Streams()
         self.entries: dict[str, list[tuple[str, dict[str, bytes | str]]]] = {}
+        #: each consumer group's once-keys (group -> `source id` -> when settled, ms): settled
+        #: by `MemoryDelivery`, written again by a rebuild (`MemoryRebuilt`)
+        self.seen: dict[str, dict[str, float]] = {}
         self._next = 0
         self._appliers: dict[str, Any] = {"XADD": self._xadd}
 
@@ -153,6 +156,8 @@ class MemoryStateStore:
         self.current: bytes | None = None
         self.trimmed = 0  # entries before `<trimmed>-0` were trimmed (as on Redis)
         self.saved: Snapshot | None = None
+        #: a rebuild's new set and once-keys by group, not yet put in place (`MemoryRebuilt`)
+        self.rebuilding: dict[str, tuple[dict[str, bytes], dict[str, float]]] = {}
         self._logged = 0
         self.streams.applies("store", self._store)
 
@@ -344,6 +349,62 @@ class MemoryUpdateLog:
         return stream_id(entry_id) < stream_id(entries[0][0])
 
 
+class MemoryEntries:
+    """shared.ports.Entries on `MemoryStreams`."""
+
+    def __init__(self, world: MemoryStreams) -> None:
+        self.world = world
+
+    async def length(self, stream: str) -> int:
+        return len(self.world.entries.get(stream, []))
+
+    async def events(self, stream: str, after: str, count: int) -> list[tuple[str, bytes | None]]:
+        entries = self.world.entries.get(stream, [])
+        first = 0 if after == "-" else bisect.bisect_right(entries, _n(after), key=lambda e: _n(e[0]))
+        return [(eid, _wire(fields).get(b"event")) for eid, fields in entries[first : first + count]]
+
+    async def newest(self, stream: str, before: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        entries = self.world.entries.get(stream, [])
+        end = (
+            len(entries) if before == "+" else bisect.bisect_left(entries, _n(before), key=lambda e: _n(e[0]))
+        )
+        return [(eid, _wire(fields)) for eid, fields in reversed(entries[max(0, end - count) : end])]
+
+
+class MemoryRebuilt:
+    """shared.ports.Rebuilt: the new set and once-keys kept aside on the store (as on Redis,
+    where they are keys: another rebuild finds what one left), then put in place of the
+    store's set (the same dict: an owner's decision log reads its requests from it) and of the
+    group's once-keys."""
+
+    def __init__(self, store: MemoryStateStore, group: str) -> None:
+        self.store, self.group = store, group
+
+    def _aside(self) -> tuple[dict[str, bytes], dict[str, float]]:
+        return self.store.rebuilding.setdefault(self.group, ({}, {}))
+
+    async def clear(self) -> None:
+        self.store.rebuilding.pop(self.group, None)
+
+    async def add(self, events: Mapping[str, bytes], at_ms: int) -> None:
+        new, seen = self._aside()
+        new.update(events)
+        seen.update(dict.fromkeys(events, float(at_ms)))
+
+    async def put_in_place(self) -> int:
+        new, seen = self.store.rebuilding.pop(self.group, ({}, {}))
+        live = self.store.events
+        live.clear()
+        live.update(new)
+        if new:
+            self.store.streams.seen[self.group] = seen
+        else:
+            self.store.streams.seen.pop(self.group, None)
+        generation = int(self.store.current or 0) + 1
+        self.store.current = str(generation).encode()
+        return generation
+
+
 def memory_ports(streams: MemoryStreams | None = None) -> Ports:
     """A service's ports in memory, publishing on `streams`."""
     world = streams or MemoryStreams()
@@ -351,12 +412,15 @@ def memory_ports(streams: MemoryStreams | None = None) -> Ports:
     backlog = MemoryBacklog()
     versions: dict[str, MemoryVersions] = {}
     updates: dict[str, MemoryUpdateLog] = {}
+    state = MemoryStateStore(world, decisions, backlog)
     return Ports(
-        state=MemoryStateStore(world, decisions, backlog),
+        state=state,
         decisions=decisions,
         backlog=backlog,
         versions=lambda name: versions.setdefault(name, MemoryVersions(world)),
         updates=lambda key, kept: updates.setdefault(key, MemoryUpdateLog(world, key, kept)),
+        entries=MemoryEntries(world),
+        rebuilt=lambda group: MemoryRebuilt(state, group),
     )
 
 
@@ -390,7 +454,7 @@ class MemoryDelivery:
     def __init__(self, world: MemoryStreams, clock: Callable[[], float] = time.time) -> None:
         self.world, self._clock = world, clock
         self.groups: dict[tuple[str, str], _Group] = {}
-        self.seen: dict[str, dict[str, float]] = {}  # group -> once-key -> when (ms)
+        self.seen = world.seen  # group -> once-key -> when (ms)
         self.errors: dict[str, dict[str, str]] = {}  # group -> "<stream>/<entry id>" -> JSON
 
     def _now(self) -> float:

@@ -47,13 +47,13 @@ def _as_sent(response: Any, **_: Any) -> Any:
     return response
 
 
-class EntryReader:
-    """A stream read in order, each entry as Redis sends it: its id and its fields as one list
-    (`[b"event", raw]`; `event_of` finds the event), as a rebuild reads every event. redis-py
-    would make a tuple and a dict of each entry (2.2-2.8 of 5.8-7.0 us an entry read and its
-    event found, measured reading 100,000 entries), so the reads go through a client of its own
-    on the same connections that leaves XRANGE's reply as it is. On Redis Cluster, through the
-    cluster client, its entries put in the same shape."""
+class RedisEntries:
+    """shared.ports.Entries: XLEN, XRANGE and XREVRANGE. A rebuild reads every event through
+    `events`: redis-py would make a tuple and a dict of each entry (2.2-2.8 of 5.8-7.0 us an
+    entry read and its event found, measured reading 100,000 entries), so those reads go
+    through a client of its own on the same connections that leaves XRANGE's reply as Redis
+    sends it (each entry's id and its fields as one list). On Redis Cluster, through the
+    cluster client, its entries as redis-py gives them."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -62,24 +62,77 @@ class EntryReader:
             self._raw = Redis(connection_pool=redis.connection_pool)
             self._raw.set_response_callback("XRANGE", _as_sent)
 
-    async def read(self, stream: str, after: str, count: int) -> list[Any]:
-        """Up to `count` entries of `stream` from id `after` (excluded; "-": from the first)."""
+    async def length(self, stream: str) -> int:
+        return int(await self.redis.xlen(stream))
+
+    async def events(self, stream: str, after: str, count: int) -> list[tuple[str, bytes | None]]:
         start = after if after == "-" else "(" + after
         if self._raw is not None:
             sent: list[Any] = await self._raw.xrange(stream, min=start, max="+", count=count)
-            return sent
+            return [(entry_id.decode(), event_of(fields)) for entry_id, fields in sent]
         got = await self.redis.xrange(stream, min=start, max="+", count=count)
-        return [[entry_id, [k for pair in fields.items() for k in pair]] for entry_id, fields in got]
+        return [(_text(entry_id), fields.get(b"event")) for entry_id, fields in got]
+
+    async def newest(self, stream: str, before: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        end = before if before == "+" else "(" + before
+        got = await self.redis.xrevrange(stream, max=end, count=count)
+        return [(_text(entry_id), fields) for entry_id, fields in got]
 
 
 def event_of(fields: list[bytes]) -> bytes | None:
-    """An entry's `event` field, as `EntryReader` gives its fields (None: it has none)."""
+    """An entry's `event` field, its fields as one list as Redis sends them (None: it has none)."""
     if fields and fields[0] == b"event":  # the project's entries: the event first
         return fields[1]
     for k in range(0, len(fields) - 1, 2):
         if fields[k] == b"event":
             return fields[k + 1]
     return None
+
+
+# The rebuilt set and once-keys in place of the old, and the generation moved on, in one step
+# (a script with every key declared: on Redis Cluster, where a partnership's keys share a slot,
+# the cluster client refuses RENAME in a transaction).
+# KEYS[1] rebuilt events, KEYS[2] rebuilt once-keys, KEYS[3] events, KEYS[4] once-keys,
+# KEYS[5] generation
+PUT_IN_PLACE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[3])
+  redis.call('RENAME', KEYS[2], KEYS[4])
+else
+  redis.call('DEL', KEYS[3], KEYS[4])
+end
+return redis.call('INCR', KEYS[5])
+"""
+
+
+class RedisRebuilt:
+    """shared.ports.Rebuilt: the set written into `<events>:rebuild` and the group's once-keys
+    into `<seen>:rebuild` (one HSET and one ZADD a call: a command per event cost a fifth of a
+    rebuild, most of it redis-py putting each command together), renamed into place by
+    `PUT_IN_PLACE`."""
+
+    def __init__(self, redis: Redis, streams: Streams, service: str, group: str) -> None:
+        self.redis = redis
+        self.events_key = streams.state(service, "events")
+        self.seen_key = streams.seen(group)
+        self.generation_key = streams.state(service, "generation")
+        self.new_events, self.new_seen = self.events_key + ":rebuild", self.seen_key + ":rebuild"
+        self._put = redis.register_script(PUT_IN_PLACE)
+
+    async def clear(self) -> None:
+        await self.redis.delete(self.new_events, self.new_seen)
+
+    async def add(self, events: Mapping[str, bytes], at_ms: int) -> None:
+        if not events:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.new_events, mapping=events)  # type: ignore[arg-type]
+            pipe.zadd(self.new_seen, dict.fromkeys(events, at_ms))
+            await pipe.execute()
+
+    async def put_in_place(self) -> int:
+        keys = [self.new_events, self.new_seen, self.events_key, self.seen_key, self.generation_key]
+        return int(await self._put(keys=keys))
 
 
 def _script(redis: Redis, name: str) -> AsyncScript:
@@ -616,4 +669,6 @@ def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
         backlog=backlog,
         versions=lambda name: RedisVersions(redis, streams.state(service, name)),
         updates=lambda key, kept: RedisUpdateLog(redis, key, streams.state(service, "published"), kept),
+        entries=RedisEntries(redis),
+        rebuilt=lambda group: RedisRebuilt(redis, streams, service, group),
     )

@@ -1,5 +1,5 @@
-"""The workspace's Redis adapter against a real Redis: every accepted stream read in chunks, the
-refusals in pages, newest first and capped a partner."""
+"""The workspace's reader on a real Redis (the `Entries` port's Redis adapter): every accepted
+stream read in chunks, the refusals in pages, newest first and capped a partner."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from services.savings.workspace import source
 from services.savings.workspace.model import trail
+from shared.adapters.redis import RedisEntries
 from shared.streams import Streams
 from tests.support import event
 
@@ -34,7 +35,7 @@ def test_reads_accepted_streams_in_chunks_and_the_newest_refusals_only(
     async def load():  # type: ignore[no-untyped-def]
         client = AsyncRedis.from_url(redis_url)
         try:
-            return await source.load(client, Streams(prefix), ["stoke-pct", "staffordshire-cc"])
+            return await source.load(RedisEntries(client), Streams(prefix), ["stoke-pct", "staffordshire-cc"])
         finally:
             await client.aclose()
 

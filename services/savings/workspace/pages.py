@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from redis.asyncio import Redis
 
 from services.http import answer
 from services.readauth import UNAUTHENTICATED, ReadAuth, Reader
@@ -27,6 +26,7 @@ from services.savings.workspace.report import OPTION_NAMES
 from shared.money import gbp
 from shared.partners import PartnerRegistry
 from shared.policy import SavingsPolicy
+from shared.ports import Entries
 from shared.streams import Streams
 
 #: what a search may be: words, ids, dates; nothing else
@@ -82,13 +82,13 @@ class Workspace:
 
     def __init__(
         self,
-        redis: Redis,
+        entries: Entries,
         streams: Streams,
         registry: PartnerRegistry,
         savings: SavingsPolicy,
         appraisal: AppraisalPolicy,
     ) -> None:
-        self.redis, self.streams, self.registry = redis, streams, registry
+        self.entries, self.streams, self.registry = entries, streams, registry
         self.savings, self.appraisal = savings, appraisal
         self.env = environment()
 
@@ -97,7 +97,7 @@ class Workspace:
         return {p.id: p.name for p in self.registry}
 
     async def load(self) -> model.Workspace:
-        return await source.load(self.redis, self.streams, [p.id for p in self.registry])
+        return await source.load(self.entries, self.streams, [p.id for p in self.registry])
 
     async def compute(self, work: Callable[[], Any]) -> Any:
         # the fold is pure and may take a second on a large partnership: off the event loop,

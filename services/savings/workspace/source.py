@@ -1,5 +1,6 @@
-"""The workspace's Redis adapter: reads the canonical streams and the refusals into a fresh
-`Workspace` (services/savings/workspace/model.py). Read on each request, so a page is always as current
+"""The workspace's reader: the canonical streams and the refusals read through the `Entries`
+port (shared.ports: on Redis or in memory) into a fresh `Workspace`
+(services/savings/workspace/model.py). Read on each request, so a page is always as current
 as the streams; nothing is kept between requests. What the streams hold is bounded by the
 project's retention (archive and trim of `P:<type>`; `P:rejected:<partner>` capped by count),
 and of the refusals only the newest `REFUSALS_READ` a partner are read, a hundred at a time
@@ -11,10 +12,10 @@ import json
 from collections.abc import Iterable
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from services.savings.workspace.model import Entry, Workspace, evolve, subject_of
 from shared.events import PAYLOADS, SEALED_TYPES, CloudEvent
+from shared.ports import Entries
 from shared.streams import Streams
 
 CHUNK = 2000
@@ -68,30 +69,25 @@ def refused_entry(stream_id: str, fields: dict[bytes, bytes], partner: str) -> E
     )
 
 
-async def load(redis: Redis, streams: Streams, partners: Iterable[str]) -> Workspace:
+async def load(entries: Entries, streams: Streams, partners: Iterable[str]) -> Workspace:
     ws = Workspace()
     for t in TYPES:
         cursor = "-"
-        while True:
-            entries = await redis.xrange(streams.accepted(t), min=cursor, count=CHUNK)
-            for entry_id, fields in entries:
-                e = accepted_entry(entry_id.decode(), fields.get(b"event", b""))
+        while chunk := await entries.events(streams.accepted(t), cursor, CHUNK):
+            for entry_id, raw in chunk:
+                e = accepted_entry(entry_id, raw or b"")
                 if e is not None:
                     evolve(ws, e)
-            if len(entries) < CHUNK:
-                break
-            cursor = "(" + entries[-1][0].decode()
+            cursor = chunk[-1][0]
     for pid in [*partners, "unknown"]:
         # in pages of a hundred: a refused entry may hold up to 64 KiB of the event refused
         read, cursor = 0, "+"
         while read < REFUSALS_READ:
-            page = await redis.xrevrange(
-                streams.rejected(pid), max=cursor, count=min(100, REFUSALS_READ - read)
-            )
+            page = await entries.newest(streams.rejected(pid), cursor, min(100, REFUSALS_READ - read))
             for entry_id, fields in page:
-                evolve(ws, refused_entry(entry_id.decode(), fields, pid))
+                evolve(ws, refused_entry(entry_id, fields, pid))
             read += len(page)
             if len(page) < 100:
                 break
-            cursor = "(" + page[-1][0].decode()
+            cursor = page[-1][0]
     return ws

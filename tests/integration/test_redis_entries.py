@@ -1,7 +1,8 @@
-"""`EntryReader` (shared/adapters/redis.py), as a rebuild reads every event: a stream's entries
-in order, a chunk at a time, each as its id and its fields as Redis sends them, the same as
-redis-py's XRANGE gives them; through redis-py's own reply (a client on the same connections)
-and, as on Redis Cluster, through a client it does not know."""
+"""`RedisEntries.events` (shared/adapters/redis.py), as a rebuild reads every event: a stream's
+entries in order, a chunk at a time, each as its id and its event, the same as redis-py's XRANGE
+gives them; through Redis's reply as sent (a client of its own on the same connections) and, as
+on Redis Cluster, through a client it does not know. (tests/contract/test_entries.py holds the
+port's contract on both adapters.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from shared.adapters.redis import EntryReader, event_of
+from shared.adapters.redis import RedisEntries, event_of
 from shared.redis_client import connect
 
 pytestmark = pytest.mark.integration
@@ -32,21 +33,21 @@ def test_every_entry_read_in_order_with_its_event(redis_url: str, prefix: str, t
         rows[7] = {"other": b"x", "event": b'{"n":7}'}  # the event not first
         rows[8] = {"other": b"y"}  # no event at all
         ids = [(await client.xadd(stream, row)) for row in rows]  # type: ignore[arg-type]
-        reader = EntryReader(client if through == "redis" else _Other(client))  # type: ignore[arg-type]
+        reader = RedisEntries(client if through == "redis" else _Other(client))  # type: ignore[arg-type]
         try:
             read, after = [], "-"
-            while chunk := await reader.read(stream, after, 1000):
+            while chunk := await reader.events(stream, after, 1000):
                 assert len(chunk) <= 1000
                 read += chunk
-                after = chunk[-1][0].decode()
-            assert [entry_id for entry_id, _ in read] == ids
-            assert [event_of(fields) for _, fields in read] == [row.get("event") for row in rows]
+                after = chunk[-1][0]
             expected = await client.xrange(stream)
-            assert [dict(zip(f[::2], f[1::2], strict=True)) for _, f in read] == [f for _, f in expected]
+            assert [entry_id for entry_id, _ in read] == [i.decode() for i in ids]
+            assert [event for _, event in read] == [f.get(b"event") for _, f in expected]
+            assert [event for _, event in read] == [row.get("event") for row in rows]
             # from an id: what follows it, not the entry itself
-            later = await reader.read(stream, ids[2497].decode(), 1000)
-            assert [entry_id for entry_id, _ in later] == ids[2498:]
-            assert await reader.read(stream, ids[-1].decode(), 1000) == []
+            later = await reader.events(stream, ids[2497].decode(), 1000)
+            assert [entry_id for entry_id, _ in later] == [i.decode() for i in ids[2498:]]
+            assert await reader.events(stream, ids[-1].decode(), 1000) == []
         finally:
             await client.delete(stream)
             await client.aclose()

@@ -181,7 +181,7 @@ def cmd_savings_rebuild(args: argparse.Namespace) -> int:
         lambda r, s: rebuild(
             r,
             s,
-            archive=Archive(folder, r, s) if folder else None,
+            archive=Archive(folder) if folder else None,  # read from its files alone
             snapshot_every_s=settings.snapshot_every_s,
             workers=args.workers,
         )

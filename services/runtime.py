@@ -37,7 +37,7 @@ from services.readauth import ReadAuth
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
-from shared.adapters.redis import RedisDecisionLog, RedisStateStore
+from shared.adapters.redis import RedisArchiveMarks, RedisDecisionLog, RedisEntries, RedisStateStore
 from shared.archive import Archive
 from shared.authority import OWNERS
 from shared.bus import Bus, Retention, consumer_name
@@ -327,7 +327,9 @@ def retention(
     if savings:
         capped[streams.savings_updated] = settings.derived_maxlen
     folder = settings.archive_dir
-    archive = Archive(folder, bus.redis, streams, bus.consumer) if folder else None
+    # a deployed process's bus reads Redis (`bus.redis`)
+    entries, marks = RedisEntries(bus.redis), RedisArchiveMarks(bus.redis, streams)  # type: ignore[arg-type]
+    archive = Archive(folder, entries, marks, bus.consumer) if folder else None
     return Retention(
         bus.delivery,
         handled=([streams.inbound] if gateway else []) + [streams.requests(o) for o in owners],

@@ -8,8 +8,10 @@ one directory per stream under `COMMISSIONING_ARCHIVE_DIR`:
 
 A segment is written to a temporary name, synced and renamed, and its checksum file after it:
 a segment without a checksum file is unfinished and ignored (it is written again). What is
-archived is recorded in Redis (`P:archive:<stream>`: the last archived id), and only below it
-is a stream trimmed. One process archives a stream at a time (a lock with an expiry).
+archived is recorded through the `ArchiveMarks` port (shared.ports; on Redis
+`P:archive:<stream>`: the last archived id), and only below it is a stream trimmed. One process
+archives a stream at a time (a hold with an expiry). The entries are read through the
+`Entries` port: on Redis or in memory alike.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
-from redis.asyncio import Redis
 
-from shared.streams import Streams
+from shared.ports import ArchiveMarks, Entries
 
 SEGMENT_ENTRIES = 10_000
 LOCK_MS = 120_000
@@ -46,9 +47,12 @@ def _key(entry_id: str) -> tuple[int, int]:
 
 @dataclass
 class Archive:
+    """The segments under `root`; `entries` and `marks` (shared.ports) archive more of a stream
+    (`__call__`); reading what was archived (`read`) needs the files alone."""
+
     root: Path
-    redis: Redis
-    streams: Streams
+    entries: Entries | None = None
+    marks: ArchiveMarks | None = None
     owner: str = "archiver"
 
     def folder(self, stream: str) -> Path:
@@ -56,24 +60,22 @@ class Archive:
 
     async def __call__(self, stream: str, below: str) -> str:
         """Archive `stream`'s entries below id `below`; the id below which all are archived."""
-        mark = self.streams.key("archive", stream)
-        lock = self.streams.key("archive", "lock", stream)
-        if not await self.redis.set(lock, self.owner, nx=True, px=LOCK_MS):
+        if self.entries is None or self.marks is None:
+            raise ValueError("archiving a stream needs its entries and the archive's marks (shared.ports)")
+        if not await self.marks.hold(stream, self.owner, LOCK_MS):
             return "0-0"  # another process is archiving it: trim nothing this round
         try:
-            done = (await self.redis.get(mark) or b"0-0").decode()
-            start = "(" + done
+            done = await self.marks.archived(stream)
             while True:
-                chunk = await self.redis.xrange(stream, min=start, max="(" + below, count=SEGMENT_ENTRIES)
+                chunk = await self.entries.events(stream, done, SEGMENT_ENTRIES, below=below)
                 if not chunk:
                     return _next(done) if done != "0-0" else "0-0"
-                rows = [(i.decode(), f.get(b"event", b"").decode("utf-8", "replace")) for i, f in chunk]
+                rows = [(i, (e or b"").decode("utf-8", "replace")) for i, e in chunk]
                 self._write(stream, rows)
                 done = rows[-1][0]
-                await self.redis.set(mark, done)
-                start = "(" + done
+                await self.marks.mark(stream, done)
         finally:
-            await self.redis.delete(lock)
+            await self.marks.release(stream)
 
     def _write(self, stream: str, rows: list[tuple[str, str]]) -> Path:
         folder = self.folder(stream)

@@ -239,14 +239,38 @@ class Entries(Protocol):
         """How many entries the stream holds now (0: it does not exist)."""
         ...
 
-    async def events(self, stream: str, after: str, count: int) -> list[tuple[str, bytes | None]]:
-        """Up to `count` entries after id `after` ("-": from the first), oldest first: each
-        id and its `event` field (None: the entry has none)."""
+    async def events(
+        self, stream: str, after: str, count: int, below: str | None = None
+    ) -> list[tuple[str, bytes | None]]:
+        """Up to `count` entries after id `after` ("-": from the first) and, when given, below
+        id `below`, oldest first: each id and its `event` field (None: the entry has none)."""
         ...
 
     async def newest(self, stream: str, before: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
         """Up to `count` entries before id `before` ("+": from the newest), newest first: each
         id and all its fields."""
+        ...
+
+
+class ArchiveMarks(Protocol):
+    """Where the archive of each canonical stream stands (shared.archive: the last entry id
+    written to a finished segment; the stream is trimmed only below it), and which process is
+    archiving it (a hold that expires, so one that died does not keep it)."""
+
+    async def hold(self, stream: str, owner: str, for_ms: int) -> bool:
+        """Hold the stream for `for_ms` unless another holds it; whether it is now held."""
+        ...
+
+    async def release(self, stream: str) -> None:
+        """Let go of the stream's hold."""
+        ...
+
+    async def archived(self, stream: str) -> str:
+        """The last id archived ("0-0": none yet)."""
+        ...
+
+    async def mark(self, stream: str, entry_id: str) -> None:
+        """Record that every entry up to `entry_id` is archived."""
         ...
 
 
@@ -398,5 +422,7 @@ class Ports:
     updates: Callable[[str, int], UpdateLog]
     #: the project's streams read in order
     entries: Entries
+    #: where the archive of each canonical stream stands
+    archive: ArchiveMarks
     #: a rebuild's new set of the service's applied events, with the once-keys of a group
     rebuilt: Callable[[str], Rebuilt]

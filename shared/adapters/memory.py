@@ -42,6 +42,9 @@ class MemoryStreams:
         #: each consumer group's once-keys (group -> `source id` -> when settled, ms): settled
         #: by `MemoryDelivery`, written again by a rebuild (`MemoryRebuilt`)
         self.seen: dict[str, dict[str, float]] = {}
+        #: the archive's marks and holds by stream (`MemoryArchiveMarks`)
+        self.archived: dict[str, str] = {}
+        self.holds: dict[str, tuple[str, float]] = {}
         self._next = 0
         self._appliers: dict[str, Any] = {"XADD": self._xadd}
 
@@ -358,10 +361,17 @@ class MemoryEntries:
     async def length(self, stream: str) -> int:
         return len(self.world.entries.get(stream, []))
 
-    async def events(self, stream: str, after: str, count: int) -> list[tuple[str, bytes | None]]:
+    async def events(
+        self, stream: str, after: str, count: int, below: str | None = None
+    ) -> list[tuple[str, bytes | None]]:
         entries = self.world.entries.get(stream, [])
         first = 0 if after == "-" else bisect.bisect_right(entries, _n(after), key=lambda e: _n(e[0]))
-        return [(eid, _wire(fields).get(b"event")) for eid, fields in entries[first : first + count]]
+        end = (
+            len(entries) if below is None else bisect.bisect_left(entries, _n(below), key=lambda e: _n(e[0]))
+        )
+        return [
+            (eid, _wire(fields).get(b"event")) for eid, fields in entries[first : min(end, first + count)]
+        ]
 
     async def newest(self, stream: str, before: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
         entries = self.world.entries.get(stream, [])
@@ -369,6 +379,31 @@ class MemoryEntries:
             len(entries) if before == "+" else bisect.bisect_left(entries, _n(before), key=lambda e: _n(e[0]))
         )
         return [(eid, _wire(fields)) for eid, fields in reversed(entries[max(0, end - count) : end])]
+
+
+class MemoryArchiveMarks:
+    """shared.ports.ArchiveMarks on `MemoryStreams` (shared by every process on it): each
+    stream's last id archived, and its hold (who, until when: wall-clock ms)."""
+
+    def __init__(self, world: MemoryStreams, clock: Callable[[], float] = time.time) -> None:
+        self.world, self._clock = world, clock
+
+    async def hold(self, stream: str, owner: str, for_ms: int) -> bool:
+        now = self._clock() * 1000
+        held = self.world.holds.get(stream)
+        if held is not None and held[1] > now:
+            return False
+        self.world.holds[stream] = (owner, now + for_ms)
+        return True
+
+    async def release(self, stream: str) -> None:
+        self.world.holds.pop(stream, None)
+
+    async def archived(self, stream: str) -> str:
+        return self.world.archived.get(stream, "0-0")
+
+    async def mark(self, stream: str, entry_id: str) -> None:
+        self.world.archived[stream] = entry_id
 
 
 class MemoryRebuilt:
@@ -420,6 +455,7 @@ def memory_ports(streams: MemoryStreams | None = None) -> Ports:
         versions=lambda name: versions.setdefault(name, MemoryVersions(world)),
         updates=lambda key, kept: updates.setdefault(key, MemoryUpdateLog(world, key, kept)),
         entries=MemoryEntries(world),
+        archive=MemoryArchiveMarks(world),
         rebuilt=lambda group: MemoryRebuilt(state, group),
     )
 

@@ -65,12 +65,15 @@ class RedisEntries:
     async def length(self, stream: str) -> int:
         return int(await self.redis.xlen(stream))
 
-    async def events(self, stream: str, after: str, count: int) -> list[tuple[str, bytes | None]]:
+    async def events(
+        self, stream: str, after: str, count: int, below: str | None = None
+    ) -> list[tuple[str, bytes | None]]:
         start = after if after == "-" else "(" + after
+        end = "+" if below is None else "(" + below
         if self._raw is not None:
-            sent: list[Any] = await self._raw.xrange(stream, min=start, max="+", count=count)
+            sent: list[Any] = await self._raw.xrange(stream, min=start, max=end, count=count)
             return [(entry_id.decode(), event_of(fields)) for entry_id, fields in sent]
-        got = await self.redis.xrange(stream, min=start, max="+", count=count)
+        got = await self.redis.xrange(stream, min=start, max=end, count=count)
         return [(_text(entry_id), fields.get(b"event")) for entry_id, fields in got]
 
     async def newest(self, stream: str, before: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
@@ -87,6 +90,28 @@ def event_of(fields: list[bytes]) -> bytes | None:
         if fields[k] == b"event":
             return fields[k + 1]
     return None
+
+
+class RedisArchiveMarks:
+    """shared.ports.ArchiveMarks: `P:archive:<stream>` (the last id archived) and
+    `P:archive:lock:<stream>` (SET NX with an expiry)."""
+
+    def __init__(self, redis: Redis, streams: Streams) -> None:
+        self.redis, self.streams = redis, streams
+
+    async def hold(self, stream: str, owner: str, for_ms: int) -> bool:
+        return bool(
+            await self.redis.set(self.streams.key("archive", "lock", stream), owner, nx=True, px=for_ms)
+        )
+
+    async def release(self, stream: str) -> None:
+        await self.redis.delete(self.streams.key("archive", "lock", stream))
+
+    async def archived(self, stream: str) -> str:
+        return _text(await self.redis.get(self.streams.key("archive", stream)) or b"0-0")
+
+    async def mark(self, stream: str, entry_id: str) -> None:
+        await self.redis.set(self.streams.key("archive", stream), entry_id)
 
 
 # The rebuilt set and once-keys in place of the old, and the generation moved on, in one step
@@ -670,5 +695,6 @@ def redis_ports(redis: Redis, streams: Streams, service: str) -> Ports:
         versions=lambda name: RedisVersions(redis, streams.state(service, name)),
         updates=lambda key, kept: RedisUpdateLog(redis, key, streams.state(service, "published"), kept),
         entries=RedisEntries(redis),
+        archive=RedisArchiveMarks(redis, streams),
         rebuilt=lambda group: RedisRebuilt(redis, streams, service, group),
     )

@@ -1,12 +1,14 @@
-"""The Entries and Rebuilt ports' contract (shared.ports), one suite run on both adapters: in
-memory (`TestInMemory`) and on a real Redis (`TestRedis`). Entries: the project's streams read
-in order outside any group (a rebuild, the workspace, the dashboard's newest events). Rebuilt:
-a service's set of applied events written again beside the live one, then put in place with
-its group's once-keys in one step."""
+"""The Entries, ArchiveMarks and Rebuilt ports' contract (shared.ports), one suite run on both
+adapters: in memory (`TestInMemory`) and on a real Redis (`TestRedis`). Entries: the project's
+streams read in order outside any group (a rebuild, the archive, the workspace, the dashboard's
+newest events). ArchiveMarks: where each stream's archive stands and who is archiving it.
+Rebuilt: a service's set of applied events written again beside the live one, then put in
+place with its group's once-keys in one step."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -66,6 +68,14 @@ class EntriesContract:
         assert run(entries.events(stream, ids[-1], 10)) == []
         assert run(entries.events(self.streams.of_type("tender.awarded"), "-", 10)) == [], "no stream"
 
+    def test_events_stop_below_an_id_when_asked(self, adapters: None) -> None:
+        stream = self.streams.of_type("need.identified")
+        ids = [self.add(stream, {"event": str(n).encode()}) for n in range(10)]
+        below = run(self.ports.entries.events(stream, "-", 100, below=ids[6]))
+        assert [i for i, _ in below] == ids[:6], "below it, not it"
+        assert [i for i, _ in run(self.ports.entries.events(stream, ids[2], 2, below=ids[6]))] == ids[3:5]
+        assert run(self.ports.entries.events(stream, ids[5], 100, below=ids[6])) == []
+
     def test_a_streams_length_is_the_entries_it_holds(self, adapters: None) -> None:
         stream = self.streams.of_type("tender.awarded")
         assert run(self.ports.entries.length(stream)) == 0
@@ -86,6 +96,29 @@ class EntriesContract:
         assert before == [(ids[n], rows[n]) for n in (4, 3, 2)], "before it, not it"
         assert [i for i, _ in run(self.ports.entries.newest(stream, ids[1], 10))] == [ids[0]]
         assert run(self.ports.entries.newest(self.streams.rejected("b-dc"), "+", 3)) == []
+
+    # -- ArchiveMarks ----------------------------------------------------------------------
+
+    def test_one_process_holds_a_stream_to_archive_until_it_lets_go(self, adapters: None) -> None:
+        marks, stream = self.ports.archive, self.streams.of_type("need.identified")
+        assert run(marks.hold(stream, "one", 60_000))
+        assert not run(marks.hold(stream, "two", 60_000)), "held by another"
+        assert run(marks.hold(self.streams.of_type("tender.awarded"), "two", 60_000)), "each stream its own"
+        run(marks.release(stream))
+        assert run(marks.hold(stream, "two", 60_000))
+
+    def test_a_hold_lapses_after_its_time(self, adapters: None) -> None:
+        marks, stream = self.ports.archive, self.streams.of_type("need.identified")
+        assert run(marks.hold(stream, "died", 50))
+        time.sleep(0.12)
+        assert run(marks.hold(stream, "next", 60_000)), "a process that died does not keep it"
+
+    def test_the_mark_is_the_last_id_archived(self, adapters: None) -> None:
+        marks, stream = self.ports.archive, self.streams.of_type("need.identified")
+        assert run(marks.archived(stream)) == "0-0"
+        run(marks.mark(stream, "12-3"))
+        assert run(marks.archived(stream)) == "12-3"
+        assert run(marks.archived(self.streams.of_type("tender.awarded"))) == "0-0"
 
     # -- Rebuilt ---------------------------------------------------------------------------
 

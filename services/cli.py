@@ -216,9 +216,10 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_dead_letter(args: argparse.Namespace) -> int:
     from services import deadletter
+    from shared.adapters.redis import RedisDelivery
 
     if args.action == "list":
-        rows = _with_redis(lambda r, s: deadletter.listing(r, s, args.count))
+        rows = _with_redis(lambda r, s: deadletter.listing(RedisDelivery(r, s), args.count))
         if args.json:
             print(json.dumps(rows, indent=2))
         elif not rows:
@@ -229,7 +230,7 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
                 f"{row['event']}\n    {row['code']}: {row['error']}"
             )
         return 0
-    results = _with_redis(lambda r, s: deadletter.retry(r, s, args.ids))
+    results = _with_redis(lambda r, s: deadletter.retry(RedisDelivery(r, s), args.ids))
     for i, outcome in results.items():
         print(f"{i}: {outcome}")
     if not results:

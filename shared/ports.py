@@ -387,6 +387,19 @@ class Delivery(Protocol):
 
     async def remove_reader(self, stream: str, group: str, name: str) -> None: ...
 
+    # the dead letters, for the operator (`commissioning dead-letter`)
+
+    async def dead_letters(self, after: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Up to `count` dead letters after id `after` ("-": from the first), oldest first: each
+        id and its fields (the entry's own, with `stream`, `entry_id`, `group`, `deliveries`
+        and `error`)."""
+        ...
+
+    async def replay(self, dead_letter_id: str) -> str:
+        """Append a dead letter's own fields to the stream it came from, as a new entry, and
+        remove it, in one step: "replayed", "not found", or "no original stream recorded"."""
+        ...
+
     # what the bus keeps (shared.bus.retention)
 
     async def handled_below(self, stream: str) -> str | None:

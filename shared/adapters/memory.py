@@ -460,6 +460,10 @@ def memory_ports(streams: MemoryStreams | None = None) -> Ports:
     )
 
 
+#: what a dead letter adds to the entry's own fields (`MemoryDelivery._move`)
+_DEAD_LETTER_FIELDS = ("stream", "entry_id", "group", "deliveries", "error")
+
+
 def _n(eid: str) -> int:
     return int(eid.partition("-")[0])
 
@@ -622,6 +626,29 @@ class MemoryDelivery:
             Reader(name, sum(1 for held in g.pending.values() if held[0] == name), int(now - seen))
             for name, seen in g.readers.items()
         ]
+
+    async def dead_letters(self, after: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        start = -1 if after == "-" else _n(after)
+        found = [
+            (i, _wire(f))
+            for i, f in self.world.entries.get(self.world.names.dead_letter, [])
+            if _n(i) > start
+        ]
+        return found[:count]
+
+    async def replay(self, dead_letter_id: str) -> str:
+        letters = self.world.entries.get(self.world.names.dead_letter, [])
+        at = next((k for k, (i, _) in enumerate(letters) if i == dead_letter_id), None)
+        if at is None:
+            return "not found"
+        fields = _wire(letters[at][1])
+        origin = fields.get(b"stream", b"").decode()
+        if not origin:
+            return "no original stream recorded"
+        own = {k: v for k, v in fields.items() if k.decode() not in _DEAD_LETTER_FIELDS}
+        self.world.add(origin, own)  # type: ignore[arg-type]
+        del letters[at]
+        return "replayed"
 
     async def remove_reader(self, stream: str, group: str, name: str) -> None:
         g = self._group(stream, group)

@@ -562,6 +562,7 @@ class RedisDelivery:
         self.redis, self.streams = redis, streams
         self._apply = _script(redis, "apply.lua")
         self._dead_letter = _script(redis, "dead_letter.lua")
+        self._replay = _script(redis, "replay.lua")
 
     async def create_group(self, stream: str, group: str) -> None:
         try:
@@ -649,6 +650,19 @@ class RedisDelivery:
 
     async def remove_reader(self, stream: str, group: str, name: str) -> None:
         await self.redis.xgroup_delconsumer(stream, group, name)
+
+    async def dead_letters(self, after: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
+        start = after if after == "-" else "(" + after
+        found = await self.redis.xrange(self.streams.dead_letter, min=start, max="+", count=count)
+        return [(_text(i), fields) for i, fields in found]
+
+    async def replay(self, dead_letter_id: str) -> str:
+        found = await self.redis.xrange(self.streams.dead_letter, dead_letter_id, dead_letter_id)
+        origin = found[0][1].get(b"stream", b"") if found else b""
+        if not found or not origin:
+            return "not found" if not found else "no original stream recorded"
+        done = await self._replay(keys=[self.streams.dead_letter, origin], args=[dead_letter_id])
+        return {1: "replayed", 0: "not found", -1: "no original stream recorded"}[int(done)]
 
     async def handled_below(self, stream: str) -> str | None:
         try:

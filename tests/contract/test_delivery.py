@@ -140,6 +140,31 @@ class DeliveryContract:
         )
         assert run(delivery.error(GROUP, self.work, b)) == '{"code": "handler_error"}'
 
+    def test_dead_letters_are_listed_in_order_and_replayed_onto_their_stream_once(
+        self, delivery: Delivery
+    ) -> None:
+        run(delivery.create_group(self.work, GROUP))
+        ids = [self.add(self.work, {"event": f'{{"n":{n}}}', "other": "x"}) for n in range(3)]
+        self.read(delivery, "a")
+        poisoned = {i: (2, '{"code": "invalid_event"}') for i in ids}
+        run(delivery.set_aside(GROUP, self.work, "a", poisoned, {}))
+        letters = run(delivery.dead_letters("-", 10))
+        assert [f[b"entry_id"].decode() for _, f in letters] == ids, "oldest first"
+        assert [i for i, _ in run(delivery.dead_letters(letters[0][0], 1))] == [letters[1][0]], "after it"
+        assert run(delivery.dead_letters(letters[-1][0], 10)) == []
+
+        assert run(delivery.replay(letters[1][0])) == "replayed"
+        assert self.entries(self.work)[-1] == {b"event": b'{"n":1}', b"other": b"x"}, (
+            "its own fields, as a new entry of its stream"
+        )
+        assert [i for i, _ in run(delivery.dead_letters("-", 10))] == [letters[0][0], letters[2][0]]
+        assert run(delivery.replay(letters[1][0])) == "not found", "replayed once"
+        assert run(delivery.replay("9-9")) == "not found"
+        assert len(self.entries(self.work)) == 4
+        unknown = self.add(self.streams.dead_letter, {"event": "{}"})  # written by hand: no `stream`
+        assert run(delivery.replay(unknown)) == "no original stream recorded"
+        assert run(delivery.dead_letters(letters[-1][0], 10))[-1][0] == unknown, "kept"
+
     def test_idle_entries_are_listed_in_order_and_taken_over_each_delivered_once_more(
         self, delivery: Delivery
     ) -> None:

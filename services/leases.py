@@ -12,6 +12,9 @@
 
 Two processes on one partnership for a moment (one's lease ran out while it was still
 stopping) would be safe: they share its consumer groups, as replicas do.
+
+The leases and the processes seen go through the `LeaseBoard` port (shared.ports; on Redis
+`RedisLeaseBoard`, which holds the keys and scripts).
 """
 
 from __future__ import annotations
@@ -24,35 +27,17 @@ from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
-from redis.asyncio import Redis
 
 from shared.outage import OUTAGE
-from shared.settings import Settings, partnership_prefix
-from shared.streams import Streams
+from shared.ports import LeaseBoard
+from shared.settings import Settings
 
 log = structlog.get_logger("leases")
-
-# KEYS[1] the lease; ARGV[1] the holder, ARGV[2] ms: renew only a lease we still hold
-RENEW = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
-    "return 0"
-)
-# KEYS[1] the lease; ARGV[1] the holder: release only a lease we still hold
-RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-def lease_key(settings: Settings, partnership: str) -> str:
-    return Streams(partnership_prefix(settings.prefix, partnership)).key("lease")
-
-
-def processes_key(settings: Settings) -> str:
-    """The deployment's live processes: not a partnership's key, on a slot of its own."""
-    return Streams(settings.prefix).key("processes")
 
 
 @dataclass
 class Leases:
-    redis: Redis
+    board: LeaseBoard
     settings: Settings
     holder: str
     #: partnership -> a server for it on its own port (not started)
@@ -61,8 +46,6 @@ class Leases:
     stopping: bool = False
 
     def __post_init__(self) -> None:
-        self._renew = self.redis.register_script(RENEW)
-        self._release = self.redis.register_script(RELEASE)
         self.pool = [p for p in self.settings.served if p]
 
     @property
@@ -84,44 +67,38 @@ class Leases:
             for p in list(self.serving):
                 await self.stop(p)
                 try:
-                    await self._release(keys=[lease_key(self.settings, p)], args=[self.holder])
+                    await self.board.release(p, self.holder)
                 except Exception as e:  # noqa: BLE001 - it expires anyway
                     OUTAGE.failed(e, "releasing a lease")
-            await self.redis.zrem(processes_key(self.settings), self.holder)
+            await self.board.gone(self.holder)
 
     async def round(self) -> None:
-        now = int(time.time() * 1000)
-        key = processes_key(self.settings)
-        await self.redis.zadd(key, {self.holder: now})
-        await self.redis.zremrangebyscore(key, "-inf", now - self.ms)
-        live = max(await self.redis.zcard(key), 1)
+        live = max(await self.board.seen(self.holder, int(time.time() * 1000), self.ms), 1)
         fair = math.ceil(len(self.pool) / live)
         for p in list(self.serving):  # a lease not renewed: someone else may hold it now
-            if not await self._renew(keys=[lease_key(self.settings, p)], args=[self.holder, self.ms]):
+            if not await self.board.renew(p, self.holder, self.ms):
                 log.warning("lease lost; stopping the partnership", partnership=p)
                 await self.stop(p)
         for p in sorted(self.serving)[fair:]:  # above the fair share: hand back
             await self.stop(p)
-            await self._release(keys=[lease_key(self.settings, p)], args=[self.holder])
+            await self.board.release(p, self.holder)
             log.info("lease released", partnership=p, share=fair, processes=live)
         for p in self.pool:
             if len(self.serving) >= fair:
                 break
-            if p not in self.serving and await self.redis.set(
-                lease_key(self.settings, p), self.holder, nx=True, px=self.ms
-            ):
+            if p not in self.serving and await self.board.take(p, self.holder, self.ms):
                 server = self.make(p)
                 try:
                     sock = server.config.bind_socket()  # uvicorn exits when the port is taken
                 except (OSError, SystemExit):  # its port still held (a server stopping): next round
-                    await self._release(keys=[lease_key(self.settings, p)], args=[self.holder])
+                    await self.board.release(p, self.holder)
                     continue
                 self.serving[p] = (server, asyncio.create_task(server.serve(sockets=[sock])))
                 log.info("lease taken", partnership=p, share=fair, processes=live)
         for p, (_, task) in list(self.serving.items()):
             if task.done():  # a partnership's server ended on its own (its startup failed): try again later
                 await self.stop(p)
-                await self._release(keys=[lease_key(self.settings, p)], args=[self.holder])
+                await self.board.release(p, self.holder)
 
     async def stop(self, partnership: str) -> None:
         server, task = self.serving.pop(partnership)

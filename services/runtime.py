@@ -37,7 +37,13 @@ from services.readauth import ReadAuth
 from services.savings.app import build as build_savings
 from services.service import Context, Service
 from shared import collector
-from shared.adapters.redis import RedisArchiveMarks, RedisDecisionLog, RedisEntries, RedisStateStore
+from shared.adapters.redis import (
+    RedisArchiveMarks,
+    RedisDecisionLog,
+    RedisEntries,
+    RedisLeaseBoard,
+    RedisStateStore,
+)
 from shared.archive import Archive
 from shared.authority import OWNERS
 from shared.bus import Bus, Retention, consumer_name
@@ -431,7 +437,7 @@ async def _serve_leased(
     await check_redis(settings.redis_url, cluster=settings.cluster)
     redis = _connect(settings.redis_url, settings.cluster, health_check_interval=30)
     leases = Leases(
-        redis,
+        RedisLeaseBoard(redis, settings.prefix),
         settings,
         consumer_name(),
         lambda p: _server(names, settings.for_partnership(p, pool.index(p)), registries(p), alone=False),

@@ -274,6 +274,32 @@ class ArchiveMarks(Protocol):
         ...
 
 
+class LeaseBoard(Protocol):
+    """Partnerships shared among a deployment's processes (services.leases): a lease on each,
+    held by one process for a time, and the processes seen lately."""
+
+    async def seen(self, holder: str, now_ms: int, window_ms: int) -> int:
+        """Record `holder` as alive at `now_ms` and forget those not seen within `window_ms`;
+        how many are alive (this one included)."""
+        ...
+
+    async def gone(self, holder: str) -> None:
+        """`holder` leaves: no longer counted."""
+        ...
+
+    async def take(self, partnership: str, holder: str, for_ms: int) -> bool:
+        """Hold the partnership's lease for `for_ms` unless another holds it; whether taken."""
+        ...
+
+    async def renew(self, partnership: str, holder: str, for_ms: int) -> bool:
+        """Hold it `for_ms` more, if `holder` still holds it; whether it did."""
+        ...
+
+    async def release(self, partnership: str, holder: str) -> bool:
+        """Let it go, if `holder` still holds it; whether it did."""
+        ...
+
+
 class Rebuilt(Protocol):
     """A service's set of applied events written again beside the live one (a rebuild), with
     its group's once-keys, then put in place of both in one step: processes reading the set

@@ -406,6 +406,46 @@ class MemoryArchiveMarks:
         self.world.archived[stream] = entry_id
 
 
+class MemoryLeaseBoard:
+    """shared.ports.LeaseBoard in dicts (one board: share it between the "processes" of a
+    test), on the wall clock unless another is given."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.leases: dict[str, tuple[str, float]] = {}  # partnership -> (holder, until ms)
+        self.processes: dict[str, int] = {}  # holder -> when last seen (ms)
+
+    def _held(self, partnership: str) -> str | None:
+        held = self.leases.get(partnership)
+        return held[0] if held is not None and held[1] > self._clock() * 1000 else None
+
+    async def seen(self, holder: str, now_ms: int, window_ms: int) -> int:
+        self.processes[holder] = now_ms
+        self.processes = {h: at for h, at in self.processes.items() if at > now_ms - window_ms}
+        return len(self.processes)
+
+    async def gone(self, holder: str) -> None:
+        self.processes.pop(holder, None)
+
+    async def take(self, partnership: str, holder: str, for_ms: int) -> bool:
+        if self._held(partnership) is not None:
+            return False
+        self.leases[partnership] = (holder, self._clock() * 1000 + for_ms)
+        return True
+
+    async def renew(self, partnership: str, holder: str, for_ms: int) -> bool:
+        if self._held(partnership) != holder:
+            return False
+        self.leases[partnership] = (holder, self._clock() * 1000 + for_ms)
+        return True
+
+    async def release(self, partnership: str, holder: str) -> bool:
+        if self._held(partnership) != holder:
+            return False
+        del self.leases[partnership]
+        return True
+
+
 class MemoryRebuilt:
     """shared.ports.Rebuilt: the new set and once-keys kept aside on the store (as on Redis,
     where they are keys: another rebuild finds what one left), then put in place of the

@@ -25,6 +25,7 @@ from shared.ports import (
     Way,
     Write,
 )
+from shared.settings import partnership_prefix
 from shared.streams import Streams, arrival, entry_id
 from shared.streams import entry_id as stream_id
 
@@ -112,6 +113,47 @@ class RedisArchiveMarks:
 
     async def mark(self, stream: str, entry_id: str) -> None:
         await self.redis.set(self.streams.key("archive", stream), entry_id)
+
+
+# KEYS[1] the lease; ARGV[1] the holder, ARGV[2] ms: renew only a lease still held
+RENEW_LEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+    "return 0"
+)
+# KEYS[1] the lease; ARGV[1] the holder: release only a lease still held
+RELEASE_LEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+class RedisLeaseBoard:
+    """shared.ports.LeaseBoard: a lease is `<prefix>:{<partnership>}:lease` (on the
+    partnership's own slot) = its holder, with an expiry; the processes are the sorted set
+    `<prefix>:processes` scored by when each was last seen (a slot of its own)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis, self.prefix = redis, prefix
+        self.processes_key = Streams(prefix).key("processes")
+        self._renew = redis.register_script(RENEW_LEASE)
+        self._release = redis.register_script(RELEASE_LEASE)
+
+    def lease_key(self, partnership: str) -> str:
+        return Streams(partnership_prefix(self.prefix, partnership)).key("lease")
+
+    async def seen(self, holder: str, now_ms: int, window_ms: int) -> int:
+        await self.redis.zadd(self.processes_key, {holder: now_ms})
+        await self.redis.zremrangebyscore(self.processes_key, "-inf", now_ms - window_ms)
+        return int(await self.redis.zcard(self.processes_key))
+
+    async def gone(self, holder: str) -> None:
+        await self.redis.zrem(self.processes_key, holder)
+
+    async def take(self, partnership: str, holder: str, for_ms: int) -> bool:
+        return bool(await self.redis.set(self.lease_key(partnership), holder, nx=True, px=for_ms))
+
+    async def renew(self, partnership: str, holder: str, for_ms: int) -> bool:
+        return bool(await self._renew(keys=[self.lease_key(partnership)], args=[holder, for_ms]))
+
+    async def release(self, partnership: str, holder: str) -> bool:
+        return bool(await self._release(keys=[self.lease_key(partnership)], args=[holder]))
 
 
 # The rebuilt set and once-keys in place of the old, and the generation moved on, in one step

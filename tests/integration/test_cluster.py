@@ -416,8 +416,6 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
     """Both processes are given the same four partnerships (COMMISSIONING_LEASE_S=5): the first
     takes them all, the second's arrival takes half of them away, and when one is SIGKILLed the
     other takes its partnerships over once their leases expire; every figure exact."""
-    from services.leases import lease_key
-    from shared.settings import Settings
 
     r = cluster.client()
     names = partnerships(cluster, prefix, 4)
@@ -426,8 +424,7 @@ def test_processes_share_a_pool_of_partnerships_by_leases_and_take_over_a_killed
     base = http_ports(len(names))
     env = service_env(cluster.url, prefix, partners_path, partnerships=",".join(names), redis_mode="cluster",
                       lease_s="5", shutdown_timeout_s="1", http_port=str(base), batch_size="20")
-    settings = Settings(prefix=prefix)
-    holders = lambda: [r.get(lease_key(settings, n)) for n in names]  # noqa: E731
+    holders = lambda: [r.get(Streams(partnership_prefix(prefix, n)).key("lease")) for n in names]  # noqa: E731
     views = {n: Proc([], env, tmp_path / "unused.log", http_port=base + i) for i, n in enumerate(names)}
 
     def ready(n: str) -> bool:

@@ -71,7 +71,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from services.runtime import SERVICES, ConfigurationError, serve
     from redis.exceptions import RedisError
 
-    from shared import viewers
+    from shared.adapters.redis import local_viewer_token
     from shared.redis_server import NoRedisServerError, RedisServer
     from shared.streams import Streams
     from shared.tscip import write_registry
@@ -103,7 +103,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        token = viewers.local_token(
+        token = local_viewer_token(
             settings.redis_url, Streams(settings.key_prefix), data_dir / "viewer-token"
         )
     except RedisError as e:
@@ -240,17 +240,18 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
 
 def cmd_viewer(args: argparse.Namespace) -> int:
     from shared import viewers
+    from shared.adapters.redis import RedisCredentials
 
     if args.action == "issue":
-        token = _with_redis(lambda r, s: viewers.issue(r, s, args.name))
+        token = _with_redis(lambda r, s: viewers.issue(RedisCredentials(r, s), args.name))
         print(f"viewer token for {args.name} (shown once; Redis keeps only its SHA-256):\n{token}")
         print("a browser signs in at /signin with it; a program sends Authorization: Bearer <token>")
         return 0
     if args.action == "revoke":
-        n = _with_redis(lambda r, s: viewers.revoke(r, s, args.name))
+        n = _with_redis(lambda r, s: viewers.revoke(RedisCredentials(r, s), args.name))
         print(f"revoked {n} token(s) of {args.name}")
         return 0 if n else 1
-    for name in _with_redis(lambda r, s: viewers.names(r, s)):
+    for name in _with_redis(lambda r, s: viewers.names(RedisCredentials(r, s))):
         print(name)
     return 0
 

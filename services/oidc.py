@@ -7,8 +7,8 @@ e-mail addresses, or `@domain`s, that may read: nobody else, whatever the provid
 person who signs in gets a viewer session (shared.viewers) named `oidc:<e-mail>`, for
 `COMMISSIONING_OIDC_SESSION_HOURS`; `commissioning viewer revoke oidc:<e-mail>` ends it early.
 
-The state and nonce of each sign-in wait in Redis for ten minutes (`P:oidc:<state>`), read
-once: a callback with an unknown, expired or reused state is refused.
+The state and nonce of each sign-in wait ten minutes (`Credentials.hold`; on Redis
+`P:oidc:<state>`), read once: a callback with an unknown, expired or reused state is refused.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from redis.asyncio import Redis
 
 from shared import viewers
-from shared.streams import Streams
+from shared.ports import Credentials
 
 #: how long a sign-in may take between leaving for the provider and coming back
 STATE_S = 600
@@ -65,12 +64,9 @@ def parse_allowed(text: str) -> tuple[str, ...]:
 
 
 class Oidc:
-    def __init__(self, settings: OidcSettings, redis: Redis, streams: Streams) -> None:
-        self.settings, self.redis, self.streams = settings, redis, streams
+    def __init__(self, settings: OidcSettings, credentials: Credentials) -> None:
+        self.settings, self.credentials = settings, credentials
         self._metadata: tuple[float, dict[str, Any], KeySet] | None = None
-
-    def _state_key(self, state: str) -> str:
-        return self.streams.key(f"oidc:{state}")
 
     async def _provider(self) -> tuple[dict[str, Any], KeySet]:
         """The provider's configuration (OpenID Connect Discovery) and signing keys."""
@@ -102,13 +98,11 @@ class Oidc:
 
     async def begin(self, redirect_uri: str) -> str:
         """Where to send the person: the provider's authorization endpoint, with a fresh state,
-        nonce and PKCE challenge (kept in Redis until the callback)."""
+        nonce and PKCE challenge (kept by `Credentials.hold` until the callback)."""
         config, _ = await self._provider()
         state, nonce, verifier = generate_token(32), generate_token(32), generate_token(48)
-        await self.redis.set(
-            self._state_key(state),
-            json.dumps({"nonce": nonce, "verifier": verifier, "redirect_uri": redirect_uri}),
-            ex=STATE_S,
+        await self.credentials.hold(
+            state, json.dumps({"nonce": nonce, "verifier": verifier, "redirect_uri": redirect_uri}), STATE_S
         )
         async with self._client(redirect_uri) as client:
             url, _ = client.create_authorization_url(
@@ -131,7 +125,7 @@ class Oidc:
         state, code = params.get("state", ""), params.get("code", "")
         if not state or not code or len(state) > 200 or len(code) > 2000:
             raise SignInRefused("bad_callback", "the provider's answer lacks a state or a code")
-        raw = await self.redis.getdel(self._state_key(state))
+        raw = await self.credentials.take(state)
         if raw is None:
             raise SignInRefused(
                 "unknown_state",
@@ -173,4 +167,4 @@ class Oidc:
 
     async def session(self, name: str) -> str:
         """A viewer session for `name` (its token, for the cookie)."""
-        return await viewers.issue_session(self.redis, self.streams, name, self.settings.session_s)
+        return await viewers.issue_session(self.credentials, name, self.settings.session_s)

@@ -23,15 +23,13 @@ from fastapi import APIRouter, Request, Security
 from fastapi.responses import Response
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, PackageLoader, select_autoescape
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from services.http import Reason, Refusal, answer, refusal, target
 from services.oidc import Oidc, SignInRefused
 from shared import viewers
 from shared.auth import AuthError, authenticate
 from shared.partners import PartnerRegistry
-from shared.streams import Streams
+from shared.ports import Credentials, Unavailable
 
 COOKIE = "commissioning_viewer"
 MAX_FORM_BYTES = 4096
@@ -112,10 +110,8 @@ def _cookie(token: str, max_age: int, secure: bool = False) -> str:
 
 
 class ReadAuth:
-    def __init__(
-        self, redis: Redis, streams: Streams, registry: PartnerRegistry, oidc: Oidc | None = None
-    ) -> None:
-        self.redis, self.streams, self.registry, self.oidc = redis, streams, registry, oidc
+    def __init__(self, credentials: Credentials, registry: PartnerRegistry, oidc: Oidc | None = None) -> None:
+        self.credentials, self.registry, self.oidc = credentials, registry, oidc
         self.optional = self._dependency(None)
         self.api = self._dependency(unauthenticated)
         self.page = self._dependency(to_signin)
@@ -147,14 +143,14 @@ class ReadAuth:
         """Who is reading, or None: a Bearer token, else a signed Partner header, else the cookie."""
         try:
             if viewer is not None:
-                name = await viewers.viewer(self.redis, self.streams, viewer.credentials.strip())
+                name = await viewers.viewer(self.credentials, viewer.credentials.strip())
                 return ("viewer", name) if name is not None else None
             if partner is not None and partner.startswith("Partner "):
                 return ("partner", authenticate(self.registry, request.method, target(request), partner))
             if cookie is not None:
-                name = await viewers.viewer(self.redis, self.streams, cookie)
+                name = await viewers.viewer(self.credentials, cookie)
                 return ("viewer", name) if name is not None else None
-        except (AuthError, RedisError):
+        except (AuthError, Unavailable):
             return None
         return None
 
@@ -190,8 +186,8 @@ class ReadAuth:
                 401, "Enter the viewer token the operator gave you (it starts with cv1_).", "missing_token"
             )
         try:
-            name = await viewers.viewer(self.redis, self.streams, token)
-        except RedisError:
+            name = await viewers.viewer(self.credentials, token)
+        except Unavailable:
             return self._page(503, "Sign-in is unavailable for a moment: try again.", "unavailable")
         if name is None:
             return self._page(401, "That token is not valid.", "invalid_token")
@@ -210,7 +206,7 @@ class ReadAuth:
             location = await self.oidc.begin(redirect)
         except SignInRefused as no:
             return self._page(401, f"Sign-in refused: {no}", no.code)
-        except RedisError:
+        except Unavailable:
             return self._page(503, "Sign-in is unavailable for a moment: try again.", "unavailable")
         return _redirect(location)
 
@@ -224,7 +220,7 @@ class ReadAuth:
             token = await self.oidc.session(name)
         except SignInRefused as no:
             return self._page(401, f"Sign-in refused: {no}", no.code)
-        except RedisError:
+        except Unavailable:
             return self._page(503, "Sign-in is unavailable for a moment: try again.", "unavailable")
         cookie = _cookie(token, self.oidc.settings.session_s, secure=request.url.scheme == "https")
         return _redirect("/workspace", cookie)

@@ -39,6 +39,7 @@ from services.service import Context, Service
 from shared import collector
 from shared.adapters.redis import (
     RedisArchiveMarks,
+    RedisCredentials,
     RedisDecisionLog,
     RedisEntries,
     RedisLeaseBoard,
@@ -49,6 +50,7 @@ from shared.authority import OWNERS
 from shared.bus import Bus, Retention, consumer_name
 from shared.events import PAYLOADS
 from shared.partners import PartnerRegistry
+from shared.ports import Credentials
 from shared.ratelimit import RateLimiter
 from shared.redis_client import connect
 from shared.settings import Settings
@@ -231,7 +233,8 @@ def build_app(
     runs_gateway = settings.gateway or not names  # `serve gateway` runs it whatever the setting
     if runs_gateway:
         bus.add(gateway.subscription())
-    reads = ReadAuth(redis, streams, registry, oidc(settings, redis, streams))
+    credentials = RedisCredentials(redis, streams)
+    reads = ReadAuth(credentials, registry, oidc(settings, credentials))
     ctx = Context(settings, streams, redis, bus, registry, reads)
     services = [SERVICES[n](ctx) for n in names]
     for s in services:
@@ -354,7 +357,7 @@ def retention(
     )
 
 
-def oidc(settings: Settings, redis: Redis, streams: Streams) -> Oidc | None:
+def oidc(settings: Settings, credentials: Credentials) -> Oidc | None:
     """Sign-in with the council's identity provider, where one is configured."""
     if not settings.oidc_issuer:
         return None
@@ -367,8 +370,7 @@ def oidc(settings: Settings, redis: Redis, streams: Streams) -> Oidc | None:
             int(settings.oidc_session_hours * 3600),
             settings.oidc_redirect_url,
         ),
-        redis,
-        streams,
+        credentials,
     )
 
 

@@ -300,6 +300,42 @@ class LeaseBoard(Protocol):
         ...
 
 
+class Unavailable(Exception):
+    """The store behind a port cannot answer now (Redis away): try again later."""
+
+
+class Credentials(Protocol):
+    """Who may read (shared.viewers): each viewer token and sign-in session kept as its token's
+    SHA-256 digest with the viewer's name (a session expires by itself), and the state of each
+    sign-in under way with the council's identity provider until its callback (services.oidc).
+    Raises `Unavailable` when the store cannot answer."""
+
+    async def add(self, token_digest: str, name: str, expires_s: int | None = None) -> None:
+        """Keep a token's digest for `name`: for good (a viewer token), or for `expires_s`
+        seconds (a sign-in session)."""
+        ...
+
+    async def name_of(self, token_digest: str) -> str | None:
+        """The name a token or live session was issued to (None: none)."""
+        ...
+
+    async def remove(self, name: str) -> int:
+        """Forget every token and session of `name`; how many there were."""
+        ...
+
+    async def names(self) -> list[str]:
+        """The names holding viewer tokens (sessions aside), sorted."""
+        ...
+
+    async def hold(self, state: str, value: str, expires_s: int) -> None:
+        """Keep a sign-in's state (what its callback checks) for `expires_s` seconds."""
+        ...
+
+    async def take(self, state: str) -> str | None:
+        """A sign-in's state, once: forgotten as it is read (None: unknown, expired or used)."""
+        ...
+
+
 class Rebuilt(Protocol):
     """A service's set of applied events written again beside the live one (a rebuild), with
     its group's once-keys, then put in place of both in one step: processes reading the set

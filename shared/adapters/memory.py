@@ -446,6 +446,49 @@ class MemoryLeaseBoard:
         return True
 
 
+class MemoryCredentials:
+    """shared.ports.Credentials in dicts, on the wall clock unless another is given."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.tokens: dict[str, str] = {}  # digest -> name
+        self.sessions: dict[str, tuple[str, float]] = {}  # digest -> (name, until: seconds)
+        self.states: dict[str, tuple[str, float]] = {}  # sign-in state -> (value, until)
+
+    def _live(self, kept: dict[str, tuple[str, float]], key: str) -> str | None:
+        found = kept.get(key)
+        return found[0] if found is not None and found[1] > self._clock() else None
+
+    async def add(self, token_digest: str, name: str, expires_s: int | None = None) -> None:
+        if expires_s is None:
+            self.tokens[token_digest] = name
+        else:
+            self.sessions[token_digest] = (name, self._clock() + expires_s)
+
+    async def name_of(self, token_digest: str) -> str | None:
+        return self.tokens.get(token_digest) or self._live(self.sessions, token_digest)
+
+    async def remove(self, name: str) -> int:
+        mine = [d for d, n in self.tokens.items() if n == name]
+        ended = [d for d in self.sessions if self._live(self.sessions, d) == name]
+        for d in mine:
+            del self.tokens[d]
+        for d in ended:
+            del self.sessions[d]
+        return len(mine) + len(ended)
+
+    async def names(self) -> list[str]:
+        return sorted(set(self.tokens.values()))
+
+    async def hold(self, state: str, value: str, expires_s: int) -> None:
+        self.states[state] = (value, self._clock() + expires_s)
+
+    async def take(self, state: str) -> str | None:
+        found = self._live(self.states, state)
+        self.states.pop(state, None)
+        return found
+
+
 class MemoryRebuilt:
     """shared.ports.Rebuilt: the new set and once-keys kept aside on the store (as on Redis,
     where they are keys: another rebuild finds what one left), then put in place of the

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
+from shared import viewers
 from shared.ports import (
     Decision,
     Followed,
@@ -22,6 +26,7 @@ from shared.ports import (
     Reader,
     Settling,
     Snapshot,
+    Unavailable,
     Way,
     Write,
 )
@@ -154,6 +159,83 @@ class RedisLeaseBoard:
 
     async def release(self, partnership: str, holder: str) -> bool:
         return bool(await self._release(keys=[self.lease_key(partnership)], args=[holder]))
+
+
+class RedisCredentials:
+    """shared.ports.Credentials: the hash `P:viewers` (digest -> name), each session the key
+    `P:viewer-session:<digest>` with a time to live, each sign-in's state `P:oidc:<state>`."""
+
+    def __init__(self, redis: Redis, streams: Streams) -> None:
+        self.redis, self.streams = redis, streams
+        self.tokens_key = viewers.key(streams)
+
+    async def add(self, token_digest: str, name: str, expires_s: int | None = None) -> None:
+        with _unavailable():
+            if expires_s is None:
+                await self.redis.hset(self.tokens_key, token_digest, name)
+            else:
+                await self.redis.set(viewers.session_key(self.streams, token_digest), name, ex=expires_s)
+
+    async def name_of(self, token_digest: str) -> str | None:
+        with _unavailable():
+            name = await self.redis.hget(self.tokens_key, token_digest)
+            if name is None:
+                name = await self.redis.get(viewers.session_key(self.streams, token_digest))
+        return _text(name) if name is not None else None
+
+    async def remove(self, name: str) -> int:
+        with _unavailable():
+            stored = await self.redis.hgetall(self.tokens_key)
+            mine = [d for d, n in stored.items() if _text(n) == name]
+            if mine:
+                await self.redis.hdel(self.tokens_key, *mine)
+            pattern = viewers.session_key(self.streams, "*")
+            ended = 0
+            async for k in self.redis.scan_iter(match=pattern, count=1000):
+                if await self.redis.get(k) == name.encode():
+                    ended += await self.redis.delete(k)
+        return len(mine) + ended
+
+    async def names(self) -> list[str]:
+        with _unavailable():
+            return sorted({_text(n) for n in (await self.redis.hgetall(self.tokens_key)).values()})
+
+    async def hold(self, state: str, value: str, expires_s: int) -> None:
+        with _unavailable():
+            await self.redis.set(self.streams.key(f"oidc:{state}"), value, ex=expires_s)
+
+    async def take(self, state: str) -> str | None:
+        with _unavailable():
+            found = await self.redis.getdel(self.streams.key(f"oidc:{state}"))
+        return _text(found) if found is not None else None
+
+
+def local_viewer_token(url: str, streams: Streams, path: Path) -> str:
+    """`commissioning up`'s own viewer token: kept in `path` (mode 600) and issued again only
+    when that file is missing or the token no longer valid, so restarts add no tokens (a
+    client of its own, before the event loop starts)."""
+    client = SyncRedis.from_url(url)
+    try:
+        if path.exists():
+            token = path.read_text(encoding="utf-8").strip()
+            if client.hexists(viewers.key(streams), viewers.digest(token)):
+                return token
+        token = viewers.new_token()
+        client.hset(viewers.key(streams), viewers.digest(token), "local")
+        path.touch(mode=0o600)
+        path.write_text(token, encoding="utf-8")
+        return token
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Redis's failures as the ports' `Unavailable`."""
+    try:
+        yield
+    except RedisError as e:
+        raise Unavailable(str(e)) from e
 
 
 # The rebuilt set and once-keys in place of the old, and the generation moved on, in one step

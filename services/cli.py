@@ -366,6 +366,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from services.dataio.export import ExportError, export
+    from shared.adapters.redis import RedisEntries
 
     settings = _settings()
     prefix = args.partnership or settings.key_prefix
@@ -378,7 +379,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         written = _with_redis(
             lambda r, s: export(
-                r,
+                RedisEntries(r),
                 prefix,
                 Path(args.output),
                 args.ocid_prefix,

@@ -4,7 +4,8 @@ Reads only the accepted streams (`P:<type>`, and `P:sealed:bid.submitted` unless
 never `P:inbound`: what a partner sent but the owning service refused is not open data.
 Writes `release-package.json`, `record-package.json` (each contracting process's releases and
 its compiled release, merged by the Open Contracting Partnership's `ocdsmerge`) and, with
-flattentool, `csv/` (the releases as spreadsheets).
+flattentool, `csv/` (the releases as spreadsheets). The streams are read through the `Entries`
+port (shared.ports).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-
 from services.dataio.ocds import BIDS, TYPES, Builder, Fact
+from shared.ports import Entries
 from shared.streams import Streams
 
 PAGE = 1000
@@ -51,29 +51,27 @@ def release_schema() -> dict[str, Any] | None:
         return json.loads(z.read(name))
 
 
-async def read_facts(redis: Redis, streams: Streams, public: bool) -> list[Fact]:
+async def read_facts(entries: Entries, streams: Streams, public: bool) -> list[Fact]:
     keys = [streams.of_type(t) for t in TYPES] + ([] if public else [streams.accepted(BIDS)])
-    present = [k for k in keys if await redis.exists(k)]
+    present = [k for k in keys if await entries.length(k) > 0]
     if not present:
         raise ExportError(
             f"no partnership under the prefix '{streams.prefix}' at this Redis: none of its streams "
-            f"({streams.of_type('need.identified')}, {streams.of_type('tender.awarded')}, ...) exists; "
-            "give --partnership with the prefix it runs under (its COMMISSIONING_PREFIX)"
+            f"({streams.of_type('need.identified')}, {streams.of_type('tender.awarded')}, ...) holds an "
+            "entry; give --partnership with the prefix it runs under (its COMMISSIONING_PREFIX)"
         )
     facts = []
     for key in present:
-        start = "-"
-        while True:  # in pages: one XRANGE never returns a whole long stream at once
-            page = await redis.xrange(key, min=start, max="+", count=PAGE)
-            for entry_id, fields in page:
+        after = "-"
+        # in pages: one read never returns a whole long stream at once
+        while page := await entries.events(key, after, PAGE):
+            for entry_id, raw in page:
                 try:
-                    ev = json.loads(fields[b"event"])
-                except (KeyError, ValueError):
+                    ev = json.loads(raw or b"")
+                except ValueError:
                     continue  # not a contract entry: nothing to publish
-                facts.append(Fact(entry_id.decode(), ev["type"], ev["data"]))
-            if len(page) < PAGE:
-                break
-            start = "(" + page[-1][0].decode()
+                facts.append(Fact(entry_id, ev["type"], ev["data"]))
+            after = page[-1][0]
     return facts
 
 
@@ -120,7 +118,7 @@ def flatten(package_path: Path, out_dir: Path) -> None:
 
 
 async def export(
-    redis: Redis,
+    entries: Entries,
     prefix: str,
     out: Path,
     ocid_prefix: str,
@@ -131,7 +129,7 @@ async def export(
     names: dict[str, str] | None = None,
     uri: str | None = None,
 ) -> list[str]:
-    facts = await read_facts(redis, Streams(prefix), public)
+    facts = await read_facts(entries, Streams(prefix), public)
     releases = Builder(ocid_prefix, names or {}, public).releases(facts)
     out.mkdir(parents=True, exist_ok=True)
     release_package, record_package = packages(releases, uri or out.resolve().as_uri(), publisher)

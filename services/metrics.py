@@ -1,6 +1,7 @@
 """Prometheus metrics for every process: FastStream's Redis middleware, plus the bus's own
-state (lag, pending, dead letters, rejections per partner) and the portfolio savings, read
-from Redis at scrape time."""
+state (lag, pending, dead letters, rejections per partner), the store's memory and the
+portfolio savings, read at scrape time through the ports (shared.ports: `Delivery.groups_on`,
+`Entries.length`, `Usage.memory`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
 
 from shared.bus import Bus
 from shared.inbound import UNKNOWN
 from shared.partners import PartnerRegistry
+from shared.ports import Entries, Usage
 
 SAVINGS_FIGURES = (
     "baseline_annual_cost",
@@ -34,12 +33,14 @@ class Metrics:
     def __init__(
         self,
         bus: Bus,
-        redis: Redis,
+        entries: Entries,
+        usage: Usage,
         partners: PartnerRegistry,
         figures: Callable[[], dict[str, Any] | None] = lambda: None,
         rejected: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
-        self.bus, self.redis, self.partners, self.figures = bus, redis, partners, figures
+        self.bus, self.entries, self.usage = bus, entries, usage
+        self.partners, self.figures = partners, figures
         self.rejected_here = rejected if rejected is not None else {}
         self.registry = CollectorRegistry()
         self.middleware = RedisPrometheusMiddleware(registry=self.registry, app_name="commissioning")
@@ -89,25 +90,15 @@ class Metrics:
     async def lags(self) -> dict[tuple[str, str], int | None]:
         out: dict[tuple[str, str], int | None] = {}
         for sub in self.bus.subscriptions:
-            try:
-                groups = await self.redis.xinfo_groups(sub.stream)
-            except ResponseError:
-                groups = []
-            for g in groups:
-                if _s(g["name"]) == sub.group:
-                    self.pending.labels(sub.group, sub.stream).set(g["pending"])
-                    out[(sub.group, sub.stream)] = g.get("lag")
+            for g in await self.bus.delivery.groups_on(sub.stream):
+                if g.name == sub.group:
+                    self.pending.labels(sub.group, sub.stream).set(g.pending)
+                    out[(sub.group, sub.stream)] = g.lag
         return out
 
     async def memory(self) -> tuple[int, int]:
-        """Redis's used memory and its limit (0: none), also set on the gauges."""
-        if isinstance(self.redis, RedisCluster):  # the primary holding this partnership's slot, not any node
-            info = await self.redis.info(
-                "memory", target_nodes=self.redis.get_node_from_key(self.bus.streams.inbound)
-            )
-        else:
-            info = await self.redis.info("memory")
-        used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
+        """The store's used memory and its limit (0: none), also set on the gauges."""
+        used, limit = await self.usage.memory()
         self.memory_used.set(used)
         self.memory_max.set(limit)
         return used, limit
@@ -119,11 +110,11 @@ class Metrics:
                 if lag is not None:
                     self.lag.labels(group, stream).set(lag)
             streams = self.bus.streams
-            self.dead.set(await self.redis.xlen(streams.dead_letter))
+            self.dead.set(await self.entries.length(streams.dead_letter))
             for pid in [p.id for p in self.partners] + [UNKNOWN]:
-                self.rejected.labels(pid).set(await self.redis.xlen(streams.rejected(pid)))
+                self.rejected.labels(pid).set(await self.entries.length(streams.rejected(pid)))
             self.up.set(1)
-        except RedisError:
+        except Exception:  # noqa: BLE001 - the store did not answer this scrape (Redis away)
             self.up.set(0)
         for (partner, code), n in list(self.rejected_here.items()):
             self.rejected_total.labels(partner, code).set(n)
@@ -151,7 +142,3 @@ class Metrics:
             return Response(generate_latest(self.registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
 
         return router
-
-
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v

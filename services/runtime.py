@@ -44,6 +44,7 @@ from shared.adapters.redis import (
     RedisEntries,
     RedisLeaseBoard,
     RedisStateStore,
+    RedisUsage,
 )
 from shared.archive import Archive
 from shared.authority import OWNERS
@@ -251,7 +252,12 @@ def build_app(
 
     projection = next((s.extra["state"] for s in services if s.name == "savings"), None)
     metrics = Metrics(
-        bus, redis, registry, lambda: projection.summary if projection else None, rejected=gateway.rejected
+        bus,
+        RedisEntries(redis),
+        RedisUsage(redis, streams.inbound),
+        registry,
+        lambda: projection.summary if projection else None,
+        rejected=gateway.rejected,
     )
     router = RedisRouter()
     declare(router, streams)

@@ -336,6 +336,14 @@ class Credentials(Protocol):
         ...
 
 
+class Usage(Protocol):
+    """The store's own size, for the operator (services.metrics, the readiness check)."""
+
+    async def memory(self) -> tuple[int, int]:
+        """Bytes in use and the limit (0: none)."""
+        ...
+
+
 class Rebuilt(Protocol):
     """A service's set of applied events written again beside the live one (a rebuild), with
     its group's once-keys, then put in place of both in one step: processes reading the set
@@ -382,6 +390,16 @@ class Reader:
     name: str
     pending: int
     idle_ms: int
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A consumer group reading a stream: the entries it was given and has not acknowledged,
+    and those it has not been given yet (None: the store cannot tell)."""
+
+    name: str
+    pending: int
+    lag: int | None
 
 
 class Delivery(Protocol):
@@ -448,6 +466,10 @@ class Delivery(Protocol):
     async def readers(self, stream: str, group: str) -> list[Reader]: ...
 
     async def remove_reader(self, stream: str, group: str, name: str) -> None: ...
+
+    async def groups_on(self, stream: str) -> list[GroupState]:
+        """The groups reading `stream` (none: no such stream), for the operator's metrics."""
+        ...
 
     # the dead letters, for the operator (`commissioning dead-letter`)
 

@@ -18,6 +18,7 @@ from typing import Any
 from shared.ports import (
     Decision,
     Followed,
+    GroupState,
     LogTrimmed,
     OnItsWay,
     Pending,
@@ -489,6 +490,23 @@ class MemoryCredentials:
         return found
 
 
+class MemoryUsage:
+    """shared.ports.Usage of `MemoryStreams`: the bytes of every entry's fields it holds, and a
+    limit set by the test (0: none)."""
+
+    def __init__(self, world: MemoryStreams, limit: int = 0) -> None:
+        self.world, self.limit = world, limit
+
+    async def memory(self) -> tuple[int, int]:
+        used = sum(
+            len(k) + len(v)
+            for entries in self.world.entries.values()
+            for _, f in entries
+            for k, v in _wire(f).items()
+        )
+        return used, self.limit
+
+
 class MemoryRebuilt:
     """shared.ports.Rebuilt: the new set and once-keys kept aside on the store (as on Redis,
     where they are keys: another rebuild finds what one left), then put in place of the
@@ -708,6 +726,14 @@ class MemoryDelivery:
         return [
             Reader(name, sum(1 for held in g.pending.values() if held[0] == name), int(now - seen))
             for name, seen in g.readers.items()
+        ]
+
+    async def groups_on(self, stream: str) -> list[GroupState]:
+        entries = self.world.entries.get(stream, [])
+        return [
+            GroupState(name, len(g.pending), sum(1 for eid, _ in entries if _n(eid) > g.read_to))
+            for (on, name), g in self.groups.items()
+            if on == stream
         ]
 
     async def dead_letters(self, after: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
@@ -19,6 +20,7 @@ from shared import viewers
 from shared.ports import (
     Decision,
     Followed,
+    GroupState,
     LogTrimmed,
     OnItsWay,
     Pending,
@@ -236,6 +238,21 @@ def _unavailable() -> Iterator[None]:
         yield
     except RedisError as e:
         raise Unavailable(str(e)) from e
+
+
+class RedisUsage:
+    """shared.ports.Usage: `INFO memory` (`used_memory`, `maxmemory`); on Redis Cluster, of the
+    primary holding `key`'s slot (a partnership's keys share one), not any node."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis, self.key = redis, key
+
+    async def memory(self) -> tuple[int, int]:
+        if isinstance(self.redis, RedisCluster):
+            info = await self.redis.info("memory", target_nodes=self.redis.get_node_from_key(self.key))
+        else:
+            info = await self.redis.info("memory")
+        return int(info["used_memory"]), int(info.get("maxmemory", 0))
 
 
 # The rebuilt set and once-keys in place of the old, and the generation moved on, in one step
@@ -774,6 +791,13 @@ class RedisDelivery:
 
     async def remove_reader(self, stream: str, group: str, name: str) -> None:
         await self.redis.xgroup_delconsumer(stream, group, name)
+
+    async def groups_on(self, stream: str) -> list[GroupState]:
+        try:
+            found = await self.redis.xinfo_groups(stream)
+        except ResponseError:  # no such stream
+            return []
+        return [GroupState(_text(g["name"]), int(g["pending"]), g.get("lag")) for g in found]
 
     async def dead_letters(self, after: str, count: int) -> list[tuple[str, dict[bytes, bytes]]]:
         start = after if after == "-" else "(" + after

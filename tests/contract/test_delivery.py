@@ -15,7 +15,7 @@ import pytest
 
 from shared.adapters.memory import MemoryDelivery, MemoryStreams
 from shared.adapters.redis import RedisDelivery
-from shared.ports import Delivery, Pending, Settling
+from shared.ports import Delivery, GroupState, Pending, Settling
 from shared.redis_client import connect
 from shared.streams import Streams
 
@@ -139,6 +139,20 @@ class DeliveryContract:
             "the poison acknowledged"
         )
         assert run(delivery.error(GROUP, self.work, b)) == '{"code": "handler_error"}'
+
+    def test_the_groups_on_a_stream_show_what_they_hold_and_what_they_have_not_read(
+        self, delivery: Delivery
+    ) -> None:
+        assert run(delivery.groups_on(self.work)) == [], "no such stream"
+        run(delivery.create_group(self.work, GROUP))
+        ids = [self.add(self.work, {"event": str(n)}) for n in range(5)]
+        assert run(delivery.groups_on(self.work)) == [GroupState(GROUP, 0, 5)]
+        self.read(delivery, "a", count=2)
+        assert run(delivery.groups_on(self.work)) == [GroupState(GROUP, 2, 3)], "two given, three to come"
+        run(delivery.settle(GROUP, self.work, [Settling(ids[0], [])]))
+        assert run(delivery.groups_on(self.work)) == [GroupState(GROUP, 1, 3)], "one acknowledged"
+        run(delivery.create_group(self.work, "other"))
+        assert sorted(g.name for g in run(delivery.groups_on(self.work))) == [GROUP, "other"]
 
     def test_dead_letters_are_listed_in_order_and_replayed_onto_their_stream_once(
         self, delivery: Delivery

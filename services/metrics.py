@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from fastapi.responses import Response
 from faststream.redis.prometheus import RedisPrometheusMiddleware
@@ -17,6 +18,8 @@ from shared.bus import Bus
 from shared.inbound import UNKNOWN
 from shared.partners import PartnerRegistry
 from shared.ports import Entries, Usage
+
+log = structlog.get_logger("metrics")
 
 SAVINGS_FIGURES = (
     "baseline_annual_cost",
@@ -114,7 +117,8 @@ class Metrics:
             for pid in [p.id for p in self.partners] + [UNKNOWN]:
                 self.rejected.labels(pid).set(await self.entries.length(streams.rejected(pid)))
             self.up.set(1)
-        except Exception:  # noqa: BLE001 - the store did not answer this scrape (Redis away)
+        except Exception as e:  # noqa: BLE001 - the store did not answer this scrape (Redis away)
+            log.warning("metrics: the store did not answer", error=repr(e))
             self.up.set(0)
         for (partner, code), n in list(self.rejected_here.items()):
             self.rejected_total.labels(partner, code).set(n)

@@ -1,6 +1,6 @@
 """The incremental figures (`Running`) equal `model.project` exactly, after every step of
-any history, in any order, with duplicates, need revisions, returns, decommissionings and
-investments (tests/eventgen.py makes them)."""
+any history, in any order, with duplicates, need revisions, returns, decommissionings,
+investments (tests/eventgen.py makes them) and contracts replacing the same needs."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ a member leaving every other contract a year into it."""
                     "contract_id": d["contract_id"], "partner_id": member, "notice_date": d["contract_start"],
                     "effective_date": _later_by_a_year(d["contract_start"]), "reason": "provider_unable"})
                 out.append((f"/partners/{member} ev-{seed}-{n}-x", exited))
+            if t == "tender.awarded" and n % 5 == 0:  # a second contract over the same needs
+                rival = {**d, "contract_id": f"{d['contract_id']}-b", "tender_id": f"{d['tender_id']}-b"}
+                out.append((f"/partners/{d['lead_partner_id']} ev-{seed}-{n}-b",
+                            PAYLOADS["tender.awarded"].model_validate(rival)))
             if t == "need.identified" and n % 3 == 0:
                 cost = f"{Decimal(d['current_annual_resource_cost']) + 1000:.2f}"
                 restated = {**d, "revision": 1, "current_annual_resource_cost": cost}

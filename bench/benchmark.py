@@ -2,7 +2,7 @@
 same run, interleaved. Not a test: it prints figures.
 
     python bench/benchmark.py [--contracts 500 8000] [--rounds 3] [--latency-seconds 10]
-                              [--latency-rate 1000] [--rebuild 0] [--partners 50]
+                              [--latency-rate 1000] [--latency-runs 3] [--rebuild 0] [--partners 50]
 
 Workload (bench/workload.py): signed needs from 50 partners and an award over every ten, onto
 `P:inbound`; done when the last summary counts them all (`P:savings.updated` for the project,
@@ -13,7 +13,8 @@ Workload (bench/workload.py): signed needs from 50 partners and an award over ev
 - `split`: one process per service (`serve gateway`, and `serve needs|procurement|contracts|
   savings` with `COMMISSIONING_GATEWAY=false`), as the containers are deployed apart.
 Throughput: `--rounds` interleaved rounds per contract count, medians. Latency: a steady
-`--latency-rate` for `--latency-seconds`, from each inbound XADD to the first summary that
+`--latency-rate` for `--latency-seconds`, `--latency-runs` interleaved runs a side (medians of
+their p50 and p99, with the p99's range), from each inbound XADD to the first summary that
 counts it, with the side's CPU meanwhile (per event, and as a share of one core), and for the
 product each hop of the way (from the ids Redis gave the entries: the gateway's forward on
 `P:requests:<owner>`, the owner's decision on `P:<type>`, then the summary). CPU per
@@ -405,33 +406,50 @@ def portfolio_size(
 
 
 def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace) -> None:
+    """`--latency-runs` runs of each side, interleaved, each on a side started afresh with
+    events of its own; then each side's median p50 and p99 over the runs, with the p99's range
+    (one 10 s run's p99 moves with what else the machine is doing: 28-72 ms for serve in ten
+    runs of the same code here)."""
     n = int(args.latency_seconds * args.latency_rate)
-    entries = contracts(n // (NEEDS_PER_CONTRACT + 1) + 1, args.partners, start=10_000_000)[:n]
     print(
         f"\nlatency at a steady {args.latency_rate:,} events/s for {args.latency_seconds:.0f} s, "
-        f"inbound XADD to the first summary that counts it:",
+        f"inbound XADD to the first summary that counts it ({args.latency_runs} runs a side, interleaved):",
         flush=True,
     )
-    for name in args.sides:
-        side = Side(name, url, registry, tmp)
-        try:
-            cpu, t0 = side.cpu_seconds(), time.perf_counter()
-            timed = latency(side, entries, args.latency_rate)
-            cpu, wall = side.cpu_seconds() - cpu, time.perf_counter() - t0
-            # at a steady rate the batches are small and each costs its round trips: the CPU an
-            # event here, against the throughput's (full batches), shows what that costs
-            print(
-                f"  {name}: {_q(timed.total)}; CPU {cpu * 1000 / n:.2f} ms an event, "
-                f"{100 * cpu / wall:.0f}% of a core",
-                flush=True,
-            )
-            if timed.hops["gateway"]:
+    quantiles: dict[str, list[tuple[float, float]]] = {name: [] for name in args.sides}
+    for run in range(args.latency_runs):
+        first = 10_000_000 + run * (n // (NEEDS_PER_CONTRACT + 1) + 1)
+        entries = contracts(n // (NEEDS_PER_CONTRACT + 1) + 1, args.partners, start=first)[:n]
+        for name in args.sides:
+            side = Side(name, url, registry, tmp)
+            try:
+                cpu, t0 = side.cpu_seconds(), time.perf_counter()
+                timed = latency(side, entries, args.latency_rate)
+                cpu, wall = side.cpu_seconds() - cpu, time.perf_counter() - t0
+                q = statistics.quantiles(timed.total, n=100)
+                quantiles[name].append((q[49], q[98]))
+                # at a steady rate the batches are small and each costs its round trips: the CPU
+                # an event here, against the throughput's (full batches), shows what that costs
                 print(
-                    "    hops: " + "; ".join(f"{hop} {_q(values)}" for hop, values in timed.hops.items()),
+                    f"  run {run + 1}/{args.latency_runs} {name}: {_q(timed.total)}; "
+                    f"CPU {cpu * 1000 / n:.2f} ms an event, {100 * cpu / wall:.0f}% of a core",
                     flush=True,
                 )
-        finally:
-            side.stop()
+                if timed.hops["gateway"]:
+                    print(
+                        "    hops: " + "; ".join(f"{hop} {_q(values)}" for hop, values in timed.hops.items()),
+                        flush=True,
+                    )
+            finally:
+                side.stop()
+    for name, runs in quantiles.items():
+        p50, p99s = statistics.median(p for p, _ in runs), sorted(p99 for _, p99 in runs)
+        low, high = p99s[0] * 1000, p99s[-1] * 1000
+        print(
+            f"  {name}, median of {len(runs)} runs: p50 {p50 * 1000:.0f} ms, "
+            f"p99 {statistics.median(p99s) * 1000:.0f} ms (p99 {low:.0f}-{high:.0f} ms)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -454,6 +472,9 @@ def main() -> None:
     ap.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     ap.add_argument("--latency-seconds", type=float, default=10)
     ap.add_argument("--latency-rate", type=int, default=1000)
+    ap.add_argument(
+        "--latency-runs", type=int, default=3, help="runs of each side at that rate, interleaved; medians"
+    )
     ap.add_argument(
         "--rebuild", type=int, default=0, help="events for the rebuild timing (e.g. 1000000); 0 skips it"
     )

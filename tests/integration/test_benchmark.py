@@ -19,7 +19,7 @@ def test_the_benchmark_prints_throughput_latency_and_its_hops() -> None:
     done = subprocess.run(
         [sys.executable, "bench/benchmark.py", "--contracts", "20", "--rounds", "1",
          "--sides", "baseline", "serve", "--latency-seconds", "2", "--latency-rate", "200",
-         "--rebuild", "2200"],
+         "--latency-runs", "2", "--rebuild", "2200"],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -27,8 +27,12 @@ def test_the_benchmark_prints_throughput_latency_and_its_hops() -> None:
     assert re.search(r"round 1/1 serve: [\d,]+ events/s, CPU [\d.]+ ms/event, Redis [\d,]+ bytes/event; "
                      r"savings.updated after one contract changed [\d,]+ bytes", out), out
     assert re.search(r"ratio serve/baseline at 20 contracts: [\d.]+", out), out
-    assert re.search(r"  baseline: p50 \d+ ms, p99 \d+ ms; CPU", out), out
-    serve = re.search(r"  serve: p50 (\d+) ms, p99 \d+ ms; CPU [\d.]+ ms an event, \d+% of a core\n"
+    for run in (1, 2):  # interleaved: the baseline, then serve, in each run
+        assert re.search(rf"  run {run}/2 baseline: p50 \d+ ms, p99 \d+ ms; CPU[^\n]*\n"
+                         rf"  run {run}/2 serve: p50 \d+ ms", out), out
+    for name in ("baseline", "serve"):
+        assert re.search(rf"  {name}, median of 2 runs: p50 \d+ ms, p99 \d+ ms \(p99 \d+-\d+ ms\)", out), out
+    serve = re.search(r"  run 1/2 serve: p50 (\d+) ms, p99 \d+ ms; CPU [\d.]+ ms an event, \d+% of a core\n"
                       r"    hops: gateway p50 (\d+) ms, p99 \d+ ms; owner p50 (\d+) ms, p99 \d+ ms; "
                       r"savings p50 (\d+) ms, p99 \d+ ms", out)
     assert serve, out

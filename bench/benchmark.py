@@ -408,7 +408,7 @@ def portfolio_size(
 def latencies(url: str, registry: tuple[Path, Path], tmp: Path, args: argparse.Namespace) -> None:
     """`--latency-runs` runs of each side, interleaved, each on a side started afresh with
     events of its own; then each side's median p50 and p99 over the runs, with the p99's range
-    (one 10 s run's p99 moves with what else the machine is doing: 30-114 ms for serve in 27
+    (one 10 s run's p99 moves with what else the machine is doing: 30-114 ms for serve in 30
     runs of the same code here, 8 December)."""
     n = int(args.latency_seconds * args.latency_rate)
     print(

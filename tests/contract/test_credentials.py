@@ -6,10 +6,8 @@ test_oidc.py sign in over HTTP.)"""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,13 +17,7 @@ from shared.adapters.redis import RedisCredentials
 from shared.ports import Credentials, Unavailable
 from shared.redis_client import connect
 from shared.streams import Streams
-
-#: one loop for the module (the Redis adapter's connections belong to it)
-LOOP = asyncio.new_event_loop()
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
+from tests.contract.aio import run
 
 
 class CredentialsContract:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -17,17 +15,9 @@ from shared.authority import Refused
 from shared.ports import Decision, DecisionLog
 from shared.redis_client import connect
 from shared.streams import Streams
+from tests.contract.aio import run
 
 Entries = Callable[[str], Awaitable[list[dict[str, str]]]]
-
-
-#: one loop for the module (the Redis adapter's connections belong to it), whatever other
-#: modules did to the thread's current loop (asyncio.run leaves none)
-LOOP = asyncio.new_event_loop()
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
 
 
 def accept(key: str, *claims: str) -> Decision:

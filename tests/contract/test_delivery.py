@@ -5,11 +5,9 @@ over, and what can never succeed moved to the dead-letter stream with its reason
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,15 +16,10 @@ from shared.adapters.redis import RedisDelivery
 from shared.ports import Delivery, GroupState, Pending, Settling
 from shared.redis_client import connect
 from shared.streams import Streams
+from tests.contract.aio import run
 
-#: one loop for the module (the Redis adapter's connections belong to it)
-LOOP = asyncio.new_event_loop()
 GROUP = "g"
 IDLE_MS = 50
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
 
 
 class DeliveryContract:

@@ -7,10 +7,8 @@ place with its group's once-keys in one step."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,14 +17,9 @@ from shared.adapters.redis import RedisDelivery, redis_ports
 from shared.ports import Delivery, Ports, Settling
 from shared.redis_client import connect
 from shared.streams import Streams
+from tests.contract.aio import run
 
-#: one loop for the module (the Redis adapter's connections belong to it)
-LOOP = asyncio.new_event_loop()
 GROUP = "savings"
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
 
 
 class EntriesContract:

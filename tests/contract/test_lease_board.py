@@ -5,10 +5,8 @@ process for a time, renewed and released only by its holder, and the processes s
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,13 +14,7 @@ from shared.adapters.memory import MemoryLeaseBoard
 from shared.adapters.redis import RedisLeaseBoard
 from shared.ports import LeaseBoard
 from shared.redis_client import connect
-
-#: one loop for the module (the Redis adapter's connections belong to it)
-LOOP = asyncio.new_event_loop()
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
+from tests.contract.aio import run
 
 
 class LeaseBoardContract:

@@ -3,10 +3,9 @@ adapters: in memory and on a real Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,7 @@ from shared.adapters.redis import RedisBacklog, RedisStateStore, RedisVersions
 from shared.ports import Followed, LogTrimmed, OnItsWay, Snapshot, StateStore, Versions, Way
 from shared.redis_client import connect
 from shared.streams import Streams
-
-#: one loop for the module (the Redis adapter's connections belong to it), whatever other
-#: modules did to the thread's current loop (asyncio.run leaves none)
-LOOP = asyncio.new_event_loop()
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
+from tests.contract.aio import run
 
 
 def _after(position: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +16,7 @@ from shared.adapters.redis import redis_ports
 from shared.ports import UpdateLog
 from shared.redis_client import connect
 from shared.streams import Streams
-
-#: one loop for the module (the Redis adapter's connections belong to it)
-LOOP = asyncio.new_event_loop()
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
+from tests.contract.aio import run
 
 
 class UpdateLogContract:

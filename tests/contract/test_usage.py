@@ -5,9 +5,7 @@ the metrics near Redis's limit.)"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -17,14 +15,9 @@ from shared.adapters.redis import RedisUsage
 from shared.ports import Usage
 from shared.redis_client import connect
 from shared.streams import Streams
+from tests.contract.aio import run
 
-#: one loop for the module (the Redis adapter's connections belong to it)
-LOOP = asyncio.new_event_loop()
 BIG = b"x" * 1_000_000
-
-
-def run(coro: Awaitable[Any]) -> Any:
-    return LOOP.run_until_complete(coro)
 
 
 class UsageContract:
